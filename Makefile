@@ -1,0 +1,43 @@
+# Parity's everyday commands. `make help` lists them.
+GO      ?= go
+PKGS    ?= ./...
+BENCH   ?= .
+
+.PHONY: help demo test test-short bench fuzz fmt lint tidy-check build
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+demo: ## run the whole system (embedded NATS, verifiers, dashboard) with demo traffic
+	@echo "Parity demo: dashboard at http://127.0.0.1:8080 (Ctrl-C to stop)"
+	$(GO) run ./cmd/collector --demo --addr 127.0.0.1:8080
+
+test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short: ## the fast unit tests only
+	$(GO) test -count=1 -short $(PKGS)
+
+build: ## build the binaries into bin/
+	$(GO) build -o bin/ ./cmd/...
+
+bench: ## run the benchmarks and print each figure as a ratio against its reference
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m ./pkg/... | tee bench.txt
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
+	$(GO) run ./tools/benchratio bench.txt
+
+fuzz: ## fuzz the envelope decoder and the differ for 30s each
+	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./pkg/envelope/
+	$(GO) test -run='^$$' -fuzz=FuzzValues -fuzztime=30s ./pkg/diff/
+
+fmt: ## format the code
+	gofmt -w .
+
+lint: tidy-check ## gofmt, go vet and a tidy go.mod
+	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+tidy-check: ## fail when go mod tidy would change go.mod or go.sum
+	@cp go.mod /tmp/parity.go.mod && cp go.sum /tmp/parity.go.sum
+	@$(GO) mod tidy
+	@diff -q go.mod /tmp/parity.go.mod >/dev/null && diff -q go.sum /tmp/parity.go.sum >/dev/null || { echo "go mod tidy changes go.mod/go.sum"; cp /tmp/parity.go.mod go.mod; cp /tmp/parity.go.sum go.sum; exit 1; }

@@ -1,0 +1,79 @@
+// Command collector serves Parity's dashboard, JSON API and HTTP ingest. With
+// no --nats-url it also runs an embedded NATS server and verifier workers, so
+// one process is the whole system; --demo adds synthetic traffic.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/internal/collector"
+)
+
+func main() {
+	opts, err := parse(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := collector.Run(ctx, opts); err != nil {
+		opts.Logger.Error("collector stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// flags declares the collector's flags; the deployments test reads it.
+func flags() (*cli.FlagSet, *collector.Options, func() error) {
+	fs := cli.New("collector")
+	o := &collector.Options{}
+	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.DatabaseURL, "database-url", cli.DefaultDatabaseURL, "PostgreSQL URL; the database is created if missing")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL; empty runs an embedded NATS server with JetStream")
+	nats := cli.NATSFlags(fs)
+	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", "127.0.0.1:4223", "listen address of the embedded NATS server (port -1: any free port)")
+	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")
+	fs.IntVar(&o.Workers, "workers", 0, "in-process verifier workers (0: 2 with embedded NATS, none with --nats-url; -1: none)")
+	tokens := fs.String("ingest-token", "", "comma-separated bearer tokens accepted by POST /api/v1/pairs (each at least 16 characters)")
+	vf := cli.VerifierFlags(fs, &o.Verifier)
+	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
+	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
+	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	for name, env := range map[string]string{
+		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
+		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
+		"ingest-token": "PARITY_INGEST_TOKENS", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
+		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
+	} {
+		fs.Env(name, env)
+	}
+	finish := func() error {
+		var err error
+		if o.Logger, err = cli.Logger(*level); err != nil {
+			return fmt.Errorf("collector: --log-level: %w", err)
+		}
+		o.IngestTokens = cli.List(*tokens)
+		if !*demo {
+			o.DemoRate = 0
+		}
+		if o.NATSOptions, err = nats(); err != nil {
+			return fmt.Errorf("collector: %w", err)
+		}
+		return vf()
+	}
+	return fs, o, finish
+}
+
+func parse(args []string) (collector.Options, error) {
+	fs, o, finish := flags()
+	if err := fs.Parse(args); err != nil {
+		return collector.Options{}, err
+	}
+	return *o, finish()
+}

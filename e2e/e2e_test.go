@@ -1,0 +1,351 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/publish"
+)
+
+// segment is one of the test's four segments with its known divergence: pair
+// number k of the segment diverges when k%every == 0 (every 0: never).
+type segment struct {
+	country, plan string
+	every         int
+}
+
+var segments = []segment{
+	{"IN", "pro", 10},  // 10%
+	{"US", "free", 0},  // 0%
+	{"DE", "pro", 100}, // 1%
+	{"BR", "free", 4},  // 25%
+}
+
+// makePair returns pair i: segment i%4, diverging as the segment says.
+func makePair(experiment string, i int, now time.Time) (*envelope.Pair, bool) {
+	s := segments[i%len(segments)]
+	k := i / len(segments)
+	control := fmt.Sprintf(`{"id":%d,"items":[{"sku":"a","price":100},{"sku":"b","price":250}],"status":"paid"}`, i)
+	candidate := control
+	divergent := s.every > 0 && k%s.every == 0
+	if divergent {
+		candidate = strings.Replace(control, `"price":250`, `"price":249`, 1)
+	}
+	return &envelope.Pair{
+		ID: fmt.Sprintf("%s-%d", experiment, i), Experiment: experiment, Operation: "GetOrder",
+		Kind: envelope.KindRead, Time: now, Stage: envelope.StageShadow,
+		User: envelope.User{Key: fmt.Sprintf("user-%d", i), Attrs: map[string]string{"country": s.country, "plan": s.plan}},
+		Control:   envelope.Observation{Value: json.RawMessage(control), DurationNS: 1000},
+		Candidate: envelope.Observation{Value: json.RawMessage(candidate), DurationNS: 900},
+	}, divergent
+}
+
+type counts struct{ pairs, divergent int64 }
+
+// startSystem runs the collector over an embedded JetStream server and a fresh
+// database, with two in-process verifier workers on their own connections.
+func startSystem(t *testing.T, ingestToken string) (*collector.App, *nats.Conn) {
+	t.Helper()
+	ns := testutil.RunJetStream(t)
+	ctx := context.Background()
+	app, err := collector.Start(ctx, collector.Options{
+		Addr:         "127.0.0.1:0",
+		DatabaseURL:  testutil.FreshDatabase(t),
+		NATSURL:      ns.ClientURL(),
+		Workers:      2,
+		IngestTokens: []string{ingestToken},
+		Verifier:     verifier.Options{FlushInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatalf("start collector: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := app.Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	return app, testutil.Connect(t, ns)
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusOK && v != nil {
+		if err := json.Unmarshal(body, v); err != nil {
+			t.Fatalf("GET %s: decode %s: %v", url, body, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type segmentsResponse struct {
+	Segments []struct {
+		Segment    string `json:"segment"`
+		Divergence struct {
+			Pairs     int64   `json:"pairs"`
+			Divergent int64   `json:"divergent"`
+			Rate      float64 `json:"rate"`
+			Low       float64 `json:"rate_low"`
+			High      float64 `json:"rate_high"`
+		} `json:"divergence"`
+	} `json:"segments"`
+}
+
+func apiCounts(t *testing.T, app *collector.App, experiment string) map[string]counts {
+	t.Helper()
+	var r segmentsResponse
+	if code := getJSON(t, app.URL()+"/api/v1/experiments/"+experiment+"/segments?window=all", &r); code != http.StatusOK {
+		return nil
+	}
+	got := map[string]counts{}
+	for _, s := range r.Segments {
+		got[s.Segment] = counts{s.Divergence.Pairs, s.Divergence.Divergent}
+	}
+	return got
+}
+
+func sameCounts(got, want map[string]counts) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("segments %v, want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			return fmt.Sprintf("segment %s: %+v, want %+v (all: %v)", k, got[k], w, got)
+		}
+	}
+	return ""
+}
+
+// TestTenThousandPairsCountedExactly is the walking skeleton's acceptance
+// test: 10,000 pairs through the hook, two verifiers, exact counts per
+// segment through the API, nothing lost and nothing counted twice.
+func TestTenThousandPairsCountedExactly(t *testing.T) {
+	const n = 10_000
+	const experiment = "e2e-orders"
+	app, nc := startSystem(t, "ingest-token-0123456789")
+
+	pub, err := publish.New(nc, publish.Options{QueueSize: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]counts{}
+	now := time.Now().UTC()
+	for i := range n {
+		p, divergent := makePair(experiment, i, now)
+		key := "country=" + p.User.Attrs["country"] + ",plan=" + p.User.Attrs["plan"]
+		c := want[key]
+		c.pairs++
+		if divergent {
+			c.divergent++
+		}
+		want[key] = c
+		if !pub.Publish(p) {
+			t.Fatalf("pair %d dropped", i)
+		}
+	}
+	// The same pair id again: JetStream's duplicate window drops it.
+	dup, _ := makePair(experiment, 0, now)
+	pub.Publish(dup)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := pub.Close(ctx); err != nil {
+		t.Fatalf("close publisher: %v", err)
+	}
+	if st := pub.Stats(); st.Published != n+1 || st.Dropped != 0 || st.Failed != 0 {
+		t.Fatalf("publisher stats %+v, want %d published and none dropped or failed", st, n+1)
+	}
+
+	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
+
+	// Every message is acknowledged, so nothing can be counted again later.
+	testutil.Eventually(t, 10*time.Second, func() string {
+		var judged, dups uint64
+		for _, w := range app.Workers() {
+			judged += w.Stats().Judged
+			dups += w.Stats().Duplicates
+		}
+		if judged != n {
+			return fmt.Sprintf("workers judged %d pairs, want %d", judged, n)
+		}
+		return ""
+	})
+	if msg := sameCounts(apiCounts(t, app, experiment), want); msg != "" {
+		t.Fatal(msg)
+	}
+	// Both workers took part.
+	for i, w := range app.Workers() {
+		if w.Stats().Judged == 0 {
+			t.Errorf("worker %d judged nothing; the durable consumer should spread pairs", i)
+		}
+	}
+
+	// The dashboard shows the same numbers.
+	resp, err := http.Get(app.URL() + "/experiments/" + experiment + "?window=all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dashboard: %d %s", resp.StatusCode, page)
+	}
+	for seg, c := range want {
+		row := fmt.Sprintf(`data-segment="%s"`, seg)
+		if !strings.Contains(string(page), row) {
+			t.Errorf("dashboard lacks segment %s", seg)
+		}
+		if !strings.Contains(string(page), fmt.Sprintf(`data-col="pairs">%d<`, c.pairs)) {
+			t.Errorf("dashboard lacks pair count %d of %s", c.pairs, seg)
+		}
+	}
+}
+
+// TestBadEnvelopesAreDeadLettered publishes envelopes a worker cannot use
+// between good ones: each bad one is set aside with its reason, the good ones
+// are all counted, and no worker stops.
+func TestBadEnvelopesAreDeadLettered(t *testing.T) {
+	const experiment = "e2e-bad"
+	app, nc := startSystem(t, "ingest-token-0123456789")
+	bad := map[string]string{
+		"not json":        `{"version":1,`,
+		"wrong version":   `{"version":2}`,
+		"missing version": `{"id":"x"}`,
+		"invalid utf-8":   "{\"version\":1,\"id\":\"\xff\"}",
+		"wrong type":      `{"version":1,"id":7}`,
+		"unknown kind":    `{"version":1,"id":"k1","experiment":"e2e-bad","operation":"Op","kind":"delete","time":"2026-01-01T00:00:00Z","stage":"shadow","user":{"key":"u"},"control":{"duration_ns":1},"candidate":{"duration_ns":1}}`,
+		"deep nesting":    `{"version":1,"control":{"value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`,
+	}
+	now := time.Now().UTC()
+	good := 0
+	for reason, body := range bad {
+		if err := nc.Publish(envelope.Subject(experiment, "Op"), []byte(body)); err != nil {
+			t.Fatalf("%s: %v", reason, err)
+		}
+		p, _ := makePair(experiment, good, now)
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Publish(p.Subject(), b); err != nil {
+			t.Fatal(err)
+		}
+		good++
+	}
+	// A valid envelope on another experiment's subject is refused too.
+	p, _ := makePair("other-experiment", 99, now)
+	b, _ := envelope.Marshal(p)
+	if err := nc.Publish(envelope.Subject(experiment, "GetOrder"), b); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	testutil.Eventually(t, 30*time.Second, func() string {
+		var total int64
+		for _, c := range apiCounts(t, app, experiment) {
+			total += c.pairs
+		}
+		if total != int64(good) {
+			return fmt.Sprintf("%d good pairs counted, want %d", total, good)
+		}
+		return ""
+	})
+	var dl struct {
+		Total       int64 `json:"total"`
+		DeadLetters []struct {
+			Reason string `json:"reason"`
+		} `json:"dead_letters"`
+	}
+	testutil.Eventually(t, 30*time.Second, func() string {
+		getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
+		if dl.Total != int64(len(bad)+1) {
+			return fmt.Sprintf("%d dead letters, want %d", dl.Total, len(bad)+1)
+		}
+		return ""
+	})
+	for _, d := range dl.DeadLetters {
+		if !strings.Contains(d.Reason, "envelope") && !strings.Contains(d.Reason, "subject") {
+			t.Errorf("dead letter reason %q does not say what was wrong", d.Reason)
+		}
+	}
+}
+
+// TestIngestOverHTTP publishes pairs through POST /api/v1/pairs as a program
+// in another language would, with per-item answers.
+func TestIngestOverHTTP(t *testing.T) {
+	const experiment = "e2e-http"
+	const token = "ingest-token-0123456789"
+	app, _ := startSystem(t, token)
+	now := time.Now().UTC()
+	var lines []string
+	for i := range 3 {
+		p, _ := makePair(experiment, i, now)
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, string(b))
+	}
+	lines = append(lines, `{"version":1,"id":"bad","experiment":"e2e-http"}`)
+	body := strings.Join(lines, "\n")
+
+	post := func(auth string) (*http.Response, collector.IngestResponse) {
+		req, _ := http.NewRequest(http.MethodPost, app.URL()+"/api/v1/pairs", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r collector.IngestResponse
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return resp, r
+	}
+	if resp, _ := post(""); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("no token: status %d, want 401", resp.StatusCode)
+	}
+	if resp, _ := post("Bearer wrong-token-0123456789"); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("wrong token: status %d, want 401", resp.StatusCode)
+	}
+	resp, r := post("Bearer " + token)
+	if resp.StatusCode != http.StatusOK || r.Accepted != 3 || r.Rejected != 1 || r.Failed != 0 {
+		t.Fatalf("ingest: status %d, %+v; want 200 with 3 accepted and 1 rejected", resp.StatusCode, r)
+	}
+	if it := r.Items[3]; it.Status != "rejected" || !strings.Contains(it.Error, "field") {
+		t.Errorf("bad item answer %+v does not name the problem", it)
+	}
+	testutil.Eventually(t, 30*time.Second, func() string {
+		var total int64
+		for _, c := range apiCounts(t, app, experiment) {
+			total += c.pairs
+		}
+		if total != 3 {
+			return fmt.Sprintf("%d pairs counted, want 3", total)
+		}
+		return ""
+	})
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parityhq/parity/internal/verifier"
+)
+
+// NATSFlags registers the NATS security flags (credentials file, TLS) and
+// returns a function that turns them into client options.
+func NATSFlags(fs *FlagSet) func() ([]nats.Option, error) {
+	creds := fs.String("nats-creds", "", "NATS credentials file (JWT + NKey seed)")
+	ca := fs.String("nats-tls-ca", "", "CA certificate file to verify the NATS server with")
+	cert := fs.String("nats-tls-cert", "", "client certificate file for NATS mutual TLS")
+	key := fs.String("nats-tls-key", "", "client key file for NATS mutual TLS")
+	fs.Env("nats-creds", "NATS_CREDS")
+	fs.Env("nats-tls-ca", "NATS_TLS_CA")
+	fs.Env("nats-tls-cert", "NATS_TLS_CERT")
+	fs.Env("nats-tls-key", "NATS_TLS_KEY")
+	return func() ([]nats.Option, error) {
+		var opts []nats.Option
+		if *creds != "" {
+			if _, err := os.Stat(*creds); err != nil {
+				return nil, fmt.Errorf("--nats-creds: %w", err)
+			}
+			opts = append(opts, nats.UserCredentials(*creds))
+		}
+		if *ca != "" {
+			opts = append(opts, nats.RootCAs(*ca))
+		}
+		if (*cert == "") != (*key == "") {
+			return nil, fmt.Errorf("--nats-tls-cert and --nats-tls-key go together")
+		}
+		if *cert != "" {
+			opts = append(opts, nats.ClientCert(*cert, *key))
+		}
+		return opts, nil
+	}
+}
+
+// VerifierFlags registers the verifier's flags into o and returns a function
+// that finishes them (lists, validation) after parsing.
+func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
+	attrs := fs.String("segment-attrs", "country,plan", "comma-separated user attributes a segment is made of")
+	fs.DurationVar(&o.FlushInterval, "flush-interval", 500*time.Millisecond, "longest time a judged pair waits before it is written (at most 1s)")
+	fs.IntVar(&o.MaxBatch, "max-batch", 4000, "flush early when this many messages wait")
+	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 20000, "unacknowledged messages allowed across all verifiers")
+	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", 1<<30, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
+	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", 24*time.Hour, "how long an unconsumed pair is kept")
+	fs.IntVar(&o.Stream.Replicas, "stream-replicas", 1, "pair stream replicas (1, 3 or 5)")
+	for name, env := range map[string]string{
+		"segment-attrs": "PARITY_SEGMENT_ATTRS", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
+		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
+		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
+	} {
+		fs.Env(name, env)
+	}
+	return func() error {
+		o.SegmentAttrs = List(*attrs)
+		if o.SegmentAttrs == nil {
+			o.SegmentAttrs = []string{}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,521 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/web"
+)
+
+// Reader is what the dashboard and the API read. *store.Store satisfies it.
+type Reader interface {
+	Experiments(ctx context.Context) ([]store.Experiment, error)
+	Operations(ctx context.Context, experiment string) ([]string, error)
+	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
+	Samples(ctx context.Context, experiment string, q store.SampleQuery) ([]store.Sample, error)
+	Sample(ctx context.Context, id int64) (store.Sample, error)
+	DeadLetters(ctx context.Context, limit int) ([]store.DeadLetter, error)
+	DeadLetterCount(ctx context.Context) (int64, error)
+	Ping(ctx context.Context) error
+}
+
+type handlers struct {
+	db     Reader
+	ingest *ingester // nil: ingest not available
+	log    *slog.Logger
+}
+
+// windows are the choices the dashboard offers; the API takes any duration.
+var windows = []string{"15m", "1h", "6h", "24h", "7d", "30d", "all"}
+
+// maxWindow bounds the window parameter.
+const maxWindow = 90 * 24 * time.Hour
+
+// newEcho builds the HTTP handler.
+func newEcho(s *handlers) (*echo.Echo, error) {
+	funcs := template.FuncMap{
+		"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
+		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ago": ago,
+	}
+	tpl, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("collector: templates: %w", err)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.Renderer = renderer{tpl}
+	e.HTTPErrorHandler = errorHandler(e)
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
+		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+			// The path only: query strings may carry user keys or segment values.
+			s.log.Info("collector: request", "method", v.Method, "path", v.URIPath, "status", v.Status,
+				"latency", v.Latency, "request_id", v.RequestID, "err", v.Error)
+			return nil
+		},
+	}))
+	e.Use(middleware.Recover())
+	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
+		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
+		ContentSecurityPolicy: "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+		ReferrerPolicy:        "same-origin",
+	}))
+
+	e.StaticFS("/static", echo.MustSubFS(web.FS, "static"))
+	e.GET("/", s.overviewPage)
+	e.GET("/experiments/:name", s.experimentPage)
+	e.GET("/samples/:id", s.samplePage)
+	e.GET("/dead-letters", s.deadLettersPage)
+	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
+	e.GET("/readyz", s.ready)
+
+	api := e.Group("/api/v1")
+	api.GET("/experiments", s.apiExperiments)
+	api.GET("/experiments/:name/segments", s.apiSegments)
+	api.GET("/experiments/:name/samples", s.apiSamples)
+	api.GET("/samples/:id", s.apiSample)
+	api.GET("/dead-letters", s.apiDeadLetters)
+	if s.ingest != nil {
+		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)), s.ingest.auth)
+	}
+	return e, nil
+}
+
+type renderer struct{ t *template.Template }
+
+func (r renderer) Render(w io.Writer, name string, data any, _ echo.Context) error {
+	return r.t.ExecuteTemplate(w, name, data)
+}
+
+// errorHandler answers API paths with JSON {"error": ...} and pages with text.
+func errorHandler(e *echo.Echo) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		if c.Response().Committed {
+			return
+		}
+		code, msg := http.StatusInternalServerError, "internal error"
+		var he *echo.HTTPError
+		if errors.As(err, &he) {
+			code = he.Code
+			msg = fmt.Sprint(he.Message)
+		}
+		if code == http.StatusInternalServerError {
+			c.Logger().Error(err)
+		}
+		_ = c.JSON(code, map[string]string{"error": msg})
+	}
+}
+
+func (s *handlers) ready(c echo.Context) error {
+	if err := s.db.Ping(c.Request().Context()); err != nil {
+		return c.String(http.StatusServiceUnavailable, "store unreachable\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
+
+// --- parameters -----------------------------------------------------------
+
+func badParam(name, problem string) error {
+	return echo.NewHTTPError(http.StatusBadRequest, "parameter "+name+": "+problem)
+}
+
+// windowParam parses ?window=: a duration such as 15m, 24h or 7d, or "all".
+// Empty means def.
+func windowParam(c echo.Context, def string) (string, time.Time, error) {
+	w := c.QueryParam("window")
+	if w == "" {
+		w = def
+	}
+	if w == "all" {
+		return w, time.Time{}, nil
+	}
+	d, err := parseWindow(w)
+	if err != nil {
+		return "", time.Time{}, badParam("window", err.Error())
+	}
+	return w, time.Now().Add(-d), nil
+}
+
+func parseWindow(w string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := cutSuffix(w, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(w); err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
+		}
+	}
+	if d < time.Minute || d > maxWindow {
+		return 0, fmt.Errorf("%q must be between 1m and 90d", w)
+	}
+	return d, nil
+}
+
+func cutSuffix(s, suffix string) (string, bool) {
+	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
+		return s[:len(s)-len(suffix)], true
+	}
+	return s, false
+}
+
+func limitParam(c echo.Context, def, max int) (int, error) {
+	v := c.QueryParam("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, badParam("limit", fmt.Sprintf("%q must be a whole number from 1 to %d", v, max))
+	}
+	return n, nil
+}
+
+func nameParam(c echo.Context, param string) (string, error) {
+	v := c.Param(param)
+	if !validName(v) {
+		return "", badParam(param, fmt.Sprintf("%q is not a valid name", v))
+	}
+	return v, nil
+}
+
+func optionalName(c echo.Context, param string) (string, error) {
+	v := c.QueryParam(param)
+	if v != "" && !validName(v) {
+		return "", badParam(param, fmt.Sprintf("%q is not a valid name", v))
+	}
+	return v, nil
+}
+
+func validName(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func idParam(c echo.Context) (int64, error) {
+	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || id < 1 {
+		return 0, badParam("id", fmt.Sprintf("%q is not a sample id", c.Param("id")))
+	}
+	return id, nil
+}
+
+func notFoundOr(err error, what string) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return echo.NewHTTPError(http.StatusNotFound, what+" not found")
+	}
+	return err
+}
+
+// --- views ----------------------------------------------------------------
+
+// ExperimentView is one experiment in the overview and the API.
+type ExperimentView struct {
+	Name      string      `json:"name"`
+	Stage     string      `json:"stage"`
+	Rate      report.Rate `json:"divergence"`
+	FirstSeen time.Time   `json:"first_seen"`
+	LastSeen  time.Time   `json:"last_seen"`
+}
+
+// SegmentView is one row of the segment table.
+type SegmentView struct {
+	Segment         string            `json:"segment"`
+	Attrs           map[string]string `json:"attrs"`
+	Rate            report.Rate       `json:"divergence"`
+	ControlErrors   int64             `json:"control_errors"`
+	CandidateErrors int64             `json:"candidate_errors"`
+	Skipped         int64             `json:"skipped_writes"`
+	Timeouts        int64             `json:"candidate_timeouts"`
+	LastSeen        time.Time         `json:"last_seen"`
+}
+
+// SegmentsView is the segment table of one experiment.
+type SegmentsView struct {
+	Experiment string        `json:"experiment"`
+	Window     string        `json:"window"`
+	Operation  string        `json:"operation,omitempty"`
+	Total      report.Rate   `json:"total"`
+	Segments   []SegmentView `json:"segments"`
+}
+
+func (s *handlers) experiments(ctx context.Context) ([]ExperimentView, error) {
+	exps, err := s.db.Experiments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ExperimentView, 0, len(exps))
+	for _, e := range exps {
+		out = append(out, ExperimentView{Name: e.Name, Stage: e.Stage, Rate: report.NewRate(e.Divergent, e.Pairs), FirstSeen: e.FirstSeen, LastSeen: e.LastSeen})
+	}
+	return out, nil
+}
+
+func (s *handlers) segments(c echo.Context, defWindow string) (SegmentsView, error) {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return SegmentsView{}, err
+	}
+	window, since, err := windowParam(c, defWindow)
+	if err != nil {
+		return SegmentsView{}, err
+	}
+	op, err := optionalName(c, "operation")
+	if err != nil {
+		return SegmentsView{}, err
+	}
+	rows, err := s.db.Segments(c.Request().Context(), name, store.SegmentQuery{Since: since, Operation: op})
+	if err != nil {
+		return SegmentsView{}, notFoundOr(err, "experiment "+name)
+	}
+	v := SegmentsView{Experiment: name, Window: window, Operation: op, Segments: make([]SegmentView, 0, len(rows))}
+	var pairs, div int64
+	for _, r := range rows {
+		pairs += r.Pairs
+		div += r.Divergent
+		v.Segments = append(v.Segments, SegmentView{
+			Segment: r.Segment, Attrs: r.Attrs, Rate: report.NewRate(r.Divergent, r.Pairs),
+			ControlErrors: r.ControlErrors, CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts, LastSeen: r.LastSeen,
+		})
+	}
+	v.Total = report.NewRate(div, pairs)
+	return v, nil
+}
+
+// --- API ------------------------------------------------------------------
+
+func (s *handlers) apiExperiments(c echo.Context) error {
+	v, err := s.experiments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"experiments": v})
+}
+
+func (s *handlers) apiSegments(c echo.Context) error {
+	v, err := s.segments(c, "24h")
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// SampleView is a divergence sample in the API.
+type SampleView struct {
+	ID         int64           `json:"id"`
+	PairID     string          `json:"pair_id"`
+	Experiment string          `json:"experiment"`
+	Operation  string          `json:"operation"`
+	Segment    string          `json:"segment"`
+	Kind       string          `json:"kind"`
+	Stage      string          `json:"stage"`
+	UserKey    string          `json:"user_key"`
+	Time       time.Time       `json:"time"`
+	Paths      []string        `json:"paths"`
+	Control    json.RawMessage `json:"control"`
+	Candidate  json.RawMessage `json:"candidate"`
+}
+
+func sampleView(x store.Sample) SampleView {
+	return SampleView{ID: x.ID, PairID: x.PairID, Experiment: x.Experiment, Operation: x.Operation, Segment: x.Segment,
+		Kind: x.Kind, Stage: x.Stage, UserKey: x.UserKey, Time: x.Time, Paths: x.Paths, Control: x.Control, Candidate: x.Candidate}
+}
+
+func (s *handlers) sampleQuery(c echo.Context) (string, store.SampleQuery, error) {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return "", store.SampleQuery{}, err
+	}
+	op, err := optionalName(c, "operation")
+	if err != nil {
+		return "", store.SampleQuery{}, err
+	}
+	limit, err := limitParam(c, 20, 500)
+	if err != nil {
+		return "", store.SampleQuery{}, err
+	}
+	seg := c.QueryParam("segment")
+	if len(seg) > 512 {
+		return "", store.SampleQuery{}, badParam("segment", "longer than 512 bytes")
+	}
+	return name, store.SampleQuery{Segment: seg, Operation: op, Limit: limit}, nil
+}
+
+func (s *handlers) apiSamples(c echo.Context) error {
+	name, q, err := s.sampleQuery(c)
+	if err != nil {
+		return err
+	}
+	xs, err := s.db.Samples(c.Request().Context(), name, q)
+	if err != nil {
+		return notFoundOr(err, "experiment "+name)
+	}
+	out := make([]SampleView, 0, len(xs))
+	for _, x := range xs {
+		out = append(out, sampleView(x))
+	}
+	return c.JSON(http.StatusOK, map[string]any{"experiment": name, "samples": out})
+}
+
+func (s *handlers) apiSample(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	x, err := s.db.Sample(c.Request().Context(), id)
+	if err != nil {
+		return notFoundOr(err, "sample "+strconv.FormatInt(id, 10))
+	}
+	return c.JSON(http.StatusOK, sampleView(x))
+}
+
+// DeadLetterView is a dead letter in the API; Data is the start of the
+// rejected bytes as text.
+type DeadLetterView struct {
+	ID      int64     `json:"id"`
+	Source  string    `json:"source"`
+	Subject string    `json:"subject"`
+	Reason  string    `json:"reason"`
+	Size    int       `json:"size"`
+	At      time.Time `json:"at"`
+}
+
+func (s *handlers) apiDeadLetters(c echo.Context) error {
+	limit, err := limitParam(c, 100, 1000)
+	if err != nil {
+		return err
+	}
+	ds, err := s.db.DeadLetters(c.Request().Context(), limit)
+	if err != nil {
+		return err
+	}
+	n, err := s.db.DeadLetterCount(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	out := make([]DeadLetterView, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, DeadLetterView{ID: d.ID, Source: d.Source, Subject: d.Subject, Reason: d.Reason, Size: d.Size, At: d.At})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"total": n, "dead_letters": out})
+}
+
+// --- pages ----------------------------------------------------------------
+
+func (s *handlers) overviewPage(c echo.Context) error {
+	v, err := s.experiments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": v})
+}
+
+func (s *handlers) experimentPage(c echo.Context) error {
+	v, err := s.segments(c, "24h")
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ops, err := s.db.Operations(ctx, v.Experiment)
+	if err != nil {
+		return notFoundOr(err, "experiment "+v.Experiment)
+	}
+	_, q, err := s.sampleQuery(c)
+	if err != nil {
+		return err
+	}
+	samples, err := s.db.Samples(ctx, v.Experiment, q)
+	if err != nil {
+		return err
+	}
+	return c.Render(http.StatusOK, "experiment.html", map[string]any{
+		"Title": v.Experiment, "Name": v.Experiment, "Window": v.Window, "Windows": windows,
+		"Operation": v.Operation, "Operations": ops, "Segments": v.Segments, "Total": v.Total,
+		"Segment": q.Segment, "Samples": samples,
+	})
+}
+
+func (s *handlers) samplePage(c echo.Context) error {
+	id, err := idParam(c)
+	if err != nil {
+		return err
+	}
+	x, err := s.db.Sample(c.Request().Context(), id)
+	if err != nil {
+		return notFoundOr(err, "sample "+strconv.FormatInt(id, 10))
+	}
+	return c.Render(http.StatusOK, "sample.html", map[string]any{
+		"Title": "Sample " + strconv.FormatInt(id, 10), "Sample": x,
+		"Control": indent(x.Control), "Candidate": indent(x.Candidate),
+	})
+}
+
+func (s *handlers) deadLettersPage(c echo.Context) error {
+	ctx := c.Request().Context()
+	ds, err := s.db.DeadLetters(ctx, 100)
+	if err != nil {
+		return err
+	}
+	n, err := s.db.DeadLetterCount(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Render(http.StatusOK, "deadletters.html", map[string]any{"Title": "Dead letters", "DeadLetters": ds, "Count": n})
+}
+
+func indent(raw json.RawMessage) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return string(raw)
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return string(raw)
+	}
+	return string(b)
+}
+
+func ago(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	d := time.Since(t).Round(time.Second)
+	switch {
+	case d < 0:
+		return "just now"
+	case d < time.Minute:
+		return strconv.Itoa(int(d.Seconds())) + "s ago"
+	case d < time.Hour:
+		return strconv.Itoa(int(d.Minutes())) + "m ago"
+	case d < 48*time.Hour:
+		return strconv.Itoa(int(d.Hours())) + "h ago"
+	}
+	return t.UTC().Format("2006-01-02 15:04")
+}

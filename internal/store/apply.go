@@ -1,0 +1,602 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Apply writes b in one transaction: it registers b's experiments, admits new
+// segments under the segment cap (folding the rest into [OtherSegment]), adds
+// b's counts to the stored ones, inserts b's samples and trims each touched
+// (experiment, operation, segment) to the newest [Options.SamplesPerKey],
+// inserts b's dead letters (Data cut to [MaxDeadLetterBytes]) and records
+// b.Seqs under b.Stream. Either all of it is written or none of it.
+//
+// When an earlier batch already recorded some of b.Seqs under b.Stream, Apply
+// writes nothing. If it recorded all of them, every message of b is counted
+// already (typically b itself committed but the reply was lost, and this is a
+// retry), and Apply returns nil. If it recorded only some, Apply returns an
+// error wrapping [ErrAlreadyApplied]: retrying b cannot succeed; ask
+// [Store.Applied] which messages to drop and build a new batch from the rest.
+//
+// Apply does not modify b. Counts and samples may repeat a key; Apply sums
+// them. New segments are admitted in the order they first appear in b.Counts,
+// then b.Samples.
+func (s *Store) Apply(ctx context.Context, b *Batch) error {
+	if b == nil {
+		return nil
+	}
+	p, err := prepare(b)
+	if err != nil {
+		return err
+	}
+	if p.empty() {
+		return nil
+	}
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return p.write(ctx, tx, s.opts) })
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23P01" && pgErr.ConstraintName == "applied_batches_no_overlap" {
+		return s.alreadyApplied(ctx, b, err)
+	}
+	if err != nil {
+		return fmt.Errorf("store: apply: %w", err)
+	}
+	return nil
+}
+
+// alreadyApplied explains a batch refused because an earlier batch recorded
+// some of its sequences. The earlier batch has committed (the exclusion
+// constraint waits for it), so Applied sees it. When every sequence is
+// already recorded, every message of b was counted already (most likely b
+// itself committed and only the reply was lost): writing nothing is the
+// correct outcome, and Apply reports success so a retry loop ends.
+func (s *Store) alreadyApplied(ctx context.Context, b *Batch, cause error) error {
+	done, err := s.Applied(ctx, b.Stream, b.Seqs)
+	if err != nil { // undecided: a retry will decide
+		return fmt.Errorf("store: apply: batch overlaps an applied one, and checking how: %w (after %w)", err, cause)
+	}
+	n := 0
+	for _, q := range b.Seqs {
+		if !done[q] {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of the batch's %d (stream %q); drop those messages and apply the rest: %w",
+		ErrAlreadyApplied, len(b.Seqs)-n, len(b.Seqs), b.Stream, cause)
+}
+
+// prepared is a batch cleaned and summarised in Go, before segment folding,
+// which needs the database.
+type prepared struct {
+	exps     []expAgg                  // sorted by name
+	segOrder map[string][]segCandidate // per experiment, in order of first appearance
+	counts   []Count                   // cleaned; segments not yet folded
+	samples  []Sample                  // cleaned; segments not yet folded
+	dead     []DeadLetter              // cleaned and cut
+	stream   string
+	seqLo    []int64 // runs of consecutive sequences, inclusive bounds
+	seqHi    []int64
+}
+
+type expAgg struct {
+	name             string
+	first, last      time.Time
+	stage            string
+	stageAt          time.Time // LastSeen of the count that set stage
+	sampleStageAt    time.Time // Time of the sample that set stage, if no count did
+	pairs, divergent int64
+}
+
+type segCandidate struct {
+	segment string
+	attrs   string // JSON object
+	first   time.Time
+}
+
+func (p *prepared) empty() bool {
+	return len(p.exps) == 0 && len(p.dead) == 0 && len(p.seqLo) == 0
+}
+
+// prepare cleans b's strings, normalises its times and summarises it per
+// experiment. It copies what it changes; b is left alone.
+func prepare(b *Batch) (*prepared, error) {
+	p := &prepared{segOrder: map[string][]segCandidate{}, stream: cleanText(b.Stream)}
+	exps := map[string]*expAgg{}
+	seen := map[[2]string]int{} // (experiment, segment) → index in segOrder[experiment]
+	exp := func(name string, at time.Time) *expAgg {
+		e := exps[name]
+		if e == nil {
+			e = &expAgg{name: name, first: at, last: at}
+			exps[name] = e
+		}
+		if at.Before(e.first) {
+			e.first = at
+		}
+		if at.After(e.last) {
+			e.last = at
+		}
+		return e
+	}
+	candidate := func(experiment, segment, attrs string, at time.Time) {
+		k := [2]string{experiment, segment}
+		if i, ok := seen[k]; ok {
+			c := &p.segOrder[experiment][i]
+			if at.Before(c.first) {
+				c.first = at
+			}
+			if c.attrs == "{}" {
+				c.attrs = attrs
+			}
+			return
+		}
+		seen[k] = len(p.segOrder[experiment])
+		p.segOrder[experiment] = append(p.segOrder[experiment], segCandidate{segment: segment, attrs: attrs, first: at})
+	}
+
+	p.counts = make([]Count, 0, len(b.Counts))
+	for _, c := range b.Counts {
+		c.Experiment = cleanText(c.Experiment)
+		c.Operation = cleanText(c.Operation)
+		c.Segment = cleanText(c.Segment)
+		c.LastStage = cleanText(c.LastStage)
+		c.Minute = c.Minute.Truncate(time.Minute).UTC()
+		if c.LastSeen.IsZero() {
+			c.LastSeen = c.Minute
+		}
+		c.LastSeen = c.LastSeen.UTC()
+		e := exp(c.Experiment, c.Minute)
+		if c.LastSeen.After(e.last) {
+			e.last = c.LastSeen
+		}
+		e.pairs += c.Pairs
+		e.divergent += c.Divergent
+		if c.LastStage != "" && !c.LastSeen.Before(e.stageAt) {
+			e.stage, e.stageAt = c.LastStage, c.LastSeen
+		}
+		candidate(c.Experiment, c.Segment, cleanAttrs(c.Attrs), c.Minute)
+		c.Attrs = nil
+		p.counts = append(p.counts, c)
+	}
+
+	p.samples = make([]Sample, 0, len(b.Samples))
+	now := time.Now().UTC()
+	for _, sm := range b.Samples {
+		sm.PairID = cleanText(sm.PairID)
+		sm.Experiment = cleanText(sm.Experiment)
+		sm.Operation = cleanText(sm.Operation)
+		sm.Segment = cleanText(sm.Segment)
+		sm.Kind = cleanText(sm.Kind)
+		sm.Stage = cleanText(sm.Stage)
+		sm.UserKey = cleanText(sm.UserKey)
+		if sm.Time.IsZero() {
+			sm.Time = now
+		}
+		sm.Time = sm.Time.UTC()
+		if len(sm.Paths) > 0 {
+			paths := make([]string, len(sm.Paths))
+			for i, path := range sm.Paths {
+				paths[i] = cleanText(path)
+			}
+			sm.Paths = paths
+		}
+		e := exp(sm.Experiment, sm.Time)
+		// Counts, when present, decide the stage; otherwise the newest sample.
+		if e.stageAt.IsZero() && sm.Stage != "" && !sm.Time.Before(e.sampleStageAt) {
+			e.stage, e.sampleStageAt = sm.Stage, sm.Time
+		}
+		candidate(sm.Experiment, sm.Segment, "{}", sm.Time)
+		p.samples = append(p.samples, sm)
+	}
+
+	p.dead = make([]DeadLetter, 0, len(b.DeadLetters))
+	for _, d := range b.DeadLetters {
+		d.Source = cleanText(d.Source)
+		d.Subject = cleanText(d.Subject)
+		d.Reason = cleanText(d.Reason)
+		d.Size = max(d.Size, len(d.Data))
+		if len(d.Data) > MaxDeadLetterBytes {
+			d.Data = d.Data[:MaxDeadLetterBytes]
+		}
+		if d.Data == nil {
+			d.Data = []byte{}
+		}
+		if d.At.IsZero() {
+			d.At = now
+		}
+		d.At = d.At.UTC()
+		p.dead = append(p.dead, d)
+	}
+
+	var err error
+	if p.seqLo, p.seqHi, err = seqRuns(b.Seqs); err != nil {
+		return nil, err
+	}
+
+	p.exps = make([]expAgg, 0, len(exps))
+	for _, e := range exps {
+		p.exps = append(p.exps, *e)
+	}
+	slices.SortFunc(p.exps, func(a, b expAgg) int { return cmp.Compare(a.name, b.name) })
+	return p, nil
+}
+
+// maxSeq is the largest stream sequence the store can record: int8range
+// stores [s, s+1), which must not overflow.
+const maxSeq = math.MaxInt64 - 1
+
+// seqRuns sorts and deduplicates seqs and returns them as runs of
+// consecutive sequences, lo[i] through hi[i] inclusive.
+func seqRuns(seqs []uint64) (lo, hi []int64, err error) {
+	if len(seqs) == 0 {
+		return nil, nil, nil
+	}
+	sorted := slices.Clone(seqs)
+	slices.Sort(sorted)
+	if last := sorted[len(sorted)-1]; last > maxSeq {
+		return nil, nil, fmt.Errorf("store: apply: stream sequence %d out of range", last)
+	}
+	for _, s := range sorted {
+		n := len(hi)
+		switch {
+		case n > 0 && int64(s) <= hi[n-1]: // duplicate
+		case n > 0 && int64(s) == hi[n-1]+1:
+			hi[n-1]++
+		default:
+			lo = append(lo, int64(s))
+			hi = append(hi, int64(s))
+		}
+	}
+	return lo, hi, nil
+}
+
+// SQL for Apply. Every statement takes whole columns as arrays, so each is one
+// statement per batch however many rows it writes.
+const (
+	sqlInsertApplied = `
+INSERT INTO applied_batches (stream, seqs)
+SELECT $1, range_agg(int8range(lo, hi, '[]')) FROM unnest($2::int8[], $3::int8[]) AS t(lo, hi)`
+
+	// The upsert locks every experiment row it touches until commit (ON
+	// CONFLICT DO UPDATE locks like SELECT ... FOR NO KEY UPDATE, and a row
+	// being inserted blocks concurrent inserters of the same name), so
+	// segment admission below is serialised per experiment. Rows are taken in
+	// name order, so two batches never deadlock on them.
+	sqlUpsertExperiments = `
+INSERT INTO experiments AS e (name, first_seen, last_seen, last_stage, pairs, divergent)
+SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[])
+ORDER BY 1
+ON CONFLICT (name) DO UPDATE SET
+	first_seen = least(e.first_seen, EXCLUDED.first_seen),
+	last_seen  = greatest(e.last_seen, EXCLUDED.last_seen),
+	last_stage = CASE WHEN EXCLUDED.last_stage <> '' AND EXCLUDED.last_seen >= e.last_seen
+	                  THEN EXCLUDED.last_stage ELSE e.last_stage END,
+	pairs      = e.pairs + EXCLUDED.pairs,
+	divergent  = e.divergent + EXCLUDED.divergent`
+
+	sqlSelectSegments = `SELECT experiment, segment FROM segments WHERE experiment = ANY($1::text[])`
+
+	sqlInsertSegments = `
+INSERT INTO segments (experiment, segment, attrs, first_seen)
+SELECT e, s, a::jsonb, f FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(e, s, a, f)
+ON CONFLICT DO NOTHING`
+
+	sqlUpsertCounts = `
+INSERT INTO pair_counts AS c (experiment, operation, segment, minute,
+	pairs, divergent, control_errors, candidate_errors, skipped, timeouts, last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
+	$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::timestamptz[])
+ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
+	pairs            = c.pairs + EXCLUDED.pairs,
+	divergent        = c.divergent + EXCLUDED.divergent,
+	control_errors   = c.control_errors + EXCLUDED.control_errors,
+	candidate_errors = c.candidate_errors + EXCLUDED.candidate_errors,
+	skipped          = c.skipped + EXCLUDED.skipped,
+	timeouts         = c.timeouts + EXCLUDED.timeouts,
+	last_seen        = greatest(c.last_seen, EXCLUDED.last_seen)`
+
+	// paths travel as one JSON array per sample: unnest cannot take a ragged
+	// two-dimensional array.
+	sqlInsertSamples = `
+INSERT INTO samples (pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths)
+SELECT p, e, o, s, k, st, u, at, c::jsonb, d::jsonb,
+	ARRAY(SELECT x FROM jsonb_array_elements_text(ps::jsonb) WITH ORDINALITY AS j(x, n) ORDER BY n)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+	$8::timestamptz[], $9::text[], $10::text[], $11::text[])
+	WITH ORDINALITY AS t(p, e, o, s, k, st, u, at, c, d, ps, n)
+ORDER BY n`
+
+	sqlTrimSamples = `
+DELETE FROM samples WHERE id IN (
+	SELECT x.id FROM unnest($1::text[], $2::text[], $3::text[]) AS k(e, o, s)
+	CROSS JOIN LATERAL (
+		SELECT id FROM samples
+		WHERE experiment = k.e AND operation = k.o AND segment = k.s
+		ORDER BY at DESC, id DESC OFFSET $4
+	) x)`
+
+	sqlInsertDeadLetters = `
+INSERT INTO dead_letters (source, subject, reason, data, size, at)
+SELECT s, j, r, d, z, a FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::timestamptz[])
+	WITH ORDINALITY AS t(s, j, r, d, z, a, n)
+ORDER BY n`
+)
+
+// write runs in the transaction: two pipelined round trips around the segment
+// decision made in Go.
+func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
+	// Round trip 1: claim the sequences (first, so a racing duplicate fails
+	// before taking any experiment lock), lock the experiments, read their
+	// admitted segments.
+	admitted := map[string]map[string]struct{}{}
+	b1 := &pgx.Batch{}
+	if len(p.seqLo) > 0 {
+		b1.Queue(sqlInsertApplied, p.stream, p.seqLo, p.seqHi)
+	}
+	if len(p.exps) > 0 {
+		n := len(p.exps)
+		names, stages := make([]string, n), make([]string, n)
+		firsts, lasts := make([]time.Time, n), make([]time.Time, n)
+		pairs, divergent := make([]int64, n), make([]int64, n)
+		for i, e := range p.exps {
+			names[i], firsts[i], lasts[i], stages[i], pairs[i], divergent[i] = e.name, e.first, e.last, e.stage, e.pairs, e.divergent
+		}
+		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent)
+		b1.Queue(sqlSelectSegments, names).Query(func(rows pgx.Rows) error {
+			var exp, seg string
+			_, err := pgx.ForEachRow(rows, []any{&exp, &seg}, func() error {
+				if admitted[exp] == nil {
+					admitted[exp] = map[string]struct{}{}
+				}
+				admitted[exp][seg] = struct{}{}
+				return nil
+			})
+			return err
+		})
+	}
+	if b1.Len() > 0 {
+		if err := tx.SendBatch(ctx, b1).Close(); err != nil {
+			return err
+		}
+	}
+
+	// In Go: admit, fold, re-aggregate.
+	b2 := &pgx.Batch{}
+	fold := p.admit(admitted, opts.SegmentCap, b2)
+	p.queueCounts(fold, b2)
+	p.queueSamples(fold, opts.SamplesPerKey, b2)
+	p.queueDeadLetters(b2)
+
+	// Round trip 2: everything else.
+	if b2.Len() == 0 {
+		return nil
+	}
+	return tx.SendBatch(ctx, b2).Close()
+}
+
+// folded maps (experiment, segment) to the segment to write instead, for the
+// segments that fold into OtherSegment.
+type folded map[[2]string]string
+
+func (f folded) segment(experiment, segment string) string {
+	if to, ok := f[[2]string{experiment, segment}]; ok {
+		return to
+	}
+	return segment
+}
+
+// admit decides, for each segment new to its experiment, whether it is
+// admitted (queued for insertion into segments) or folded.
+func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int, b *pgx.Batch) folded {
+	fold := folded{}
+	var exps, segs, attrs []string
+	var firsts []time.Time
+	for _, e := range p.exps {
+		adm := admitted[e.name]
+		n := len(adm)
+		if _, ok := adm[OtherSegment]; ok { // never stored by Apply, but never counted either
+			n--
+		}
+		for _, c := range p.segOrder[e.name] {
+			if _, ok := adm[c.segment]; ok || c.segment == OtherSegment {
+				continue
+			}
+			if n < segmentCap {
+				n++
+				exps, segs, attrs, firsts = append(exps, e.name), append(segs, c.segment), append(attrs, c.attrs), append(firsts, c.first)
+				continue
+			}
+			fold[[2]string{e.name, c.segment}] = OtherSegment
+		}
+	}
+	if len(exps) > 0 {
+		b.Queue(sqlInsertSegments, exps, segs, attrs, firsts)
+	}
+	return fold
+}
+
+type countKey struct {
+	experiment, operation, segment string
+	minute                         int64 // Unix nanoseconds
+}
+
+// queueCounts folds the counts, sums those that now share a key (an upsert
+// must not touch one row twice: SQLSTATE 21000) and queues one upsert.
+func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
+	if len(p.counts) == 0 {
+		return
+	}
+	index := make(map[countKey]int, len(p.counts))
+	rows := make([]Count, 0, len(p.counts))
+	for _, c := range p.counts {
+		c.Segment = fold.segment(c.Experiment, c.Segment)
+		k := countKey{c.Experiment, c.Operation, c.Segment, c.Minute.UnixNano()}
+		i, ok := index[k]
+		if !ok {
+			index[k] = len(rows)
+			rows = append(rows, c)
+			continue
+		}
+		r := &rows[i]
+		r.Pairs += c.Pairs
+		r.Divergent += c.Divergent
+		r.ControlErrors += c.ControlErrors
+		r.CandidateErrors += c.CandidateErrors
+		r.Skipped += c.Skipped
+		r.Timeouts += c.Timeouts
+		if c.LastSeen.After(r.LastSeen) {
+			r.LastSeen = c.LastSeen
+		}
+	}
+	// Key order, so concurrent writers lock rows in the same order.
+	slices.SortFunc(rows, func(a, b Count) int {
+		return cmp.Or(cmp.Compare(a.Experiment, b.Experiment), cmp.Compare(a.Operation, b.Operation),
+			cmp.Compare(a.Segment, b.Segment), a.Minute.Compare(b.Minute))
+	})
+	n := len(rows)
+	var (
+		exps, ops, segs                 = make([]string, n), make([]string, n), make([]string, n)
+		minutes, lastSeen               = make([]time.Time, n), make([]time.Time, n)
+		pairs, divergent, cerr, candErr = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		skipped, timeouts               = make([]int64, n), make([]int64, n)
+	)
+	for i, r := range rows {
+		exps[i], ops[i], segs[i], minutes[i], lastSeen[i] = r.Experiment, r.Operation, r.Segment, r.Minute, r.LastSeen
+		pairs[i], divergent[i], cerr[i], candErr[i] = r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors
+		skipped[i], timeouts[i] = r.Skipped, r.Timeouts
+	}
+	b.Queue(sqlUpsertCounts, exps, ops, segs, minutes, pairs, divergent, cerr, candErr, skipped, timeouts, lastSeen)
+}
+
+type sampleKey struct{ experiment, operation, segment string }
+
+// queueSamples folds the samples, keeps the newest keep per key (older ones
+// would be trimmed at once), and queues their insertion and the trim.
+func (p *prepared) queueSamples(fold folded, keep int, b *pgx.Batch) {
+	if len(p.samples) == 0 {
+		return
+	}
+	groups := map[sampleKey][]Sample{}
+	var keys []sampleKey
+	for _, sm := range p.samples {
+		sm.Segment = fold.segment(sm.Experiment, sm.Segment)
+		k := sampleKey{sm.Experiment, sm.Operation, sm.Segment}
+		if _, ok := groups[k]; !ok {
+			keys = append(keys, k)
+		}
+		groups[k] = append(groups[k], sm)
+	}
+	var rows []Sample
+	for _, k := range keys {
+		g := groups[k]
+		// Newest first; among equal times the later in the batch is newer,
+		// as it would get the larger id.
+		slices.Reverse(g)
+		slices.SortStableFunc(g, func(a, b Sample) int { return b.Time.Compare(a.Time) })
+		rows = append(rows, g[:min(len(g), keep)]...)
+	}
+	// Oldest first, so ids grow with time.
+	slices.Reverse(rows)
+	slices.SortStableFunc(rows, func(a, b Sample) int { return a.Time.Compare(b.Time) })
+
+	n := len(rows)
+	pairIDs, exps, ops, segs, kinds, stages, users := make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	ats := make([]time.Time, n)
+	controls, candidates := make([]*string, n), make([]*string, n)
+	paths := make([]string, n)
+	for i, r := range rows {
+		pairIDs[i], exps[i], ops[i], segs[i], kinds[i], stages[i], users[i] = r.PairID, r.Experiment, r.Operation,
+			r.Segment, r.Kind, r.Stage, r.UserKey
+		ats[i] = r.Time
+		controls[i], candidates[i] = cleanJSON(r.Control), cleanJSON(r.Candidate)
+		paths[i] = "[]"
+		if len(r.Paths) > 0 {
+			js, _ := json.Marshal(r.Paths) // cannot fail for []string
+			paths[i] = string(js)
+		}
+	}
+	b.Queue(sqlInsertSamples, pairIDs, exps, ops, segs, kinds, stages, users, ats, controls, candidates, paths)
+
+	te, to, ts := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		te[i], to[i], ts[i] = k.experiment, k.operation, k.segment
+	}
+	b.Queue(sqlTrimSamples, te, to, ts, keep)
+}
+
+func (p *prepared) queueDeadLetters(b *pgx.Batch) {
+	n := len(p.dead)
+	if n == 0 {
+		return
+	}
+	sources, subjects, reasons := make([]string, n), make([]string, n), make([]string, n)
+	data, sizes, ats := make([][]byte, n), make([]int64, n), make([]time.Time, n)
+	for i, d := range p.dead {
+		sources[i], subjects[i], reasons[i], data[i], sizes[i], ats[i] = d.Source, d.Subject, d.Reason, d.Data, int64(d.Size), d.At
+	}
+	b.Queue(sqlInsertDeadLetters, sources, subjects, reasons, data, sizes, ats)
+}
+
+// Applied reports which of seqs an earlier [Store.Apply] recorded under
+// stream. The map holds exactly the applied sequences, each mapped to true.
+func (s *Store) Applied(ctx context.Context, stream string, seqs []uint64) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	var valid []uint64
+	for _, q := range seqs {
+		if q <= maxSeq {
+			valid = append(valid, q)
+		}
+	}
+	lo, hi, _ := seqRuns(valid)
+	if len(lo) == 0 {
+		return out, nil
+	}
+	// Only the rows whose sequences overlap the question are read, through
+	// the GiST index, and only the overlap comes back, as [lower, upper).
+	rows, err := s.pool.Query(ctx, `
+WITH q AS (SELECT range_agg(int8range(lo, hi, '[]')) AS m FROM unnest($2::int8[], $3::int8[]) AS t(lo, hi))
+SELECT lower(r), upper(r)
+FROM q, applied_batches a, LATERAL unnest(a.seqs * q.m) AS r
+WHERE a.stream = $1 AND a.seqs && q.m`, cleanText(stream), lo, hi)
+	if err != nil {
+		return nil, fmt.Errorf("store: applied: %w", err)
+	}
+	var l, u int64
+	_, err = pgx.ForEachRow(rows, []any{&l, &u}, func() error {
+		for _, q := range valid {
+			if int64(q) >= l && int64(q) < u {
+				out[q] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: applied: %w", err)
+	}
+	return out, nil
+}
+
+// PruneApplied forgets the sequences of batches applied before olderThan and
+// returns how many batches it forgot. A message redelivered after its batch
+// is forgotten would be counted again, so olderThan must lie well beyond the
+// longest redelivery window (the consumer's AckWait times MaxDeliver, plus
+// any backoff).
+func (s *Store) PruneApplied(ctx context.Context, olderThan time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM applied_batches WHERE applied_at < $1`, olderThan)
+	if err != nil {
+		return 0, fmt.Errorf("store: prune applied: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

@@ -1,0 +1,242 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultLimit is how many samples or dead letters a query returns when its
+// limit is 0.
+const DefaultLimit = 50
+
+// Experiments returns every experiment, ordered by name, with its all-time
+// totals.
+func (s *Store) Experiments(ctx context.Context) ([]Experiment, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT name, pairs, divergent, last_stage, first_seen, last_seen FROM experiments ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("store: experiments: %w", err)
+	}
+	var e Experiment
+	out := []Experiment{}
+	_, err = pgx.ForEachRow(rows, []any{&e.Name, &e.Pairs, &e.Divergent, &e.Stage, &e.FirstSeen, &e.LastSeen}, func() error {
+		e.FirstSeen, e.LastSeen = e.FirstSeen.UTC(), e.LastSeen.UTC()
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: experiments: %w", err)
+	}
+	return out, nil
+}
+
+// Operations returns the operations experiment has counts for, sorted. It
+// returns an error wrapping [ErrNotFound] for an unknown experiment.
+func (s *Store) Operations(ctx context.Context, experiment string) ([]string, error) {
+	// A loose index scan over the primary key: one probe per operation
+	// rather than a read of every row of the experiment.
+	rows, err := s.pool.Query(ctx, `
+WITH RECURSIVE ops(op) AS (
+	SELECT min(operation) FROM pair_counts WHERE experiment = $1
+	UNION ALL
+	SELECT (SELECT min(operation) FROM pair_counts WHERE experiment = $1 AND operation > ops.op)
+	FROM ops WHERE ops.op IS NOT NULL
+)
+SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
+	}
+	ops, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
+	}
+	if len(ops) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
+		}
+	}
+	slices.Sort(ops)
+	return ops, nil
+}
+
+// Segments returns experiment's counts per segment, summed over the minutes
+// whose start lies in [q.Since, q.Until) and, if q.Operation is set, over that
+// operation only; rows are ordered by segment. Segments without counts in the
+// window are left out. It returns an error wrapping [ErrNotFound] for an
+// unknown experiment.
+func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
+	// The filters are spliced in as needed, never as "$2 IS NULL OR …", so
+	// each shape gets a plan that uses the (experiment, minute) index.
+	args := []any{experiment}
+	where := "experiment = $1"
+	if !q.Since.IsZero() {
+		args = append(args, q.Since)
+		where += " AND minute >= $" + strconv.Itoa(len(args))
+	}
+	if !q.Until.IsZero() {
+		args = append(args, q.Until)
+		where += " AND minute < $" + strconv.Itoa(len(args))
+	}
+	if q.Operation != "" {
+		args = append(args, q.Operation)
+		where += " AND operation = $" + strconv.Itoa(len(args))
+	}
+	rows, err := s.pool.Query(ctx, `
+WITH agg AS (
+	SELECT segment,
+		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent,
+		sum(control_errors)::int8 AS control_errors, sum(candidate_errors)::int8 AS candidate_errors,
+		sum(skipped)::int8 AS skipped, sum(timeouts)::int8 AS timeouts, max(last_seen) AS last_seen
+	FROM pair_counts WHERE `+where+`
+	GROUP BY segment
+)
+SELECT a.segment, coalesce(s.attrs, '{}'), a.pairs, a.divergent, a.control_errors, a.candidate_errors,
+	a.skipped, a.timeouts, a.last_seen
+FROM agg a LEFT JOIN segments s ON s.experiment = $1 AND s.segment = a.segment
+ORDER BY a.segment`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
+	}
+	out := []SegmentCount{}
+	var c SegmentCount
+	_, err = pgx.ForEachRow(rows, []any{&c.Segment, &c.Attrs, &c.Pairs, &c.Divergent, &c.ControlErrors,
+		&c.CandidateErrors, &c.Skipped, &c.Timeouts, &c.LastSeen}, func() error {
+		c.LastSeen = c.LastSeen.UTC()
+		out = append(out, c)
+		c.Attrs = nil // a fresh map for the next row
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
+	}
+	if len(out) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
+		}
+	}
+	return out, nil
+}
+
+const sampleColumns = `id, pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths`
+
+// Samples returns experiment's samples, newest first, optionally for one
+// segment and one operation: at most q.Limit, or [DefaultLimit] when it is 0.
+// It returns an error wrapping [ErrNotFound] for an unknown experiment.
+func (s *Store) Samples(ctx context.Context, experiment string, q SampleQuery) ([]Sample, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	args := []any{experiment, limit}
+	var where strings.Builder
+	where.WriteString("experiment = $1")
+	if q.Operation != "" {
+		args = append(args, q.Operation)
+		where.WriteString(" AND operation = $" + strconv.Itoa(len(args)))
+	}
+	if q.Segment != "" {
+		args = append(args, q.Segment)
+		where.WriteString(" AND segment = $" + strconv.Itoa(len(args)))
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+sampleColumns+` FROM samples WHERE `+where.String()+`
+ORDER BY at DESC, id DESC LIMIT $2`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: samples of %q: %w", experiment, err)
+	}
+	out, err := pgx.CollectRows(rows, scanSample)
+	if err != nil {
+		return nil, fmt.Errorf("store: samples of %q: %w", experiment, err)
+	}
+	if len(out) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: samples of %q: %w", experiment, err)
+		}
+	}
+	return out, nil
+}
+
+// Sample returns the sample with the given id, or an error wrapping
+// [ErrNotFound].
+func (s *Store) Sample(ctx context.Context, id int64) (Sample, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+sampleColumns+` FROM samples WHERE id = $1`, id)
+	if err != nil {
+		return Sample{}, fmt.Errorf("store: sample %d: %w", id, err)
+	}
+	sm, err := pgx.CollectExactlyOneRow(rows, scanSample)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Sample{}, fmt.Errorf("store: sample %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Sample{}, fmt.Errorf("store: sample %d: %w", id, err)
+	}
+	return sm, nil
+}
+
+func scanSample(row pgx.CollectableRow) (Sample, error) {
+	var sm Sample
+	var control, candidate []byte
+	err := row.Scan(&sm.ID, &sm.PairID, &sm.Experiment, &sm.Operation, &sm.Segment, &sm.Kind, &sm.Stage,
+		&sm.UserKey, &sm.Time, &control, &candidate, &sm.Paths)
+	sm.Time = sm.Time.UTC()
+	if control != nil {
+		sm.Control = control
+	}
+	if candidate != nil {
+		sm.Candidate = candidate
+	}
+	return sm, err
+}
+
+// DeadLetters returns the newest dead letters, newest first: at most limit,
+// or [DefaultLimit] when limit is 0 or less.
+func (s *Store) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error) {
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT id, source, subject, reason, data, size, at FROM dead_letters ORDER BY at DESC, id DESC LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	out := []DeadLetter{}
+	var d DeadLetter
+	var size int64
+	_, err = pgx.ForEachRow(rows, []any{&d.ID, &d.Source, &d.Subject, &d.Reason, &d.Data, &size, &d.At}, func() error {
+		d.Size, d.At = int(size), d.At.UTC()
+		out = append(out, d)
+		d.Data = nil // a fresh slice for the next row
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// DeadLetterCount returns how many dead letters are stored.
+func (s *Store) DeadLetterCount(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: dead letter count: %w", err)
+	}
+	return n, nil
+}
+
+// experimentExists returns nil for a known experiment and ErrNotFound for an
+// unknown one.
+func (s *Store) experimentExists(ctx context.Context, experiment string) error {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM experiments WHERE name = $1)`, experiment).Scan(&ok); err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	return nil
+}

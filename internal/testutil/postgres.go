@@ -1,0 +1,55 @@
+package testutil
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DefaultPostgresURL is the server tests use when PARITY_TEST_DATABASE_URL is
+// not set: the local server, trust authentication.
+const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// PostgresURL returns the URL of the maintenance database tests create their
+// databases through.
+func PostgresURL() string {
+	if u := os.Getenv("PARITY_TEST_DATABASE_URL"); u != "" {
+		return u
+	}
+	return DefaultPostgresURL
+}
+
+// FreshDatabase returns the URL of a database name that does not exist yet
+// (the code under test is expected to create it) and drops it, with every
+// connection to it, when the test ends.
+func FreshDatabase(t testing.TB) string {
+	t.Helper()
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "parity_test_" + hex.EncodeToString(b[:])
+	u, err := url.Parse(PostgresURL())
+	if err != nil {
+		t.Fatalf("testutil: postgres url: %v", err)
+	}
+	u.Path = "/" + name
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, PostgresURL())
+		if err != nil {
+			t.Errorf("testutil: drop database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("testutil: drop database %s: %v", name, err)
+		}
+	})
+	return u.String()
+}

@@ -1,0 +1,555 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/diff"
+	"github.com/parityhq/parity/pkg/envelope"
+)
+
+// Store is what a worker writes to. *store.Store satisfies it.
+type Store interface {
+	// Apply writes a batch in one transaction.
+	Apply(ctx context.Context, b *store.Batch) error
+	// Applied reports which of seqs an earlier Apply recorded.
+	Applied(ctx context.Context, stream string, seqs []uint64) (map[uint64]bool, error)
+}
+
+// Judge judges one pair. (*diff.Differ).Judge satisfies it.
+type Judge func(p *envelope.Pair) diff.Result
+
+// Options configure a [Worker]. The zero value is valid; every default is
+// documented on its field.
+type Options struct {
+	Stream StreamOptions
+	// Durable is the consumer all workers share. Defaults to "parity-verifiers".
+	Durable string
+	// SegmentAttrs are the user attributes a segment is made of, in order.
+	// Defaults to ["country", "plan"]. The user's key is never one.
+	SegmentAttrs []string
+	// FlushInterval is the longest a judged pair waits before it is written.
+	// Defaults to 500ms; at most 1s.
+	FlushInterval time.Duration
+	// MaxBatch flushes early when this many messages are waiting. Defaults
+	// to 4000; it must not exceed MaxAckPending.
+	MaxBatch int
+	// MaxAckPending caps the unacknowledged messages of all workers together.
+	// Defaults to 20000.
+	MaxAckPending int
+	// AckWait is how long the server waits for an ack before redelivering.
+	// Defaults to 30s; workers extend it while a flush is retried.
+	AckWait time.Duration
+	// SamplesPerFlush caps the divergence samples kept per (experiment,
+	// operation, segment) in one flush. Defaults to 5.
+	SamplesPerFlush int
+	// Judge judges pairs. Defaults to diff.Exact().Judge.
+	Judge Judge
+	// Logger receives operational messages; never pair values. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if err := o.Stream.setDefaults(); err != nil {
+		return err
+	}
+	if o.Durable == "" {
+		o.Durable = DefaultDurable
+	}
+	if o.SegmentAttrs == nil {
+		o.SegmentAttrs = []string{"country", "plan"}
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = 500 * time.Millisecond
+	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = 4000
+	}
+	if o.MaxAckPending == 0 {
+		o.MaxAckPending = 20000
+	}
+	if o.AckWait == 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.SamplesPerFlush == 0 {
+		o.SamplesPerFlush = 5
+	}
+	if o.Judge == nil {
+		o.Judge = diff.Exact().Judge
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	switch {
+	case o.FlushInterval < 0 || o.FlushInterval > time.Second:
+		return fmt.Errorf("%w: FlushInterval: must be between 0 and 1s, got %v", ErrInvalidOption, o.FlushInterval)
+	case o.MaxBatch < 0:
+		return fmt.Errorf("%w: MaxBatch: must not be negative", ErrInvalidOption)
+	case o.MaxAckPending < o.MaxBatch:
+		return fmt.Errorf("%w: MaxAckPending (%d) must be at least MaxBatch (%d)", ErrInvalidOption, o.MaxAckPending, o.MaxBatch)
+	case o.AckWait < time.Second:
+		return fmt.Errorf("%w: AckWait: must be at least 1s, got %v", ErrInvalidOption, o.AckWait)
+	case o.SamplesPerFlush < 0:
+		return fmt.Errorf("%w: SamplesPerFlush: must not be negative", ErrInvalidOption)
+	}
+	for i, a := range o.SegmentAttrs {
+		if a == "" || strings.ContainsAny(a, ",= ") {
+			return fmt.Errorf("%w: SegmentAttrs[%d]: %q is not an attribute name", ErrInvalidOption, i, a)
+		}
+	}
+	return nil
+}
+
+// Stats are a worker's counters since it started.
+type Stats struct {
+	Consumed     uint64 // messages received
+	Judged       uint64 // pairs counted
+	Divergent    uint64 // of Judged, divergent
+	DeadLettered uint64 // envelopes set aside with a reason
+	Duplicates   uint64 // redeliveries already counted by an earlier batch
+	Flushes      uint64 // committed batches
+	FlushErrors  uint64 // failed attempts to commit a batch
+}
+
+// Worker consumes pairs and writes their counts. Create it with [New] and
+// start it with [Worker.Run].
+type Worker struct {
+	js    jetstream.JetStream
+	store Store
+	opts  Options
+	log   *slog.Logger
+
+	consumed, judged, divergent, deadLettered, duplicates, flushes, flushErrors atomic.Uint64
+}
+
+// New returns a worker reading from js and writing to st.
+func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
+	if js == nil || st == nil {
+		return nil, fmt.Errorf("%w: a JetStream context and a store are required", ErrInvalidOption)
+	}
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	return &Worker{js: js, store: st, opts: opts, log: opts.Logger.With("component", "verifier")}, nil
+}
+
+// Stats returns the worker's counters.
+func (w *Worker) Stats() Stats {
+	return Stats{
+		Consumed:     w.consumed.Load(),
+		Judged:       w.judged.Load(),
+		Divergent:    w.divergent.Load(),
+		DeadLettered: w.deadLettered.Load(),
+		Duplicates:   w.duplicates.Load(),
+		Flushes:      w.flushes.Load(),
+		FlushErrors:  w.flushErrors.Load(),
+	}
+}
+
+// Run ensures the stream and the durable consumer exist, then consumes until
+// ctx ends. On the way out it stops pulling, judges what it already received,
+// and flushes it (waiting up to 10s for the store) before returning.
+func (w *Worker) Run(ctx context.Context) error {
+	st, err := EnsureStream(ctx, w.js, w.opts.Stream)
+	if err != nil {
+		return err
+	}
+	epoch := fmt.Sprintf("%s@%d", w.opts.Stream.Name, st.CachedInfo().Created.UnixNano())
+	cons, err := ensureConsumer(ctx, w.js, w.opts.Stream.Name, w.opts.Durable, &w.opts)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 1000)))
+	if err != nil {
+		return fmt.Errorf("verifier: consume: %w", err)
+	}
+	msgs := make(chan jetstream.Msg, 256)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next()
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return
+			}
+			if err != nil {
+				continue // a missed heartbeat or a transient error; the iterator recovers
+			}
+			select {
+			case msgs <- m:
+			case <-stopped:
+				return // unacknowledged: the server redelivers it
+			}
+		}
+	}()
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+		case <-stopped:
+			it.Stop()
+		}
+	}()
+
+	b := newBatch(epoch)
+	tick := time.NewTicker(w.opts.FlushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				return w.flush(fctx, b)
+			}
+			w.add(b, m)
+			if len(b.msgs) >= w.opts.MaxBatch {
+				if err := w.flush(ctx, b); err != nil {
+					return err
+				}
+				b = newBatch(epoch)
+			}
+		case <-tick.C:
+			if len(b.msgs) > 0 {
+				if err := w.flush(ctx, b); err != nil {
+					return err
+				}
+				b = newBatch(epoch)
+			}
+		}
+	}
+}
+
+type pending struct {
+	msg       jetstream.Msg
+	seq       uint64
+	term      string // non-empty: terminate with this reason after commit
+	duplicate bool
+}
+
+type countKey struct {
+	experiment, operation, segment string
+	minute                         int64
+}
+
+type sampleKey struct{ experiment, operation, segment string }
+
+type batch struct {
+	epoch       string
+	msgs        []pending
+	seqs        map[uint64]bool // stream sequences in msgs
+	redelivered []int           // indexes into msgs, judged at flush time
+	counts      map[countKey]*store.Count
+	samples     []store.Sample
+	perKey      map[sampleKey]int
+	deadLetters []store.DeadLetter
+}
+
+func newBatch(epoch string) *batch {
+	return &batch{epoch: epoch, seqs: make(map[uint64]bool), counts: make(map[countKey]*store.Count), perKey: make(map[sampleKey]int)}
+}
+
+// add takes one message into the batch. A first delivery is judged at once; a
+// redelivery waits for the flush, where it is checked against what the store
+// already counted.
+func (w *Worker) add(b *batch, m jetstream.Msg) {
+	w.consumed.Add(1)
+	p := pending{msg: m}
+	md, err := m.Metadata()
+	if err != nil {
+		// Not a JetStream message: nothing to count, nothing to ack.
+		return
+	}
+	p.seq = md.Sequence.Stream
+	if b.seqs[p.seq] {
+		// A redelivery of a message this batch already holds: the copy in
+		// the batch is counted and acked; this one is acked with it.
+		p.duplicate = true
+		w.duplicates.Add(1)
+		b.msgs = append(b.msgs, p)
+		return
+	}
+	b.seqs[p.seq] = true
+	b.msgs = append(b.msgs, p)
+	if md.NumDelivered > 1 {
+		b.redelivered = append(b.redelivered, len(b.msgs)-1)
+		return
+	}
+	w.judge(b, len(b.msgs)-1)
+}
+
+// judge decodes and judges message i of the batch, adding it to the counts or
+// to the dead letters. It never panics.
+func (w *Worker) judge(b *batch, i int) {
+	pm := &b.msgs[i]
+	defer func() {
+		if r := recover(); r != nil {
+			w.deadLetter(b, pm, fmt.Sprintf("verifier: internal error judging pair: %v", r))
+		}
+	}()
+	p, err := envelope.Decode(pm.msg.Data())
+	if err != nil {
+		w.deadLetter(b, pm, err.Error())
+		return
+	}
+	if subj := p.Subject(); subj != pm.msg.Subject() {
+		w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
+		return
+	}
+	res := w.opts.Judge(p)
+	w.count(b, p, &res)
+}
+
+func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
+	data := pm.msg.Data()
+	size := len(data)
+	if len(data) > store.MaxDeadLetterBytes {
+		data = data[:store.MaxDeadLetterBytes]
+	}
+	b.deadLetters = append(b.deadLetters, store.DeadLetter{
+		Source: "nats", Subject: pm.msg.Subject(), Reason: reason,
+		Data: append([]byte(nil), data...), Size: size, At: time.Now().UTC(),
+	})
+	pm.term = reason
+}
+
+func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
+	segment, attrs := Segment(p.User.Attrs, w.opts.SegmentAttrs)
+	minute := p.Time.UTC().Truncate(time.Minute)
+	k := countKey{p.Experiment, p.Operation, segment, minute.Unix()}
+	c := b.counts[k]
+	if c == nil {
+		c = &store.Count{Experiment: p.Experiment, Operation: p.Operation, Segment: segment, Attrs: attrs, Minute: minute}
+		b.counts[k] = c
+	}
+	c.Pairs++
+	divergent := res.Verdict.Divergent()
+	if divergent {
+		c.Divergent++
+	}
+	if failed(p.Control.Outcome()) {
+		c.ControlErrors++
+	}
+	if failed(p.Candidate.Outcome()) {
+		c.CandidateErrors++
+	}
+	if p.Control.Outcome() == envelope.StatusSkipped || p.Candidate.Outcome() == envelope.StatusSkipped {
+		c.Skipped++
+	}
+	if p.Candidate.Outcome() == envelope.StatusTimeout {
+		c.Timeouts++
+	}
+	if !p.Time.Before(c.LastSeen) {
+		c.LastSeen = p.Time.UTC()
+		c.LastStage = string(p.Stage)
+	}
+	if divergent {
+		sk := sampleKey{p.Experiment, p.Operation, segment}
+		if b.perKey[sk] < w.opts.SamplesPerFlush {
+			b.perKey[sk]++
+			b.samples = append(b.samples, sampleOf(p, segment, res))
+		}
+	}
+}
+
+func failed(s envelope.Status) bool {
+	return s == envelope.StatusError || s == envelope.StatusPanic || s == envelope.StatusTimeout
+}
+
+func sampleOf(p *envelope.Pair, segment string, res *diff.Result) store.Sample {
+	paths := make([]string, 0, len(res.Diffs))
+	for _, d := range res.Diffs {
+		paths = append(paths, d.Path)
+	}
+	ctl, _ := json.Marshal(&p.Control) // an Observation always marshals: its Value was validated
+	cand, _ := json.Marshal(&p.Candidate)
+	return store.Sample{
+		PairID: p.ID, Experiment: p.Experiment, Operation: p.Operation, Segment: segment,
+		Kind: string(p.Kind), Stage: string(p.Stage), UserKey: p.User.Key, Time: p.Time.UTC(),
+		Control: ctl, Candidate: cand, Paths: paths,
+	}
+}
+
+// Segment returns the segment key of a user's attributes, e.g.
+// "country=IN,plan=pro", and the attribute values it was made of. A missing
+// attribute reads "(none)". With no segment attributes every user is in
+// segment "all".
+func Segment(attrs map[string]string, keys []string) (string, map[string]string) {
+	if len(keys) == 0 {
+		return "all", nil
+	}
+	var sb strings.Builder
+	vals := make(map[string]string, len(keys))
+	for i, k := range keys {
+		v := attrs[k]
+		if v == "" {
+			v = "(none)"
+		}
+		v = strings.NewReplacer(",", "_", "=", "_").Replace(v)
+		vals[k] = v
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(k)
+		sb.WriteByte('=')
+		sb.WriteString(v)
+	}
+	return sb.String(), vals
+}
+
+// flush judges the batch's redeliveries, writes the batch, and then
+// acknowledges (or terminates) every message in it. While the store fails it
+// retries with backoff, keeping the messages in progress so the server does
+// not hand them to another worker.
+func (w *Worker) flush(ctx context.Context, b *batch) error {
+	if len(b.msgs) == 0 {
+		return nil
+	}
+	if err := w.retry(ctx, b, func(ctx context.Context) error { return w.judgeRedelivered(ctx, b) }); err != nil {
+		return err
+	}
+	sb := &store.Batch{
+		Stream:      b.epoch,
+		Samples:     b.samples,
+		DeadLetters: b.deadLetters,
+		Counts:      make([]store.Count, 0, len(b.counts)),
+		Seqs:        make([]uint64, 0, len(b.msgs)),
+	}
+	for _, c := range b.counts {
+		sb.Counts = append(sb.Counts, *c)
+	}
+	for _, pm := range b.msgs {
+		if !pm.duplicate {
+			sb.Seqs = append(sb.Seqs, pm.seq)
+		}
+	}
+	err := w.retry(ctx, b, func(ctx context.Context) error { return w.store.Apply(ctx, sb) })
+	if errors.Is(err, store.ErrAlreadyApplied) {
+		// Another worker counted some of these messages between our check
+		// and our commit: judge the batch again without them.
+		if b, err = w.rebuild(ctx, b); err != nil {
+			return err
+		}
+		return w.flush(ctx, b)
+	}
+	if err != nil {
+		return err
+	}
+	w.flushes.Add(1)
+	var judged, divergent uint64
+	for _, c := range b.counts {
+		judged += uint64(c.Pairs)
+		divergent += uint64(c.Divergent)
+	}
+	w.judged.Add(judged)
+	w.divergent.Add(divergent)
+	w.deadLettered.Add(uint64(len(b.deadLetters)))
+	for _, pm := range b.msgs {
+		if pm.term != "" {
+			_ = pm.msg.TermWithReason(pm.term)
+		} else {
+			_ = pm.msg.Ack()
+		}
+	}
+	return nil
+}
+
+// rebuild returns a new batch of b's messages in which every message the
+// store has already recorded is a duplicate and the rest are judged afresh.
+func (w *Worker) rebuild(ctx context.Context, b *batch) (*batch, error) {
+	seqs := make([]uint64, 0, len(b.msgs))
+	for _, pm := range b.msgs {
+		seqs = append(seqs, pm.seq)
+	}
+	var done map[uint64]bool
+	err := w.retry(ctx, b, func(ctx context.Context) error {
+		var err error
+		done, err = w.store.Applied(ctx, b.epoch, seqs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	nb := newBatch(b.epoch)
+	for _, pm := range b.msgs {
+		if pm.duplicate || done[pm.seq] || nb.seqs[pm.seq] {
+			if !pm.duplicate {
+				w.duplicates.Add(1)
+			}
+			nb.msgs = append(nb.msgs, pending{msg: pm.msg, seq: pm.seq, duplicate: true})
+			continue
+		}
+		nb.seqs[pm.seq] = true
+		nb.msgs = append(nb.msgs, pending{msg: pm.msg, seq: pm.seq})
+		w.judge(nb, len(nb.msgs)-1)
+	}
+	return nb, nil
+}
+
+// judgeRedelivered asks the store which redelivered messages an earlier batch
+// already counted, acks those as duplicates and judges the rest.
+func (w *Worker) judgeRedelivered(ctx context.Context, b *batch) error {
+	if len(b.redelivered) == 0 {
+		return nil
+	}
+	seqs := make([]uint64, len(b.redelivered))
+	for i, idx := range b.redelivered {
+		seqs[i] = b.msgs[idx].seq
+	}
+	done, err := w.store.Applied(ctx, b.epoch, seqs)
+	if err != nil {
+		return err
+	}
+	for _, idx := range b.redelivered {
+		if done[b.msgs[idx].seq] {
+			b.msgs[idx].duplicate = true
+			w.duplicates.Add(1)
+			continue
+		}
+		w.judge(b, idx)
+	}
+	b.redelivered = nil
+	return nil
+}
+
+// retry calls f until it succeeds or ctx ends, backing off from 100ms to 5s
+// and keeping the batch's messages in progress meanwhile. Each attempt runs
+// under its own 30s deadline and is not cut short when ctx ends, so a flush
+// that has started during shutdown still commits.
+func (w *Worker) retry(ctx context.Context, b *batch, f func(context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	lastProgress := time.Now()
+	for {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrAlreadyApplied) {
+			return err
+		}
+		w.flushErrors.Add(1)
+		w.log.Warn("verifier: flush failed; retrying", "err", err, "messages", len(b.msgs), "retry_in", backoff)
+		if time.Since(lastProgress) > w.opts.AckWait/3 {
+			for _, pm := range b.msgs {
+				_ = pm.msg.InProgress()
+			}
+			lastProgress = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("verifier: flush abandoned, %d messages left unacknowledged for redelivery: %w", len(b.msgs), err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}

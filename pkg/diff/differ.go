@@ -1,0 +1,185 @@
+package diff
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/parityhq/parity/pkg/envelope"
+)
+
+// scratch is the reusable state of one comparison.
+type scratch struct {
+	pa, pb parser
+	w      walker
+}
+
+var pool = sync.Pool{New: func() any { return new(scratch) }}
+
+// maxPooledNodes bounds the tapes kept for reuse, so one huge document does
+// not pin its memory (16 bytes a node) in the pool.
+const maxPooledNodes = 1 << 16
+
+func getScratch() *scratch { return pool.Get().(*scratch) }
+
+func putScratch(s *scratch) {
+	if cap(s.pa.tape) > maxPooledNodes || cap(s.pb.tape) > maxPooledNodes || cap(s.w.u32) > 4*maxPooledNodes || cap(s.w.kents) > maxPooledNodes {
+		return
+	}
+	s.pa.src, s.pb.src, s.w.a, s.w.b = nil, nil, doc{}, doc{}
+	pool.Put(s)
+}
+
+// Values compares two values (JSON documents) under the default rules and
+// returns [VerdictMatch], [VerdictMismatch] or [VerdictInvalidJSON]. An empty
+// value means the side returned nothing, which differs from "null" unless a
+// rule says otherwise.
+func (d *Differ) Values(control, candidate []byte) Result {
+	return d.values(d.def, control, candidate)
+}
+
+// ValuesFor is [Differ.Values] under the rules of one operation.
+func (d *Differ) ValuesFor(operation string, control, candidate []byte) Result {
+	return d.values(d.program(operation), control, candidate)
+}
+
+func (d *Differ) values(p *program, control, candidate []byte) (res Result) {
+	s := getScratch()
+	defer func() {
+		if r := recover(); r != nil {
+			// A bug, not an input problem; keep the worker alive and say so.
+			res = Result{Verdict: VerdictInvalidJSON, Reason: fmt.Sprintf("diff: internal error: %v", r), RulesVersion: d.version}
+			return // do not reuse the scratch
+		}
+		putScratch(s)
+	}()
+	res.RulesVersion = d.version
+	hasA, hasB := len(control) > 0, len(candidate) > 0
+	if hasA && string(control) == string(candidate) {
+		// Identical text: one parse decides validity, and the values are
+		// equal under any rules.
+		if !s.pa.parse(control, d.maxDepth) {
+			res.Verdict = VerdictInvalidJSON
+			res.Reason = "control value is not valid JSON: " + s.pa.err.Error()
+			return res
+		}
+		res.Verdict = VerdictMatch
+		return res
+	}
+	if hasA && !s.pa.parse(control, d.maxDepth) {
+		res.Verdict = VerdictInvalidJSON
+		res.Reason = "control value is not valid JSON: " + s.pa.err.Error()
+		return res
+	}
+	if hasB && !s.pb.parse(candidate, d.maxDepth) {
+		res.Verdict = VerdictInvalidJSON
+		res.Reason = "candidate value is not valid JSON: " + s.pb.err.Error()
+		return res
+	}
+	w := &s.w
+	w.a = doc{src: control, tape: s.pa.tape}
+	w.b = doc{src: candidate, tape: s.pb.tape}
+	w.maxDiffs, w.maxVal = d.maxDiffs, d.maxValueBytes
+	w.reset(p, d.maxDepth)
+	var eq bool
+	switch {
+	case hasA && hasB:
+		eq = w.root()
+	case !hasA && !hasB:
+		eq = true
+	default:
+		eq = w.absentRoot(hasA)
+	}
+	if eq {
+		res.Verdict = VerdictMatch
+		return res
+	}
+	res.Verdict = VerdictMismatch
+	w.result(&res)
+	return res
+}
+
+// absentRoot compares a present root value with an absent one.
+func (w *walker) absentRoot(hasA bool) bool {
+	act := w.prog.rootAct
+	if act != nil && act.ignore {
+		return true
+	}
+	if hasA {
+		if absentOK(&w.a, 0, act) {
+			return true
+		}
+		return w.report(Missing, 0, -1, 0)
+	}
+	if absentOK(&w.b, 0, act) {
+		return true
+	}
+	return w.report(Extra, -1, 0, 0)
+}
+
+// Judge judges one pair under the rules of its operation:
+//
+//   - [VerdictWriteSkipped] when either side was skipped;
+//   - [VerdictCandidateTimeout] when the candidate timed out and control
+//     succeeded;
+//   - [VerdictControlError] or [VerdictCandidateError] when exactly one side
+//     failed (error, panic or timeout);
+//   - [VerdictBothErrorSame] or [VerdictBothErrorDiff] when both failed,
+//     comparing their error classes (see [OperationRules.Errors]; a timeout
+//     is the class "timeout");
+//   - otherwise the comparison of the values, as [Differ.Values].
+//
+// Judge never panics; a nil pair is judged [VerdictInvalidJSON].
+func (d *Differ) Judge(p *envelope.Pair) Result {
+	if p == nil {
+		return Result{Verdict: VerdictInvalidJSON, Reason: "diff: nil pair", RulesVersion: d.version}
+	}
+	prog := d.program(p.Operation)
+	co, ca := p.Control.Outcome(), p.Candidate.Outcome()
+	res := Result{RulesVersion: d.version}
+	if co == envelope.StatusSkipped || ca == envelope.StatusSkipped {
+		res.Verdict = VerdictWriteSkipped
+		return res
+	}
+	cf, af := co != envelope.StatusOK, ca != envelope.StatusOK
+	switch {
+	case !cf && !af:
+		return d.values(prog, p.Control.Value, p.Candidate.Value)
+	case ca == envelope.StatusTimeout && !cf:
+		res.Verdict = VerdictCandidateTimeout
+	case cf && !af:
+		res.Verdict = VerdictControlError
+	case af && !cf:
+		res.Verdict = VerdictCandidateError
+	default:
+		res.Verdict = VerdictBothErrorDiff
+		if prog.errorClass(&p.Control) == prog.errorClass(&p.Candidate) {
+			res.Verdict = VerdictBothErrorSame
+		}
+	}
+	return res
+}
+
+// ErrorClass returns the class of a failed observation's error under the
+// rules of an operation: "timeout" for a timeout, else the class of the
+// first error rule that matches its text, else the text with surrounding
+// space trimmed.
+func (d *Differ) ErrorClass(operation string, o *envelope.Observation) string {
+	return d.program(operation).errorClass(o)
+}
+
+func (p *program) errorClass(o *envelope.Observation) string {
+	if o.Outcome() == envelope.StatusTimeout {
+		return "timeout"
+	}
+	for _, e := range p.errors {
+		if e.re != nil {
+			if e.re.MatchString(o.Error) {
+				return e.class
+			}
+		} else if strings.Contains(o.Error, e.contains) {
+			return e.class
+		}
+	}
+	return strings.TrimSpace(o.Error)
+}

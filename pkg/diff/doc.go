@@ -1,0 +1,50 @@
+// Package diff judges pairs: it decides whether the candidate (new path) of an
+// [envelope.Pair] agrees with its control (old path), and if not, exactly
+// where they differ.
+//
+// [Compile] turns [Rules] into a [Differ]; [Exact] is the Differ for the zero
+// Rules. [Differ.Judge] returns a [Result]: a [Verdict], the differing places
+// as [Difference] values with a concrete path ("items[3].price") and a
+// pattern ("items[*].price"), and a [Signature] of the set of (pattern, kind)
+// so that mismatches of one shape can be counted together. [Differ.Values]
+// compares two JSON values alone.
+//
+// # Guarantees
+//
+// The package is pure: it does no I/O and keeps no state between calls, so a
+// result depends only on the rules and the pair. A Differ is immutable and
+// safe for concurrent use.
+//
+// Judge and Values never panic on any input. A value that is not valid JSON
+// (RFC 8259, including valid UTF-8 in strings) is a verdict,
+// [VerdictInvalidJSON], with a [Result.Reason]; so is nesting deeper than
+// [Rules.MaxDepth] (1,000 by default), which also bounds recursion. Time and
+// memory are linear in the size of the values, except that matching the
+// elements of unordered and keyed arrays (see [ArrayRule]) is bounded by a
+// budget of element comparisons proportional to the values' size; past it,
+// leftover elements are paired in order.
+//
+// Values are parsed by the package's own parser into a flat tape that is
+// reused between calls, and compared without converting strings or numbers.
+// Judging two equal values allocates nothing.
+//
+// # Semantics
+//
+// Numbers are compared as exact decimals: 1, 1.0 and 1e0 are equal, and
+// numbers beyond float64 (12345678901234567890, 1e400) are compared exactly,
+// not rounded. Strings are compared after decoding escapes. Object members
+// match by key in any order; when a key repeats, the last occurrence wins, as
+// in encoding/json. Arrays are compared in order; when their lengths differ,
+// a common prefix and suffix are aligned and what remains is compared in
+// order and reported missing or extra. An absent value (an empty
+// [envelope.Observation.Value]) differs from null unless a rule says
+// otherwise.
+//
+// [Render] shows one pair's difference for people, using go-cmp; it is slow
+// and meant for one sample on demand, not for the hot path.
+//
+// [NoiseTracker] proposes ignore rules for patterns that differ in nearly
+// every pair of an operation.
+//
+// docs/diff-rules.md describes the rules format.
+package diff

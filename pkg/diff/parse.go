@@ -1,0 +1,477 @@
+package diff
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// This file holds Parity's JSON parser. It turns a document into a tape: a
+// flat slice of nodes in document order, where a container is followed by its
+// children and knows the tape index just past its subtree. Strings, numbers
+// and keys are not copied or converted; a node records where its text is in
+// the source. Parsing a document into a reused tape allocates nothing.
+//
+// The parser accepts exactly RFC 8259 JSON: one value, surrounded by optional
+// whitespace, with strings in valid UTF-8. Nesting deeper than the configured
+// depth is an error rather than a deep recursion.
+
+// Kinds of tape nodes. The order matters only for kindType.
+const (
+	kNull uint32 = iota
+	kFalse
+	kTrue
+	kNumber
+	kString
+	kArray
+	kObject
+)
+
+const (
+	kindMask  = 7
+	flagEsc   = 8 // a string or key contains backslash escapes
+	countShft = 4
+)
+
+// maxInput is the largest value the parser accepts (256 MiB): offsets and
+// counts are 32-bit.
+const maxInput = 1 << 28
+
+// node is one JSON value on a tape.
+type node struct {
+	start uint32 // first byte; for strings the byte after the opening quote
+	end   uint32 // past the last byte; for strings the closing quote
+	next  uint32 // tape index just past this value and its children
+	meta  uint32 // kind | flags | count<<countShft (members or elements)
+}
+
+func (n *node) kind() uint32  { return n.meta & kindMask }
+func (n *node) count() int    { return int(n.meta >> countShft) }
+func (n *node) escaped() bool { return n.meta&flagEsc != 0 }
+
+// kindType maps a node kind to its JSON type; false and true are one type.
+func kindType(k uint32) uint32 {
+	if k == kTrue {
+		return kFalse
+	}
+	return k
+}
+
+// doc is a parsed document.
+type doc struct {
+	src  []byte
+	tape []node
+}
+
+// raw returns the source text of node i (strings with their quotes).
+func (d *doc) raw(i uint32) []byte {
+	n := &d.tape[i]
+	if n.kind() == kString {
+		return d.src[n.start-1 : n.end+1]
+	}
+	return d.src[n.start:n.end]
+}
+
+// str returns the undecoded content of string node i.
+func (d *doc) str(i uint32) []byte {
+	n := &d.tape[i]
+	return d.src[n.start:n.end]
+}
+
+// syntaxError describes why a document is not JSON. Msg is a constant, so a
+// failed parse allocates nothing until the error is rendered.
+type syntaxError struct {
+	pos int
+	msg string
+}
+
+func (e *syntaxError) Error() string {
+	return "at offset " + strconv.Itoa(e.pos) + ": " + e.msg
+}
+
+type parser struct {
+	src      []byte
+	pos      int
+	tape     []node
+	maxDepth int
+	err      syntaxError
+}
+
+// space reports JSON whitespace.
+var space = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+// strPlain marks the bytes a string scan can skip without a closer look.
+var strPlain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// parse parses src into p.tape (reusing its storage). It reports false and
+// sets p.err when src is not one JSON value.
+func (p *parser) parse(src []byte, maxDepth int) bool {
+	p.src = src
+	p.pos = 0
+	p.tape = p.tape[:0]
+	p.maxDepth = maxDepth
+	p.err = syntaxError{}
+	if len(src) > maxInput {
+		return p.fail(0, "value larger than 256 MiB")
+	}
+	if !p.value(0) {
+		return false
+	}
+	i := p.pos
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	if i != len(src) {
+		return p.fail(i, "unexpected data after the value")
+	}
+	return true
+}
+
+func (p *parser) fail(pos int, msg string) bool {
+	p.err = syntaxError{pos: pos, msg: msg}
+	return false
+}
+
+func (p *parser) value(depth int) bool {
+	src := p.src
+	i := p.pos
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	if i >= len(src) {
+		return p.fail(i, "unexpected end of input")
+	}
+	idx := uint32(len(p.tape))
+	switch c := src[i]; c {
+	case '"':
+		end, esc, ok := p.scanString(i + 1)
+		if !ok {
+			return false
+		}
+		p.tape = append(p.tape, node{start: uint32(i + 1), end: uint32(end), next: idx + 1, meta: kString | esc})
+		p.pos = end + 1
+		return true
+	case '{':
+		if depth >= p.maxDepth {
+			return p.fail(i, "nesting deeper than the depth limit of "+strconv.Itoa(p.maxDepth))
+		}
+		return p.object(i, idx, depth+1)
+	case '[':
+		if depth >= p.maxDepth {
+			return p.fail(i, "nesting deeper than the depth limit of "+strconv.Itoa(p.maxDepth))
+		}
+		return p.array(i, idx, depth+1)
+	case 't':
+		return p.literal(i, idx, "true", kTrue)
+	case 'f':
+		return p.literal(i, idx, "false", kFalse)
+	case 'n':
+		return p.literal(i, idx, "null", kNull)
+	default:
+		if c == '-' || (c >= '0' && c <= '9') {
+			end, ok := p.scanNumber(i)
+			if !ok {
+				return false
+			}
+			p.tape = append(p.tape, node{start: uint32(i), end: uint32(end), next: idx + 1, meta: kNumber})
+			p.pos = end
+			return true
+		}
+		return p.fail(i, "unexpected character "+strconv.QuoteRune(rune(c))+" looking for a value")
+	}
+}
+
+func (p *parser) literal(i int, idx uint32, lit string, kind uint32) bool {
+	if len(p.src)-i < len(lit) || string(p.src[i:i+len(lit)]) != lit {
+		return p.fail(i, "invalid literal, want "+lit)
+	}
+	p.tape = append(p.tape, node{start: uint32(i), end: uint32(i + len(lit)), next: idx + 1, meta: kind})
+	p.pos = i + len(lit)
+	return true
+}
+
+func (p *parser) object(start int, idx uint32, depth int) bool {
+	src := p.src
+	p.tape = append(p.tape, node{})
+	i := start + 1
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	count := uint32(0)
+	if i < len(src) && src[i] == '}' {
+		i++
+		goto done
+	}
+	for {
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an object")
+		}
+		if src[i] != '"' {
+			return p.fail(i, "expected a string key in an object")
+		}
+		end, esc, ok := p.scanString(i + 1)
+		if !ok {
+			return false
+		}
+		kidx := uint32(len(p.tape))
+		p.tape = append(p.tape, node{start: uint32(i + 1), end: uint32(end), next: kidx + 1, meta: kString | esc})
+		i = end + 1
+		for i < len(src) && space[src[i]] {
+			i++
+		}
+		if i >= len(src) || src[i] != ':' {
+			return p.fail(i, "expected ':' after an object key")
+		}
+		p.pos = i + 1
+		if !p.value(depth) {
+			return false
+		}
+		count++
+		i = p.pos
+		for i < len(src) && space[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an object")
+		}
+		if src[i] == ',' {
+			i++
+			for i < len(src) && space[src[i]] {
+				i++
+			}
+			continue
+		}
+		if src[i] == '}' {
+			i++
+			break
+		}
+		return p.fail(i, "expected ',' or '}' in an object")
+	}
+done:
+	p.tape[idx] = node{start: uint32(start), end: uint32(i), next: uint32(len(p.tape)), meta: kObject | count<<countShft}
+	p.pos = i
+	return true
+}
+
+func (p *parser) array(start int, idx uint32, depth int) bool {
+	src := p.src
+	p.tape = append(p.tape, node{})
+	i := start + 1
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	count := uint32(0)
+	if i < len(src) && src[i] == ']' {
+		i++
+		goto done
+	}
+	for {
+		p.pos = i
+		if !p.value(depth) {
+			return false
+		}
+		count++
+		i = p.pos
+		for i < len(src) && space[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an array")
+		}
+		if src[i] == ',' {
+			i++
+			continue
+		}
+		if src[i] == ']' {
+			i++
+			break
+		}
+		return p.fail(i, "expected ',' or ']' in an array")
+	}
+done:
+	p.tape[idx] = node{start: uint32(start), end: uint32(i), next: uint32(len(p.tape)), meta: kArray | count<<countShft}
+	p.pos = i
+	return true
+}
+
+// scanString scans string content starting at i (just after the opening
+// quote). It returns the index of the closing quote and flagEsc when the
+// string has escapes.
+func (p *parser) scanString(i int) (end int, esc uint32, ok bool) {
+	src := p.src
+	for {
+		// The common case: a run of printable ASCII.
+		for i+8 <= len(src) && strPlain[src[i]] && strPlain[src[i+1]] && strPlain[src[i+2]] && strPlain[src[i+3]] &&
+			strPlain[src[i+4]] && strPlain[src[i+5]] && strPlain[src[i+6]] && strPlain[src[i+7]] {
+			i += 8
+		}
+		for i < len(src) && strPlain[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			return 0, 0, p.fail(i, "unexpected end of input in a string")
+		}
+		switch c := src[i]; {
+		case c == '"':
+			return i, esc, true
+		case c == '\\':
+			esc = flagEsc
+			if i+1 >= len(src) {
+				return 0, 0, p.fail(i, "unexpected end of input in a string escape")
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(src) || !isHex(src[i+2]) || !isHex(src[i+3]) || !isHex(src[i+4]) || !isHex(src[i+5]) {
+					return 0, 0, p.fail(i, "invalid \\u escape in a string")
+				}
+				i += 6
+			default:
+				return 0, 0, p.fail(i, "invalid escape in a string")
+			}
+		case c < 0x20:
+			return 0, 0, p.fail(i, "control character in a string")
+		default: // c >= 0x80
+			r, size := utf8.DecodeRune(src[i:])
+			if r == utf8.RuneError && size <= 1 {
+				return 0, 0, p.fail(i, "invalid UTF-8 in a string")
+			}
+			i += size
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// scanNumber scans a number starting at i and returns the index past it.
+func (p *parser) scanNumber(i int) (int, bool) {
+	end, ok := numberEnd(p.src, i)
+	if !ok {
+		return 0, p.fail(i, "invalid number")
+	}
+	return end, true
+}
+
+// numberEnd returns the end of the JSON number literal at b[i:], and whether
+// one is there.
+func numberEnd(b []byte, i int) (int, bool) {
+	if i < len(b) && b[i] == '-' {
+		i++
+	}
+	if i >= len(b) {
+		return 0, false
+	}
+	if b[i] == '0' {
+		i++
+	} else if b[i] >= '1' && b[i] <= '9' {
+		i++
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	} else {
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		i++
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		for i < len(b) && isDigit(b[i]) {
+			i++
+		}
+	}
+	return i, true
+}
+
+// isNumber reports whether b is exactly one JSON number literal.
+func isNumber(b []byte) bool {
+	end, ok := numberEnd(b, 0)
+	return ok && end == len(b)
+}
+
+// appendUnescaped appends the decoded content of a valid JSON string body to
+// dst. Invalid surrogates decode to U+FFFD, as encoding/json does.
+func appendUnescaped(dst, s []byte) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c != '\\' {
+			j := i + 1
+			for j < len(s) && s[j] != '\\' {
+				j++
+			}
+			dst = append(dst, s[i:j]...)
+			i = j
+			continue
+		}
+		switch s[i+1] {
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := hex4(s[i+2:])
+			i += 6
+			if utf16IsSurrogate(r) {
+				if r < 0xDC00 && i+6 <= len(s) && s[i] == '\\' && s[i+1] == 'u' {
+					if r2 := hex4(s[i+2:]); r2 >= 0xDC00 && r2 < 0xE000 {
+						dst = utf8.AppendRune(dst, (r-0xD800)<<10+(r2-0xDC00)+0x10000)
+						i += 6
+						continue
+					}
+				}
+				r = utf8.RuneError
+			}
+			dst = utf8.AppendRune(dst, r)
+			continue
+		default: // '"', '\\', '/'
+			dst = append(dst, s[i+1])
+		}
+		i += 2
+	}
+	return dst
+}
+
+func utf16IsSurrogate(r rune) bool { return r >= 0xD800 && r < 0xE000 }
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		default:
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}

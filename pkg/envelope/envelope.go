@@ -1,0 +1,353 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Version is the envelope version this package writes and accepts.
+const Version = 1
+
+// MaxSize is the largest encoded envelope accepted, in bytes (1 MiB). A larger
+// one is rejected with [ErrTooLarge] before it is parsed.
+const MaxSize = 1 << 20
+
+// SubjectPrefix is the first part of every pair subject: pairs are published
+// to SubjectPrefix.<experiment>.<operation>.
+const SubjectPrefix = "parity.pairs"
+
+// Limits on the parts of a pair. They keep segments, keys and subjects bounded.
+const (
+	MaxNameLen      = 64  // experiment and operation names
+	MaxIDLen        = 128 // pair ids
+	MaxUserKeyLen   = 256 // the targeting key
+	MaxAttrs        = 16  // user attributes
+	MaxAttrValueLen = 128 // one attribute value
+	MaxErrorLen     = 4096
+)
+
+// Errors returned by [Decode] and [Pair.Validate]. Every validation error
+// wraps [ErrInvalid]; use errors.Is.
+var (
+	ErrInvalid  = errors.New("envelope: invalid pair")
+	ErrTooLarge = fmt.Errorf("%w: larger than %d bytes", ErrInvalid, MaxSize)
+	ErrVersion  = fmt.Errorf("%w: unsupported version", ErrInvalid)
+)
+
+// FieldError reports what is wrong with one field of a pair. Field is a dotted
+// path such as "control.status" or "user.attrs.country".
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string {
+	return "envelope: field " + e.Field + ": " + e.Problem
+}
+
+// Unwrap makes every FieldError match [ErrInvalid].
+func (e *FieldError) Unwrap() error { return ErrInvalid }
+
+// Kind says whether the pair compares reads or writes.
+type Kind string
+
+// The kinds of a pair.
+const (
+	KindRead  Kind = "read"
+	KindWrite Kind = "write"
+)
+
+// Stage is a migration stage, in rollout order. See docs/wire-format.md.
+type Stage string
+
+// The migration stages. StageFreeze refuses writes while a bulk copy runs.
+const (
+	StageOff       Stage = "off"
+	StageFreeze    Stage = "freeze"
+	StageDualWrite Stage = "dualwrite"
+	StageShadow    Stage = "shadow"
+	StageLive      Stage = "live"
+	StageRampDown  Stage = "rampdown"
+	StageComplete  Stage = "complete"
+)
+
+// Stages lists every valid stage in rollout order.
+var Stages = []Stage{StageOff, StageFreeze, StageDualWrite, StageShadow, StageLive, StageRampDown, StageComplete}
+
+// Valid reports whether s is one of [Stages].
+func (s Stage) Valid() bool {
+	for _, v := range Stages {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Status is the outcome of one side of a pair.
+type Status string
+
+// The outcomes of an observation. An empty Status means StatusError when the
+// observation has an Error and StatusOK otherwise.
+const (
+	StatusOK      Status = "ok"
+	StatusError   Status = "error"
+	StatusTimeout Status = "timeout" // the side did not answer within its timeout
+	StatusSkipped Status = "skipped" // a write not attempted because the authoritative one failed
+	StatusPanic   Status = "panic"   // the user function panicked; Error holds the panic value
+)
+
+func (s Status) valid() bool {
+	switch s {
+	case "", StatusOK, StatusError, StatusTimeout, StatusSkipped, StatusPanic:
+		return true
+	}
+	return false
+}
+
+// Mode says what a pair compares.
+type Mode string
+
+// The modes. In ModeAA the candidate is a second read of the control path, so
+// its mismatches measure noise rather than divergence.
+const (
+	ModeNormal Mode = ""
+	ModeAA     Mode = "aa"
+)
+
+// Pair is one comparison of the old path (Control) and the new path
+// (Candidate) for one call.
+type Pair struct {
+	Version    int       `json:"version"`
+	ID         string    `json:"id"`
+	Experiment string    `json:"experiment"`
+	Operation  string    `json:"operation"`
+	Kind       Kind      `json:"kind"`
+	Time       time.Time `json:"time"`
+	Stage      Stage     `json:"stage"`
+	User       User      `json:"user"`
+	// Flag is how the stage was chosen, when it came from a feature flag.
+	Flag *Flag `json:"flag,omitempty"`
+	Mode Mode  `json:"mode,omitempty"`
+	// ClientVerdict is the in-process comparison's verdict ("match" or
+	// "mismatch"), when the application supplied a comparison.
+	ClientVerdict string      `json:"client_verdict,omitempty"`
+	Control       Observation `json:"control"`
+	Candidate     Observation `json:"candidate"`
+}
+
+// User is who the call was made for. Key is the OpenFeature targeting key;
+// Attrs are the attributes segments are built from (country, plan, ...).
+type User struct {
+	Key   string            `json:"key"`
+	Attrs map[string]string `json:"attrs,omitempty"`
+}
+
+// Flag records the feature-flag evaluation that chose the stage.
+type Flag struct {
+	Key     string `json:"key,omitempty"`
+	Variant string `json:"variant,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// Observation is what one side returned.
+type Observation struct {
+	// Value is the result as JSON; absent when the side returned nothing.
+	Value json.RawMessage `json:"value,omitempty"`
+	// Error is the error text, if the side failed.
+	Error  string `json:"error,omitempty"`
+	Status Status `json:"status,omitempty"`
+	// DurationNS is how long the side took, in nanoseconds.
+	DurationNS int64 `json:"duration_ns"`
+}
+
+// Outcome returns the observation's status, deriving it from Error when the
+// Status field is empty.
+func (o *Observation) Outcome() Status {
+	if o.Status != "" {
+		return o.Status
+	}
+	if o.Error != "" {
+		return StatusError
+	}
+	return StatusOK
+}
+
+// Duration returns DurationNS as a time.Duration.
+func (o *Observation) Duration() time.Duration { return time.Duration(o.DurationNS) }
+
+// Subject returns the subject a pair of this experiment and operation is
+// published on. Both names must be valid (see [Pair.Validate]).
+func Subject(experiment, operation string) string {
+	return SubjectPrefix + "." + experiment + "." + operation
+}
+
+// Subject returns the subject p is published on.
+func (p *Pair) Subject() string { return Subject(p.Experiment, p.Operation) }
+
+// NewID returns a random 128-bit pair id, hex encoded.
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error since Go 1.24
+	return hex.EncodeToString(b[:])
+}
+
+// Marshal validates p and encodes it. It fills Version when it is zero.
+func Marshal(p *Pair) ([]byte, error) {
+	if p.Version == 0 {
+		p.Version = Version
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: encode: %w", err)
+	}
+	if len(b) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	return b, nil
+}
+
+// Decode parses and validates one envelope. It never panics; every error
+// wraps [ErrInvalid] and names the problem.
+func Decode(data []byte) (*Pair, error) {
+	if len(data) > MaxSize {
+		return nil, ErrTooLarge
+	}
+	if !utf8.Valid(data) {
+		return nil, &FieldError{Field: "(envelope)", Problem: "not valid UTF-8"}
+	}
+	// Read the version first, so a future format gets a version error rather
+	// than a confusing field error.
+	var head struct {
+		Version *json.RawMessage `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return nil, syntaxError(err)
+	}
+	if head.Version == nil {
+		return nil, &FieldError{Field: "version", Problem: "missing"}
+	}
+	if v := bytes.TrimSpace(*head.Version); string(v) != "1" {
+		return nil, fmt.Errorf("%w %s (this build reads version %d)", ErrVersion, truncate(string(v), 20), Version)
+	}
+	p := new(Pair)
+	if err := json.Unmarshal(data, p); err != nil {
+		return nil, syntaxError(err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func syntaxError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			field = "(envelope)"
+		}
+		return &FieldError{Field: field, Problem: "wrong type: got JSON " + te.Value + ", want " + te.Type.String()}
+	}
+	return &FieldError{Field: "(envelope)", Problem: "not valid JSON: " + err.Error()}
+}
+
+// Validate checks every field of p and returns the first problem as a
+// [*FieldError].
+func (p *Pair) Validate() error {
+	switch {
+	case p.Version != Version:
+		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this build reads version %d)", p.Version, Version)}
+	case !validToken(p.ID, MaxIDLen, true):
+		return &FieldError{"id", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ - . :", MaxIDLen)}
+	case !validToken(p.Experiment, MaxNameLen, false):
+		return &FieldError{"experiment", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ -", MaxNameLen)}
+	case !validToken(p.Operation, MaxNameLen, false):
+		return &FieldError{"operation", fmt.Sprintf("must be 1 to %d characters of A-Z a-z 0-9 _ -", MaxNameLen)}
+	case p.Kind != KindRead && p.Kind != KindWrite:
+		return &FieldError{"kind", fmt.Sprintf("must be %q or %q, got %q", KindRead, KindWrite, truncate(string(p.Kind), 20))}
+	case p.Time.IsZero():
+		return &FieldError{"time", "missing"}
+	case !p.Stage.Valid():
+		return &FieldError{"stage", fmt.Sprintf("unknown stage %q", truncate(string(p.Stage), 20))}
+	case p.Mode != ModeNormal && p.Mode != ModeAA:
+		return &FieldError{"mode", fmt.Sprintf("must be absent or %q", ModeAA)}
+	case p.ClientVerdict != "" && p.ClientVerdict != "match" && p.ClientVerdict != "mismatch":
+		return &FieldError{"client_verdict", `must be absent, "match" or "mismatch"`}
+	}
+	if err := p.User.validate(); err != nil {
+		return err
+	}
+	if err := p.Control.validate("control"); err != nil {
+		return err
+	}
+	return p.Candidate.validate("candidate")
+}
+
+func (u *User) validate() error {
+	if len(u.Key) > MaxUserKeyLen {
+		return &FieldError{"user.key", fmt.Sprintf("longer than %d bytes", MaxUserKeyLen)}
+	}
+	if len(u.Attrs) > MaxAttrs {
+		return &FieldError{"user.attrs", fmt.Sprintf("more than %d attributes", MaxAttrs)}
+	}
+	for k, v := range u.Attrs {
+		if !validToken(k, MaxNameLen, false) {
+			return &FieldError{"user.attrs", fmt.Sprintf("attribute name %q must be 1 to %d characters of A-Z a-z 0-9 _ -", truncate(k, 20), MaxNameLen)}
+		}
+		if len(v) > MaxAttrValueLen {
+			return &FieldError{"user.attrs." + k, fmt.Sprintf("longer than %d bytes", MaxAttrValueLen)}
+		}
+	}
+	return nil
+}
+
+func (o *Observation) validate(side string) error {
+	switch {
+	case !o.Status.valid():
+		return &FieldError{side + ".status", fmt.Sprintf("unknown status %q", truncate(string(o.Status), 20))}
+	case o.Status == StatusError && o.Error == "":
+		return &FieldError{side + ".error", `missing while status is "error"`}
+	case len(o.Error) > MaxErrorLen:
+		return &FieldError{side + ".error", fmt.Sprintf("longer than %d bytes", MaxErrorLen)}
+	case o.DurationNS < 0:
+		return &FieldError{side + ".duration_ns", "negative"}
+	case len(o.Value) > 0 && !json.Valid(o.Value):
+		return &FieldError{side + ".value", "not valid JSON"}
+	}
+	return nil
+}
+
+// validToken reports whether s is 1..max bytes of [A-Za-z0-9_-], plus '.' and
+// ':' when ext is set. Names used in subjects must not contain '.'.
+func validToken(s string, max int, ext bool) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		case ext && (c == '.' || c == ':'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

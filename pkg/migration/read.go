@@ -1,0 +1,242 @@
+package migration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-feature/go-sdk/openfeature"
+
+	"github.com/parityhq/parity/pkg/envelope"
+)
+
+// Reader runs one migrating read. Its methods are safe for concurrent use.
+type Reader[Req, Res any] struct {
+	c       *core
+	old     Func[Req, Res]
+	new     Func[Req, Res]
+	compare func(Res, Res) bool
+}
+
+// NewReader returns a Reader for cfg. It fails with an error wrapping
+// [ErrInvalidOption] when a field of cfg or an option is invalid.
+func NewReader[Req, Res any](cfg Config[Req, Res], opts ...Option) (*Reader[Req, Res], error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	c, err := newCore(cfg.Experiment, cfg.Operation, envelope.KindRead, cfg.Flags, cfg.FlagKey, cfg.Publisher, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader[Req, Res]{c: c, old: cfg.Old, new: cfg.New, compare: cfg.Compare}, nil
+}
+
+// Read serves one read the way the stage, evaluated from the flag for ec,
+// says, and returns exactly what the authoritative path returned: Old in the
+// off, freeze, dualwrite and shadow stages, New in the live, rampdown and
+// complete stages. A panic in the authoritative path reaches the caller
+// unchanged (re-raised with its value after it has been recorded).
+//
+// Only the shadow and live stages compare: Read then starts the other path
+// on its own goroutine, with a context that carries ctx's values and the
+// [Timeout] deadline (but not ctx's cancellation unless [CancelWithCaller]
+// is set), runs the authoritative path on the caller's goroutine, and
+// returns as soon as the authoritative path has. The other path's result,
+// error, panic or latency never reaches the caller. The pair is built,
+// encoded and published after both sides are in, off the caller's path.
+//
+// A non-authoritative path that ignores its context cannot be stopped: at
+// the deadline Parity records it as "timeout", publishes the pair and stops
+// waiting, but the function's goroutine lives on until the function returns
+// (bounded in number by [MaxInFlight]). Parity's own goroutines end by the
+// deadline.
+//
+// In the other stages, and for calls left out of the sample, Read calls the
+// authoritative path directly and nothing else.
+func (r *Reader[Req, Res]) Read(ctx context.Context, ec openfeature.EvaluationContext, req Req) (Res, error) {
+	c := r.c
+	c.n.calls.Add(1)
+	fl := c.stage(ctx, ec)
+	var auth, other Func[Req, Res]
+	switch fl.stage {
+	case envelope.StageShadow:
+		auth, other = r.old, r.new
+	case envelope.StageLive:
+		auth, other = r.new, r.old
+	case envelope.StageRampDown, envelope.StageComplete:
+		return r.new(ctx, req)
+	default: // off, freeze, dualwrite
+		return r.old(ctx, req)
+	}
+	c.n.offered.Add(1)
+	key, tc := targetingKey(ctx, ec)
+	if !c.sampled(ctx, key) {
+		c.n.sampledOut.Add(1)
+		return auth(ctx, req)
+	}
+	if c.n.inFlight.Add(1) > c.opts.maxInFlight {
+		c.n.inFlight.Add(-1)
+		c.n.dropped.Add(1)
+		return auth(ctx, req)
+	}
+	rc := &readCall[Req, Res]{
+		r:        r,
+		info:     callInfo{flag: fl, key: key, ec: ec, tc: tc, start: time.Now()},
+		authDone: make(chan struct{}),
+	}
+	authSide, otherSide := &rc.ctrl, &rc.cand
+	if fl.stage == envelope.StageLive {
+		authSide, otherSide = otherSide, authSide
+	}
+	base := ctx
+	if !c.opts.cancelWithCtx {
+		base = context.WithoutCancel(ctx)
+	}
+	octx, cancel := context.WithTimeout(base, c.opts.timeout)
+	go rc.runOther(octx, cancel, other, req, otherSide)
+	return rc.runAuth(ctx, auth, req, authSide)
+}
+
+// Stats returns the Reader's counters.
+func (r *Reader[Req, Res]) Stats() Stats { return r.c.stats() }
+
+// Wait waits until the pair of every call that has returned so far has been
+// handed to the Publisher (or dropped), or ctx is done. Call it before
+// closing the Publisher at shutdown. It returns at the latest [Timeout] after
+// the last of those calls returned.
+func (r *Reader[Req, Res]) Wait(ctx context.Context) error { return r.c.wait(ctx) }
+
+// The bits of readCall.state.
+const (
+	authBit    = 1 // the authoritative side is in
+	otherBit   = 2 // the other side is in (or was abandoned at its timeout)
+	abandonBit = 4 // the other side stopped waiting for the authoritative one
+)
+
+var errAbandoned = errors.New("migration: abandoned: the caller's context was cancelled")
+
+// readCall is one compared read. Of the caller and the other side's
+// goroutine, the one that completes the pair builds and publishes it,
+// except that the caller never does so inline: when the other side gave up
+// waiting for it (the authoritative side outlasted the timeout), the caller
+// starts a goroutine for it.
+type readCall[Req, Res any] struct {
+	r        *Reader[Req, Res]
+	info     callInfo
+	ctrl     side[Res] // always Old
+	cand     side[Res] // always New
+	state    atomic.Int32
+	claimed  atomic.Bool // the other side's outcome has been recorded
+	authDone chan struct{}
+}
+
+func (rc *readCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], req Req, s *side[Res]) (res Res, err error) {
+	start := time.Now()
+	normal := false
+	defer func() {
+		if normal {
+			return
+		}
+		p := recover() // nil for runtime.Goexit, which then carries on
+		rc.r.c.n.panics.Add(1)
+		s.recordPanic(p, time.Since(start))
+		rc.authFinished()
+		if p != nil {
+			panic(p)
+		}
+	}()
+	res, err = fn(ctx, req)
+	normal = true
+	s.record(nil, res, err, time.Since(start))
+	if rc.r.c.opts.snapshot {
+		s.snapshot()
+	}
+	rc.authFinished()
+	return res, err
+}
+
+func (rc *readCall[Req, Res]) authFinished() {
+	old := rc.state.Or(authBit)
+	close(rc.authDone)
+	if old&abandonBit != 0 {
+		go rc.finish()
+	}
+}
+
+// runOther runs the non-authoritative side on its own goroutine. Whichever
+// comes first, the function's return or the context's end, records the
+// side's outcome.
+func (rc *readCall[Req, Res]) runOther(ctx context.Context, cancel context.CancelFunc, fn Func[Req, Res], req Req, s *side[Res]) {
+	c := rc.r.c
+	start := time.Now()
+	stop := context.AfterFunc(ctx, func() {
+		if !rc.claimed.CompareAndSwap(false, true) {
+			return
+		}
+		s.dur = time.Since(start)
+		if ctx.Err() == context.DeadlineExceeded {
+			c.n.timeouts.Add(1)
+			s.status = envelope.StatusTimeout
+			s.msg = fmt.Sprintf("migration: no answer within %v; abandoned", c.opts.timeout)
+		} else {
+			s.status, s.err = envelope.StatusError, errAbandoned
+		}
+		rc.otherFinished(ctx.Done())
+	})
+	var (
+		res    Res
+		err    error
+		dur    time.Duration
+		normal bool
+	)
+	defer func() {
+		var p any
+		if !normal {
+			p = recover()
+			c.n.panics.Add(1)
+		}
+		stop()
+		c.n.inFlight.Add(-1)
+		if rc.claimed.CompareAndSwap(false, true) {
+			if normal {
+				s.record(ctx, res, err, dur)
+				if s.status == envelope.StatusTimeout {
+					c.n.timeouts.Add(1)
+				}
+			} else {
+				s.recordPanic(p, time.Since(start))
+			}
+			rc.otherFinished(ctx.Done())
+		}
+		cancel()
+	}()
+	res, err = fn(ctx, req)
+	dur = time.Since(start)
+	normal = true
+}
+
+// otherFinished is called once the other side's outcome is recorded. If the
+// authoritative side is in, it completes the pair; otherwise it waits for it
+// until deadline and then leaves the pair to the caller.
+func (rc *readCall[Req, Res]) otherFinished(deadline <-chan struct{}) {
+	if rc.state.Or(otherBit)&authBit != 0 {
+		rc.finish()
+		return
+	}
+	select {
+	case <-rc.authDone:
+		rc.finish()
+		return
+	case <-deadline:
+	}
+	if rc.state.CompareAndSwap(otherBit, otherBit|abandonBit) {
+		return // the caller completes the pair when its side is in
+	}
+	rc.finish() // the authoritative side came in meanwhile
+}
+
+func (rc *readCall[Req, Res]) finish() {
+	finish(rc.r.c, &rc.info, &rc.ctrl, &rc.cand, rc.r.compare)
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+func TestRatios(t *testing.T) {
+	in := `goos: linux
+BenchmarkB1/1.5KB/reference-2   	       1	1000000000 ns/op	     30000 pairs/s	     512 B/op	       4 allocs/op
+BenchmarkB1/1.5KB/parity-2      	       1	1000000000 ns/op	     24000 pairs/s	    1024 B/op	       8 allocs/op
+BenchmarkLonely/parity-2        	     100	       50 ns/op
+PASS
+`
+	runs, err := parse(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	print(&out, runs)
+	for _, want := range []string{
+		"BenchmarkB1/1.5KB", "pairs/s", "0.800x", // 24000 / 30000
+		"2.000x", // B/op and allocs/op doubled
+		"BenchmarkLonely                              (no reference run)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
