@@ -380,10 +380,18 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 		if lo == hi {
 			w.path[depth] = pathSeg{node: ka, index: -1}
 			m := w.mark()
-			if !w.compare(va, vb, depth+1, lo, hi, nil) && !w.dupDiff(m, ka, nextA, ai) {
-				eq = false
-				if !w.record {
-					return false
+			if !w.compare(va, vb, depth+1, lo, hi, nil) {
+				if n > smallObject {
+					// Checking each difference for a later duplicate
+					// would be quadratic; match by key instead.
+					w.rollback(start)
+					return w.objectByKey(ai, bi, depth, lo, hi)
+				}
+				if !w.dupDiff(m, ka, nextA, ai) {
+					eq = false
+					if !w.record {
+						return false
+					}
 				}
 			}
 		} else {
@@ -392,8 +400,15 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 			if act == nil || !act.ignore {
 				w.path[depth] = pathSeg{node: ka, index: -1}
 				m := w.mark()
-				if !w.compare(va, vb, depth+1, nlo, nhi, act) && !w.dupDiff(m, ka, nextA, ai) {
-					eq = false
+				if !w.compare(va, vb, depth+1, nlo, nhi, act) {
+					if n > smallObject {
+						w.states = w.states[:nlo]
+						w.rollback(start)
+						return w.objectByKey(ai, bi, depth, lo, hi)
+					}
+					if !w.dupDiff(m, ka, nextA, ai) {
+						eq = false
+					}
 				}
 			}
 			w.states = w.states[:nlo]

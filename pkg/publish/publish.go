@@ -2,8 +2,11 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,8 +24,8 @@ const (
 	DefaultAckTimeout = 5 * time.Second
 )
 
-// errReportBuffer is how many asynchronous errors may wait for [Options.OnError];
-// beyond that they are counted as failures but not reported.
+// errReportBuffer is how many asynchronous errors may wait for
+// [Options.OnError]; beyond that they are counted but not reported.
 const errReportBuffer = 64
 
 var (
@@ -41,21 +44,21 @@ type Options struct {
 	// DefaultQueueSize (8192); it must not be negative.
 	QueueSize int
 	// MaxPending is how many published pairs may await a JetStream ack at
-	// once. When it is reached the background goroutine waits for a slot (at
-	// most AckTimeout) and the queue absorbs new pairs meanwhile. Zero means
-	// DefaultMaxPending (4000); it must not be negative.
+	// once. When it is reached the background goroutine waits for an ack
+	// or a timeout to free a slot, and the queue absorbs new pairs
+	// meanwhile. Zero means DefaultMaxPending (4000); it must not be
+	// negative.
 	MaxPending int
 	// AckTimeout is how long a published pair may await its JetStream ack
-	// before it is counted as failed. Zero means DefaultAckTimeout (5s); it
-	// must not be negative.
+	// before it is counted as failed with [jetstream.ErrAsyncPublishTimeout].
+	// Zero means DefaultAckTimeout (5s); it must not be negative.
 	AckTimeout time.Duration
 	// OnError, if set, receives publishing errors: invalid pairs, refused or
-	// unacknowledged publishes. It is called from a goroutine of the
-	// publisher, never from Publish, and should return quickly: while it runs
-	// no pair is published. Error texts name fields and subjects but never
-	// contain a pair's values. Asynchronous errors are reported on a
-	// best-effort basis (some are skipped under a flood of failures); Stats
-	// counts every one.
+	// unacknowledged publishes. It is called from the publisher's goroutine,
+	// never from Publish, and should return quickly: while it runs no pair
+	// is published. Error texts name fields and subjects but never contain
+	// a pair's values. Errors that arrive asynchronously (acks) are reported
+	// on a best-effort basis, skipped under a flood; Stats counts every one.
 	OnError func(error)
 }
 
@@ -88,38 +91,46 @@ type Stats struct {
 	Enqueued  uint64 // pairs accepted into the queue (Publish returned true)
 	Dropped   uint64 // pairs refused: nil, queue full, or publisher closed
 	Published uint64 // pairs acknowledged by JetStream, duplicates included
-	Failed    uint64 // pairs that were invalid, refused, unacknowledged in time, or abandoned by Close
+	Failed    uint64 // pairs invalid, refused, not acknowledged in time, or abandoned by Close
 	Pending   uint64 // pairs queued or awaiting an ack
 }
 
 // Publisher publishes pairs to JetStream from a background goroutine. Its
 // methods are safe for concurrent use.
 type Publisher struct {
-	opts      Options
-	js        jetstream.JetStream
-	stallWait jetstream.PublishOpt
+	opts  Options
+	nc    *nats.Conn
+	sub   *nats.Subscription // receives the acks
+	inbox string             // reply subject prefix: inbox + token
 
 	queue   chan *envelope.Pair // never closed, so a send can never panic
+	slots   chan struct{}       // one element per pair awaiting an ack
 	flushes chan chan struct{}
 	errs    chan error    // asynchronous errors for OnError
 	quit    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the goroutine has finished
 
-	closed   atomic.Bool // set by Close: Publish drops
-	stopping atomic.Bool // set by the goroutine before its last drain of the queue
-	quitOnce sync.Once
+	closed    atomic.Bool // set by Close: Publish drops
+	stopping  atomic.Bool // set by the goroutine before its last pass over the queue
+	quitOnce  sync.Once
+	abandoned uint64 // pairs dropped by send on quit; goroutine only
 
-	enqueued  atomic.Uint64 // raised before the send, so it is never below the completed count
+	enqueued  atomic.Uint64 // raised before the send, so never below the completed count
 	dropped   atomic.Uint64
 	published atomic.Uint64
 	failed    atomic.Uint64
 
-	firstSend time.Time // when the goroutine first called PublishMsgAsync
-
 	mu       sync.Mutex
-	seq      uint64               // sequence of the last pair handed to JetStream
-	inflight map[*nats.Msg]uint64 // awaiting an ack, by sequence
+	seq      uint64             // sequence number of the last pair published
+	inflight map[string]*flight // awaiting an ack, by reply token
 	waiters  []*flushWaiter
+}
+
+// flight is a pair awaiting its ack.
+type flight struct {
+	seq     uint64
+	subject string
+	timer   *time.Timer // fails the pair after AckTimeout
 }
 
 // flushWaiter is a Flush waiting for left in-flight pairs with sequence
@@ -141,27 +152,20 @@ func New(nc *nats.Conn, opts Options) (*Publisher, error) {
 		return nil, err
 	}
 	p := &Publisher{
-		opts:      opts,
-		stallWait: jetstream.WithStallWait(opts.AckTimeout),
-		queue:     make(chan *envelope.Pair, opts.QueueSize),
-		flushes:   make(chan chan struct{}),
-		errs:      make(chan error, errReportBuffer),
-		quit:      make(chan struct{}),
-		stopped:   make(chan struct{}),
-		inflight:  make(map[*nats.Msg]uint64),
+		opts:     opts,
+		nc:       nc,
+		inbox:    nc.NewInbox() + ".",
+		queue:    make(chan *envelope.Pair, opts.QueueSize),
+		slots:    make(chan struct{}, opts.MaxPending),
+		flushes:  make(chan chan struct{}),
+		errs:     make(chan error, errReportBuffer),
+		quit:     make(chan struct{}),
+		stopped:  make(chan struct{}),
+		inflight: make(map[string]*flight),
 	}
-	p.js, err = jetstream.New(nc,
-		jetstream.WithPublishAsyncMaxPending(opts.MaxPending),
-		jetstream.WithPublishAsyncTimeout(opts.AckTimeout),
-		jetstream.WithPublishAsyncAckHandler(func(_ jetstream.JetStream, m *nats.Msg, _ *jetstream.PubAck) {
-			p.complete(m, nil)
-		}),
-		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-			p.complete(m, err)
-		}),
-	)
+	p.sub, err = nc.Subscribe(p.inbox+"*", p.onAck)
 	if err != nil {
-		return nil, fmt.Errorf("publish: jetstream: %w", err)
+		return nil, fmt.Errorf("publish: subscribe for acks: %w", err)
 	}
 	go p.run()
 	return p, nil
@@ -231,11 +235,11 @@ func (p *Publisher) flushWait(ctx context.Context) error {
 }
 
 // Close makes Publish drop every further pair, flushes, and stops the
-// background goroutine. Pairs still queued or awaiting an ack when ctx ends
-// are counted as failed. Close returns ctx's error if ctx ended first; the
-// goroutine then stops as soon as the call it is in returns (at most
-// AckTimeout while JetStream is slow). Once Close has returned nil, Pending
-// is zero. Close may be called more than once.
+// background goroutine. If ctx ends first, pairs still queued or awaiting an
+// ack are counted as failed, and Close returns ctx's error; the goroutine
+// then stops as soon as the publish it is in returns. Once Close has
+// returned nil, Pending is zero, the goroutine has exited and the ack
+// subscription is removed. Close may be called more than once.
 func (p *Publisher) Close(ctx context.Context) error {
 	p.closed.Store(true)
 	err := p.flushWait(ctx)
@@ -328,7 +332,8 @@ func (p *Publisher) sendQueued() int {
 	return n
 }
 
-// send encodes pair and hands it to JetStream.
+// send encodes pair and publishes it with a reply subject on which
+// JetStream acknowledges it.
 func (p *Publisher) send(pair *envelope.Pair) {
 	if pair.ID == "" {
 		pair.ID = envelope.NewID()
@@ -342,46 +347,92 @@ func (p *Publisher) send(pair *envelope.Pair) {
 		p.report(invalidPair(err))
 		return
 	}
-	m := nats.NewMsg(pair.Subject())
-	m.Data = data
-	m.Header.Set(jetstream.MsgIDHeader, pair.ID)
 
-	// Register before publishing: the ack may arrive before PublishMsgAsync
-	// returns.
+	select { // at most MaxPending pairs await an ack
+	case p.slots <- struct{}{}:
+	case <-p.quit:
+		p.failed.Add(1)
+		p.abandoned++
+		return
+	}
+	subject := pair.Subject()
 	p.mu.Lock()
 	p.seq++
-	p.inflight[m] = p.seq
-	p.mu.Unlock()
-	if p.firstSend.IsZero() {
-		p.firstSend = time.Now()
+	token := strconv.FormatUint(p.seq, 36)
+	p.inflight[token] = &flight{
+		seq:     p.seq,
+		subject: subject,
+		timer: time.AfterFunc(p.opts.AckTimeout, func() {
+			p.complete(token, jetstream.ErrAsyncPublishTimeout)
+		}),
 	}
-	if _, err := p.js.PublishMsgAsync(m, p.stallWait); err != nil {
-		p.complete(m, err)
+	p.mu.Unlock()
+
+	err = p.nc.PublishMsg(&nats.Msg{
+		Subject: subject,
+		Reply:   p.inbox + token,
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{pair.ID}},
+		Data:    data,
+	})
+	if err != nil {
+		p.complete(token, err)
 	}
 }
 
-// complete counts the outcome of m. It runs on the ack handler's goroutine
-// and, for timeouts, under the jetstream publisher's lock, so it must not
-// block. A message is counted once, however many times it is reported.
-func (p *Publisher) complete(m *nats.Msg, err error) {
+// onAck handles JetStream's reply to a publish.
+func (p *Publisher) onAck(m *nats.Msg) {
+	token, ok := strings.CutPrefix(m.Subject, p.inbox)
+	if !ok {
+		return
+	}
+	p.complete(token, ackError(m))
+}
+
+// ackError returns nil if m acknowledges a stored pair (or a duplicate of
+// one), and otherwise why the pair was not stored.
+func ackError(m *nats.Msg) error {
+	if len(m.Data) == 0 && m.Header.Get("Status") == "503" {
+		return jetstream.ErrNoStreamResponse // no stream listens on the subject
+	}
+	var ack struct {
+		Error  *jetstream.APIError `json:"error"`
+		Stream string              `json:"stream"`
+	}
+	switch {
+	case json.Unmarshal(m.Data, &ack) != nil:
+		return jetstream.ErrInvalidJSAck
+	case ack.Error != nil:
+		return ack.Error
+	case ack.Stream == "":
+		return jetstream.ErrInvalidJSAck
+	}
+	return nil
+}
+
+// complete counts the outcome of the pair published with token. It is
+// called from the ack subscription, a timer or the goroutine, and counts a
+// pair once however many times it is called.
+func (p *Publisher) complete(token string, err error) {
 	p.mu.Lock()
-	seq, ok := p.inflight[m]
+	f, ok := p.inflight[token]
 	if !ok {
 		p.mu.Unlock()
 		return
 	}
-	delete(p.inflight, m)
+	delete(p.inflight, token)
+	f.timer.Stop()
+	<-p.slots
 	if err == nil {
 		p.published.Add(1)
 	} else {
 		p.failed.Add(1)
 	}
-	p.waiters = release(p.waiters, seq)
+	p.waiters = release(p.waiters, f.seq)
 	p.mu.Unlock()
 
 	if err != nil && p.opts.OnError != nil {
 		select {
-		case p.errs <- fmt.Errorf("publish: %s: %w", m.Subject, err):
+		case p.errs <- fmt.Errorf("publish: %s: %w", f.subject, err):
 		default: // flooded: counted, not reported
 		}
 	}
@@ -423,8 +474,13 @@ func (p *Publisher) flush(done chan struct{}) {
 // counted as failed, and acks arriving later are ignored.
 func (p *Publisher) stop() {
 	p.stopping.Store(true) // from now on Publish cleans up after itself
-	n := p.abandonQueued()
+	n := p.abandoned + p.abandonQueued()
+	_ = p.sub.Unsubscribe() // fails only if the connection is closed, and then the subscription is gone anyway
+
 	p.mu.Lock()
+	for _, f := range p.inflight {
+		f.timer.Stop()
+	}
 	n += uint64(len(p.inflight))
 	p.failed.Add(uint64(len(p.inflight)))
 	clear(p.inflight)
@@ -433,7 +489,6 @@ func (p *Publisher) stop() {
 	}
 	p.waiters = nil
 	p.mu.Unlock()
-	p.cleanupJetStream()
 
 	for drained := false; !drained; {
 		select {
@@ -447,26 +502,6 @@ func (p *Publisher) stop() {
 		p.report(fmt.Errorf("%w: %d pairs queued or awaiting an ack counted as failed", ErrClosed, n))
 	}
 	close(p.stopped)
-}
-
-// statusGoroutineGrace is how long after the first async publish
-// cleanupJetStream waits before calling CleanupPublisher; see there.
-const statusGoroutineGrace = 10 * time.Millisecond
-
-// cleanupJetStream drops the jetstream publisher's reply subscription and
-// its two goroutines. Workaround for nats.go v1.55.0: the first
-// PublishMsgAsync starts a goroutine (resetPendingAcksOnReconnect) that reads
-// the publisher's status channel only once it is scheduled; if
-// CleanupPublisher has nil-ed that field by then, the goroutine blocks on a
-// nil channel forever. So a publisher closed right after its first publish
-// waits until that goroutine has surely started.
-func (p *Publisher) cleanupJetStream() {
-	if !p.firstSend.IsZero() {
-		if d := statusGoroutineGrace - time.Since(p.firstSend); d > 0 {
-			time.Sleep(d)
-		}
-	}
-	p.js.CleanupPublisher()
 }
 
 // abandonQueued counts every pair left in the queue as failed and returns

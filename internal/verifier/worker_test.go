@@ -1,0 +1,269 @@
+package verifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/pkg/envelope"
+)
+
+func TestSegment(t *testing.T) {
+	tests := []struct {
+		name  string
+		attrs map[string]string
+		keys  []string
+		want  string
+	}{
+		{"two attributes in configured order", map[string]string{"plan": "pro", "country": "IN", "user": "42"}, []string{"country", "plan"}, "country=IN,plan=pro"},
+		{"missing attribute", map[string]string{"country": "IN"}, []string{"country", "plan"}, "country=IN,plan=(none)"},
+		{"separators in values are replaced", map[string]string{"country": "a,b=c"}, []string{"country"}, "country=a_b_c"},
+		{"no segment attributes", map[string]string{"country": "IN"}, nil, "all"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, _ := Segment(tt.attrs, tt.keys); got != tt.want {
+				t.Errorf("Segment = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"flush interval too long", Options{FlushInterval: 2 * time.Second}, "FlushInterval"},
+		{"batch above ack pending", Options{MaxBatch: 100, MaxAckPending: 50}, "MaxAckPending"},
+		{"ack wait too short", Options{AckWait: time.Millisecond}, "AckWait"},
+		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "SegmentAttrs[0]"},
+		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.opts.setDefaults()
+			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("setDefaults() = %v, want an ErrInvalidOption naming %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// faultyStore wraps the real store to inject failures around Apply.
+type faultyStore struct {
+	*store.Store
+	mu    sync.Mutex
+	apply func(ctx context.Context, b *store.Batch) error // nil: pass through
+}
+
+func (f *faultyStore) Apply(ctx context.Context, b *store.Batch) error {
+	f.mu.Lock()
+	apply := f.apply
+	f.mu.Unlock()
+	if apply != nil {
+		return apply(ctx, b)
+	}
+	return f.Store.Apply(ctx, b)
+}
+
+func (f *faultyStore) set(apply func(ctx context.Context, b *store.Batch) error) {
+	f.mu.Lock()
+	f.apply = apply
+	f.mu.Unlock()
+}
+
+type rig struct {
+	ns    *server.Server
+	st    *store.Store
+	js    jetstream.JetStream // for publishing
+	total int
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ns := testutil.RunJetStream(t)
+	st, err := store.Open(context.Background(), testutil.FreshDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	js, _ := jetstream.New(testutil.Connect(t, ns))
+	if _, err := EnsureStream(context.Background(), js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return &rig{ns: ns, st: st, js: js}
+}
+
+// publish publishes n valid pairs, every third one divergent.
+func (r *rig) publish(t *testing.T, n int) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i := range n {
+		k := r.total + i
+		cand := `{"v":1}`
+		if k%3 == 0 {
+			cand = `{"v":2}`
+		}
+		p := &envelope.Pair{Version: 1, ID: fmt.Sprintf("p-%d", k), Experiment: "exp", Operation: "Op", Kind: envelope.KindRead,
+			Time: now, Stage: envelope.StageShadow, User: envelope.User{Key: "u", Attrs: map[string]string{"country": "IN"}},
+			Control: envelope.Observation{Value: []byte(`{"v":1}`)}, Candidate: envelope.Observation{Value: []byte(cand)}}
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.js.Publish(ctx, p.Subject(), b, jetstream.WithMsgID(p.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.total += n
+}
+
+func (r *rig) worker(t *testing.T, st Store, opts Options) (*Worker, context.CancelFunc, chan error) {
+	t.Helper()
+	js, _ := jetstream.New(testutil.Connect(t, r.ns))
+	if opts.FlushInterval == 0 {
+		opts.FlushInterval = 50 * time.Millisecond
+	}
+	if opts.AckWait == 0 {
+		opts.AckWait = time.Second
+	}
+	w, err := New(js, st, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return w, cancel, done
+}
+
+// exact waits until the stored totals equal what was published: every third
+// pair divergent, none counted twice.
+func (r *rig) exact(t *testing.T) {
+	t.Helper()
+	wantDiv := int64((r.total + 2) / 3)
+	testutil.Eventually(t, 20*time.Second, func() string {
+		rows, err := r.st.Segments(context.Background(), "exp", store.SegmentQuery{})
+		if err != nil {
+			return err.Error()
+		}
+		var pairs, div int64
+		for _, s := range rows {
+			pairs += s.Pairs
+			div += s.Divergent
+		}
+		if pairs != int64(r.total) || div != wantDiv {
+			return fmt.Sprintf("stored %d pairs, %d divergent; want %d, %d", pairs, div, r.total, wantDiv)
+		}
+		return ""
+	})
+}
+
+// TestCommitThenCrash: a worker commits a batch and dies before acking. The
+// server redelivers the messages to the next worker, which finds them in the
+// applied sequences and does not count them again.
+func TestCommitThenCrash(t *testing.T) {
+	r := newRig(t)
+	committed := make(chan struct{})
+	var once sync.Once
+	crashing := &faultyStore{Store: r.st}
+	crashing.set(func(ctx context.Context, b *store.Batch) error {
+		if err := r.st.Apply(ctx, b); err != nil {
+			return err
+		}
+		once.Do(func() { close(committed) })
+		return errors.New("crash after commit") // never success: the worker never acks
+	})
+	r.publish(t, 300)
+	_, cancel, done := r.worker(t, crashing, Options{})
+	<-committed
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the crashing worker reported success")
+	}
+	done <- nil // for the cleanup
+
+	w2, _, _ := r.worker(t, r.st, Options{})
+	r.exact(t)
+	testutil.Eventually(t, 20*time.Second, func() string {
+		if w2.Stats().Duplicates == 0 {
+			return "the second worker saw no redelivered duplicates"
+		}
+		return ""
+	})
+	r.exact(t)
+}
+
+// TestLostCommitReply: the commit succeeds but its reply is lost; the retry
+// of the same batch must not count it twice.
+func TestLostCommitReply(t *testing.T) {
+	r := newRig(t)
+	var lost atomic.Bool
+	fs := &faultyStore{Store: r.st}
+	fs.set(func(ctx context.Context, b *store.Batch) error {
+		err := r.st.Apply(ctx, b)
+		if err == nil && lost.CompareAndSwap(false, true) {
+			return errors.New("connection reset after commit")
+		}
+		return err
+	})
+	r.publish(t, 200)
+	w, _, _ := r.worker(t, fs, Options{})
+	r.exact(t)
+	if w.Stats().FlushErrors == 0 {
+		t.Error("the lost reply was not retried")
+	}
+}
+
+// TestStoreOutage: while the store fails the worker acks nothing, keeps its
+// messages, and counts everything exactly once it is back.
+func TestStoreOutage(t *testing.T) {
+	r := newRig(t)
+	fs := &faultyStore{Store: r.st}
+	var attempts atomic.Int64
+	fs.set(func(ctx context.Context, b *store.Batch) error {
+		attempts.Add(1)
+		return errors.New("dial tcp 127.0.0.1:5432: connection refused")
+	})
+	w, _, _ := r.worker(t, fs, Options{})
+	r.publish(t, 150)
+	testutil.Eventually(t, 10*time.Second, func() string {
+		if attempts.Load() < 3 {
+			return fmt.Sprintf("%d attempts so far", attempts.Load())
+		}
+		return ""
+	})
+	if w.Stats().Flushes != 0 {
+		t.Fatal("a flush committed while the store was down")
+	}
+	fs.set(nil)
+	r.publish(t, 150)
+	r.exact(t)
+}
+
+// TestTwoWorkersShareTheConsumer: two workers on separate connections split
+// the work and count every pair once.
+func TestTwoWorkersShareTheConsumer(t *testing.T) {
+	r := newRig(t)
+	w1, _, _ := r.worker(t, r.st, Options{})
+	w2, _, _ := r.worker(t, r.st, Options{})
+	r.publish(t, 2000)
+	r.exact(t)
+	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
+		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package diff
+
+func init() { raceEnabled = true }
