@@ -46,7 +46,7 @@ func makePair(experiment string, i int, now time.Time) (*envelope.Pair, bool) {
 	return &envelope.Pair{
 		ID: fmt.Sprintf("%s-%d", experiment, i), Experiment: experiment, Operation: "GetOrder",
 		Kind: envelope.KindRead, Time: now, Stage: envelope.StageShadow,
-		User: envelope.User{Key: fmt.Sprintf("user-%d", i), Attrs: map[string]string{"country": s.country, "plan": s.plan}},
+		User:      envelope.User{Key: fmt.Sprintf("user-%d", i), Attrs: map[string]string{"country": s.country, "plan": s.plan}},
 		Control:   envelope.Observation{Value: json.RawMessage(control), DurationNS: 1000},
 		Candidate: envelope.Observation{Value: json.RawMessage(candidate), DurationNS: 900},
 	}, divergent

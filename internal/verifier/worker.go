@@ -202,33 +202,73 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}()
 
+	// One goroutine commits a batch while this one fills the next: the
+	// database round trips never stall consumption. At most two batches wait
+	// (one committing, one queued), well within MaxAckPending.
+	full := make(chan *batch, 1)
+	flushErr := make(chan error, 1)
+	flusherDone := make(chan struct{})
+	go func() {
+		defer close(flusherDone)
+		for b := range full {
+			if err := w.flush(ctx, b); err != nil {
+				flushErr <- err
+				return
+			}
+		}
+	}()
+	handOff := func(b *batch) error {
+		select {
+		case full <- b:
+			return nil
+		case err := <-flushErr:
+			return err
+		}
+	}
+
 	b := newBatch(epoch)
 	tick := time.NewTicker(w.opts.FlushInterval)
 	defer tick.Stop()
+	err = nil
+loop:
 	for {
 		select {
 		case m, ok := <-msgs:
 			if !ok {
-				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				defer cancel()
-				return w.flush(fctx, b)
+				break loop
 			}
 			w.add(b, m)
 			if len(b.msgs) >= w.opts.MaxBatch {
-				if err := w.flush(ctx, b); err != nil {
-					return err
+				if err = handOff(b); err != nil {
+					break loop
 				}
 				b = newBatch(epoch)
 			}
 		case <-tick.C:
 			if len(b.msgs) > 0 {
-				if err := w.flush(ctx, b); err != nil {
-					return err
+				if err = handOff(b); err != nil {
+					break loop
 				}
 				b = newBatch(epoch)
 			}
+		case err = <-flushErr:
+			break loop
 		}
 	}
+	close(full)
+	<-flusherDone
+	if err != nil {
+		return err // unacknowledged messages are redelivered
+	}
+	select {
+	case err := <-flushErr:
+		return err
+	default:
+	}
+	// Shutting down: what was received is judged; give the store up to 10s.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return w.flush(fctx, b)
 }
 
 type pending struct {

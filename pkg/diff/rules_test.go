@@ -70,7 +70,7 @@ func TestValuesRules(t *testing.T) {
 			name: "keyed array: key values compare exactly, without key, duplicates in order", control: `{"items":[{"id":1.0,"v":1},{"v":"a"},{"id":1,"v":2}]}`, candidate: `{"items":[{"v":"a"},{"id":1,"v":1},{"id":1,"v":2}]}`,
 			verdict: VerdictMatch}},
 		{rules: sec(OperationRules{Timestamps: []TimestampRule{{Path: "**.at", Tolerance: Duration(time.Second)}}}), valuesCase: valuesCase{
-			name: "timestamps across formats",
+			name:      "timestamps across formats",
 			control:   `{"a":{"at":"2024-01-02T03:04:05Z"},"b":{"at":"2024-01-02T03:04:05.5+01:00"},"c":{"at":1704164645},"d":{"at":"1704164645123"},"e":{"at":"2024-01-02T03:04:05Z"}}`,
 			candidate: `{"a":{"at":1704164645000},"b":{"at":"2024-01-02T02:04:05Z"},"c":{"at":"2024-01-02T03:04:05.999999999Z"},"d":{"at":1704164645.5},"e":{"at":"2024-01-02T03:04:07Z"}}`,
 			verdict:   VerdictMismatch, diffs: []Difference{df("e.at", "e.at", Changed, `"2024-01-02T03:04:05Z"`, `"2024-01-02T03:04:07Z"`)}}},

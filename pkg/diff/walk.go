@@ -2,6 +2,7 @@ package diff
 
 import (
 	"bytes"
+	"hash/maphash"
 	"strconv"
 )
 
@@ -462,9 +463,18 @@ func (w *walker) report(kind DiffKind, ai, bi int64, depth int) bool {
 		return false
 	}
 	w.ndiffs++
-	// The pattern, for the signature.
-	w.pbuf = w.appendPath(w.pbuf[:0], depth, true)
-	h := fnv64s(fnv64(fnvOffset, w.pbuf), string(kind))
+	// Render the pattern into pbuf and, when the difference is listed, the
+	// path into out, in one pass.
+	listed := len(w.drecs) < w.maxDiffs
+	var path span
+	if listed {
+		lo := uint32(len(w.out))
+		w.out, w.pbuf = w.appendPaths(w.out, w.pbuf[:0], depth, true)
+		path = span{lo, uint32(len(w.out))}
+	} else {
+		_, w.pbuf = w.appendPaths(nil, w.pbuf[:0], depth, false)
+	}
+	h := maphash.Bytes(patSeed, w.pbuf) ^ uint64(len(kind))
 	var pat span
 	known := false
 	for _, p := range w.precs {
@@ -474,28 +484,28 @@ func (w *walker) report(kind DiffKind, ai, bi int64, depth int) bool {
 		}
 	}
 	if !known {
-		pat = w.emit(w.pbuf)
 		if len(w.precs) < maxPatterns {
+			pat = w.emit(w.pbuf)
 			w.precs = append(w.precs, patRec{kind: kind, pat: pat, h: h})
 		} else {
 			w.patsFull = true
 		}
 	}
-	if len(w.drecs) >= w.maxDiffs {
+	if !listed {
 		w.truncated = true
 		return false
 	}
-	r := diffRec{kind: kind, pat: pat}
-	lo := uint32(len(w.out))
-	w.out = w.appendPath(w.out, depth, false)
-	r.path = span{lo, uint32(len(w.out))}
+	if !known && w.patsFull && pat == (span{}) {
+		pat = w.emit(w.pbuf) // listed, though not in the full pattern set
+	}
+	r := diffRec{kind: kind, pat: pat, path: path}
 	if ai >= 0 {
-		lo = uint32(len(w.out))
+		lo := uint32(len(w.out))
 		w.out = w.appendValue(w.out, &w.a, uint32(ai))
 		r.ctl = span{lo, uint32(len(w.out))}
 	}
 	if bi >= 0 {
-		lo = uint32(len(w.out))
+		lo := uint32(len(w.out))
 		w.out = w.appendValue(w.out, &w.b, uint32(bi))
 		r.cand = span{lo, uint32(len(w.out))}
 	}
@@ -529,20 +539,27 @@ func (w *walker) result(res *Result) {
 	res.Signature = Signature(res.Patterns)
 }
 
-// appendPath renders w.path[:depth]: concrete ("items[3].price") or as a
-// pattern ("items[*].price"). The root is "$".
-func (w *walker) appendPath(dst []byte, depth int, pattern bool) []byte {
+// patSeed seeds the hash of the pattern set; it only deduplicates within
+// one result, so a per-process seed is fine.
+var patSeed = maphash.MakeSeed()
+
+// appendPaths renders w.path[:depth] concretely ("items[3].price") to path
+// when concrete is set, and as a pattern ("items[*].price") to pat. The root
+// is "$".
+func (w *walker) appendPaths(path, pat []byte, depth int, concrete bool) ([]byte, []byte) {
 	if depth == 0 {
-		return append(dst, '$')
+		if concrete {
+			path = append(path, '$')
+		}
+		return path, append(pat, '$')
 	}
 	for k, s := range w.path[:depth] {
 		if s.index >= 0 {
-			if pattern {
-				dst = append(dst, "[*]"...)
-			} else {
-				dst = append(dst, '[')
-				dst = strconv.AppendInt(dst, int64(s.index), 10)
-				dst = append(dst, ']')
+			pat = append(pat, "[*]"...)
+			if concrete {
+				path = append(path, '[')
+				path = strconv.AppendInt(path, int64(s.index), 10)
+				path = append(path, ']')
 			}
 			continue
 		}
@@ -550,9 +567,13 @@ func (w *walker) appendPath(dst []byte, depth int, pattern bool) []byte {
 		if s.side == 1 {
 			d = &w.b
 		}
-		dst = appendKeySeg(dst, w.keyOf(d, s.node), k == 0)
+		key := w.keyOf(d, s.node)
+		pat = appendKeySeg(pat, key, k == 0)
+		if concrete {
+			path = appendKeySeg(path, key, k == 0)
+		}
 	}
-	return dst
+	return path, pat
 }
 
 // appendValue appends node i of d as compact JSON, at most maxVal bytes

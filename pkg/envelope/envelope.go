@@ -203,11 +203,16 @@ func Marshal(p *Pair) ([]byte, error) {
 	if p.Version == 0 {
 		p.Version = Version
 	}
-	if err := p.Validate(); err != nil {
+	// json.Marshal checks the raw values itself; on failure, validate them
+	// again only to name the field.
+	if err := p.validate(false); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
+		if verr := p.validate(true); verr != nil {
+			return nil, verr
+		}
 		return nil, fmt.Errorf("envelope: encode: %w", err)
 	}
 	if len(b) > MaxSize {
@@ -225,28 +230,41 @@ func Decode(data []byte) (*Pair, error) {
 	if !utf8.Valid(data) {
 		return nil, &FieldError{Field: "(envelope)", Problem: "not valid UTF-8"}
 	}
-	// Read the version first, so a future format gets a version error rather
-	// than a confusing field error.
+	p := new(Pair)
+	if err := json.Unmarshal(data, p); err != nil {
+		// A future version may not fit this struct: say so rather than
+		// report a confusing field error.
+		if verr := versionError(data); verr != nil {
+			return nil, verr
+		}
+		return nil, syntaxError(err)
+	}
+	if p.Version != Version {
+		return nil, versionError(data)
+	}
+	// The decoder has checked that both values are valid JSON.
+	if err := p.validate(false); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// versionError returns the error for an envelope whose version is missing or
+// not [Version], or nil when it is readable and equal to Version.
+func versionError(data []byte) error {
 	var head struct {
 		Version *json.RawMessage `json:"version"`
 	}
 	if err := json.Unmarshal(data, &head); err != nil {
-		return nil, syntaxError(err)
+		return nil
 	}
 	if head.Version == nil {
-		return nil, &FieldError{Field: "version", Problem: "missing"}
+		return &FieldError{Field: "version", Problem: "missing"}
 	}
 	if v := bytes.TrimSpace(*head.Version); string(v) != "1" {
-		return nil, fmt.Errorf("%w %s (this build reads version %d)", ErrVersion, truncate(string(v), 20), Version)
+		return fmt.Errorf("%w %s (this build reads version %d)", ErrVersion, truncate(string(v), 20), Version)
 	}
-	p := new(Pair)
-	if err := json.Unmarshal(data, p); err != nil {
-		return nil, syntaxError(err)
-	}
-	if err := p.Validate(); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return nil
 }
 
 func syntaxError(err error) error {
@@ -263,7 +281,9 @@ func syntaxError(err error) error {
 
 // Validate checks every field of p and returns the first problem as a
 // [*FieldError].
-func (p *Pair) Validate() error {
+func (p *Pair) Validate() error { return p.validate(true) }
+
+func (p *Pair) validate(checkValues bool) error {
 	switch {
 	case p.Version != Version:
 		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this build reads version %d)", p.Version, Version)}
@@ -287,10 +307,10 @@ func (p *Pair) Validate() error {
 	if err := p.User.validate(); err != nil {
 		return err
 	}
-	if err := p.Control.validate("control"); err != nil {
+	if err := p.Control.validate("control", checkValues); err != nil {
 		return err
 	}
-	return p.Candidate.validate("candidate")
+	return p.Candidate.validate("candidate", checkValues)
 }
 
 func (u *User) validate() error {
@@ -311,7 +331,7 @@ func (u *User) validate() error {
 	return nil
 }
 
-func (o *Observation) validate(side string) error {
+func (o *Observation) validate(side string, checkValue bool) error {
 	switch {
 	case !o.Status.valid():
 		return &FieldError{side + ".status", fmt.Sprintf("unknown status %q", truncate(string(o.Status), 20))}
@@ -321,7 +341,7 @@ func (o *Observation) validate(side string) error {
 		return &FieldError{side + ".error", fmt.Sprintf("longer than %d bytes", MaxErrorLen)}
 	case o.DurationNS < 0:
 		return &FieldError{side + ".duration_ns", "negative"}
-	case len(o.Value) > 0 && !json.Valid(o.Value):
+	case checkValue && len(o.Value) > 0 && !json.Valid(o.Value):
 		return &FieldError{side + ".value", "not valid JSON"}
 	}
 	return nil

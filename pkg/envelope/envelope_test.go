@@ -178,3 +178,13 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+func TestMarshalNamesInvalidValue(t *testing.T) {
+	p := validPair()
+	p.Candidate.Value = json.RawMessage(`{"total":`)
+	_, err := Marshal(p)
+	var fe *FieldError
+	if !errors.As(err, &fe) || fe.Field != "candidate.value" {
+		t.Fatalf("Marshal = %v, want a FieldError naming candidate.value", err)
+	}
+}
