@@ -122,14 +122,14 @@ type App struct {
 
 // Start starts the collector and returns once it serves HTTP. Stop it with
 // [App.Shutdown].
-func Start(ctx context.Context, opts Options) (a *App, err error) {
+func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	a = &App{opts: opts, log: opts.Logger, errc: make(chan error, 16)}
+	a := &App{opts: opts, log: opts.Logger, errc: make(chan error, 16)}
 	defer func() {
 		if err != nil {
-			_ = a.Shutdown(context.Background())
+			_ = a.Shutdown(context.Background()) // release what was started
 		}
 	}()
 	if a.st, err = store.Open(ctx, opts.DatabaseURL, opts.Store); err != nil {

@@ -1,0 +1,53 @@
+package collector
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// TestStartWithoutPostgreSQL: with no database reachable, Start fails with a
+// message that says how to get one, and leaks nothing (no embedded server
+// left holding its port).
+func TestStartWithoutPostgreSQL(t *testing.T) {
+	opts := Options{
+		Addr:             "127.0.0.1:0",
+		DatabaseURL:      "postgres://parity:s3cret-password@127.0.0.1:1/parity?sslmode=disable",
+		EmbeddedNATSAddr: "127.0.0.1:-1",
+		DataDir:          t.TempDir(),
+		Logger:           slog.New(slog.DiscardHandler),
+	}
+	for range 2 { // twice: the first attempt must have released everything
+		_, err := Start(context.Background(), opts)
+		if err == nil {
+			t.Fatal("Start succeeded without a database")
+		}
+		msg := err.Error()
+		for _, want := range []string{"PostgreSQL", "DATABASE_URL"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q does not mention %s", msg, want)
+			}
+		}
+		if strings.Contains(msg, "s3cret-password") {
+			t.Errorf("error %q reveals the password", msg)
+		}
+	}
+}
+
+func TestOptionsRejected(t *testing.T) {
+	tests := []struct {
+		opts Options
+		want string
+	}{
+		{Options{Workers: -2}, "Workers"},
+		{Options{DemoRate: -1}, "DemoRate"},
+		{Options{IngestTokens: []string{"short"}}, "IngestTokens[0]"},
+	}
+	for _, tt := range tests {
+		_, err := Start(context.Background(), tt.opts)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Start(%+v) = %v, want an error naming %s", tt.opts, err, tt.want)
+		}
+	}
+}
