@@ -15,6 +15,9 @@ type Batch struct {
 	Counts      []Count
 	Samples     []Sample
 	DeadLetters []DeadLetter
+	// Signatures are mismatch counts per signature; Apply adds them to the
+	// stored ones and keeps first and last seen.
+	Signatures []SignatureCount
 
 	// Stream names the JetStream stream the batch's messages came from, with
 	// an epoch that changes when the stream is recreated (sequences restart),
@@ -43,8 +46,12 @@ type Count struct {
 	CandidateErrors int64 // pairs whose candidate side failed (error, panic or timeout)
 	Skipped         int64 // write pairs whose non-authoritative write was skipped
 	Timeouts        int64 // pairs whose candidate timed out
-	LastStage       string
-	LastSeen        time.Time
+	// AAPairs and AADivergent count A/A pairs (candidate = a second read of
+	// control): they measure noise and are not in Pairs or Divergent.
+	AAPairs     int64
+	AADivergent int64
+	LastStage   string
+	LastSeen    time.Time
 }
 
 // Sample is one divergent pair kept for drill-down.
@@ -65,6 +72,69 @@ type Sample struct {
 	Candidate json.RawMessage
 	// Paths are the differing paths, e.g. "items[3].price".
 	Paths []string
+	// Verdict is the diff verdict (e.g. "mismatch", "candidate_error").
+	Verdict string
+	// Signature fingerprints the mismatch (empty for other verdicts).
+	Signature string
+	// RulesVersion is the version of the diff rules the pair was judged under.
+	RulesVersion int64
+	// Diffs are the differences in detail (path, pattern, kind, both values
+	// truncated), as JSON: a []diff.Difference.
+	Diffs json.RawMessage
+}
+
+// SignatureCount counts the mismatches of one signature in one experiment,
+// operation, segment and minute.
+type SignatureCount struct {
+	Experiment string
+	Operation  string
+	Segment    string
+	Minute     time.Time
+	Signature  string
+	// Patterns is the signature's sorted set of (pattern, kind), as JSON: a
+	// []diff.PatternKind. Stored once per signature.
+	Patterns json.RawMessage
+	Count    int64
+	// FirstSeen and LastSeen bound the pair times counted.
+	FirstSeen, LastSeen time.Time
+}
+
+// SignatureSummary is one row of an experiment's top signatures.
+type SignatureSummary struct {
+	Signature string
+	Patterns  json.RawMessage
+	Count     int64
+	Segments  int64 // distinct segments it was seen in
+	FirstSeen time.Time
+	LastSeen  time.Time
+}
+
+// SignatureQuery selects the signatures an experiment page shows.
+type SignatureQuery struct {
+	Since, Until time.Time // [Since, Until) of minutes; zero means unbounded
+	Operation    string    // empty means all
+	Segment      string    // empty means all
+	Limit        int       // 0 means 20
+}
+
+// Rules is one version of an experiment's diff rules.
+type Rules struct {
+	Experiment string
+	Version    int64
+	// Rules is the diff.Rules document as JSON.
+	Rules     json.RawMessage
+	Author    string
+	Reason    string
+	CreatedAt time.Time
+}
+
+// PatternStat is how often one pattern appeared in mismatches of one
+// operation, for noise detection.
+type PatternStat struct {
+	Operation string
+	Pattern   string
+	Kind      string
+	Count     int64
 }
 
 // DeadLetter is an envelope that could not be used, with the reason.
@@ -108,6 +178,8 @@ type SegmentCount struct {
 	CandidateErrors int64
 	Skipped         int64
 	Timeouts        int64
+	AAPairs         int64
+	AADivergent     int64
 	LastSeen        time.Time
 }
 
