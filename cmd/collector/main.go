@@ -40,6 +40,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")
 	fs.IntVar(&o.Workers, "workers", 0, "in-process verifier workers (0: 2 with embedded NATS, none with --nats-url; -1: none)")
 	tokens := fs.String("ingest-token", "", "comma-separated bearer tokens accepted by POST /api/v1/pairs (each at least 16 characters)")
+	opTokens := fs.String("operator-token", "", "comma-separated bearer tokens that may change diff rules (each at least 16 characters)")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
 	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
@@ -48,7 +49,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	for name, env := range map[string]string{
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
-		"ingest-token": "PARITY_INGEST_TOKENS", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
+		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)
@@ -59,6 +60,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 			return fmt.Errorf("collector: --log-level: %w", err)
 		}
 		o.IngestTokens = cli.List(*tokens)
+		o.OperatorTokens = cli.List(*opTokens)
 		if !*demo {
 			o.DemoRate = 0
 		}

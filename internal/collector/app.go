@@ -53,6 +53,9 @@ type Options struct {
 	// IngestTokens are the bearer tokens POST /api/v1/pairs accepts. With
 	// none, HTTP ingest is refused.
 	IngestTokens []string
+	// OperatorTokens are the bearer tokens that may change an experiment's
+	// diff rules. With none, rules are read-only.
+	OperatorTokens []string
 	// Verifier configures the in-process workers and the stream.
 	Verifier verifier.Options
 	// Store configures the PostgreSQL store.
@@ -92,9 +95,11 @@ func (o *Options) setDefaults() error {
 	case o.DemoRate < 0:
 		return fmt.Errorf("collector: invalid option DemoRate: must not be negative, got %d", o.DemoRate)
 	}
-	for i, t := range o.IngestTokens {
-		if len(t) < 16 {
-			return fmt.Errorf("collector: invalid option IngestTokens[%d]: must be at least 16 characters", i)
+	for field, ts := range map[string][]string{"IngestTokens": o.IngestTokens, "OperatorTokens": o.OperatorTokens} {
+		for i, t := range ts {
+			if len(t) < 16 {
+				return fmt.Errorf("collector: invalid option %s[%d]: must be at least 16 characters", field, i)
+			}
 		}
 	}
 	return nil
@@ -163,7 +168,12 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		}
 	}
 
-	s := &handlers{db: a.st, log: a.log, ingest: newIngester(js, opts.IngestTokens)}
+	s := &handlers{
+		db: a.st, log: a.log, ingest: &ingester{js: js},
+		ingestT:  newTokens("ingest", "--ingest-token", opts.IngestTokens),
+		operator: newTokens("operator", "--operator-token", opts.OperatorTokens),
+		notify:   func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+	}
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err

@@ -3,13 +3,10 @@ package collector
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -31,44 +28,9 @@ const (
 // published to JetStream; an item counts as accepted only once JetStream has
 // stored it.
 type ingester struct {
-	js     jetstream.JetStream
-	tokens [][sha256.Size]byte // hashes of the accepted tokens
+	js jetstream.JetStream
 
 	accepted, rejected, failed atomic.Uint64
-}
-
-func newIngester(js jetstream.JetStream, tokens []string) *ingester {
-	in := &ingester{js: js}
-	for _, t := range tokens {
-		in.tokens = append(in.tokens, sha256.Sum256([]byte(t)))
-	}
-	return in
-}
-
-// auth requires "Authorization: Bearer <ingest token>". With no token
-// configured every request is refused.
-func (in *ingester) auth(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		if len(in.tokens) == 0 {
-			return echo.NewHTTPError(http.StatusForbidden, "ingest is disabled: start the collector with --ingest-token (or PARITY_INGEST_TOKENS)")
-		}
-		h := c.Request().Header.Get(echo.HeaderAuthorization)
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || tok == "" {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="parity"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <ingest token>")
-		}
-		sum := sha256.Sum256([]byte(tok))
-		match := 0
-		for i := range in.tokens {
-			match |= subtle.ConstantTimeCompare(sum[:], in.tokens[i][:])
-		}
-		if match != 1 {
-			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="parity", error="invalid_token"`)
-			return echo.NewHTTPError(http.StatusUnauthorized, "invalid ingest token")
-		}
-		return next(c)
-	}
 }
 
 // IngestItem is the outcome of one item of an ingest request.

@@ -16,6 +16,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/web"
 )
@@ -29,13 +30,23 @@ type Reader interface {
 	Sample(ctx context.Context, id int64) (store.Sample, error)
 	DeadLetters(ctx context.Context, limit int) ([]store.DeadLetter, error)
 	DeadLetterCount(ctx context.Context) (int64, error)
+	Signatures(ctx context.Context, experiment string, q store.SignatureQuery) ([]store.SignatureSummary, error)
+	PatternStats(ctx context.Context, experiment string, since time.Time) (map[string]int64, []store.PatternStat, error)
+	Rules(ctx context.Context, experiment string) (store.Rules, error)
+	RulesHistory(ctx context.Context, experiment string, limit int) ([]store.Rules, error)
+	SaveRules(ctx context.Context, experiment string, rules json.RawMessage, author, reason string) (store.Rules, error)
 	Ping(ctx context.Context) error
 }
 
 type handlers struct {
-	db     Reader
-	ingest *ingester // nil: ingest not available
-	log    *slog.Logger
+	db       Reader
+	log      *slog.Logger
+	ingest   *ingester // nil: no JetStream to ingest into
+	ingestT  *tokens   // bearer tokens for POST /api/v1/pairs
+	operator *tokens   // bearer tokens for changing rules
+	// notify announces an experiment's rule change to the verifiers; nil
+	// leaves it to their periodic reload.
+	notify func(experiment string) error
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -91,8 +102,16 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/experiments/:name/samples", s.apiSamples)
 	api.GET("/samples/:id", s.apiSample)
 	api.GET("/dead-letters", s.apiDeadLetters)
+	api.GET("/experiments/:name/signatures", s.apiSignatures)
+	api.GET("/experiments/:name/noise", s.apiNoise)
+	api.GET("/experiments/:name/rules", s.apiRules)
+	api.GET("/experiments/:name/rules/history", s.apiRulesHistory)
+	api.GET("/samples/:id/diff", s.apiSampleDiff)
+	mutating := []echo.MiddlewareFunc{middleware.BodyLimit("1M"), s.operator.require}
+	api.PUT("/experiments/:name/rules", s.apiPutRules, mutating...)
+	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, mutating...)
 	if s.ingest != nil {
-		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)), s.ingest.auth)
+		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)), s.ingestT.require)
 	}
 	return e, nil
 }
@@ -254,7 +273,11 @@ type SegmentView struct {
 	CandidateErrors int64             `json:"candidate_errors"`
 	Skipped         int64             `json:"skipped_writes"`
 	Timeouts        int64             `json:"candidate_timeouts"`
-	LastSeen        time.Time         `json:"last_seen"`
+	// Noise is the divergence of A/A pairs (control against a second read of
+	// control): what the comparison reports when nothing changed. Absent
+	// without A/A pairs.
+	Noise    *report.Rate `json:"aa_noise,omitempty"`
+	LastSeen time.Time    `json:"last_seen"`
 }
 
 // SegmentsView is the segment table of one experiment.
@@ -304,6 +327,10 @@ func (s *handlers) segments(c echo.Context, defWindow string) (SegmentsView, err
 			Segment: r.Segment, Attrs: r.Attrs, Rate: report.NewRate(r.Divergent, r.Pairs),
 			ControlErrors: r.ControlErrors, CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts, LastSeen: r.LastSeen,
 		})
+		if r.AAPairs > 0 {
+			n := report.NewRate(r.AADivergent, r.AAPairs)
+			v.Segments[len(v.Segments)-1].Noise = &n
+		}
 	}
 	v.Total = report.NewRate(div, pairs)
 	return v, nil
@@ -329,23 +356,29 @@ func (s *handlers) apiSegments(c echo.Context) error {
 
 // SampleView is a divergence sample in the API.
 type SampleView struct {
-	ID         int64           `json:"id"`
-	PairID     string          `json:"pair_id"`
-	Experiment string          `json:"experiment"`
-	Operation  string          `json:"operation"`
-	Segment    string          `json:"segment"`
-	Kind       string          `json:"kind"`
-	Stage      string          `json:"stage"`
-	UserKey    string          `json:"user_key"`
-	Time       time.Time       `json:"time"`
-	Paths      []string        `json:"paths"`
-	Control    json.RawMessage `json:"control"`
-	Candidate  json.RawMessage `json:"candidate"`
+	ID         int64     `json:"id"`
+	PairID     string    `json:"pair_id"`
+	Experiment string    `json:"experiment"`
+	Operation  string    `json:"operation"`
+	Segment    string    `json:"segment"`
+	Kind       string    `json:"kind"`
+	Stage      string    `json:"stage"`
+	UserKey    string    `json:"user_key"`
+	Time       time.Time `json:"time"`
+	Paths      []string  `json:"paths"`
+	Verdict    string    `json:"verdict"`
+	Signature  string    `json:"signature,omitempty"`
+	// RulesVersion is the version of the diff rules the pair was judged under.
+	RulesVersion int64           `json:"rules_version"`
+	Diffs        json.RawMessage `json:"diffs,omitempty"`
+	Control      json.RawMessage `json:"control"`
+	Candidate    json.RawMessage `json:"candidate"`
 }
 
 func sampleView(x store.Sample) SampleView {
 	return SampleView{ID: x.ID, PairID: x.PairID, Experiment: x.Experiment, Operation: x.Operation, Segment: x.Segment,
-		Kind: x.Kind, Stage: x.Stage, UserKey: x.UserKey, Time: x.Time, Paths: x.Paths, Control: x.Control, Candidate: x.Candidate}
+		Kind: x.Kind, Stage: x.Stage, UserKey: x.UserKey, Time: x.Time, Paths: x.Paths, Verdict: x.Verdict, Signature: x.Signature,
+		RulesVersion: x.RulesVersion, Diffs: x.Diffs, Control: x.Control, Candidate: x.Candidate}
 }
 
 func (s *handlers) sampleQuery(c echo.Context) (string, store.SampleQuery, error) {
@@ -455,10 +488,27 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	sigs, err := s.signatures(c, "24h")
+	if err != nil {
+		return err
+	}
+	_, since, _ := windowParam(c, "24h") // validated by segments
+	noise, err := s.noise(ctx, v.Experiment, since)
+	if err != nil {
+		return err
+	}
+	rules, err := s.latestRules(ctx, v.Experiment)
+	if err != nil {
+		return err
+	}
+	hasNoise := false
+	for _, sv := range v.Segments {
+		hasNoise = hasNoise || sv.Noise != nil
+	}
 	return c.Render(http.StatusOK, "experiment.html", map[string]any{
 		"Title": v.Experiment, "Name": v.Experiment, "Window": v.Window, "Windows": windows,
-		"Operation": v.Operation, "Operations": ops, "Segments": v.Segments, "Total": v.Total,
-		"Segment": q.Segment, "Samples": samples,
+		"Operation": v.Operation, "Operations": ops, "Segments": v.Segments, "Total": v.Total, "HasNoise": hasNoise,
+		"Segment": q.Segment, "Samples": samples, "Signatures": sigs, "Noise": noise, "Rules": rules,
 	})
 }
 
@@ -471,8 +521,14 @@ func (s *handlers) samplePage(c echo.Context) error {
 	if err != nil {
 		return notFoundOr(err, "sample "+strconv.FormatInt(id, 10))
 	}
+	var diffs []diff.Difference
+	_ = json.Unmarshal(x.Diffs, &diffs) // written by the verifier from the same type; absent on old samples
+	rendered, err := renderSample(x)
+	if err != nil {
+		rendered = err.Error()
+	}
 	return c.Render(http.StatusOK, "sample.html", map[string]any{
-		"Title": "Sample " + strconv.FormatInt(id, 10), "Sample": x,
+		"Title": "Sample " + strconv.FormatInt(id, 10), "Sample": x, "Diffs": diffs, "Rendered": rendered,
 		"Control": indent(x.Control), "Candidate": indent(x.Candidate),
 	})
 }

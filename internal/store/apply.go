@@ -16,10 +16,16 @@ import (
 
 // Apply writes b in one transaction: it registers b's experiments, admits new
 // segments under the segment cap (folding the rest into [OtherSegment]), adds
-// b's counts to the stored ones, inserts b's samples and trims each touched
+// b's counts and signature counts to the stored ones, records each new
+// signature's pattern set, inserts b's samples and trims each touched
 // (experiment, operation, segment) to the newest [Options.SamplesPerKey],
 // inserts b's dead letters (Data cut to [MaxDeadLetterBytes]) and records
 // b.Seqs under b.Stream. Either all of it is written or none of it.
+//
+// A/A counts ([Count.AAPairs], [Count.AADivergent]) are stored beside the
+// others but never added to an experiment's totals ([Experiment.Pairs],
+// [Experiment.Divergent]); a Count holding only A/A pairs is stored all the
+// same.
 //
 // When an earlier batch already recorded some of b.Seqs under b.Stream, Apply
 // writes nothing. If it recorded all of them, every message of b is counted
@@ -28,9 +34,13 @@ import (
 // error wrapping [ErrAlreadyApplied]: retrying b cannot succeed; ask
 // [Store.Applied] which messages to drop and build a new batch from the rest.
 //
-// Apply does not modify b. Counts and samples may repeat a key; Apply sums
-// them. New segments are admitted in the order they first appear in b.Counts,
-// then b.Samples.
+// Apply does not modify b. Counts, signature counts and samples may repeat a
+// key; Apply sums them, also after folding. New segments are admitted in the
+// order they first appear in b.Counts, then b.Samples, then b.Signatures.
+//
+// A [SignatureCount.Patterns] that is not a JSON array of {"pattern","kind"}
+// objects is treated as absent. The first pattern set seen for a signature is
+// kept; one that arrives absent is filled in by a later batch.
 func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if b == nil {
 		return nil
@@ -84,6 +94,7 @@ type prepared struct {
 	segOrder map[string][]segCandidate // per experiment, in order of first appearance
 	counts   []Count                   // cleaned; segments not yet folded
 	samples  []Sample                  // cleaned; segments not yet folded
+	sigs     []SignatureCount          // cleaned; segments not yet folded; Patterns nil or a clean array
 	dead     []DeadLetter              // cleaned and cut
 	stream   string
 	seqLo    []int64 // runs of consecutive sequences, inclusive bounds
@@ -180,6 +191,8 @@ func prepare(b *Batch) (*prepared, error) {
 		sm.Kind = cleanText(sm.Kind)
 		sm.Stage = cleanText(sm.Stage)
 		sm.UserKey = cleanText(sm.UserKey)
+		sm.Verdict = cleanText(sm.Verdict)
+		sm.Signature = cleanText(sm.Signature)
 		if sm.Time.IsZero() {
 			sm.Time = now
 		}
@@ -198,6 +211,32 @@ func prepare(b *Batch) (*prepared, error) {
 		}
 		candidate(sm.Experiment, sm.Segment, "{}", sm.Time)
 		p.samples = append(p.samples, sm)
+	}
+
+	p.sigs = make([]SignatureCount, 0, len(b.Signatures))
+	for _, sc := range b.Signatures {
+		sc.Experiment = cleanText(sc.Experiment)
+		sc.Operation = cleanText(sc.Operation)
+		sc.Segment = cleanText(sc.Segment)
+		sc.Signature = cleanText(sc.Signature)
+		sc.Minute = sc.Minute.Truncate(time.Minute).UTC()
+		if sc.FirstSeen.IsZero() {
+			sc.FirstSeen = sc.Minute
+		}
+		if sc.LastSeen.IsZero() {
+			sc.LastSeen = sc.FirstSeen
+		}
+		sc.FirstSeen, sc.LastSeen = sc.FirstSeen.UTC(), sc.LastSeen.UTC()
+		if sc.LastSeen.Before(sc.FirstSeen) {
+			sc.FirstSeen, sc.LastSeen = sc.LastSeen, sc.FirstSeen
+		}
+		sc.Patterns = cleanPatterns(sc.Patterns)
+		e := exp(sc.Experiment, sc.Minute)
+		if sc.LastSeen.After(e.last) {
+			e.last = sc.LastSeen
+		}
+		candidate(sc.Experiment, sc.Segment, "{}", sc.Minute)
+		p.sigs = append(p.sigs, sc)
 	}
 
 	p.dead = make([]DeadLetter, 0, len(b.DeadLetters))
@@ -294,9 +333,9 @@ ON CONFLICT DO NOTHING`
 
 	sqlUpsertCounts = `
 INSERT INTO pair_counts AS c (experiment, operation, segment, minute,
-	pairs, divergent, control_errors, candidate_errors, skipped, timeouts, last_seen)
+	pairs, divergent, control_errors, candidate_errors, skipped, timeouts, last_seen, aa_pairs, aa_divergent)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-	$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::timestamptz[])
+	$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[], $13::int8[])
 ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
 	pairs            = c.pairs + EXCLUDED.pairs,
 	divergent        = c.divergent + EXCLUDED.divergent,
@@ -304,17 +343,43 @@ ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
 	candidate_errors = c.candidate_errors + EXCLUDED.candidate_errors,
 	skipped          = c.skipped + EXCLUDED.skipped,
 	timeouts         = c.timeouts + EXCLUDED.timeouts,
+	aa_pairs         = c.aa_pairs + EXCLUDED.aa_pairs,
+	aa_divergent     = c.aa_divergent + EXCLUDED.aa_divergent,
 	last_seen        = greatest(c.last_seen, EXCLUDED.last_seen)`
+
+	sqlUpsertSignatureCounts = `
+INSERT INTO signature_counts AS c (experiment, operation, segment, minute, signature, count, first_seen, last_seen)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+	$6::int8[], $7::timestamptz[], $8::timestamptz[])
+ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
+	count      = c.count + EXCLUDED.count,
+	first_seen = least(c.first_seen, EXCLUDED.first_seen),
+	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
+
+	// A signature's patterns are written once; only a stored empty set is
+	// replaced. The WHERE skips updates that would change nothing.
+	sqlUpsertSignatures = `
+INSERT INTO signatures AS s (experiment, signature, patterns, first_seen, last_seen)
+SELECT e, g, p::jsonb, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+	AS t(e, g, p, f, l)
+ON CONFLICT (experiment, signature) DO UPDATE SET
+	patterns   = CASE WHEN s.patterns = '[]' THEN EXCLUDED.patterns ELSE s.patterns END,
+	first_seen = least(s.first_seen, EXCLUDED.first_seen),
+	last_seen  = greatest(s.last_seen, EXCLUDED.last_seen)
+WHERE EXCLUDED.first_seen < s.first_seen OR EXCLUDED.last_seen > s.last_seen
+	OR (s.patterns = '[]' AND EXCLUDED.patterns <> '[]')`
 
 	// paths travel as one JSON array per sample: unnest cannot take a ragged
 	// two-dimensional array.
 	sqlInsertSamples = `
-INSERT INTO samples (pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths)
+INSERT INTO samples (pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths,
+	verdict, signature, rules_version, diffs)
 SELECT p, e, o, s, k, st, u, at, c::jsonb, d::jsonb,
-	ARRAY(SELECT x FROM jsonb_array_elements_text(ps::jsonb) WITH ORDINALITY AS j(x, n) ORDER BY n)
+	ARRAY(SELECT x FROM jsonb_array_elements_text(ps::jsonb) WITH ORDINALITY AS j(x, n) ORDER BY n),
+	v, g, rv, df::jsonb
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-	$8::timestamptz[], $9::text[], $10::text[], $11::text[])
-	WITH ORDINALITY AS t(p, e, o, s, k, st, u, at, c, d, ps, n)
+	$8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::int8[], $15::text[])
+	WITH ORDINALITY AS t(p, e, o, s, k, st, u, at, c, d, ps, v, g, rv, df, n)
 ORDER BY n`
 
 	sqlTrimSamples = `
@@ -375,6 +440,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	b2 := &pgx.Batch{}
 	fold := p.admit(admitted, opts.SegmentCap, b2)
 	p.queueCounts(fold, b2)
+	p.queueSignatures(fold, b2)
 	p.queueSamples(fold, opts.SamplesPerKey, b2)
 	p.queueDeadLetters(b2)
 
@@ -455,6 +521,8 @@ func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
 		r.CandidateErrors += c.CandidateErrors
 		r.Skipped += c.Skipped
 		r.Timeouts += c.Timeouts
+		r.AAPairs += c.AAPairs
+		r.AADivergent += c.AADivergent
 		if c.LastSeen.After(r.LastSeen) {
 			r.LastSeen = c.LastSeen
 		}
@@ -470,13 +538,107 @@ func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
 		minutes, lastSeen               = make([]time.Time, n), make([]time.Time, n)
 		pairs, divergent, cerr, candErr = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		skipped, timeouts               = make([]int64, n), make([]int64, n)
+		aaPairs, aaDivergent            = make([]int64, n), make([]int64, n)
 	)
 	for i, r := range rows {
 		exps[i], ops[i], segs[i], minutes[i], lastSeen[i] = r.Experiment, r.Operation, r.Segment, r.Minute, r.LastSeen
 		pairs[i], divergent[i], cerr[i], candErr[i] = r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors
-		skipped[i], timeouts[i] = r.Skipped, r.Timeouts
+		skipped[i], timeouts[i], aaPairs[i], aaDivergent[i] = r.Skipped, r.Timeouts, r.AAPairs, r.AADivergent
 	}
-	b.Queue(sqlUpsertCounts, exps, ops, segs, minutes, pairs, divergent, cerr, candErr, skipped, timeouts, lastSeen)
+	b.Queue(sqlUpsertCounts, exps, ops, segs, minutes, pairs, divergent, cerr, candErr, skipped, timeouts, lastSeen,
+		aaPairs, aaDivergent)
+}
+
+type sigCountKey struct {
+	experiment, operation, segment string
+	minute                         int64 // Unix nanoseconds
+	signature                      string
+}
+
+// queueSignatures folds the signature counts as queueCounts folds counts,
+// sums those that now share a key, and queues one upsert of the counts and
+// one of the signatures themselves (pattern set, first and last seen).
+func (p *prepared) queueSignatures(fold folded, b *pgx.Batch) {
+	if len(p.sigs) == 0 {
+		return
+	}
+	index := make(map[sigCountKey]int, len(p.sigs))
+	rows := make([]SignatureCount, 0, len(p.sigs))
+	for _, sc := range p.sigs {
+		sc.Segment = fold.segment(sc.Experiment, sc.Segment)
+		k := sigCountKey{sc.Experiment, sc.Operation, sc.Segment, sc.Minute.UnixNano(), sc.Signature}
+		i, ok := index[k]
+		if !ok {
+			index[k] = len(rows)
+			rows = append(rows, sc)
+			continue
+		}
+		r := &rows[i]
+		r.Count += sc.Count
+		if sc.FirstSeen.Before(r.FirstSeen) {
+			r.FirstSeen = sc.FirstSeen
+		}
+		if sc.LastSeen.After(r.LastSeen) {
+			r.LastSeen = sc.LastSeen
+		}
+		if len(r.Patterns) == 0 {
+			r.Patterns = sc.Patterns
+		}
+	}
+	// Key order, so concurrent writers lock rows in the same order.
+	slices.SortFunc(rows, func(a, b SignatureCount) int {
+		return cmp.Or(cmp.Compare(a.Experiment, b.Experiment), cmp.Compare(a.Operation, b.Operation),
+			cmp.Compare(a.Segment, b.Segment), a.Minute.Compare(b.Minute), cmp.Compare(a.Signature, b.Signature))
+	})
+	n := len(rows)
+	exps, ops, segs, sigs := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	minutes, firsts, lasts := make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
+	counts := make([]int64, n)
+	for i, r := range rows {
+		exps[i], ops[i], segs[i], minutes[i], sigs[i] = r.Experiment, r.Operation, r.Segment, r.Minute, r.Signature
+		counts[i], firsts[i], lasts[i] = r.Count, r.FirstSeen, r.LastSeen
+	}
+	b.Queue(sqlUpsertSignatureCounts, exps, ops, segs, minutes, sigs, counts, firsts, lasts)
+
+	// One row per (experiment, signature), in key order.
+	type sig struct {
+		experiment, signature string
+		patterns              string
+		first, last           time.Time
+	}
+	byKey := map[[2]string]int{}
+	var all []sig
+	for _, r := range rows {
+		k := [2]string{r.Experiment, r.Signature}
+		i, ok := byKey[k]
+		if !ok {
+			byKey[k] = len(all)
+			all = append(all, sig{r.Experiment, r.Signature, string(r.Patterns), r.FirstSeen, r.LastSeen})
+			continue
+		}
+		g := &all[i]
+		if r.FirstSeen.Before(g.first) {
+			g.first = r.FirstSeen
+		}
+		if r.LastSeen.After(g.last) {
+			g.last = r.LastSeen
+		}
+		if g.patterns == "" {
+			g.patterns = string(r.Patterns)
+		}
+	}
+	slices.SortFunc(all, func(a, b sig) int {
+		return cmp.Or(cmp.Compare(a.experiment, b.experiment), cmp.Compare(a.signature, b.signature))
+	})
+	n = len(all)
+	exps, sigs = make([]string, n), make([]string, n)
+	patterns := make([]string, n)
+	firsts, lasts = make([]time.Time, n), make([]time.Time, n)
+	for i, g := range all {
+		exps[i], sigs[i], firsts[i], lasts[i] = g.experiment, g.signature, g.first, g.last
+		patterns[i] = cmp.Or(g.patterns, "[]")
+	}
+	b.Queue(sqlUpsertSignatures, exps, sigs, patterns, firsts, lasts)
 }
 
 type sampleKey struct{ experiment, operation, segment string }
@@ -516,18 +678,22 @@ func (p *prepared) queueSamples(fold folded, keep int, b *pgx.Batch) {
 	ats := make([]time.Time, n)
 	controls, candidates := make([]*string, n), make([]*string, n)
 	paths := make([]string, n)
+	verdicts, signatures, diffs := make([]string, n), make([]string, n), make([]*string, n)
+	rulesVersions := make([]int64, n)
 	for i, r := range rows {
 		pairIDs[i], exps[i], ops[i], segs[i], kinds[i], stages[i], users[i] = r.PairID, r.Experiment, r.Operation,
 			r.Segment, r.Kind, r.Stage, r.UserKey
 		ats[i] = r.Time
 		controls[i], candidates[i] = cleanJSON(r.Control), cleanJSON(r.Candidate)
+		verdicts[i], signatures[i], rulesVersions[i], diffs[i] = r.Verdict, r.Signature, r.RulesVersion, cleanJSON(r.Diffs)
 		paths[i] = "[]"
 		if len(r.Paths) > 0 {
 			js, _ := json.Marshal(r.Paths) // cannot fail for []string
 			paths[i] = string(js)
 		}
 	}
-	b.Queue(sqlInsertSamples, pairIDs, exps, ops, segs, kinds, stages, users, ats, controls, candidates, paths)
+	b.Queue(sqlInsertSamples, pairIDs, exps, ops, segs, kinds, stages, users, ats, controls, candidates, paths,
+		verdicts, signatures, rulesVersions, diffs)
 
 	te, to, ts := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys))
 	for i, k := range keys {

@@ -257,6 +257,8 @@ func TestSampleRoundTrip(t *testing.T) {
 		Control:   json.RawMessage(`{"value":{"items":[1,2]},"status":"ok"}`),
 		Candidate: nil, // e.g. a candidate that was not run
 		Paths:     []string{"value.items[1]", "status", "a,b{c}\"d"},
+		Verdict:   "mismatch", Signature: "sig-9f2c", RulesVersion: 7,
+		Diffs: json.RawMessage(`[{"path":"value.items[1]","pattern":"value.items[*]","kind":"changed","control":"2","candidate":"3"}]`),
 	}
 	apply(t, s, &store.Batch{Samples: []store.Sample{in}})
 	list, err := s.Samples(ctx, "x", store.SampleQuery{})

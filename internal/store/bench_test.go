@@ -9,16 +9,18 @@ import (
 )
 
 // BenchmarkApply applies what one verifier flush writes after a second at
-// 10,000 pairs/s spread over 50 segments and 2 operations, with 20 divergence
+// 10,000 pairs/s spread over 50 segments and 2 operations, with one divergent
+// pair per segment and operation (under one of 5 signatures), 20 divergence
 // samples and the 10,000 stream sequences. It reports the rows written per
-// pair (counts, samples and the applied-batch row; design target ≤ 0.05 of
-// one row per pair) and the WAL bytes per pair. The WAL figure is the whole
+// pair (counts, signature counts, signatures, samples and the applied-batch
+// row; design target ≤ 0.05 of one row per pair) and the WAL bytes per pair. The WAL figure is the whole
 // server's, so other databases' activity inflates it.
 func BenchmarkApply(b *testing.B) {
 	const (
 		segments, operations = 50, 2
 		pairsPerFlush        = 10_000
 		samplesPerFlush      = 20
+		signatures           = 5
 	)
 	s := openStore(b, store.Options{})
 	ctx := b.Context()
@@ -40,6 +42,12 @@ func BenchmarkApply(b *testing.B) {
 				Attrs: map[string]string{"country": seg[8:]}, Minute: m,
 				Pairs: pairsPerFlush / (segments * operations), Divergent: 1, LastStage: "shadow", LastSeen: m,
 			})
+			sig := fmt.Sprintf("sig%d", i%signatures)
+			batch.Signatures = append(batch.Signatures, store.SignatureCount{
+				Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg, Minute: m,
+				Signature: sig, Patterns: patterns([2]string{"items[*]." + sig, "changed"}, [2]string{"etag", "missing"}),
+				Count: 1, FirstSeen: m, LastSeen: m,
+			})
 		}
 		for i := range samplesPerFlush {
 			batch.Samples = append(batch.Samples, sample("bench", "op0", fmt.Sprintf("country=C%02d", i), m.Add(time.Duration(flush)*time.Millisecond)))
@@ -52,7 +60,7 @@ func BenchmarkApply(b *testing.B) {
 			b.Fatal(err)
 		}
 		pairs += pairsPerFlush
-		rows += int64(len(batch.Counts) + len(batch.Samples) + 1)
+		rows += int64(len(batch.Counts) + len(batch.Signatures) + signatures + len(batch.Samples) + 1)
 		flush++
 	}
 	elapsed := time.Since(start)

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -133,4 +134,42 @@ func cleanAttrs(attrs map[string]string) string {
 		return "{}"
 	}
 	return string(b)
+}
+
+// patternKind mirrors diff.PatternKind, the element of a signature's pattern
+// set, without importing the diff engine.
+type patternKind struct {
+	Pattern string `json:"pattern"`
+	Kind    string `json:"kind"`
+}
+
+// cleanPatterns returns raw, a JSON array of {"pattern","kind"} objects, as a
+// compact array jsonb accepts, or nil when raw is empty or not such an array.
+// The store relies on stored pattern sets being arrays (jsonb_array_elements
+// fails on anything else), so a malformed set is dropped rather than stored.
+func cleanPatterns(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return nil
+	}
+	var pks []patternKind
+	if err := json.Unmarshal(raw, &pks); err != nil || pks == nil {
+		return nil
+	}
+	for i := range pks {
+		pks[i].Pattern, pks[i].Kind = cleanText(pks[i].Pattern), cleanText(pks[i].Kind)
+	}
+	out, err := json.Marshal(pks)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// cleanRules returns raw, which must be a JSON object, as jsonb accepts it.
+func cleanRules(raw json.RawMessage) (string, error) {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(raw) {
+		return "", errors.New("rules must be a JSON object")
+	}
+	return *cleanJSON(raw), nil
 }

@@ -1,6 +1,8 @@
-// Package store keeps Parity's counts, samples and dead letters in PostgreSQL.
-// The verifier writes through [Store.Apply]; the collector reads through
-// [Store.Experiments], [Store.Segments], [Store.Samples] and friends.
+// Package store keeps Parity's counts, mismatch signatures, samples, dead
+// letters and diff rules in PostgreSQL. The verifier writes through
+// [Store.Apply] and loads its rules with [Store.AllRules]; the collector
+// reads through [Store.Experiments], [Store.Segments], [Store.Signatures],
+// [Store.Samples] and friends, and saves rules with [Store.SaveRules].
 //
 // Guarantees:
 //
@@ -10,13 +12,15 @@
 //     processes may call Open at once.
 //   - [Store.Apply] is atomic: a [Batch] is written in one transaction, all of
 //     it or none of it.
-//   - Counts are exact. Apply adds each [Count] to what is stored with an
-//     upsert; nothing is sampled or estimated. An experiment's totals in
-//     [Experiment] are kept in the same transaction as its per-minute counts.
+//   - Counts are exact. Apply adds each [Count] and [SignatureCount] to what
+//     is stored with an upsert; nothing is sampled or estimated. An
+//     experiment's totals in [Experiment] are kept in the same transaction as
+//     its per-minute counts. A/A counts ([Count.AAPairs]) are kept beside the
+//     others and are in neither [Count.Pairs] nor the experiment's totals.
 //   - Each experiment admits at most [Options.SegmentCap] distinct segments.
 //     A segment once admitted stays admitted; segments that arrive once the
-//     cap is reached are folded into [OtherSegment], for counts and samples
-//     alike. Admission is serialised per experiment by a row lock on the
+//     cap is reached are folded into [OtherSegment], for counts, signature
+//     counts and samples alike. Admission is serialised per experiment by a row lock on the
 //     experiment, so concurrent verifiers never admit more than the cap.
 //   - At most [Options.SamplesPerKey] samples, the newest by time, are kept per
 //     (experiment, operation, segment).
@@ -27,6 +31,13 @@
 //     sequences were all recorded before (a retry after a lost commit reply)
 //     is a successful no-op, and a batch that overlaps an earlier one only in
 //     part writes nothing and fails with [ErrAlreadyApplied].
+//   - Each signature's pattern set is stored once per experiment, not per
+//     count; [Store.Signatures] and [Store.PatternStats] join it back.
+//   - Diff rules are versioned per experiment: 1, 2, 3… with no gap or
+//     repeat, whatever the concurrency of [Store.SaveRules]; every version is
+//     kept. Rules may exist for an experiment that has no pairs yet; such an
+//     experiment is not listed by [Store.Experiments] until Apply writes
+//     something for it.
 //   - Strings that PostgreSQL cannot store (invalid UTF-8, NUL bytes) are
 //     repaired with U+FFFD rather than failing the batch, so one bad envelope
 //     cannot block a verifier.

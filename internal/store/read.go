@@ -1,12 +1,14 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -68,7 +70,8 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // Segments returns experiment's counts per segment, summed over the minutes
 // whose start lies in [q.Since, q.Until) and, if q.Operation is set, over that
 // operation only; rows are ordered by segment. Segments without counts in the
-// window are left out. It returns an error wrapping [ErrNotFound] for an
+// window are left out; a segment with only A/A pairs in it is listed with
+// Pairs 0. It returns an error wrapping [ErrNotFound] for an
 // unknown experiment.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
 	// The filters are spliced in as needed, never as "$2 IS NULL OR …", so
@@ -92,12 +95,13 @@ WITH agg AS (
 	SELECT segment,
 		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent,
 		sum(control_errors)::int8 AS control_errors, sum(candidate_errors)::int8 AS candidate_errors,
-		sum(skipped)::int8 AS skipped, sum(timeouts)::int8 AS timeouts, max(last_seen) AS last_seen
+		sum(skipped)::int8 AS skipped, sum(timeouts)::int8 AS timeouts,
+		sum(aa_pairs)::int8 AS aa_pairs, sum(aa_divergent)::int8 AS aa_divergent, max(last_seen) AS last_seen
 	FROM pair_counts WHERE `+where+`
 	GROUP BY segment
 )
 SELECT a.segment, coalesce(s.attrs, '{}'), a.pairs, a.divergent, a.control_errors, a.candidate_errors,
-	a.skipped, a.timeouts, a.last_seen
+	a.skipped, a.timeouts, a.aa_pairs, a.aa_divergent, a.last_seen
 FROM agg a LEFT JOIN segments s ON s.experiment = $1 AND s.segment = a.segment
 ORDER BY a.segment`, args...)
 	if err != nil {
@@ -106,7 +110,7 @@ ORDER BY a.segment`, args...)
 	out := []SegmentCount{}
 	var c SegmentCount
 	_, err = pgx.ForEachRow(rows, []any{&c.Segment, &c.Attrs, &c.Pairs, &c.Divergent, &c.ControlErrors,
-		&c.CandidateErrors, &c.Skipped, &c.Timeouts, &c.LastSeen}, func() error {
+		&c.CandidateErrors, &c.Skipped, &c.Timeouts, &c.AAPairs, &c.AADivergent, &c.LastSeen}, func() error {
 		c.LastSeen = c.LastSeen.UTC()
 		out = append(out, c)
 		c.Attrs = nil // a fresh map for the next row
@@ -123,7 +127,8 @@ ORDER BY a.segment`, args...)
 	return out, nil
 }
 
-const sampleColumns = `id, pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths`
+const sampleColumns = `id, pair_id, experiment, operation, segment, kind, stage, user_key, at, control, candidate, paths,
+	verdict, signature, rules_version, diffs`
 
 // Samples returns experiment's samples, newest first, optionally for one
 // segment and one operation: at most q.Limit, or [DefaultLimit] when it is 0.
@@ -180,9 +185,10 @@ func (s *Store) Sample(ctx context.Context, id int64) (Sample, error) {
 
 func scanSample(row pgx.CollectableRow) (Sample, error) {
 	var sm Sample
-	var control, candidate []byte
+	var control, candidate, diffs []byte
 	err := row.Scan(&sm.ID, &sm.PairID, &sm.Experiment, &sm.Operation, &sm.Segment, &sm.Kind, &sm.Stage,
-		&sm.UserKey, &sm.Time, &control, &candidate, &sm.Paths)
+		&sm.UserKey, &sm.Time, &control, &candidate, &sm.Paths,
+		&sm.Verdict, &sm.Signature, &sm.RulesVersion, &diffs)
 	sm.Time = sm.Time.UTC()
 	if control != nil {
 		sm.Control = control
@@ -190,7 +196,151 @@ func scanSample(row pgx.CollectableRow) (Sample, error) {
 	if candidate != nil {
 		sm.Candidate = candidate
 	}
+	if diffs != nil {
+		sm.Diffs = diffs
+	}
 	return sm, err
+}
+
+// DefaultSignatureLimit is how many signatures [Store.Signatures] returns when
+// the query's limit is 0.
+const DefaultSignatureLimit = 20
+
+// Signatures returns experiment's most frequent mismatch signatures in the
+// minutes whose start lies in [q.Since, q.Until), optionally for one
+// operation and one segment: at most q.Limit, or [DefaultSignatureLimit] when
+// it is 0, by count descending, then by signature. Count, Segments (how many
+// distinct segments it was seen in), FirstSeen and LastSeen describe the
+// selection, not all time; Patterns is the signature's pattern set as JSON
+// (a []diff.PatternKind, "[]" if never received). It returns an error
+// wrapping [ErrNotFound] for an unknown experiment.
+func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQuery) ([]SignatureSummary, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultSignatureLimit
+	}
+	args := []any{experiment, limit}
+	where := "experiment = $1"
+	if !q.Since.IsZero() {
+		args = append(args, q.Since)
+		where += " AND minute >= $" + strconv.Itoa(len(args))
+	}
+	if !q.Until.IsZero() {
+		args = append(args, q.Until)
+		where += " AND minute < $" + strconv.Itoa(len(args))
+	}
+	if q.Operation != "" {
+		args = append(args, q.Operation)
+		where += " AND operation = $" + strconv.Itoa(len(args))
+	}
+	if q.Segment != "" {
+		args = append(args, q.Segment)
+		where += " AND segment = $" + strconv.Itoa(len(args))
+	}
+	rows, err := s.pool.Query(ctx, `
+WITH top AS (
+	SELECT signature, sum(count)::int8 AS count, count(DISTINCT segment)::int8 AS segments,
+		min(first_seen) AS first_seen, max(last_seen) AS last_seen
+	FROM signature_counts WHERE `+where+`
+	GROUP BY signature
+	ORDER BY count DESC, signature
+	LIMIT $2
+)
+SELECT t.signature, coalesce(g.patterns, '[]'), t.count, t.segments, t.first_seen, t.last_seen
+FROM top t LEFT JOIN signatures g ON g.experiment = $1 AND g.signature = t.signature
+ORDER BY t.count DESC, t.signature`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
+	}
+	out := []SignatureSummary{}
+	var g SignatureSummary
+	var patterns []byte
+	_, err = pgx.ForEachRow(rows, []any{&g.Signature, &patterns, &g.Count, &g.Segments, &g.FirstSeen, &g.LastSeen}, func() error {
+		g.Patterns = patterns
+		g.FirstSeen, g.LastSeen = g.FirstSeen.UTC(), g.LastSeen.UTC()
+		out = append(out, g)
+		patterns = nil // a fresh slice for the next row
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
+	}
+	if len(out) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
+		}
+	}
+	return out, nil
+}
+
+// PatternStats returns what noise detection needs about experiment's minutes
+// from since on (all of them when since is zero): per operation, the pairs
+// judged (A/A pairs not included), and for each (operation, pattern, kind)
+// the number of mismatching pairs whose signature's pattern set contains it.
+// A pair counts once for each distinct (pattern, kind) of its signature, so
+// one pair may count towards several stats. Operations without pairs in the
+// window are absent from pairs; stats are ordered by operation, pattern and
+// kind. Mismatches whose signature's pattern set was never received count
+// towards no stat. It returns an error wrapping [ErrNotFound] for an unknown
+// experiment.
+func (s *Store) PatternStats(ctx context.Context, experiment string, since time.Time) (pairs map[string]int64, stats []PatternStat, err error) {
+	args := []any{experiment}
+	where := "experiment = $1"
+	if !since.IsZero() {
+		args = append(args, since)
+		where += " AND minute >= $2"
+	}
+	// One statement, so the pairs and the stats come from one snapshot even
+	// while verifiers write. Pattern rows are summed per (operation,
+	// signature) first, so each signature's pattern set is expanded once per
+	// operation rather than once per count row; DISTINCT guards against a
+	// pattern set that repeats an element. Rows with a NULL pattern are the
+	// per-operation pair totals.
+	rows, err := s.pool.Query(ctx, `
+WITH c AS (
+	SELECT operation, signature, sum(count) AS count
+	FROM signature_counts WHERE `+where+`
+	GROUP BY operation, signature
+)
+SELECT operation, NULL::text, NULL::text, sum(pairs)::int8
+FROM pair_counts WHERE `+where+`
+GROUP BY operation HAVING sum(pairs) > 0
+UNION ALL
+SELECT c.operation, p.pattern, p.kind, sum(c.count)::int8
+FROM c
+JOIN signatures g ON g.experiment = $1 AND g.signature = c.signature
+CROSS JOIN LATERAL (
+	SELECT DISTINCT coalesce(e->>'pattern', '') AS pattern, coalesce(e->>'kind', '') AS kind
+	FROM jsonb_array_elements(g.patterns) AS e
+) p
+GROUP BY c.operation, p.pattern, p.kind`, args...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
+	}
+	pairs, stats = map[string]int64{}, []PatternStat{}
+	var op string
+	var pattern, kind *string
+	var n int64
+	_, err = pgx.ForEachRow(rows, []any{&op, &pattern, &kind, &n}, func() error {
+		if pattern == nil {
+			pairs[op] = n
+		} else {
+			stats = append(stats, PatternStat{Operation: op, Pattern: *pattern, Kind: *kind, Count: n})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
+	}
+	slices.SortFunc(stats, func(a, b PatternStat) int {
+		return cmp.Or(cmp.Compare(a.Operation, b.Operation), cmp.Compare(a.Pattern, b.Pattern), cmp.Compare(a.Kind, b.Kind))
+	})
+	if len(pairs) == 0 && len(stats) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
+		}
+	}
+	return pairs, stats, nil
 }
 
 // DeadLetters returns the newest dead letters, newest first: at most limit,

@@ -186,21 +186,31 @@ func createDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 // migrateSchema applies the embedded migrations. tern takes an advisory lock
 // around both its version-table setup and the migrations themselves.
 func migrateSchema(ctx context.Context, conn *pgx.Conn) error {
-	m, err := migrate.NewMigrator(ctx, conn, versionTable)
+	m, err := newMigrator(ctx, conn)
 	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	sub, err := fs.Sub(migrationFiles, "migrations")
-	if err != nil {
-		return fmt.Errorf("store: migrate: %w", err)
-	}
-	if err := m.LoadMigrations(sub); err != nil {
-		return fmt.Errorf("store: migrate: load: %w", err)
+		return err
 	}
 	if err := m.Migrate(ctx); err != nil {
 		return fmt.Errorf("store: migrate: %w", err)
 	}
 	return nil
+}
+
+// newMigrator returns a migrator over conn with the embedded migrations
+// loaded.
+func newMigrator(ctx context.Context, conn *pgx.Conn) (*migrate.Migrator, error) {
+	m, err := migrate.NewMigrator(ctx, conn, versionTable)
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	sub, err := fs.Sub(migrationFiles, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("store: migrate: %w", err)
+	}
+	if err := m.LoadMigrations(sub); err != nil {
+		return nil, fmt.Errorf("store: migrate: load: %w", err)
+	}
+	return m, nil
 }
 
 func closeConn(conn *pgx.Conn) {

@@ -26,6 +26,9 @@ func openStore(t testing.TB, opts store.Options) *store.Store {
 	return s
 }
 
+// latestSchema is the number of the newest file in migrations/.
+const latestSchema = 2
+
 func schemaVersion(t *testing.T, s *store.Store) int32 {
 	t.Helper()
 	var v int32
@@ -46,8 +49,8 @@ func TestOpenCreatesDatabaseAndIsIdempotent(t *testing.T) {
 		if err := s.Ping(t.Context()); err != nil {
 			t.Fatalf("Ping #%d: %v", i+1, err)
 		}
-		if v := schemaVersion(t, s); v != 1 {
-			t.Errorf("Open #%d: schema version %d, want 1", i+1, v)
+		if v := schemaVersion(t, s); v != latestSchema {
+			t.Errorf("Open #%d: schema version %d, want %d", i+1, v, latestSchema)
 		}
 		if got, want := s.Options(), store.DefaultOptions(); got != want {
 			t.Errorf("Open #%d: options %+v, want the defaults %+v", i+1, got, want)
@@ -72,8 +75,8 @@ func TestOpenConcurrentlyOnFreshDatabase(t *testing.T) {
 			t.Errorf("Open #%d: %v", i+1, errs[i])
 			continue
 		}
-		if v := schemaVersion(t, stores[i]); v != 1 {
-			t.Errorf("Open #%d: schema version %d, want 1", i+1, v)
+		if v := schemaVersion(t, stores[i]); v != latestSchema {
+			t.Errorf("Open #%d: schema version %d, want %d", i+1, v, latestSchema)
 		}
 		stores[i].Close()
 	}

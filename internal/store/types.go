@@ -99,9 +99,13 @@ type SignatureCount struct {
 	FirstSeen, LastSeen time.Time
 }
 
-// SignatureSummary is one row of an experiment's top signatures.
+// SignatureSummary is one row of an experiment's top signatures. Count,
+// Segments, FirstSeen and LastSeen describe the [SignatureQuery]'s selection
+// (window, operation, segment), not all time.
 type SignatureSummary struct {
 	Signature string
+	// Patterns is the signature's pattern set as JSON, a []diff.PatternKind;
+	// "[]" when none was received (e.g. a signature named after a verdict).
 	Patterns  json.RawMessage
 	Count     int64
 	Segments  int64 // distinct segments it was seen in

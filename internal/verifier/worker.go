@@ -17,16 +17,15 @@ import (
 	"github.com/parityhq/parity/pkg/envelope"
 )
 
-// Store is what a worker writes to. *store.Store satisfies it.
+// Store is what a worker reads rules from and writes to. *store.Store
+// satisfies it.
 type Store interface {
+	RulesStore
 	// Apply writes a batch in one transaction.
 	Apply(ctx context.Context, b *store.Batch) error
 	// Applied reports which of seqs an earlier Apply recorded.
 	Applied(ctx context.Context, stream string, seqs []uint64) (map[uint64]bool, error)
 }
-
-// Judge judges one pair. (*diff.Differ).Judge satisfies it.
-type Judge func(p *envelope.Pair) diff.Result
 
 // Options configure a [Worker]. The zero value is valid; every default is
 // documented on its field.
@@ -52,8 +51,9 @@ type Options struct {
 	// SamplesPerFlush caps the divergence samples kept per (experiment,
 	// operation, segment) in one flush. Defaults to 5.
 	SamplesPerFlush int
-	// Judge judges pairs. Defaults to diff.Exact().Judge.
-	Judge Judge
+	// RulesReload is how often a worker reloads every experiment's rules, in
+	// case it missed a change notice. Defaults to 30s.
+	RulesReload time.Duration
 	// Logger receives operational messages; never pair values. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -84,8 +84,8 @@ func (o *Options) setDefaults() error {
 	if o.SamplesPerFlush == 0 {
 		o.SamplesPerFlush = 5
 	}
-	if o.Judge == nil {
-		o.Judge = diff.Exact().Judge
+	if o.RulesReload == 0 {
+		o.RulesReload = 30 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -99,6 +99,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("%w: MaxAckPending (%d) must be at least MaxBatch (%d)", ErrInvalidOption, o.MaxAckPending, o.MaxBatch)
 	case o.AckWait < time.Second:
 		return fmt.Errorf("%w: AckWait: must be at least 1s, got %v", ErrInvalidOption, o.AckWait)
+	case o.RulesReload < time.Second:
+		return fmt.Errorf("%w: RulesReload: must be at least 1s, got %v", ErrInvalidOption, o.RulesReload)
 	case o.SamplesPerFlush < 0:
 		return fmt.Errorf("%w: SamplesPerFlush: must not be negative", ErrInvalidOption)
 	}
@@ -128,6 +130,7 @@ type Worker struct {
 	store Store
 	opts  Options
 	log   *slog.Logger
+	rules *judges
 
 	consumed, judged, divergent, deadLettered, duplicates, flushes, flushErrors atomic.Uint64
 }
@@ -140,7 +143,8 @@ func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	return &Worker{js: js, store: st, opts: opts, log: opts.Logger.With("component", "verifier")}, nil
+	log := opts.Logger.With("component", "verifier")
+	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log)}, nil
 }
 
 // Stats returns the worker's counters.
@@ -165,6 +169,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	epoch := fmt.Sprintf("%s@%d", w.opts.Stream.Name, st.CachedInfo().Created.UnixNano())
+	if err := w.rules.loadAll(ctx, w.store); err != nil {
+		return fmt.Errorf("verifier: load rules: %w", err)
+	}
+	stopRules, err := w.watchRules(ctx)
+	if err != nil {
+		return err
+	}
+	defer stopRules()
 	cons, err := ensureConsumer(ctx, w.js, w.opts.Stream.Name, w.opts.Durable, &w.opts)
 	if err != nil {
 		return err
@@ -285,6 +297,12 @@ type countKey struct {
 
 type sampleKey struct{ experiment, operation, segment string }
 
+type signatureKey struct {
+	experiment, operation, segment string
+	minute                         int64
+	signature                      string
+}
+
 type batch struct {
 	epoch       string
 	msgs        []pending
@@ -293,11 +311,13 @@ type batch struct {
 	counts      map[countKey]*store.Count
 	samples     []store.Sample
 	perKey      map[sampleKey]int
+	signatures  map[signatureKey]*store.SignatureCount
 	deadLetters []store.DeadLetter
 }
 
 func newBatch(epoch string) *batch {
-	return &batch{epoch: epoch, seqs: make(map[uint64]bool), counts: make(map[countKey]*store.Count), perKey: make(map[sampleKey]int)}
+	return &batch{epoch: epoch, seqs: make(map[uint64]bool), counts: make(map[countKey]*store.Count),
+		perKey: make(map[sampleKey]int), signatures: make(map[signatureKey]*store.SignatureCount)}
 }
 
 // add takes one message into the batch. A first delivery is judged at once; a
@@ -347,7 +367,7 @@ func (w *Worker) judge(b *batch, i int) {
 		w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
 		return
 	}
-	res := w.opts.Judge(p)
+	res := w.rules.forExperiment(p.Experiment).Judge(p)
 	w.count(b, p, &res)
 }
 
@@ -373,11 +393,20 @@ func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
 		c = &store.Count{Experiment: p.Experiment, Operation: p.Operation, Segment: segment, Attrs: attrs, Minute: minute}
 		b.counts[k] = c
 	}
-	c.Pairs++
-	divergent := res.Verdict.Divergent()
-	if divergent {
-		c.Divergent++
+	if !p.Time.Before(c.LastSeen) {
+		c.LastSeen = p.Time.UTC()
+		c.LastStage = string(p.Stage)
 	}
+	divergent := res.Verdict.Divergent()
+	if p.Mode == envelope.ModeAA {
+		// Control against a second read of control: a mismatch is noise.
+		c.AAPairs++
+		if divergent {
+			c.AADivergent++
+		}
+		return
+	}
+	c.Pairs++
 	if failed(p.Control.Outcome()) {
 		c.ControlErrors++
 	}
@@ -390,34 +419,70 @@ func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
 	if p.Candidate.Outcome() == envelope.StatusTimeout {
 		c.Timeouts++
 	}
-	if !p.Time.Before(c.LastSeen) {
-		c.LastSeen = p.Time.UTC()
-		c.LastStage = string(p.Stage)
+	if !divergent {
+		return
 	}
-	if divergent {
-		sk := sampleKey{p.Experiment, p.Operation, segment}
-		if b.perKey[sk] < w.opts.SamplesPerFlush {
-			b.perKey[sk]++
-			b.samples = append(b.samples, sampleOf(p, segment, res))
-		}
+	c.Divergent++
+	sig := signatureOf(res)
+	sk := signatureKey{p.Experiment, p.Operation, segment, minute.Unix(), sig}
+	sc := b.signatures[sk]
+	if sc == nil {
+		patterns, _ := json.Marshal(res.Patterns) // []PatternKind of strings always marshals
+		sc = &store.SignatureCount{Experiment: p.Experiment, Operation: p.Operation, Segment: segment, Minute: minute,
+			Signature: sig, Patterns: patterns, FirstSeen: p.Time.UTC(), LastSeen: p.Time.UTC()}
+		b.signatures[sk] = sc
 	}
+	sc.Count++
+	sc.FirstSeen = minTime(sc.FirstSeen, p.Time.UTC())
+	sc.LastSeen = maxTime(sc.LastSeen, p.Time.UTC())
+	smk := sampleKey{p.Experiment, p.Operation, segment}
+	if b.perKey[smk] < w.opts.SamplesPerFlush {
+		b.perKey[smk]++
+		b.samples = append(b.samples, sampleOf(p, segment, sig, res))
+	}
+}
+
+// signatureOf returns the signature a divergent pair is counted under: the
+// diff's fingerprint for a mismatch, the verdict itself otherwise (for
+// example "candidate_error"), so every divergence has a reason to group by.
+func signatureOf(res *diff.Result) string {
+	if res.Signature != "" {
+		return res.Signature
+	}
+	return string(res.Verdict)
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func failed(s envelope.Status) bool {
 	return s == envelope.StatusError || s == envelope.StatusPanic || s == envelope.StatusTimeout
 }
 
-func sampleOf(p *envelope.Pair, segment string, res *diff.Result) store.Sample {
+func sampleOf(p *envelope.Pair, segment, signature string, res *diff.Result) store.Sample {
 	paths := make([]string, 0, len(res.Diffs))
 	for _, d := range res.Diffs {
 		paths = append(paths, d.Path)
 	}
 	ctl, _ := json.Marshal(&p.Control) // an Observation always marshals: its Value was validated
 	cand, _ := json.Marshal(&p.Candidate)
+	diffs, _ := json.Marshal(res.Diffs)
 	return store.Sample{
 		PairID: p.ID, Experiment: p.Experiment, Operation: p.Operation, Segment: segment,
 		Kind: string(p.Kind), Stage: string(p.Stage), UserKey: p.User.Key, Time: p.Time.UTC(),
 		Control: ctl, Candidate: cand, Paths: paths,
+		Verdict: string(res.Verdict), Signature: signature, RulesVersion: res.RulesVersion, Diffs: diffs,
 	}
 }
 
@@ -469,6 +534,9 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 	for _, c := range b.counts {
 		sb.Counts = append(sb.Counts, *c)
 	}
+	for _, sc := range b.signatures {
+		sb.Signatures = append(sb.Signatures, *sc)
+	}
 	for _, pm := range b.msgs {
 		if !pm.duplicate {
 			sb.Seqs = append(sb.Seqs, pm.seq)
@@ -489,7 +557,7 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 	w.flushes.Add(1)
 	var judged, divergent uint64
 	for _, c := range b.counts {
-		judged += uint64(c.Pairs)
+		judged += uint64(c.Pairs + c.AAPairs)
 		divergent += uint64(c.Divergent)
 	}
 	w.judged.Add(judged)

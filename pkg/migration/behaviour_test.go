@@ -321,12 +321,30 @@ func TestSamplingOverride(t *testing.T) {
 	}
 }
 
-// countGoroutines waits until the number of goroutines is want.
+// parityGoroutines counts the goroutines with a frame in package migration
+// (not its tests): Parity's own, plus any caller inside Read or Write and any
+// abandoned user function still running on Parity's goroutine. Other tests'
+// goroutines winding down do not disturb it, unlike runtime.NumGoroutine.
+func parityGoroutines() (int, string) {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	var stacks []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "github.com/parityhq/parity/pkg/migration.") {
+			n++
+			stacks = append(stacks, g)
+		}
+	}
+	return n, strings.Join(stacks, "\n\n")
+}
+
+// countGoroutines waits until parityGoroutines is want.
 func countGoroutines(t *testing.T, want int, why string) {
 	t.Helper()
 	testutil.Eventually(t, 5*time.Second, func() string {
-		if n := runtime.NumGoroutine(); n != want {
-			return fmt.Sprintf("%d goroutines, want %d (%s)", n, want, why)
+		if n, stacks := parityGoroutines(); n != want {
+			return fmt.Sprintf("%d goroutines in package migration, want %d (%s):\n%s", n, want, why, stacks)
 		}
 		return ""
 	})
@@ -350,13 +368,7 @@ func TestTimeoutAbandonsBlockedCandidate(t *testing.T) {
 	}
 	r := mustReader(t, cfg, migration.Timeout(timeout))
 	ec := ecFor("u1", envelope.StageShadow, nil)
-	// Warm up the flag evaluation so that any lazily started goroutine of
-	// the SDK is in the baseline.
-	if _, err := r.Read(t.Context(), ecFor("u1", envelope.StageOff, nil), 0); err != nil {
-		t.Fatal(err)
-	}
-	baseline := runtime.NumGoroutine()
-
+	countGoroutines(t, 0, "none before the call")
 	start := time.Now()
 	got, err := r.Read(t.Context(), ec, 1)
 	returned := time.Since(start)
@@ -381,12 +393,15 @@ func TestTimeoutAbandonsBlockedCandidate(t *testing.T) {
 	if d := p.Candidate.Duration(); d < timeout {
 		t.Errorf("candidate duration %v, want at least the timeout", d)
 	}
-	countGoroutines(t, baseline+1, "only the abandoned user function is left")
+	countGoroutines(t, 1, "only Parity's goroutine running the abandoned user function is left")
+	if err := r.Wait(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	if s := r.Stats(); s.Timeouts != 1 || s.InFlight != 1 || s.Published != 1 {
 		t.Errorf("stats = %+v, want 1 timeout, 1 in flight, 1 published", s)
 	}
 	close(release)
-	countGoroutines(t, baseline, "the user function returned")
+	countGoroutines(t, 0, "the user function returned")
 	if s := r.Stats(); s.InFlight != 0 || s.Published != 1 || s.Timeouts != 1 {
 		t.Errorf("stats = %+v, want 0 in flight and still 1 published", s)
 	}
@@ -416,17 +431,14 @@ func TestSlowAuthoritativeRead(t *testing.T) {
 		return newRec(ctx, id)
 	}
 	r := mustReader(t, cfg, migration.Timeout(timeout))
-	if _, err := r.Read(t.Context(), ecFor("u1", envelope.StageOff, nil), 0); err != nil {
-		t.Fatal(err)
-	}
-	baseline := runtime.NumGoroutine()
+	countGoroutines(t, 0, "none before the call")
 	result := make(chan rec)
 	go func() {
 		got, _ := r.Read(t.Context(), ecFor("u1", envelope.StageShadow, nil), 1)
 		result <- got
 	}()
 	<-newDone
-	countGoroutines(t, baseline+1, "only the caller, blocked in the old path; Parity's goroutine gave up at the deadline")
+	countGoroutines(t, 1, "only the caller, blocked in the old path; Parity's goroutine gave up at the deadline")
 	if n := len(pub.all(t)); n != 0 {
 		t.Fatalf("%d pairs published before the authoritative side was in", n)
 	}
@@ -441,7 +453,7 @@ func TestSlowAuthoritativeRead(t *testing.T) {
 	if p.Control.Duration() < timeout {
 		t.Errorf("control duration %v, want at least %v", p.Control.Duration(), timeout)
 	}
-	countGoroutines(t, baseline, "all done")
+	countGoroutines(t, 0, "all done")
 }
 
 func TestCandidateHonouringContextTimesOut(t *testing.T) {
@@ -533,6 +545,9 @@ func TestMaxInFlight(t *testing.T) {
 		}
 	}
 	pub.next(t, 5*time.Second) // the first, timed out
+	if err := r.Wait(waitCtx(t)); err != nil {
+		t.Fatal(err)
+	}
 	s := r.Stats()
 	if newCalls.Load() != 1 || s.InFlight != 1 || s.Dropped != 2 || s.Published != 1 {
 		t.Errorf("new ran %d times, stats %+v; want 1 run, 1 in flight, 2 dropped, 1 published", newCalls.Load(), s)
@@ -630,6 +645,9 @@ func TestMarshalFailure(t *testing.T) {
 			}
 			if p.ClientVerdict != "" {
 				t.Errorf("verdict %q for a side that could not be encoded", p.ClientVerdict)
+			}
+			if err := m.Wait(waitCtx(t)); err != nil {
+				t.Fatal(err)
 			}
 			if s := m.Stats(); s.MarshalErrors != 1 || s.Published != 1 {
 				t.Errorf("stats = %+v, want 1 marshal error, 1 published", s)
@@ -747,23 +765,19 @@ func TestPublisherFailures(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := mustReader(t, readConfig(flags, tc.pub))
 			w := mustWriter(t, readConfig(flags, tc.pub))
-			for _, m := range []interface {
-				waiter
-			}{r, w} {
-				var err error
-				if m == waiter(r) {
-					_, err = r.Read(t.Context(), ecFor("u1", envelope.StageLive, nil), 1)
-				} else {
-					_, err = w.Write(t.Context(), ecFor("u1", envelope.StageLive, nil), 1)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			ec := ecFor("u1", envelope.StageLive, nil)
+			if got, err := r.Read(t.Context(), ec, 1); err != nil || got.Path != "new" {
+				t.Fatalf("Read = %+v, %v", got, err)
+			}
+			if got, err := w.Write(t.Context(), ec, 1); err != nil || got.Path != "new" {
+				t.Fatalf("Write = %+v, %v", got, err)
+			}
+			for _, m := range []waiter{r, w} {
 				if err := m.Wait(waitCtx(t)); err != nil {
 					t.Fatal(err)
 				}
 				if s := m.Stats(); s.Dropped != 1 || s.Published != 0 {
-					t.Errorf("stats = %+v, want 1 dropped", s)
+					t.Errorf("%s stats = %+v, want 1 dropped", s.Kind, s)
 				}
 			}
 		})
@@ -793,4 +807,38 @@ func TestUserFromContexts(t *testing.T) {
 	}
 }
 
-var _ = errSentinel
+type panickyFlags struct{}
+
+func (panickyFlags) StringValueDetails(context.Context, string, string, openfeature.EvaluationContext, ...openfeature.Option) (openfeature.StringEvaluationDetails, error) {
+	panic("provider bug")
+}
+
+// A flag evaluator that panics is a flag error, not the application's
+// problem.
+func TestPanickingFlagEvaluator(t *testing.T) {
+	r := mustReader(t, readConfig(panickyFlags{}, newRecorder()))
+	got, err := r.Read(t.Context(), openfeature.EvaluationContext{}, 3)
+	if err != nil || got != (rec{Path: "old", ID: 3}) {
+		t.Errorf("Read = %+v, %v", got, err)
+	}
+	if s := r.Stats(); s.FlagErrors != 1 {
+		t.Errorf("FlagErrors = %d, want 1", s.FlagErrors)
+	}
+}
+
+// Errors joined with a deadline still count as a timeout.
+func TestJoinedDeadlineIsTimeout(t *testing.T) {
+	pub := newRecorder()
+	cfg := readConfig(staticStage("shadow"), pub)
+	cfg.New = func(ctx context.Context, _ int) (rec, error) {
+		<-ctx.Done()
+		return rec{}, errors.Join(errors.New("retry 3"), ctx.Err())
+	}
+	r := mustReader(t, cfg, migration.Timeout(10*time.Millisecond))
+	if _, err := r.Read(t.Context(), openfeature.EvaluationContext{}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if p := pub.next(t, 5*time.Second); p.Candidate.Status != envelope.StatusTimeout {
+		t.Errorf("candidate = %+v, want timeout", p.Candidate)
+	}
+}

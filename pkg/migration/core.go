@@ -3,6 +3,7 @@ package migration
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -55,9 +56,16 @@ type flagResult struct {
 
 const reasonError = string(openfeature.ErrorReason)
 
-// stage evaluates the flag for one call. A failed evaluation or a value that
-// is not a stage yields the default stage and is counted.
-func (c *core) stage(ctx context.Context, ec openfeature.EvaluationContext) flagResult {
+// stage evaluates the flag for one call. A failed evaluation (a panicking
+// evaluator included) or a value that is not a stage yields the default
+// stage and is counted.
+func (c *core) stage(ctx context.Context, ec openfeature.EvaluationContext) (fr flagResult) {
+	defer func() {
+		if recover() != nil {
+			c.n.flagErrors.Add(1)
+			fr = flagResult{stage: c.opts.defaultStage, reason: reasonError}
+		}
+	}()
 	d, err := c.flags.StringValueDetails(ctx, c.flagKey, c.defaultStr, ec)
 	if err != nil {
 		c.n.flagErrors.Add(1)
@@ -265,25 +273,11 @@ func (s *side[Res]) record(ctx context.Context, res Res, err error, dur time.Dur
 	s.status = envelope.StatusOK
 	if err != nil {
 		s.status = envelope.StatusError
-		if ctx != nil && ctx.Err() == context.DeadlineExceeded && isDeadline(err) {
+		if ctx != nil && ctx.Err() == context.DeadlineExceeded && errors.Is(err, context.DeadlineExceeded) {
 			s.status = envelope.StatusTimeout
-			s.msg = "migration: no answer within the timeout: " + safeError(err)
+			s.msg = truncateUTF8("migration: no answer within the timeout: "+safeError(err), envelope.MaxErrorLen)
 		}
 	}
-}
-
-func isDeadline(err error) bool {
-	for err != nil {
-		if err == context.DeadlineExceeded {
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
 }
 
 // recordPanic stores a recovered panic (or runtime.Goexit when r is nil).

@@ -35,8 +35,10 @@
 // abandoned and lives until the function returns, and [MaxInFlight] bounds
 // how many may pile up. Parity's own goroutines all end by the deadline.
 //
-// Writes run in order on the caller's goroutine; when the authoritative write
-// fails, the other is skipped and the pair says so (status "skipped").
+// Writes run in order on the caller's goroutine, so both are done when Write
+// returns; when the authoritative write fails, the other is skipped and the
+// pair says so (status "skipped"). The second write's latency does add to
+// the caller's; its context carries the [Timeout] deadline.
 //
 // Building, comparing ([Config.Compare]), encoding and publishing a pair
 // happen off the caller's goroutine. [Publisher.Publish] must never block;

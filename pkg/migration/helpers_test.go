@@ -2,7 +2,6 @@ package migration_test
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -243,5 +242,3 @@ func waitCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-var errSentinel = errors.New("sentinel")

@@ -131,9 +131,9 @@ func TestUser(t *testing.T) {
 		},
 		{
 			name: "transaction context merged, invocation wins", key: "u",
-			ec:   openfeature.NewEvaluationContext("u", map[string]any{"plan": "pro", "region": []int{1}}),
-			tc:   openfeature.NewEvaluationContext("t", map[string]any{"plan": "free", "country": "US", "region": "eu"}),
-			want: envelope.User{Key: "u", Attrs: map[string]string{"plan": "pro", "country": "US"}},
+			ec:          openfeature.NewEvaluationContext("u", map[string]any{"plan": "pro", "region": []int{1}}),
+			tc:          openfeature.NewEvaluationContext("t", map[string]any{"plan": "free", "country": "US", "region": "eu"}),
+			want:        envelope.User{Key: "u", Attrs: map[string]string{"plan": "pro", "country": "US"}},
 			explanation: "a non-scalar in the invocation context hides the transaction's value, as OpenFeature's merge would",
 		},
 		{

@@ -147,9 +147,9 @@ func defaultOptions() options {
 type Option func(*options) error
 
 // Timeout bounds the non-authoritative path. A non-authoritative read gets a
-// context with this deadline and is abandoned when it passes: its pair is
-// published with status "timeout" at the deadline even if the function
-// ignores its context. A non-authoritative write runs on the caller's
+// context whose deadline is the start of the call plus d, and is abandoned
+// when it passes: its pair is published with status "timeout" at the
+// deadline even if the function ignores its context. A non-authoritative write runs on the caller's
 // goroutine with a context carrying this deadline; it cannot be abandoned, so
 // a write that ignores its context delays the caller. The authoritative path
 // is never given a deadline by Parity. Defaults to [DefaultTimeout] (1s); d

@@ -81,22 +81,16 @@ func (r *Reader[Req, Res]) Read(ctx context.Context, ec openfeature.EvaluationCo
 		c.n.dropped.Add(1)
 		return auth(ctx, req)
 	}
-	rc := &readCall[Req, Res]{
-		r:        r,
-		info:     callInfo{flag: fl, key: key, ec: ec, tc: tc, start: time.Now()},
-		authDone: make(chan struct{}),
-	}
-	authSide, otherSide := &rc.ctrl, &rc.cand
+	rc := &readCall[Req, Res]{r: r, info: callInfo{flag: fl, key: key, ec: ec, tc: tc, start: time.Now()}}
 	if fl.stage == envelope.StageLive {
-		authSide, otherSide = otherSide, authSide
+		rc.auth, rc.other = &rc.cand, &rc.ctrl
+	} else {
+		rc.auth, rc.other = &rc.ctrl, &rc.cand
 	}
-	base := ctx
-	if !c.opts.cancelWithCtx {
-		base = context.WithoutCancel(ctx)
-	}
-	octx, cancel := context.WithTimeout(base, c.opts.timeout)
-	go rc.runOther(octx, cancel, other, req, otherSide)
-	return rc.runAuth(ctx, auth, req, authSide)
+	// Everything else about the other side, its context and timer included,
+	// is set up on its own goroutine.
+	go rc.runOther(ctx, other, req)
+	return rc.runAuth(ctx, auth, req)
 }
 
 // Stats returns the Reader's counters.
@@ -121,19 +115,27 @@ var errAbandoned = errors.New("migration: abandoned: the caller's context was ca
 // goroutine, the one that completes the pair builds and publishes it,
 // except that the caller never does so inline: when the other side gave up
 // waiting for it (the authoritative side outlasted the timeout), the caller
-// starts a goroutine for it.
+// starts a goroutine for it. The caller allocates only this struct and its
+// goroutine.
 type readCall[Req, Res any] struct {
-	r        *Reader[Req, Res]
-	info     callInfo
-	ctrl     side[Res] // always Old
-	cand     side[Res] // always New
-	state    atomic.Int32
-	claimed  atomic.Bool // the other side's outcome has been recorded
+	r     *Reader[Req, Res]
+	info  callInfo
+	ctrl  side[Res] // always Old
+	cand  side[Res] // always New
+	auth  *side[Res]
+	other *side[Res]
+	state atomic.Int32
+	// claimed is set by whichever records the other side's outcome first:
+	// its function returning, or its context ending.
+	claimed atomic.Bool
+	// authDone is made by the other side, before it sets otherBit, when it
+	// has to wait for the authoritative side; the caller closes it.
 	authDone chan struct{}
 }
 
-func (rc *readCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], req Req, s *side[Res]) (res Res, err error) {
-	start := time.Now()
+func (rc *readCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], req Req) (res Res, err error) {
+	s := rc.auth
+	start := rc.info.start
 	normal := false
 	defer func() {
 		if normal {
@@ -159,18 +161,25 @@ func (rc *readCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], re
 
 func (rc *readCall[Req, Res]) authFinished() {
 	old := rc.state.Or(authBit)
-	close(rc.authDone)
-	if old&abandonBit != 0 {
+	switch {
+	case old&abandonBit != 0:
 		go rc.finish()
+	case old&otherBit != 0:
+		close(rc.authDone) // the other side is waiting for us
 	}
 }
 
 // runOther runs the non-authoritative side on its own goroutine. Whichever
 // comes first, the function's return or the context's end, records the
 // side's outcome.
-func (rc *readCall[Req, Res]) runOther(ctx context.Context, cancel context.CancelFunc, fn Func[Req, Res], req Req, s *side[Res]) {
+func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res], req Req) {
 	c := rc.r.c
+	s := rc.other
+	if !c.opts.cancelWithCtx {
+		parent = context.WithoutCancel(parent)
+	}
 	start := time.Now()
+	ctx, cancel := context.WithDeadline(parent, rc.info.start.Add(c.opts.timeout))
 	stop := context.AfterFunc(ctx, func() {
 		if !rc.claimed.CompareAndSwap(false, true) {
 			return
@@ -221,6 +230,7 @@ func (rc *readCall[Req, Res]) runOther(ctx context.Context, cancel context.Cance
 // authoritative side is in, it completes the pair; otherwise it waits for it
 // until deadline and then leaves the pair to the caller.
 func (rc *readCall[Req, Res]) otherFinished(deadline <-chan struct{}) {
+	rc.authDone = make(chan struct{})
 	if rc.state.Or(otherBit)&authBit != 0 {
 		rc.finish()
 		return

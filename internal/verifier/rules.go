@@ -1,0 +1,147 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/diff"
+)
+
+// RulesChangedSubject is the core NATS subject on which the collector
+// announces, with the experiment's name as the payload, that the experiment's
+// diff rules changed. Every worker reloads them; a missed notice is caught by
+// the periodic reload.
+const RulesChangedSubject = "parity.rules.changed"
+
+// RulesStore is where workers read diff rules. *store.Store satisfies it.
+type RulesStore interface {
+	AllRules(ctx context.Context) ([]store.Rules, error)
+	Rules(ctx context.Context, experiment string) (store.Rules, error)
+}
+
+// judges holds a compiled differ per experiment, swapped atomically when
+// rules change, so judging never waits for a reload.
+type judges struct {
+	byExp atomic.Pointer[map[string]*diff.Differ]
+	log   *slog.Logger
+}
+
+func newJudges(log *slog.Logger) *judges {
+	j := &judges{log: log}
+	j.byExp.Store(&map[string]*diff.Differ{})
+	return j
+}
+
+var exact = diff.Exact()
+
+// forExperiment returns the experiment's differ, or exact comparison when it
+// has no rules.
+func (j *judges) forExperiment(experiment string) *diff.Differ {
+	if d, ok := (*j.byExp.Load())[experiment]; ok {
+		return d
+	}
+	return exact
+}
+
+// compile turns stored rules into a differ. Rules are validated when saved,
+// so an error here means the stored document is damaged: the experiment keeps
+// its previous differ.
+func compile(r store.Rules) (*diff.Differ, error) {
+	var rules diff.Rules
+	if err := json.Unmarshal(r.Rules, &rules); err != nil {
+		return nil, fmt.Errorf("verifier: rules of %s version %d: %w", r.Experiment, r.Version, err)
+	}
+	rules.Version = r.Version
+	d, err := diff.Compile(rules)
+	if err != nil {
+		return nil, fmt.Errorf("verifier: rules of %s version %d: %w", r.Experiment, r.Version, err)
+	}
+	return d, nil
+}
+
+// loadAll replaces every experiment's differ with its latest rules.
+func (j *judges) loadAll(ctx context.Context, rs RulesStore) error {
+	all, err := rs.AllRules(ctx)
+	if err != nil {
+		return err
+	}
+	next := maps.Clone(*j.byExp.Load())
+	for _, r := range all {
+		d, err := compile(r)
+		if err != nil {
+			j.log.Error("verifier: keeping previous rules", "experiment", r.Experiment, "err", err)
+			continue
+		}
+		next[r.Experiment] = d
+	}
+	j.byExp.Store(&next)
+	return nil
+}
+
+// load replaces one experiment's differ with its latest rules.
+func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) error {
+	r, err := rs.Rules(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	d, err := compile(r)
+	if err != nil {
+		return err
+	}
+	next := maps.Clone(*j.byExp.Load())
+	next[experiment] = d
+	j.byExp.Store(&next)
+	j.log.Info("verifier: rules loaded", "experiment", experiment, "version", r.Version)
+	return nil
+}
+
+// watchRules reloads an experiment's rules when the collector announces a
+// change, and every rule set every RulesReload. The returned function stops
+// both.
+func (w *Worker) watchRules(ctx context.Context) (func(), error) {
+	ctx, cancel := context.WithCancel(ctx)
+	changed := make(chan string, 64)
+	sub, err := w.js.Conn().Subscribe(RulesChangedSubject, func(m *nats.Msg) {
+		select {
+		case changed <- string(m.Data):
+		default: // a burst of notices: the periodic reload catches up
+		}
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("verifier: subscribe to rule changes: %w", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(w.opts.RulesReload)
+		defer tick.Stop()
+		for {
+			var err error
+			select {
+			case <-ctx.Done():
+				return
+			case exp := <-changed:
+				err = w.rules.load(ctx, w.store, exp)
+			case <-tick.C:
+				err = w.rules.loadAll(ctx, w.store)
+			}
+			if err != nil && ctx.Err() == nil {
+				w.log.Warn("verifier: reload rules", "err", err)
+			}
+		}
+	}()
+	return func() { _ = sub.Unsubscribe(); cancel(); <-done }, nil
+}

@@ -1,0 +1,414 @@
+package report
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// Verdict is the promotion gate's answer.
+type Verdict string
+
+// The gate's verdicts.
+const (
+	// Pass: the evidence shows the new path within every limit.
+	Pass Verdict = "pass"
+	// Fail: the evidence shows the new path beyond a limit.
+	Fail Verdict = "fail"
+	// Inconclusive: not enough evidence either way yet.
+	Inconclusive Verdict = "inconclusive"
+)
+
+// DefaultAlpha is the error probability [GateSpec.Alpha] defaults to.
+const DefaultAlpha = 0.05
+
+// ErrInvalidGateSpec is wrapped by the errors of [GateSpec.Validate].
+var ErrInvalidGateSpec = errors.New("report: invalid gate spec")
+
+// GateSpec says when the new path is good enough to promote. The zero value
+// of every field but MaxRate is valid and means the documented default.
+//
+// A spec should stay fixed for the rollout step it judges: the gate's
+// guarantee (see [Evaluate]) is for one spec asked any number of times about
+// a growing sample. Changing MaxRate, the limits or Alpha mid-step starts a
+// new guarantee.
+type GateSpec struct {
+	// MaxRate is the highest acceptable divergence rate, in (0, 1): 0.005
+	// for 0.5%. Required.
+	MaxRate float64
+	// MinPairs is the fewest pairs a segment needs to pass, however clear its
+	// evidence. A segment may fail with fewer. Defaults to 0: no minimum.
+	MinPairs int64
+	// Window is how far back the caller sums counts; Evaluate only judges the
+	// sums it is given. 0 means since a fixed start, such as the start of the
+	// rollout step, which keeps the guarantee over repeated looks: the
+	// sample only grows. A sliding window judges a different sample at each
+	// look, and the guarantee then holds for each look but not across them.
+	// Defaults to 0.
+	Window time.Duration
+	// PerSegment judges every segment and passes only if all of them (and
+	// their total) pass. Otherwise only the total is judged; segments are
+	// still evaluated, for display. Defaults to false.
+	PerSegment bool
+	// MaxCandidateErrorRate is the highest acceptable rate of pairs whose
+	// candidate failed (error, panic or timeout), in (0, 1). 0 leaves it
+	// unchecked.
+	MaxCandidateErrorRate float64
+	// MaxP99LatencyRatio is the highest acceptable ratio of the candidate's
+	// p99 latency to the control's, e.g. 1.5. 0 leaves it unchecked.
+	MaxP99LatencyRatio float64
+	// Alpha bounds the probability of promoting a segment that is beyond a
+	// limit, over any number of looks, in (0, 1). Defaults to
+	// [DefaultAlpha] (0.05).
+	Alpha float64
+}
+
+// Validate returns an error naming the first invalid field, wrapping
+// [ErrInvalidGateSpec].
+func (s GateSpec) Validate() error {
+	bad := func(field string, v any, want string) error {
+		return fmt.Errorf("%w: %s %v %s", ErrInvalidGateSpec, field, v, want)
+	}
+	switch {
+	case !(s.MaxRate > 0 && s.MaxRate < 1):
+		return bad("MaxRate", s.MaxRate, "is not in (0, 1)")
+	case s.MinPairs < 0:
+		return bad("MinPairs", s.MinPairs, "is negative")
+	case s.Window < 0:
+		return bad("Window", s.Window, "is negative")
+	case s.MaxCandidateErrorRate != 0 && !(s.MaxCandidateErrorRate > 0 && s.MaxCandidateErrorRate < 1):
+		return bad("MaxCandidateErrorRate", s.MaxCandidateErrorRate, "is not 0 (unchecked) or in (0, 1)")
+	case s.MaxP99LatencyRatio != 0 && !(s.MaxP99LatencyRatio > 0 && !math.IsInf(s.MaxP99LatencyRatio, 1)):
+		return bad("MaxP99LatencyRatio", s.MaxP99LatencyRatio, "is not 0 (unchecked) or a positive ratio")
+	case s.Alpha != 0 && !(s.Alpha > 0 && s.Alpha < 1):
+		return bad("Alpha", s.Alpha, "is not 0 (default) or in (0, 1)")
+	}
+	return nil
+}
+
+func (s GateSpec) alpha() float64 {
+	if s.Alpha == 0 {
+		return DefaultAlpha
+	}
+	return s.Alpha
+}
+
+// The names of the gate's checks.
+const (
+	CheckPairs           = "pairs"            // MinPairs
+	CheckDivergence      = "divergence"       // MaxRate
+	CheckCandidateErrors = "candidate_errors" // MaxCandidateErrorRate
+	CheckP99Latency      = "p99_latency"      // MaxP99LatencyRatio
+)
+
+// Check is one criterion of the gate applied to one segment.
+type Check struct {
+	Name    string  `json:"name"`
+	Verdict Verdict `json:"verdict"`
+	// Value is what was observed: a count of pairs, a rate or a latency
+	// ratio.
+	Value float64 `json:"value"`
+	// Low and High are the anytime-valid bounds the verdict rests on
+	// (both Value for the pairs check).
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
+	// Limit is the spec's limit.
+	Limit  float64 `json:"limit"`
+	Reason string  `json:"reason"`
+}
+
+// SegmentResult is the gate's verdict on one segment, or on the total.
+type SegmentResult struct {
+	Segment string            `json:"segment"`
+	Attrs   map[string]string `json:"attrs,omitempty"`
+	// Judged says whether the verdict counts towards the overall one.
+	Judged  bool    `json:"judged"`
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason"`
+	// Divergence is the divergence rate with its fixed-sample 95% Wilson
+	// interval, for display: it is only valid for a single look.
+	Divergence Rate `json:"divergence"`
+	// AnytimeDivergence is the divergence rate with the bounds of
+	// [ConfidenceSequence] at the spec's Alpha: valid over every look, and
+	// what the verdict rests on.
+	AnytimeDivergence Rate `json:"divergence_anytime"`
+	// MorePairs estimates, for an inconclusive segment, how many more pairs
+	// it needs to pass if its rates hold: at least what MinPairs still asks
+	// for. It is -1 when it has no estimate: at its rates it could not pass
+	// (a rate at or above its limit), it has no pairs yet, or only latency
+	// is undecided. It is 0 for a decided segment.
+	MorePairs int64   `json:"more_pairs"`
+	Checks    []Check `json:"checks"`
+}
+
+// GateResult is the promotion gate's answer.
+type GateResult struct {
+	Verdict Verdict `json:"verdict"`
+	Reason  string  `json:"reason"`
+	// Alpha is the spec's Alpha after defaulting.
+	Alpha float64 `json:"alpha"`
+	// Overall is the verdict on the total of all segments.
+	Overall SegmentResult `json:"overall"`
+	// Segments are the verdicts on the segments, in the order given.
+	Segments []SegmentResult `json:"segments"`
+}
+
+// TotalSegment is the Segment name of [GateResult.Overall].
+const TotalSegment = "total"
+
+// Evaluate asks the promotion gate whether the new path may be promoted,
+// given the stats of each segment and of their total, summed since a fixed
+// start (see [GateSpec.Window]). It returns an error only for an invalid
+// spec.
+//
+// Each segment, and the total, is judged by its checks: divergence against
+// MaxRate; if set, candidate errors against MaxCandidateErrorRate and the p99
+// latency ratio against MaxP99LatencyRatio; and the MinPairs minimum. A rate
+// check passes when the [ConfidenceSequence] upper bound is at or below its
+// limit and fails when the lower bound is above it; the latency check
+// compares anytime bounds on both p99s (see [Histogram.QuantileBounds]). A
+// segment fails if any check fails, passes if every check passes, and is
+// inconclusive otherwise.
+//
+// Overall, without PerSegment the verdict is the total's. With PerSegment it
+// is fail if any segment or the total fails, pass if every segment and the
+// total pass (and there is at least one segment), inconclusive otherwise.
+// Pass [Marginals] as the segments to gate on each attribute value instead of
+// each combination.
+//
+// Guarantee: if pairs are independent given their segment's true rates, then
+// for a segment (or the total) whose true divergence rate is at least
+// MaxRate, or whose candidate error rate is at least MaxCandidateErrorRate,
+// or whose true p99 latency ratio exceeds MaxP99LatencyRatio (at the
+// histograms' resolution),
+//
+//	P(Evaluate ever judges it pass) <= Alpha,
+//
+// however often Evaluate is asked as the counts grow. Because the overall
+// verdict passes only when every judged unit passes, the same bound holds for
+// the overall verdict when any judged unit is beyond a limit. Acting on
+// individual segments' verdicts instead, the expected number of wrongly
+// promoted segments is at most Alpha times the number of bad ones. A unit
+// within all its limits is wrongly failed with probability at most Alpha per
+// check enabled.
+func Evaluate(spec GateSpec, segments []Segment, overall SegmentStats) (GateResult, error) {
+	if err := spec.Validate(); err != nil {
+		return GateResult{}, err
+	}
+	res := GateResult{Alpha: spec.alpha()}
+	res.Overall = judge(spec, TotalSegment, nil, overall)
+	res.Overall.Judged = true
+	res.Segments = make([]SegmentResult, len(segments))
+	for i, s := range segments {
+		res.Segments[i] = judge(spec, s.Key, s.Attrs, s.Stats)
+		res.Segments[i].Judged = spec.PerSegment
+	}
+	if !spec.PerSegment {
+		res.Verdict, res.Reason = res.Overall.Verdict, res.Overall.Reason
+		return res, nil
+	}
+	res.Verdict, res.Reason = combine(res.Segments, res.Overall)
+	return res, nil
+}
+
+// combine decides the overall verdict of the per-segment mode.
+func combine(segs []SegmentResult, total SegmentResult) (Verdict, string) {
+	if len(segs) == 0 {
+		return Inconclusive, "no segments to judge"
+	}
+	var failed, open []SegmentResult
+	for _, s := range segs {
+		switch s.Verdict {
+		case Fail:
+			failed = append(failed, s)
+		case Inconclusive:
+			open = append(open, s)
+		}
+	}
+	n := len(segs)
+	switch {
+	case len(failed) > 0:
+		r := fmt.Sprintf("%d of %s %s: %s", len(failed), count(int64(n)), plural(n, "segment fails", "segments fail"), list(failed))
+		if total.Verdict == Fail {
+			r += "; all segments together: " + total.Reason
+		}
+		return Fail, r
+	case total.Verdict == Fail:
+		return Fail, "all segments together: " + total.Reason
+	case len(open) > 0:
+		r := fmt.Sprintf("%d of %s %s inconclusive: %s", len(open), count(int64(n)), plural(n, "segment", "segments"), list(open))
+		if p := n - len(open); p > 0 {
+			r += fmt.Sprintf("; %d %s", p, plural(p, "passes", "pass"))
+		}
+		return Inconclusive, r
+	case total.Verdict != Pass:
+		return Inconclusive, fmt.Sprintf("all %s %s, but all segments together are inconclusive: %s",
+			count(int64(n)), plural(n, "segment passes", "segments pass"), total.Reason)
+	}
+	return Pass, fmt.Sprintf("all %s %s", count(int64(n)), plural(n, "segment passes", "segments pass"))
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// list names up to three segments with their reasons.
+func list(segs []SegmentResult) string {
+	const show = 3
+	parts := make([]string, 0, show+1)
+	for i, s := range segs {
+		if i == show {
+			parts = append(parts, fmt.Sprintf("and %d more", len(segs)-show))
+			break
+		}
+		parts = append(parts, s.Segment+" ("+s.Reason+")")
+	}
+	return strings.Join(parts, "; ")
+}
+
+// judge applies the spec's checks to one unit.
+func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats) SegmentResult {
+	alpha := spec.alpha()
+	r := SegmentResult{Segment: key, Attrs: attrs, Divergence: st.Divergence()}
+	more := int64(0)
+	noEstimate := false
+	addMore := func(k int64) {
+		if k < 0 {
+			noEstimate = true
+		}
+		more = max(more, k)
+	}
+	if spec.MinPairs > 0 {
+		c := Check{Name: CheckPairs, Verdict: Pass, Value: float64(st.Pairs), Low: float64(st.Pairs), High: float64(st.Pairs),
+			Limit: float64(spec.MinPairs)}
+		if st.Pairs >= spec.MinPairs {
+			c.Reason = fmt.Sprintf("%s pairs ≥ %s minimum", count(st.Pairs), count(spec.MinPairs))
+		} else {
+			c.Verdict = Inconclusive
+			c.Reason = fmt.Sprintf("needs %s more pairs to reach the %s minimum", count(spec.MinPairs-st.Pairs), count(spec.MinPairs))
+			addMore(spec.MinPairs - st.Pairs)
+		}
+		r.Checks = append(r.Checks, c)
+	}
+	div, k := rateCheck(CheckDivergence, "divergence", st.Divergent, st.Pairs, alpha, spec.MaxRate, "")
+	r.AnytimeDivergence = Rate{Low: div.Low, High: div.High}
+	if st.Pairs > 0 {
+		r.AnytimeDivergence.Hits, r.AnytimeDivergence.Total = r.Divergence.Hits, r.Divergence.Total
+		r.AnytimeDivergence.Value = r.Divergence.Value
+	}
+	if div.Verdict == Inconclusive {
+		addMore(k)
+	}
+	r.Checks = append(r.Checks, div)
+	if spec.MaxCandidateErrorRate > 0 {
+		ctrl := ""
+		if st.Pairs > 0 {
+			ctrl = "; control " + pct(float64(st.ControlErrors)/float64(st.Pairs))
+		}
+		c, k := rateCheck(CheckCandidateErrors, "candidate errors", st.CandidateErrors, st.Pairs, alpha, spec.MaxCandidateErrorRate, ctrl)
+		if c.Verdict == Inconclusive {
+			addMore(k)
+		}
+		r.Checks = append(r.Checks, c)
+	}
+	if spec.MaxP99LatencyRatio > 0 {
+		c := latencyCheck(st, alpha, spec.MaxP99LatencyRatio)
+		if c.Verdict == Inconclusive {
+			noEstimate = true
+		}
+		r.Checks = append(r.Checks, c)
+	}
+
+	r.Verdict = Pass
+	for _, c := range r.Checks {
+		if c.Verdict == Fail {
+			r.Verdict = Fail
+			break
+		}
+		if c.Verdict == Inconclusive {
+			r.Verdict = Inconclusive
+		}
+	}
+	var reasons []string
+	for _, c := range r.Checks {
+		if r.Verdict == Pass || c.Verdict == r.Verdict {
+			reasons = append(reasons, c.Reason)
+		}
+	}
+	r.Reason = strings.Join(reasons, "; ")
+	if r.Verdict == Inconclusive {
+		r.MorePairs = more
+		if noEstimate {
+			r.MorePairs = -1
+		}
+	}
+	return r
+}
+
+// rateCheck judges hits of n against limit with the confidence sequence.
+// extra is appended inside the parentheses of the reason. more is, for an
+// inconclusive check, the projection of [trialsToBelow].
+func rateCheck(name, what string, hits, n int64, alpha, limit float64, extra string) (c Check, more int64) {
+	c = Check{Name: name, Verdict: Inconclusive, Low: 0, High: 1, Limit: limit}
+	if n <= 0 {
+		c.Reason = "no pairs yet"
+		return c, -1
+	}
+	hits = max(0, min(hits, n))
+	c.Value = float64(hits) / float64(n)
+	e := newMixture(limit).evidence(float64(hits), float64(n-hits))
+	cl := math.Log(1 / alpha)
+	c.Low, c.High = e.bounds(cl)
+	observed := fmt.Sprintf("%s %s (%s of %s pairs%s)", what, pct(c.Value), count(hits), count(n), extra)
+	// below and above are the exact tests that bounds approximates to 1e-10;
+	// clamping keeps the reported bounds consistent with the verdict.
+	switch {
+	case e.above(limit, cl):
+		c.Verdict, c.Low = Fail, max(c.Low, limit)
+		c.Reason = fmt.Sprintf("%s, anytime lower bound %s > %s limit", observed, pct(c.Low), pct(limit))
+	case e.below(limit, cl):
+		c.Verdict, c.High = Pass, min(c.High, limit)
+		c.Reason = fmt.Sprintf("%s, anytime upper bound %s ≤ %s limit", observed, pct(c.High), pct(limit))
+	default:
+		c.Reason = fmt.Sprintf("%s, anytime bounds %s–%s straddle the %s limit", observed, pct(c.Low), pct(c.High), pct(limit))
+		more = trialsToBelow(hits, n, 0, alpha, limit)
+		if more >= 0 {
+			c.Reason += fmt.Sprintf("; needs ~%s more pairs at this rate", approx(more))
+		} else {
+			c.Reason += "; cannot pass at this rate"
+		}
+	}
+	return c, more
+}
+
+// latencyCheck judges the p99 latency ratio candidate/control.
+func latencyCheck(st SegmentStats, alpha, limit float64) Check {
+	const q = 0.99
+	c := Check{Name: CheckP99Latency, Verdict: Inconclusive, Limit: limit}
+	if st.CandidateLatency.Count() == 0 || st.ControlLatency.Count() == 0 {
+		c.Reason = "no latencies recorded on both sides yet"
+		return c
+	}
+	cand, ctrl := st.LatencyQuantiles(q)
+	c.Value = float64(cand) / float64(ctrl)
+	candLo, candHi := st.CandidateLatency.QuantileBounds(q, alpha)
+	ctrlLo, ctrlHi := st.ControlLatency.QuantileBounds(q, alpha)
+	c.Low, c.High = float64(candLo)/float64(ctrlHi), float64(candHi)/float64(ctrlLo)
+	observed := fmt.Sprintf("p99 latency %s control (%s vs %s)", times(c.Value), dur(cand), dur(ctrl))
+	switch {
+	case c.Low > limit:
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("%s, at least %s > %s limit", observed, times(c.Low), times(limit))
+	case c.High <= limit:
+		c.Verdict = Pass
+		c.Reason = fmt.Sprintf("%s, at most %s ≤ %s limit", observed, times(c.High), times(limit))
+	default:
+		c.Reason = fmt.Sprintf("%s, anytime bounds %s–%s straddle the %s limit", observed, times(c.Low), times(c.High), times(limit))
+	}
+	return c
+}
