@@ -1,9 +1,10 @@
 # Parity's everyday commands. `make help` lists them.
+SHELL   := bash
 GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example test test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -12,11 +13,18 @@ demo: ## run the whole system (embedded NATS, verifiers, dashboard) with demo tr
 	@echo "Parity demo: dashboard at http://127.0.0.1:8080 (Ctrl-C to stop)"
 	$(GO) run ./cmd/collector --demo --addr 127.0.0.1:8080
 
+example: ## the orders example service with traffic, and Parity's dashboard at http://127.0.0.1:8080
+	@echo "Parity dashboard at http://127.0.0.1:8080, orders service at http://127.0.0.1:8081 (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
+	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
+	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
+
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-test-short: ## the fast unit tests only
-	$(GO) test -count=1 -short $(PKGS)
+test-short: ## the unit tests only (no end-to-end tests)
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
 
 build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...

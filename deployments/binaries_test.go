@@ -169,8 +169,20 @@ func parseUsage(name, out string) (*binary, error) {
 func (b *binary) flagNames() []string { return sortedKeys(b.flags) }
 func (b *binary) envNames() []string  { return sortedKeys(b.envs) }
 
-// listensOn reports whether the binary serves HTTP (has --addr).
-func (b *binary) listensOn() bool { return b.flags["addr"] != nil }
+// listenFlags are the flags that set a binary's HTTP listen address
+// (collector --addr, verifier --http-addr); a binary has at most one. The
+// value "-" means no listener.
+var listenFlags = []string{"addr", "http-addr"}
+
+// listenFlag returns the binary's listen-address flag, or "".
+func (b *binary) listenFlag() string {
+	for _, f := range listenFlags {
+		if b.flags[f] != nil {
+			return f
+		}
+	}
+	return ""
+}
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -339,24 +339,25 @@ func (c *container) check() []string {
 		c.eff[f.name] = val
 	}
 
-	if !c.bin.listensOn() {
+	lf := c.bin.listenFlag()
+	addr := c.eff[lf]
+	if lf == "" || addr == "-" {
 		for _, p := range c.ports {
 			add("%s: the %s listens on no port", p.what, c.bin.name)
 		}
 		return problems
 	}
-	addr := c.eff["addr"]
 	if addr == unknownValue {
 		return problems
 	}
 	host, portStr, err := net.SplitHostPort(addr)
 	port, perr := strconv.Atoi(portStr)
 	if err != nil || perr != nil {
-		add("--addr %q: not host:port", addr)
+		add("--%s %q: not host:port", lf, addr)
 		return problems
 	}
 	if isLoopback(host) {
-		add("the %s listens on %s, unreachable from outside its container: set PARITY_ADDR=0.0.0.0:%d", c.bin.name, addr, port)
+		add("the %s listens on %s, unreachable from outside its container: set %s=0.0.0.0:%d", c.bin.name, addr, c.bin.flags[lf].env, port)
 	}
 	if len(c.ports) == 0 {
 		add("declares no port for the %s's HTTP listener (%s)", c.bin.name, addr)
@@ -372,7 +373,7 @@ func (c *container) check() []string {
 // sharedSettings must be equal in every process of one deployment: each
 // creates or updates the stream and its consumer to its own settings at
 // start, and all must use the same database.
-var sharedSettings = []string{"stream-replicas", "stream-max-bytes", "stream-max-age", "max-ack-pending", "database-url"}
+var sharedSettings = []string{"stream-replicas", "stream-max-bytes", "stream-max-age", "max-ack-pending", "ack-wait", "database-url"}
 
 // checkDeployment checks the Parity containers of one deployment together.
 func checkDeployment(name string, cs []*container, natsNodes int, knownHost func(string) bool) []string {
@@ -403,10 +404,16 @@ func checkDeployment(name string, cs []*container, natsNodes int, knownHost func
 			problems = append(problems, fmt.Sprintf("%s: --%s differs between processes: %s", name, s, strings.Join(list, "; ")))
 		}
 	}
+	tooMany := map[int][]string{} // stream replicas above natsNodes -> where
 	for _, c := range cs {
 		if n, err := strconv.Atoi(c.eff["stream-replicas"]); err == nil && n > natsNodes {
-			problems = append(problems, fmt.Sprintf("%s: stream replicas %d, but the deployment runs %d NATS servers", c.where, n, natsNodes))
+			tooMany[n] = append(tooMany[n], c.where)
 		}
+	}
+	for n, where := range tooMany {
+		problems = append(problems, fmt.Sprintf("%s: stream replicas %d (%s), but the deployment runs %d NATS servers", name, n, strings.Join(where, ", "), natsNodes))
+	}
+	for _, c := range cs {
 		urls := map[string]string{"nats-url": c.eff["nats-url"], "database-url": c.eff["database-url"]}
 		for _, flag := range sortedKeys(urls) {
 			v := urls[flag]
@@ -458,6 +465,7 @@ var urlPassword = regexp.MustCompile(`(://[^:/@]*:)[^@/]*@`)
 // redact hides a password in a URL.
 func redact(s string) string     { return urlPassword.ReplaceAllString(s, "${1}xxx@") }
 func redactErr(err error) string { return redact(err.Error()) }
+
 // abbreviate lists up to five items and counts the rest.
 func abbreviate(items []string) string {
 	if len(items) <= 5 {
@@ -551,5 +559,161 @@ func report(t *testing.T, problems []string) {
 	t.Helper()
 	for _, p := range problems {
 		t.Error(p)
+	}
+}
+
+// Canned usages for the checker's own tests, so that they do not change
+// when the real binaries gain flags.
+const (
+	testCollectorUsage = `Usage of collector:
+  -addr string
+    	HTTP listen address (env PARITY_ADDR) (default "127.0.0.1:8080")
+  -database-url string
+    	PostgreSQL URL (env DATABASE_URL) (default "postgres://postgres@127.0.0.1:5432/parity")
+  -demo
+    	publish demo traffic (env PARITY_DEMO)
+  -ingest-token string
+    	bearer tokens (env PARITY_INGEST_TOKENS)
+  -nats-url string
+    	NATS server URL (env NATS_URL)
+  -stream-max-age duration
+    	how long an unconsumed pair is kept (env PARITY_STREAM_MAX_AGE) (default 24h0m0s)
+  -stream-replicas int
+    	pair stream replicas (env PARITY_STREAM_REPLICAS) (default 1)
+`
+	testVerifierUsage = `Usage of verifier:
+  -database-url string
+    	PostgreSQL URL (env DATABASE_URL) (default "postgres://postgres@127.0.0.1:5432/parity")
+  -http-addr string
+    	serves /metrics ("-": none) (env PARITY_HTTP_ADDR) (default "127.0.0.1:9090")
+  -nats-url string
+    	NATS server URL(s) (env NATS_URL) (default "nats://127.0.0.1:4222")
+  -stream-max-age duration
+    	how long an unconsumed pair is kept (env PARITY_STREAM_MAX_AGE) (default 24h0m0s)
+  -stream-replicas int
+    	pair stream replicas (env PARITY_STREAM_REPLICAS) (default 1)
+  -workers int
+    	workers in this process (env PARITY_WORKERS) (default 1)
+`
+)
+
+func testBinaries(t *testing.T) map[string]*binary {
+	t.Helper()
+	bins := map[string]*binary{}
+	for name, usage := range map[string]string{"collector": testCollectorUsage, "verifier": testVerifierUsage} {
+		b, err := parseUsage(name, usage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bins[name] = b
+	}
+	return bins
+}
+
+// TestCheckFindsMistakes keeps the checker honest: each case is a mistake a
+// deployment file could make and the problem it must be reported as.
+func TestCheckFindsMistakes(t *testing.T) {
+	bins := testBinaries(t)
+	v := func(s string) *string { return &s }
+	http := []portRef{{what: "containerPort 8080", port: 8080}}
+	metrics := []portRef{{what: "containerPort 9090", port: 9090}}
+	tests := []struct {
+		name string
+		c    container
+		want string // a part of the one problem expected; "" for none
+	}{
+		{"a correct collector", container{bin: bins["collector"], env: map[string]*string{"PARITY_ADDR": v("0.0.0.0:8080")}, ports: http}, ""},
+		{"a correct verifier", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v(":9090")}, ports: metrics}, ""},
+		{"a verifier without a listener", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v("-")}}, ""},
+		{"a misspelt variable", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v("-"), "PARITY_STREAM_REPLICA": v("3")}},
+			`environment variable PARITY_STREAM_REPLICA: the verifier accepts no such variable (did you mean "PARITY_STREAM_REPLICAS"?)`},
+		{"a variable of the other binary", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v("-"), "PARITY_INGEST_TOKENS": v("x")}},
+			"PARITY_INGEST_TOKENS: the verifier accepts no such variable"},
+		{"a Go runtime variable", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v("-"), "GOMEMLIMIT": v("400MiB")}}, ""},
+		{"a misspelt flag", container{bin: bins["collector"], args: []string{"--adr", "0.0.0.0:8080"}, image: map[string]string{"PARITY_ADDR": "0.0.0.0:8080"}, ports: http},
+			`flag --adr: the collector has no such flag (did you mean "addr"?)`},
+		{"flags with = and a bool flag", container{bin: bins["collector"], args: []string{"--demo", "-addr=0.0.0.0:8080"}, ports: http}, ""},
+		{"a positional argument", container{bin: bins["verifier"], args: []string{"--http-addr", "-", "serve"}}, `argument "serve": the verifier takes flags only`},
+		{"a flag without its value", container{bin: bins["verifier"], args: []string{"--http-addr", "-", "--workers"}}, "flag --workers needs a value"},
+		{"a flag and its variable", container{bin: bins["collector"], env: map[string]*string{"PARITY_ADDR": v("0.0.0.0:8080")}, args: []string{"--addr", "0.0.0.0:8080"}, ports: http},
+			"both flag --addr and variable PARITY_ADDR are set"},
+		{"the binary's loopback default", container{bin: bins["collector"], ports: http},
+			"listens on 127.0.0.1:8080, unreachable from outside its container: set PARITY_ADDR=0.0.0.0:8080"},
+		{"a port the collector does not listen on", container{bin: bins["collector"], env: map[string]*string{"PARITY_ADDR": v(":9090")}, ports: http},
+			"containerPort 8080: port 8080, but the collector listens on :9090"},
+		{"no port declared", container{bin: bins["collector"], env: map[string]*string{"PARITY_ADDR": v("0.0.0.0:8080")}}, "declares no port"},
+		{"a port on a verifier without a listener", container{bin: bins["verifier"], env: map[string]*string{"PARITY_HTTP_ADDR": v("-")}, ports: http},
+			"containerPort 8080: the verifier listens on no port"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			c.where = "file"
+			problems := c.check()
+			switch {
+			case tt.want == "" && len(problems) > 0:
+				t.Errorf("problems %q, want none", problems)
+			case tt.want != "" && (len(problems) != 1 || !strings.Contains(problems[0], tt.want)):
+				t.Errorf("problems %q, want one containing %q", problems, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckDeploymentFindsMistakes does the same for the checks across the
+// processes of one deployment.
+func TestCheckDeploymentFindsMistakes(t *testing.T) {
+	bins := testBinaries(t)
+	env := func(kv ...string) map[string]*string {
+		m := map[string]*string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = &kv[i+1]
+		}
+		return m
+	}
+	shared := []string{"NATS_URL", "nats://nats:4222", "DATABASE_URL", "postgres://parity:secret@postgres/parity", "PARITY_STREAM_REPLICAS", "3"}
+	collector := func(extra ...string) *container {
+		return &container{where: "collector", bin: bins["collector"], env: env(append(append([]string{"PARITY_ADDR", ":8080"}, shared...), extra...)...),
+			ports: []portRef{{what: "port", port: 8080}}}
+	}
+	verifier := func(extra ...string) *container {
+		return &container{where: "verifier", bin: bins["verifier"], env: env(append(append([]string{"PARITY_HTTP_ADDR", "-"}, shared...), extra...)...)}
+	}
+	known := func(h string) bool { return h == "nats" || h == "postgres" }
+	tests := []struct {
+		name      string
+		cs        []*container
+		natsNodes int
+		want      string // a part of the one problem expected; "" for none
+	}{
+		{"agreeing processes", []*container{collector(), verifier(), verifier()}, 3, ""},
+		{"the same duration, written differently", []*container{collector("PARITY_STREAM_MAX_AGE", "24h"), verifier()}, 3, ""},
+		{"stream replicas that differ", []*container{collector(), verifier("PARITY_STREAM_REPLICAS", "1")}, 3,
+			"--stream-replicas differs between processes: 1 in verifier; 3 in collector"},
+		{"another database, password hidden", []*container{collector(), verifier("DATABASE_URL", "postgres://parity:secret@postgres/other")}, 3,
+			"postgres://parity:xxx@postgres/other in verifier"},
+		{"more replicas than NATS servers", []*container{collector(), verifier()}, 1, "d: stream replicas 3 (collector, verifier), but the deployment runs 1 NATS servers"},
+		{"a misspelt host", []*container{collector(), verifier("NATS_URL", "nats://nats:4222,nats://nast:4222")}, 3, "--nats-url names host nast, which is no service here"},
+		{"the verifier's loopback default", []*container{collector(), verifier("NATS_URL", "")}, 3, "verifier: --nats-url points at 127.0.0.1, the container itself"},
+		{"no verifier", []*container{collector()}, 3, "d: runs no verifier"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, c := range tt.cs {
+				if c.env["NATS_URL"] != nil && *c.env["NATS_URL"] == "" {
+					delete(c.env, "NATS_URL")
+				}
+				if p := c.check(); len(p) > 0 {
+					t.Fatalf("container problems: %q", p)
+				}
+			}
+			problems := checkDeployment("d", tt.cs, tt.natsNodes, known)
+			switch {
+			case tt.want == "" && len(problems) > 0:
+				t.Errorf("problems %q, want none", problems)
+			case tt.want != "" && (len(problems) != 1 || !strings.Contains(problems[0], tt.want)):
+				t.Errorf("problems %q, want one containing %q", problems, tt.want)
+			}
+		})
 	}
 }

@@ -211,6 +211,9 @@ func loadCompose(file string, bins map[string]*binary) (*composeProject, error) 
 			continue
 		}
 		binName, err := df.entryBinary(st)
+		if err == nil && bins[binName] == nil {
+			err = fmt.Errorf("target %s runs %s, which this check does not build; add it to commands", target, binName)
+		}
 		if err != nil {
 			p.problems = append(p.problems, fmt.Sprintf("%s: %s: %v", where, df.file, err))
 			continue
@@ -271,8 +274,15 @@ func loadCompose(file string, bins map[string]*binary) (*composeProject, error) 
 			}
 			c.ports = append(c.ports, portRef{what: fmt.Sprintf("expose %v", e), port: port})
 		}
-		if !c.bin.listensOn() && svc["container_name"] != nil {
-			p.problems = append(p.problems, fmt.Sprintf("%s: container_name: a %s service must scale (--scale %s=N); remove it", where, c.bin.name, name))
+		if c.bin.name == "verifier" && svc["container_name"] != nil {
+			p.problems = append(p.problems, fmt.Sprintf("%s: container_name: the verifier service must scale (--scale %s=N); remove it", where, name))
+		}
+		if c.bin.name == "verifier" {
+			for _, spec := range asList(svc["ports"]) {
+				if s := str(spec); strings.Count(s, ":") > 0 || asMap(spec)["published"] != nil {
+					p.problems = append(p.problems, fmt.Sprintf("%s: ports %v: a fixed host port stops --scale %s=N; use expose", where, spec, name))
+				}
+			}
 		}
 		p.containers = append(p.containers, c)
 	}
@@ -454,8 +464,8 @@ func loadKustomization(dir string) (*kustomization, error) {
 		for _, g := range asList(kz[key]) {
 			data := map[string]any{}
 			for _, lit := range strList(dig(g, "literals")) {
-				k, v, _ := strings.Cut(lit, "=")
-				data[k] = v
+				name, val, _ := strings.Cut(lit, "=")
+				data[name] = val
 			}
 			for _, envFile := range strList(dig(g, "envs")) {
 				b, err := os.ReadFile(filepath.Join(dir, envFile))
@@ -464,21 +474,21 @@ func loadKustomization(dir string) (*kustomization, error) {
 				}
 				for line := range strings.SplitSeq(string(b), "\n") {
 					if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
-						k, v, _ := strings.Cut(line, "=")
-						data[k] = v
+						name, val, _ := strings.Cut(line, "=")
+						data[name] = val
 					}
 				}
 			}
 			for _, f := range strList(dig(g, "files")) {
-				k, p, ok := strings.Cut(f, "=")
+				name, src, ok := strings.Cut(f, "=")
 				if !ok {
-					k, p = filepath.Base(f), f
+					name, src = filepath.Base(f), f
 				}
-				b, err := os.ReadFile(filepath.Join(dir, p))
+				b, err := os.ReadFile(filepath.Join(dir, src))
 				if err != nil {
 					return nil, fmt.Errorf("%s: %s %s: %w", file, key, str(dig(g, "name")), err)
 				}
-				data[k] = string(b)
+				data[name] = string(b)
 			}
 			dataKey := "data"
 			if kind == "Secret" {
@@ -614,6 +624,9 @@ func loadKubernetes(k *kustomization, df *dockerfile, bins map[string]*binary) (
 				continue
 			}
 			binName, err := df.entryBinary(st)
+			if err == nil && bins[binName] == nil {
+				err = fmt.Errorf("target %s runs %s, which this check does not build; add it to commands", target, binName)
+			}
 			if err != nil {
 				problems = append(problems, fmt.Sprintf("%s: %s: %v", where, df.file, err))
 				continue
@@ -681,13 +694,13 @@ func loadKubernetes(k *kustomization, df *dockerfile, bins map[string]*binary) (
 					}
 					v, hasKey := data[str(ref["key"])]
 					switch {
+					case hasKey:
+						c.env[name] = &v
 					case ref["optional"] == true:
 					case !ok:
 						problems = append(problems, fmt.Sprintf("%s: env %s: %s %q: no such %s in the kustomization", where, name, key, str(ref["name"]), kind))
-					case !hasKey:
-						problems = append(problems, fmt.Sprintf("%s: env %s: %s %s has no key %q", where, name, kind, str(ref["name"]), str(ref["key"])))
 					default:
-						c.env[name] = &v
+						problems = append(problems, fmt.Sprintf("%s: env %s: %s %s has no key %q", where, name, kind, str(ref["name"]), str(ref["key"])))
 					}
 				}
 			}

@@ -36,11 +36,12 @@ func flags() (*cli.FlagSet, *verifier.RunOptions, func() error) {
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	nats := cli.NATSFlags(fs)
 	fs.IntVar(&o.Workers, "workers", 1, "workers in this process, each on its own NATS connection")
+	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:9090", "serves /metrics, /healthz and /readyz (\"-\": none)")
 	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
 	vf := cli.VerifierFlags(fs, &o.Worker)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
-		"database-url": "DATABASE_URL", "nats-url": "NATS_URL", "workers": "PARITY_WORKERS",
+		"database-url": "DATABASE_URL", "nats-url": "NATS_URL", "workers": "PARITY_WORKERS", "http-addr": "PARITY_HTTP_ADDR",
 		"segment-cap": "PARITY_SEGMENT_CAP", "log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)

@@ -44,11 +44,11 @@ func defaultOptions() Options {
 		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 	}
 	return Options{
-		Addr:         "127.0.0.1:8080",
+		Addr:         "127.0.0.1:8081", // the collector's dashboard has 8080
 		AdminURL:     admin,
 		OldURL:       "postgres://postgres@127.0.0.1:5432/parity_orders_old?sslmode=disable",
 		NewURL:       "postgres://postgres@127.0.0.1:5432/parity_orders_new?sslmode=disable",
-		NATSURL:      nats.DefaultURL,
+		NATSURL:      "nats://127.0.0.1:4223", // the collector's embedded NATS server
 		CreateStream: true,
 		Rollout:      defaultRollout(),
 	}

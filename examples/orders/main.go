@@ -27,6 +27,7 @@ func main() {
 	flag.BoolVar(&opts.Reset, "reset", false, "drop and re-seed both schemas")
 	flag.StringVar(&opts.NATSURL, "nats-url", opts.NATSURL, `NATS server URL, or "embedded" to run one in-process`)
 	flag.BoolVar(&opts.CreateStream, "create-stream", opts.CreateStream, "create the PARITY_PAIRS stream if missing (normally the verifier's job)")
+	rate := flag.Int("traffic", 0, "send this many requests per second to the service, as users of every segment would (0: none)")
 	stage := func(dst *envelope.Stage) func(string) error {
 		return func(s string) error {
 			if !envelope.Stage(s).Valid() {
@@ -43,13 +44,13 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, opts); err != nil {
+	if err := run(ctx, opts, *rate); err != nil {
 		slog.Error("orders", "err", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, opts Options) error {
+func run(ctx context.Context, opts Options, rate int) error {
 	app, err := setup(ctx, opts)
 	if err != nil {
 		return err
@@ -59,6 +60,9 @@ func run(ctx context.Context, opts Options) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	slog.Info("orders: listening", "addr", "http://"+opts.Addr, "nats", app.NATSURL)
+	if rate > 0 {
+		go traffic(ctx, "http://"+opts.Addr, rate)
+	}
 	select {
 	case err := <-errc:
 		return err

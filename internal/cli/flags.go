@@ -49,12 +49,13 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.DurationVar(&o.FlushInterval, "flush-interval", 500*time.Millisecond, "longest time a judged pair waits before it is written (at most 1s)")
 	fs.IntVar(&o.MaxBatch, "max-batch", 4000, "flush early when this many messages wait")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 20000, "unacknowledged messages allowed across all verifiers")
+	fs.DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long an unacknowledged pair waits before it is redelivered to another verifier")
 	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", 1<<30, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
 	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", 24*time.Hour, "how long an unconsumed pair is kept")
 	fs.IntVar(&o.Stream.Replicas, "stream-replicas", 1, "pair stream replicas (1, 3 or 5)")
 	for name, env := range map[string]string{
 		"segment-attrs": "PARITY_SEGMENT_ATTRS", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
-		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
+		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
 		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
 	} {
 		fs.Env(name, env)

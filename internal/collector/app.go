@@ -178,6 +178,7 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
+	e.GET("/metrics", metricsHandler(a.registry(js, s.ingest)))
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)
 	}

@@ -53,3 +53,25 @@ func Connect(t testing.TB, ns *server.Server, opts ...nats.Option) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// RunJetStreamAt starts a JetStream server on a chosen port and store
+// directory, so a test can stop a server and start it again where clients
+// reconnect to it.
+func RunJetStreamAt(t testing.TB, dir string, port int) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{
+		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		t.Fatalf("testutil: nats server: %v", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("testutil: nats server not ready within 10s")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns
+}

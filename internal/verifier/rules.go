@@ -108,8 +108,10 @@ func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) err
 }
 
 // watchRules reloads an experiment's rules when the collector announces a
-// change, and every rule set every RulesReload. The returned function stops
-// both.
+// change, and every rule set every RulesReload. Every RulesReload it also
+// prunes the applied stream sequences older than the stream's MaxAge plus an
+// hour: a message older than that is gone from the stream and cannot be
+// redelivered. The returned function stops both.
 func (w *Worker) watchRules(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	changed := make(chan string, 64)
@@ -137,6 +139,9 @@ func (w *Worker) watchRules(ctx context.Context) (func(), error) {
 				err = w.rules.load(ctx, w.store, exp)
 			case <-tick.C:
 				err = w.rules.loadAll(ctx, w.store)
+				if _, perr := w.store.PruneApplied(ctx, time.Now().Add(-w.opts.Stream.MaxAge-time.Hour)); perr != nil {
+					err = errors.Join(err, perr)
+				}
 			}
 			if err != nil && ctx.Err() == nil {
 				w.log.Warn("verifier: reload rules", "err", err)

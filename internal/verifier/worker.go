@@ -25,6 +25,8 @@ type Store interface {
 	Apply(ctx context.Context, b *store.Batch) error
 	// Applied reports which of seqs an earlier Apply recorded.
 	Applied(ctx context.Context, stream string, seqs []uint64) (map[uint64]bool, error)
+	// PruneApplied forgets recorded sequences older than olderThan.
+	PruneApplied(ctx context.Context, olderThan time.Time) (int64, error)
 }
 
 // Options configure a [Worker]. The zero value is valid; every default is
@@ -121,6 +123,9 @@ type Stats struct {
 	Duplicates   uint64 // redeliveries already counted by an earlier batch
 	Flushes      uint64 // committed batches
 	FlushErrors  uint64 // failed attempts to commit a batch
+	// FlushTime is the total time spent committing batches, retries
+	// included.
+	FlushTime time.Duration
 }
 
 // Worker consumes pairs and writes their counts. Create it with [New] and
@@ -133,6 +138,7 @@ type Worker struct {
 	rules *judges
 
 	consumed, judged, divergent, deadLettered, duplicates, flushes, flushErrors atomic.Uint64
+	flushNanos                                                                  atomic.Int64
 }
 
 // New returns a worker reading from js and writing to st.
@@ -157,6 +163,7 @@ func (w *Worker) Stats() Stats {
 		Duplicates:   w.duplicates.Load(),
 		Flushes:      w.flushes.Load(),
 		FlushErrors:  w.flushErrors.Load(),
+		FlushTime:    time.Duration(w.flushNanos.Load()),
 	}
 }
 
@@ -521,6 +528,8 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 	if len(b.msgs) == 0 {
 		return nil
 	}
+	start := time.Now()
+	defer func() { w.flushNanos.Add(int64(time.Since(start))) }()
 	if err := w.retry(ctx, b, func(ctx context.Context) error { return w.judgeRedelivered(ctx, b) }); err != nil {
 		return err
 	}
@@ -631,10 +640,11 @@ func (w *Worker) judgeRedelivered(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// retry calls f until it succeeds or ctx ends, backing off from 100ms to 5s
-// and keeping the batch's messages in progress meanwhile. Each attempt runs
-// under its own 30s deadline and is not cut short when ctx ends, so a flush
-// that has started during shutdown still commits.
+// retry calls f until it succeeds or ctx ends, backing off from 100ms to 5s.
+// Meanwhile it keeps the batch's messages in progress, waking at least every
+// AckWait/3 to do so, so the server does not hand them to another worker.
+// Each attempt runs under its own 30s deadline and is not cut short when ctx
+// ends, so a flush that has started during shutdown still commits.
 func (w *Worker) retry(ctx context.Context, b *batch, f func(context.Context) error) error {
 	backoff := 100 * time.Millisecond
 	lastProgress := time.Now()
@@ -647,16 +657,23 @@ func (w *Worker) retry(ctx context.Context, b *batch, f func(context.Context) er
 		}
 		w.flushErrors.Add(1)
 		w.log.Warn("verifier: flush failed; retrying", "err", err, "messages", len(b.msgs), "retry_in", backoff)
-		if time.Since(lastProgress) > w.opts.AckWait/3 {
-			for _, pm := range b.msgs {
-				_ = pm.msg.InProgress()
+		deadline := time.Now().Add(backoff)
+		for {
+			if time.Since(lastProgress) >= w.opts.AckWait/3 {
+				for _, pm := range b.msgs {
+					_ = pm.msg.InProgress()
+				}
+				lastProgress = time.Now()
 			}
-			lastProgress = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("verifier: flush abandoned, %d messages left unacknowledged for redelivery: %w", len(b.msgs), err)
-		case <-time.After(backoff):
+			wait := min(time.Until(deadline), w.opts.AckWait/3)
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("verifier: flush abandoned, %d messages left unacknowledged for redelivery: %w", len(b.msgs), err)
+			case <-time.After(wait):
+			}
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}

@@ -178,8 +178,9 @@ func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res]
 	if !c.opts.cancelWithCtx {
 		parent = context.WithoutCancel(parent)
 	}
-	start := time.Now()
-	ctx, cancel := context.WithDeadline(parent, rc.info.start.Add(c.opts.timeout))
+	// Both sides are timed from the start of the call, like the deadline.
+	start := rc.info.start
+	ctx, cancel := context.WithDeadline(parent, start.Add(c.opts.timeout))
 	stop := context.AfterFunc(ctx, func() {
 		if !rc.claimed.CompareAndSwap(false, true) {
 			return

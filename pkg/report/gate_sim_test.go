@@ -43,6 +43,7 @@ func TestGateSimulation(t *testing.T) {
 		rate                float64
 		passed, naivePassed int   // runs ever promoted
 		failed              int   // runs ever failed
+		looks               int   // times the gate was asked
 		passPairs           []int // pairs seen when the gate first passed
 	}
 	tests := []struct {
@@ -68,6 +69,7 @@ func TestGateSimulation(t *testing.T) {
 				st.Pairs += n
 				st.Divergent += binomial(r, n, tt.rate+tt.drift*r.Float64())
 				if !gatePassed {
+					o.looks++
 					res, err := Evaluate(spec, nil, st)
 					if err != nil {
 						t.Fatal(err)
@@ -97,8 +99,8 @@ func TestGateSimulation(t *testing.T) {
 		}
 		frac := func(k int) float64 { return float64(k) / runs }
 		slices.Sort(o.passPairs)
-		t.Logf("true rate %.1f%% (+%.1f%% drift): anytime gate promoted %.1f%% of %d runs (failed %.1f%%); naive Wilson peeking promoted %.1f%%; pairs at pass p50 %d p90 %d",
-			100*tt.rate, 100*tt.drift, 100*frac(o.passed), runs, 100*frac(o.failed), 100*frac(o.naivePassed),
+		t.Logf("true rate %.1f%% (+%.1f%% drift): anytime gate promoted %.1f%% of %d runs (failed %.1f%%; %d looks); naive Wilson peeking promoted %.1f%%; pairs at pass p50 %d p90 %d",
+			100*tt.rate, 100*tt.drift, 100*frac(o.passed), runs, 100*frac(o.failed), o.looks, 100*frac(o.naivePassed),
 			quantileInt(o.passPairs, 0.5), quantileInt(o.passPairs, 0.9))
 		switch {
 		case tt.bad && frac(o.passed) > alpha:
@@ -144,10 +146,13 @@ func TestSampleSize(t *testing.T) {
 	slices.Sort(need)
 	z := 1.6448536269514722 // one-sided 95%
 	for _, power := range []float64{0.5, 0.8, 0.9} {
-		fixed := fixedSampleSize(limit, rate, z, power)
+		fixed, size := fixedSampleSize(limit, rate, z, power)
 		seq := quantileInt(need, power)
-		t.Logf("power %.0f%%: fixed-sample one-sided Wilson test needs %d pairs; anytime gate passed %.0f%% of runs within %d pairs (%.2f×)",
-			100*power, fixed, 100*power, seq, float64(seq)/float64(fixed))
+		// The textbook normal-approximation sample size, for reference.
+		zb := math.Sqrt2 * math.Erfinv(2*power-1)
+		normal := math.Pow((z*math.Sqrt(limit*(1-limit))+zb*math.Sqrt(rate*(1-rate)))/(limit-rate), 2)
+		t.Logf("power %.0f%%: one-shot test needs %d pairs (exact one-sided Wilson, actual alpha %.1f%%; normal approximation %.0f); anytime gate passed %.0f%% of runs within %d pairs (%.2f× the one-shot test)",
+			100*power, fixed, 100*size, normal, 100*power, seq, float64(seq)/float64(fixed))
 		if seq < fixed {
 			t.Errorf("power %v: the anytime gate (%d pairs) beat the fixed-sample test (%d): suspicious", power, seq, fixed)
 		}
@@ -157,10 +162,12 @@ func TestSampleSize(t *testing.T) {
 	}
 }
 
-// fixedSampleSize returns the smallest n at which a one-shot test that passes
-// when the Wilson upper bound at z is <= limit passes with probability at
-// least power when the true rate is rate (exact binomial probabilities).
-func fixedSampleSize(limit, rate, z, power float64) int {
+// fixedSampleSize returns the smallest n (a multiple of 10) at which a
+// one-shot test that passes when the Wilson upper bound at z is <= limit
+// passes with probability at least power when the true rate is rate, with
+// the test's actual probability of passing at rate limit (exact binomial
+// probabilities).
+func fixedSampleSize(limit, rate, z, power float64) (n int, size float64) {
 	for n := int64(10); ; n += 10 {
 		// s is the largest count of divergent pairs that still passes.
 		s := int64(-1)
@@ -170,7 +177,7 @@ func fixedSampleSize(limit, rate, z, power float64) int {
 			}
 		}
 		if s >= 0 && binomialCDF(s, n, rate) >= power {
-			return int(n)
+			return int(n), binomialCDF(s, n, limit)
 		}
 	}
 }

@@ -29,7 +29,7 @@ const (
 // between [HistogramMin] and [HistogramMax]: a quantile is reported as the
 // geometric middle of its bucket, at most a factor 2^(1/16) from any value in
 // the bucket, so within 4.43% (plus half a nanosecond of rounding).
-var HistogramRelativeError = math.Exp2(1.0/(2*BucketsPerDoubling)) - 1
+const HistogramRelativeError = 0.044273782427413754 // 2^(1/16) - 1
 
 // ErrInvalidHistogram is wrapped by the errors of [DecodeHistogram].
 var ErrInvalidHistogram = errors.New("report: invalid histogram encoding")
