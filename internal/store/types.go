@@ -18,6 +18,11 @@ type Batch struct {
 	// Signatures are mismatch counts per signature; Apply adds them to the
 	// stored ones and keeps first and last seen.
 	Signatures []SignatureCount
+	// Latencies are latency histograms per experiment, operation, segment
+	// and hour; Apply merges them into the stored ones.
+	Latencies []Latency
+	// Variants are counts per flag variant and reason per minute.
+	Variants []VariantCount
 
 	// Stream names the JetStream stream the batch's messages came from, with
 	// an epoch that changes when the stream is recreated (sequences restart),
@@ -192,4 +197,50 @@ type SampleQuery struct {
 	Segment   string // empty means all segments
 	Operation string // empty means all operations
 	Limit     int    // at most this many, newest first; 0 means 50
+}
+
+// Latency holds the latency histograms of one experiment, operation, segment
+// and hour, as report.Histogram encodings (report.Histogram.Encode).
+type Latency struct {
+	Experiment string
+	Operation  string
+	Segment    string
+	Hour       time.Time // truncated to the hour, UTC
+	Control    []int64
+	Candidate  []int64
+}
+
+// VariantCount counts pairs per flag variant and resolution reason (the
+// targeting rule that chose the stage) in one minute.
+type VariantCount struct {
+	Experiment string
+	Operation  string
+	Variant    string // empty when the stage did not come from a flag
+	Reason     string
+	Minute     time.Time
+	Pairs      int64
+	Divergent  int64
+}
+
+// LatencyRow is the merged latency of one segment over a window.
+type LatencyRow struct {
+	Segment   string
+	Control   []int64 // report.Histogram encoding
+	Candidate []int64
+}
+
+// SeriesPoint is one segment's counts in one time bucket, for charts.
+type SeriesPoint struct {
+	Segment   string
+	At        time.Time // start of the bucket
+	Pairs     int64
+	Divergent int64
+}
+
+// GateSpec is an experiment's stored promotion gate, as JSON.
+type GateSpec struct {
+	Experiment string
+	Spec       []byte
+	Author     string
+	UpdatedAt  time.Time
 }
