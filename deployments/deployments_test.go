@@ -3,6 +3,7 @@ package deployments
 import (
 	"fmt"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -253,7 +255,7 @@ func TestKubernetesPodSecurity(t *testing.T) {
 			if csc["allowPrivilegeEscalation"] != false {
 				problems = append(problems, where+": securityContext.allowPrivilegeEscalation must be false")
 			}
-			if !contains(strList(dig(csc, "capabilities", "drop")), "ALL") {
+			if !slices.Contains(strList(dig(csc, "capabilities", "drop")), "ALL") {
 				problems = append(problems, where+": securityContext.capabilities.drop must hold ALL")
 			}
 			if s := str(dig(either("seccompProfile"), "type")); s != "RuntimeDefault" && s != "Localhost" {
@@ -410,7 +412,8 @@ func checkDeployment(name string, cs []*container, natsNodes int, knownHost func
 			tooMany[n] = append(tooMany[n], c.where)
 		}
 	}
-	for n, where := range tooMany {
+	for _, n := range slices.Sorted(maps.Keys(tooMany)) {
+		where := tooMany[n]
 		problems = append(problems, fmt.Sprintf("%s: stream replicas %d (%s), but the deployment runs %d NATS servers", name, n, strings.Join(where, ", "), natsNodes))
 	}
 	for _, c := range cs {
@@ -487,15 +490,6 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // goListFiles returns the module's files (Go and embedded) that building

@@ -40,7 +40,7 @@ func binary(t *testing.T, name string) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cmd/verifier", "../cmd/collector").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cmd/verifier", "../cmd/collector", "../cmd/parityctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -34,7 +34,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	o := &collector.Options{}
 	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
 	fs.StringVar(&o.DatabaseURL, "database-url", cli.DefaultDatabaseURL, "PostgreSQL URL; the database is created if missing")
-	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL; empty runs an embedded NATS server with JetStream")
+	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL(s), comma-separated; empty runs an embedded NATS server with JetStream")
 	nats := cli.NATSFlags(fs)
 	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", "127.0.0.1:4223", "listen address of the embedded NATS server (port -1: any free port)")
 	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")

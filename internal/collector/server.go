@@ -35,6 +35,12 @@ type Reader interface {
 	Rules(ctx context.Context, experiment string) (store.Rules, error)
 	RulesHistory(ctx context.Context, experiment string, limit int) ([]store.Rules, error)
 	SaveRules(ctx context.Context, experiment string, rules json.RawMessage, author, reason string) (store.Rules, error)
+	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
+	Series(ctx context.Context, experiment string, q store.SegmentQuery, step time.Duration) ([]store.SeriesPoint, error)
+	Variants(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.VariantCount, error)
+	Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]store.SeriesPoint, error)
+	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
 	Ping(ctx context.Context) error
 }
 
@@ -61,6 +67,13 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"ago": ago,
+		"dur": formatDuration,
+		"ratio": func(a, b int64) float64 {
+			if b == 0 {
+				return 0
+			}
+			return float64(a) / float64(b)
+		},
 	}
 	tpl, err := template.New("").Funcs(funcs).ParseFS(web.FS, "templates/*.html")
 	if err != nil {
@@ -107,9 +120,13 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/experiments/:name/rules", s.apiRules)
 	api.GET("/experiments/:name/rules/history", s.apiRulesHistory)
 	api.GET("/samples/:id/diff", s.apiSampleDiff)
+	api.GET("/experiments/:name/gate", s.apiGate)
+	api.POST("/experiments/:name/gate/confirm", s.apiGateConfirm)
+	api.GET("/experiments/:name/gate/spec", s.apiGateSpec)
 	mutating := []echo.MiddlewareFunc{middleware.BodyLimit("1M"), s.operator.require}
 	api.PUT("/experiments/:name/rules", s.apiPutRules, mutating...)
 	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, mutating...)
+	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, mutating...)
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)), s.ingestT.require)
 	}
@@ -462,54 +479,51 @@ func (s *handlers) apiDeadLetters(c echo.Context) error {
 
 // --- pages ----------------------------------------------------------------
 
-func (s *handlers) overviewPage(c echo.Context) error {
-	v, err := s.experiments(c.Request().Context())
-	if err != nil {
-		return err
-	}
-	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": v})
+// overviewRow is one experiment on the overview.
+type overviewRow struct {
+	ExperimentView
+	Gate  report.Verdict
+	Why   string
+	Spark template.HTML
 }
 
-func (s *handlers) experimentPage(c echo.Context) error {
-	v, err := s.segments(c, "24h")
-	if err != nil {
-		return err
-	}
+func (s *handlers) overviewPage(c echo.Context) error {
 	ctx := c.Request().Context()
-	ops, err := s.db.Operations(ctx, v.Experiment)
-	if err != nil {
-		return notFoundOr(err, "experiment "+v.Experiment)
-	}
-	_, q, err := s.sampleQuery(c)
+	exps, err := s.experiments(ctx)
 	if err != nil {
 		return err
 	}
-	samples, err := s.db.Samples(ctx, v.Experiment, q)
+	since := time.Now().Add(-24 * time.Hour)
+	series, err := s.db.Overview(ctx, since, time.Hour)
 	if err != nil {
 		return err
 	}
-	sigs, err := s.signatures(c, "24h")
-	if err != nil {
-		return err
+	rows := make([]overviewRow, 0, len(exps))
+	for _, e := range exps {
+		row := overviewRow{ExperimentView: e}
+		g, err := s.storedGate(ctx, e.Name)
+		if err != nil {
+			return err
+		}
+		if v, err := s.evaluateGate(ctx, e.Name, g, time.Time{}); err == nil {
+			row.Gate, row.Why = v.Verdict, v.Reason
+		}
+		byHour := map[int64]store.SeriesPoint{}
+		for _, p := range series[e.Name] {
+			byHour[p.At.Unix()] = p
+		}
+		rates := make([]float64, 0, 24)
+		for h := since.Truncate(time.Hour); !h.After(time.Now()); h = h.Add(time.Hour) {
+			if p := byHour[h.Unix()]; p.Pairs > 0 {
+				rates = append(rates, float64(p.Divergent)/float64(p.Pairs))
+			} else {
+				rates = append(rates, 0)
+			}
+		}
+		row.Spark = sparkline(rates, "divergence rate of "+e.Name+" per hour over 24 hours")
+		rows = append(rows, row)
 	}
-	_, since, _ := windowParam(c, "24h") // validated by segments
-	noise, err := s.noise(ctx, v.Experiment, since)
-	if err != nil {
-		return err
-	}
-	rules, err := s.latestRules(ctx, v.Experiment)
-	if err != nil {
-		return err
-	}
-	hasNoise := false
-	for _, sv := range v.Segments {
-		hasNoise = hasNoise || sv.Noise != nil
-	}
-	return c.Render(http.StatusOK, "experiment.html", map[string]any{
-		"Title": v.Experiment, "Name": v.Experiment, "Window": v.Window, "Windows": windows,
-		"Operation": v.Operation, "Operations": ops, "Segments": v.Segments, "Total": v.Total, "HasNoise": hasNoise,
-		"Segment": q.Segment, "Samples": samples, "Signatures": sigs, "Noise": noise, "Rules": rules,
-	})
+	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": rows})
 }
 
 func (s *handlers) samplePage(c echo.Context) error {
@@ -574,4 +588,19 @@ func ago(t time.Time) string {
 		return strconv.Itoa(int(d.Hours())) + "h ago"
 	}
 	return t.UTC().Format("2006-01-02 15:04")
+}
+
+// formatDuration shows a latency with three significant figures at most.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "—"
+	case d < time.Microsecond:
+		return strconv.FormatInt(int64(d), 10) + "ns"
+	case d < time.Millisecond:
+		return strconv.FormatFloat(float64(d)/1e3, 'f', 0, 64) + "µs"
+	case d < time.Second:
+		return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) + "ms"
+	}
+	return d.Round(10 * time.Millisecond).String()
 }

@@ -84,6 +84,11 @@ func TestAPI(t *testing.T) {
 		{"overview page", "/", 200, []string{`href="/experiments/orders"`, "6.67%"}},
 		{"experiment page", "/experiments/orders", 200, []string{`data-segment="country=IN"`, `data-col="pairs">200<`, "ListOrders"}},
 		{"experiment page bad window", "/experiments/orders?window=x", 400, []string{"parameter window"}},
+		{"experiment page filtered", "/experiments/orders?window=all&attr=&attr=country:US&sort=rate&dir=desc", 200, []string{`data-segment="country=US"`, `data-marginal="country=US"`}},
+		{"experiment page bad attr", "/experiments/orders?attr=country", 400, []string{"parameter attr"}},
+		{"experiment page bad sort", "/experiments/orders?sort=color", 400, []string{"parameter sort"}},
+		{"gate", "/api/v1/experiments/orders/gate?max_rate=50%25&min_pairs=0", 200, []string{`"verdict":"pass"`, `"segments":[`}},
+		{"gate spec default", "/api/v1/experiments/orders/gate/spec", 200, []string{`"max_rate":0.001`}},
 		{"unknown experiment page", "/experiments/nope", 404, []string{"not found"}},
 		{"health", "/healthz", 200, []string{"ok"}},
 		{"ready", "/readyz", 200, []string{"ready"}},
@@ -138,3 +143,14 @@ func TestSecurityHeaders(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func TestExperimentPageFilterExcludes(t *testing.T) {
+	h := seeded(t)
+	code, body := get(t, h, "/experiments/orders?attr=country:US")
+	if code != 200 || !strings.Contains(body, `data-segment="country=US"`) {
+		t.Fatalf("filtered page: %d, lacks the US row", code)
+	}
+	if strings.Contains(body, `tr data-segment="country=IN"`) {
+		t.Errorf("filter country:US still shows the IN row")
+	}
+}

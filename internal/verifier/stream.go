@@ -74,7 +74,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Storage:     jetstream.FileStorage,
 		MaxBytes:    opts.MaxBytes,
 		MaxAge:      opts.MaxAge,
-		MaxMsgSize:  envelope.MaxSize + 4096,
+		MaxMsgSize:  1 << 20, // envelope.MaxSize plus room for headers
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  opts.Duplicates,
 		Replicas:    opts.Replicas,

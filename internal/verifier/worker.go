@@ -15,6 +15,7 @@ import (
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // Store is what a worker reads rules from and writes to. *store.Store
@@ -304,6 +305,18 @@ type countKey struct {
 
 type sampleKey struct{ experiment, operation, segment string }
 
+type latencyKey struct {
+	experiment, operation, segment string
+	hour                           int64
+}
+
+type latencies struct{ control, candidate report.Histogram }
+
+type variantKey struct {
+	experiment, operation, variant, reason string
+	minute                                 int64
+}
+
 type signatureKey struct {
 	experiment, operation, segment string
 	minute                         int64
@@ -319,12 +332,15 @@ type batch struct {
 	samples     []store.Sample
 	perKey      map[sampleKey]int
 	signatures  map[signatureKey]*store.SignatureCount
+	latencies   map[latencyKey]*latencies
+	variants    map[variantKey]*store.VariantCount
 	deadLetters []store.DeadLetter
 }
 
 func newBatch(epoch string) *batch {
 	return &batch{epoch: epoch, seqs: make(map[uint64]bool), counts: make(map[countKey]*store.Count),
-		perKey: make(map[sampleKey]int), signatures: make(map[signatureKey]*store.SignatureCount)}
+		perKey: make(map[sampleKey]int), signatures: make(map[signatureKey]*store.SignatureCount),
+		latencies: make(map[latencyKey]*latencies), variants: make(map[variantKey]*store.VariantCount)}
 }
 
 // add takes one message into the batch. A first delivery is judged at once; a
@@ -414,6 +430,7 @@ func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
 		return
 	}
 	c.Pairs++
+	w.observe(b, p, segment, minute, divergent)
 	if failed(p.Control.Outcome()) {
 		c.ControlErrors++
 	}
@@ -445,7 +462,42 @@ func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
 	smk := sampleKey{p.Experiment, p.Operation, segment}
 	if b.perKey[smk] < w.opts.SamplesPerFlush {
 		b.perKey[smk]++
-		b.samples = append(b.samples, sampleOf(p, segment, sig, res))
+		// Judge leaves out the concrete differences (paths, values): render
+		// them only for the few pairs kept as samples.
+		detail := w.rules.forExperiment(p.Experiment).Explain(p)
+		b.samples = append(b.samples, sampleOf(p, segment, sig, &detail))
+	}
+}
+
+// observe adds a counted pair's latencies to its segment's hourly
+// histograms (a side that did not run has none) and counts it under its flag
+// variant and targeting reason.
+func (w *Worker) observe(b *batch, p *envelope.Pair, segment string, minute time.Time, divergent bool) {
+	lk := latencyKey{p.Experiment, p.Operation, segment, minute.Truncate(time.Hour).Unix()}
+	l := b.latencies[lk]
+	if l == nil {
+		l = &latencies{}
+		b.latencies[lk] = l
+	}
+	if p.Control.Outcome() != envelope.StatusSkipped {
+		l.control.Observe(p.Control.Duration())
+	}
+	if p.Candidate.Outcome() != envelope.StatusSkipped {
+		l.candidate.Observe(p.Candidate.Duration())
+	}
+	var variant, reason string
+	if p.Flag != nil {
+		variant, reason = p.Flag.Variant, p.Flag.Reason
+	}
+	vk := variantKey{p.Experiment, p.Operation, variant, reason, minute.Unix()}
+	v := b.variants[vk]
+	if v == nil {
+		v = &store.VariantCount{Experiment: p.Experiment, Operation: p.Operation, Variant: variant, Reason: reason, Minute: minute}
+		b.variants[vk] = v
+	}
+	v.Pairs++
+	if divergent {
+		v.Divergent++
 	}
 }
 
@@ -545,6 +597,13 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 	}
 	for _, sc := range b.signatures {
 		sb.Signatures = append(sb.Signatures, *sc)
+	}
+	for k, l := range b.latencies {
+		sb.Latencies = append(sb.Latencies, store.Latency{Experiment: k.experiment, Operation: k.operation, Segment: k.segment,
+			Hour: time.Unix(k.hour, 0).UTC(), Control: l.control.Encode(), Candidate: l.candidate.Encode()})
+	}
+	for _, v := range b.variants {
+		sb.Variants = append(sb.Variants, *v)
 	}
 	for _, pm := range b.msgs {
 		if !pm.duplicate {

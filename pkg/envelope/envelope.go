@@ -14,9 +14,11 @@ import (
 // Version is the envelope version this package writes and accepts.
 const Version = 1
 
-// MaxSize is the largest encoded envelope accepted, in bytes (1 MiB). A larger
-// one is rejected with [ErrTooLarge] before it is parsed.
-const MaxSize = 1 << 20
+// MaxSize is the largest encoded envelope accepted, in bytes (1,000,000). A
+// larger one is rejected with [ErrTooLarge] before it is parsed. It leaves
+// room for headers under NATS's default 1 MiB max_payload, so an envelope of
+// the maximum size is never refused by a server with default settings.
+const MaxSize = 1_000_000
 
 // SubjectPrefix is the first part of every pair subject: pairs are published
 // to SubjectPrefix.<experiment>.<operation>.

@@ -1,0 +1,272 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
+)
+
+// GateSpecView is a promotion gate as the API reads and writes it.
+type GateSpecView struct {
+	// MaxRate is the highest acceptable divergence rate: 0.001 is 0.1%.
+	MaxRate float64 `json:"max_rate"`
+	// MinPairs is the fewest pairs a segment needs to pass.
+	MinPairs int64 `json:"min_pairs"`
+	// Window is how far back counts are summed, e.g. "1h". A request's
+	// since parameter (the start of the rollout step) replaces it; that keeps
+	// the gate's guarantee over repeated looks (docs/gate.md).
+	Window string `json:"window"`
+	// PerSegment passes only when every segment passes.
+	PerSegment bool `json:"per_segment"`
+	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
+	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
+	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
+	// Alpha bounds the chance of promoting a segment beyond a limit, over
+	// any number of looks. Defaults to 0.05.
+	Alpha float64 `json:"alpha,omitempty"`
+}
+
+// DefaultGate is the gate of an experiment that has none stored.
+var DefaultGate = GateSpecView{MaxRate: 0.001, MinPairs: 1000, Window: "1h", PerSegment: true}
+
+func (g GateSpecView) spec() (report.GateSpec, time.Duration, error) {
+	var window time.Duration
+	if g.Window != "" {
+		d, err := parseWindow(g.Window)
+		if err != nil {
+			return report.GateSpec{}, 0, fmt.Errorf("window: %w", err)
+		}
+		window = d
+	}
+	s := report.GateSpec{MaxRate: g.MaxRate, MinPairs: g.MinPairs, Window: window, PerSegment: g.PerSegment,
+		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio, Alpha: g.Alpha}
+	if err := s.Validate(); err != nil {
+		return report.GateSpec{}, 0, err
+	}
+	return s, window, nil
+}
+
+// GateView is the gate's verdict on an experiment.
+type GateView struct {
+	Experiment string       `json:"experiment"`
+	Since      time.Time    `json:"since"`
+	Spec       GateSpecView `json:"spec"`
+	report.GateResult
+}
+
+// storedGate returns the experiment's gate, or DefaultGate.
+func (s *handlers) storedGate(ctx context.Context, name string) (GateSpecView, error) {
+	g, err := s.db.GateSpec(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return DefaultGate, nil
+	}
+	if err != nil {
+		return GateSpecView{}, err
+	}
+	var v GateSpecView
+	if err := json.Unmarshal(g.Spec, &v); err != nil {
+		return GateSpecView{}, fmt.Errorf("collector: stored gate of %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// gateOverrides applies the request's parameters to the stored gate.
+func gateOverrides(c echo.Context, g GateSpecView) (GateSpecView, time.Time, error) {
+	q := c.QueryParams()
+	if v := q.Get("max_rate"); v != "" {
+		r, err := parseRate(v)
+		if err != nil {
+			return g, time.Time{}, badParam("max_rate", err.Error())
+		}
+		g.MaxRate = r
+	}
+	if v := q.Get("max_error_rate"); v != "" {
+		r, err := parseRate(v)
+		if err != nil {
+			return g, time.Time{}, badParam("max_error_rate", err.Error())
+		}
+		g.MaxCandidateErrorRate = r
+	}
+	for name, dst := range map[string]*float64{"max_p99_ratio": &g.MaxP99LatencyRatio, "alpha": &g.Alpha} {
+		if v := q.Get(name); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f < 0 {
+				return g, time.Time{}, badParam(name, fmt.Sprintf("%q is not a positive number", v))
+			}
+			*dst = f
+		}
+	}
+	if v := q.Get("min_pairs"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return g, time.Time{}, badParam("min_pairs", fmt.Sprintf("%q is not a whole number", v))
+		}
+		g.MinPairs = n
+	}
+	if v := q.Get("per_segment"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return g, time.Time{}, badParam("per_segment", fmt.Sprintf("%q is not true or false", v))
+		}
+		g.PerSegment = b
+	}
+	if v := q.Get("window"); v != "" {
+		if _, err := parseWindow(v); err != nil {
+			return g, time.Time{}, badParam("window", err.Error())
+		}
+		g.Window = v
+	}
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil || t.After(time.Now()) {
+			return g, time.Time{}, badParam("since", fmt.Sprintf("%q is not a past RFC 3339 time", v))
+		}
+		since = t
+	}
+	return g, since, nil
+}
+
+// parseRate reads a rate as a fraction (0.001) or a percentage (0.1%).
+func parseRate(v string) (float64, error) {
+	s, pct := strings.CutSuffix(strings.TrimSpace(v), "%")
+	f, err := strconv.ParseFloat(s, 64)
+	if pct {
+		f /= 100
+	}
+	if err != nil || f <= 0 || f >= 1 {
+		return 0, fmt.Errorf("%q is not a rate between 0 and 1 (0.001) or a percentage (0.1%%)", v)
+	}
+	return f, nil
+}
+
+// evaluateGate judges an experiment under g, over the counts since since (or
+// the window when since is zero).
+func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView, since time.Time) (GateView, error) {
+	spec, window, err := g.spec()
+	if err != nil {
+		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
+	}
+	if since.IsZero() && window > 0 {
+		since = time.Now().Add(-window)
+	}
+	segs, err := s.segmentStats(ctx, name, store.SegmentQuery{Since: since})
+	if err != nil {
+		return GateView{}, err
+	}
+	res, err := report.Evaluate(spec, segs, report.Total(segs))
+	if err != nil {
+		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
+	}
+	return GateView{Experiment: name, Since: since, Spec: g, GateResult: res}, nil
+}
+
+// segmentStats gathers each segment's counts and latencies over q.
+func (s *handlers) segmentStats(ctx context.Context, name string, q store.SegmentQuery) ([]report.Segment, error) {
+	rows, err := s.db.Segments(ctx, name, q)
+	if err != nil {
+		return nil, notFoundOr(err, "experiment "+name)
+	}
+	lats, err := s.db.Latencies(ctx, name, q)
+	if err != nil {
+		return nil, err
+	}
+	byKey := map[string]store.LatencyRow{}
+	for _, l := range lats {
+		byKey[l.Segment] = l
+	}
+	out := make([]report.Segment, 0, len(rows))
+	for _, r := range rows {
+		st := report.SegmentStats{Pairs: r.Pairs, Divergent: r.Divergent, ControlErrors: r.ControlErrors,
+			CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts}
+		if l, ok := byKey[r.Segment]; ok {
+			// Decoding a histogram the store wrote cannot fail; a damaged one
+			// is left empty rather than failing the gate.
+			st.ControlLatency, _ = report.DecodeHistogram(l.Control)
+			st.CandidateLatency, _ = report.DecodeHistogram(l.Candidate)
+		}
+		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: st})
+	}
+	return out, nil
+}
+
+func (s *handlers) gate(c echo.Context) (GateView, error) {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return GateView{}, err
+	}
+	g, err := s.storedGate(c.Request().Context(), name)
+	if err != nil {
+		return GateView{}, err
+	}
+	g, since, err := gateOverrides(c, g)
+	if err != nil {
+		return GateView{}, err
+	}
+	return s.evaluateGate(c.Request().Context(), name, g, since)
+}
+
+// apiGate answers GET /api/v1/experiments/{name}/gate: the verdict as JSON,
+// always 200 when one could be reached (Argo Rollouts reads the verdict).
+func (s *handlers) apiGate(c echo.Context) error {
+	v, err := s.gate(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// apiGateConfirm is Flagger's confirm-promotion webhook: 200 lets the
+// promotion go on, 412 holds it.
+func (s *handlers) apiGateConfirm(c echo.Context) error {
+	v, err := s.gate(c)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if v.Verdict != report.Pass {
+		code = http.StatusPreconditionFailed
+	}
+	return c.JSON(code, v)
+}
+
+func (s *handlers) apiGateSpec(c echo.Context) error {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return err
+	}
+	g, err := s.storedGate(c.Request().Context(), name)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, g)
+}
+
+func (s *handlers) apiPutGateSpec(c echo.Context) error {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return err
+	}
+	var g GateSpecView
+	if err := decodeBody(c, &g); err != nil {
+		return err
+	}
+	if _, _, err := g.spec(); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
+	}
+	doc, _ := json.Marshal(g) // plain fields always marshal
+	if _, err := s.db.SaveGateSpec(c.Request().Context(), name, doc, "api"); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, g)
+}
