@@ -390,8 +390,11 @@ func (w *Worker) judge(b *batch, i int) {
 		w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
 		return
 	}
-	res := w.rules.forExperiment(p.Experiment).Judge(p)
-	w.count(b, p, &res)
+	// One differ for both the verdict and a sample's detail, so a rules
+	// reload in between cannot give them different versions.
+	d := w.rules.forExperiment(p.Experiment)
+	res := d.Judge(p)
+	w.count(b, p, d, &res)
 }
 
 func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
@@ -407,7 +410,7 @@ func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
 	pm.term = reason
 }
 
-func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
+func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Result) {
 	segment, attrs := Segment(p.User.Attrs, w.opts.SegmentAttrs)
 	minute := p.Time.UTC().Truncate(time.Minute)
 	k := countKey{p.Experiment, p.Operation, segment, minute.Unix()}
@@ -464,7 +467,7 @@ func (w *Worker) count(b *batch, p *envelope.Pair, res *diff.Result) {
 		b.perKey[smk]++
 		// Judge leaves out the concrete differences (paths, values): render
 		// them only for the few pairs kept as samples.
-		detail := w.rules.forExperiment(p.Experiment).Explain(p)
+		detail := d.Explain(p)
 		b.samples = append(b.samples, sampleOf(p, segment, sig, &detail))
 	}
 }

@@ -51,11 +51,56 @@ func TestAllocsEqual(t *testing.T) {
 			if n := testing.AllocsPerRun(200, func() { c.d.Judge(p) }); n != 0 {
 				t.Errorf("Judge allocates %v times per call", n)
 			}
+			if n := testing.AllocsPerRun(200, func() { c.d.Explain(p) }); n != 0 {
+				t.Errorf("Explain allocates %v times per call", n)
+			}
 		})
 	}
 	// Verdicts about errors allocate nothing either.
 	p := pair("op", obs("", "boom", ""), obs("", "boom", envelope.StatusError))
 	if n := testing.AllocsPerRun(200, func() { Exact().Judge(p) }); n != 0 {
 		t.Errorf("Judge of two errors allocates %v times per call", n)
+	}
+}
+
+// Judging a mismatch allocates one slice, Result.Patterns, however many
+// differences there are, once the scratch has seen the pattern set: the
+// patterns' text and the signature are interned. Explaining it allocates
+// three times: Patterns, Diffs and one string with all the Diffs' text.
+func TestAllocsMismatch(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items, so allocation counts are meaningless")
+	}
+	const judgeAllocs, explainAllocs = 1, 3
+	rules, err := Compile(Rules{Default: OperationRules{
+		Ignore:  []string{"meta.etag"},
+		Numbers: []NumberRule{{Path: "items[*].price", Absolute: 0.01}},
+		Arrays:  []ArrayRule{{Path: "tags", Unordered: true}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range b2Cases() {
+		for _, d := range []struct {
+			name string
+			d    *Differ
+		}{{"exact", Exact()}, {"rules", rules}} {
+			p := pair("op", obs(string(c.control), "", ""), obs(string(c.candidate), "", ""))
+			r := d.d.Explain(p)
+			if r.Verdict != VerdictMismatch {
+				continue
+			}
+			t.Run(c.name+"/"+d.name, func(t *testing.T) {
+				if n := testing.AllocsPerRun(200, func() { d.d.Judge(p) }); n > judgeAllocs {
+					t.Errorf("Judge allocates %v times per call, want at most %d (%d differences)", n, judgeAllocs, len(r.Diffs))
+				}
+				if n := testing.AllocsPerRun(200, func() { d.d.Values(c.control, c.candidate) }); n > judgeAllocs {
+					t.Errorf("Values allocates %v times per call, want at most %d", n, judgeAllocs)
+				}
+				if n := testing.AllocsPerRun(200, func() { d.d.Explain(p) }); n > explainAllocs {
+					t.Errorf("Explain allocates %v times per call, want at most %d", n, explainAllocs)
+				}
+			})
+		}
 	}
 }

@@ -95,10 +95,16 @@ func TestBadInput(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			start := time.Now()
-			got := c.d.Values([]byte(c.control), []byte(c.candidate))
+			hot := c.d.Values([]byte(c.control), []byte(c.candidate))
 			if el := time.Since(start); el > 5*time.Second {
 				t.Errorf("took %v", el)
 			}
+			start = time.Now()
+			got := c.d.ExplainValues("", []byte(c.control), []byte(c.candidate))
+			if el := time.Since(start); el > 5*time.Second {
+				t.Errorf("explaining took %v", el)
+			}
+			sameShape(t, hot, got)
 			if got.Verdict != c.verdict {
 				t.Fatalf("verdict = %s, want %s (%s); reason %q; diffs %.300v", got.Verdict, c.verdict, c.explanation, got.Reason, got.Diffs)
 			}
@@ -121,7 +127,8 @@ func TestBadInput(t *testing.T) {
 func TestDeepPath(t *testing.T) {
 	a := strings.Repeat(`{"a":`, 999) + "1" + strings.Repeat("}", 999)
 	b := strings.Repeat(`{"a":`, 999) + "2" + strings.Repeat("}", 999)
-	r := Exact().Values([]byte(a), []byte(b))
+	r := Exact().ExplainValues("", []byte(a), []byte(b))
+	sameShape(t, Exact().Values([]byte(a), []byte(b)), r)
 	if r.Verdict != VerdictMismatch || len(r.Diffs) != 1 {
 		t.Fatalf("%+v", r)
 	}

@@ -125,6 +125,56 @@ func BenchmarkB2(b *testing.B) {
 	}
 }
 
+// BenchmarkExplain measures the sample path, Explain, against the hot path,
+// Values (B2's parity), on the B2 documents.
+func BenchmarkExplain(b *testing.B) {
+	for _, c := range b2Cases() {
+		b.Run(c.name, func(b *testing.B) {
+			d := Exact()
+			b.Run("values", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(c.control) + len(c.candidate)))
+				for b.Loop() {
+					d.Values(c.control, c.candidate)
+				}
+			})
+			b.Run("explain", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(c.control) + len(c.candidate)))
+				for b.Loop() {
+					d.ExplainValues("", c.control, c.candidate)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkWalk measures the comparison alone, after parsing: the part of
+// B2's parity that is not its reference, less noisy to optimise against.
+func BenchmarkWalk(b *testing.B) {
+	for _, c := range b2Cases() {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			d := Exact()
+			s := getScratch()
+			if !s.pa.parse(c.control, d.maxDepth) || !s.pb.parse(c.candidate, d.maxDepth) {
+				b.Fatal("parse failed")
+			}
+			w := &s.w
+			for b.Loop() {
+				w.a = doc{src: c.control, tape: s.pa.tape}
+				w.b = doc{src: c.candidate, tape: s.pb.tape}
+				w.maxDiffs, w.maxVal = d.maxDiffs, d.maxValueBytes
+				w.reset(d.def, d.maxDepth, false)
+				if !w.root() {
+					var res Result
+					w.result(&res)
+				}
+			}
+		})
+	}
+}
+
 func BenchmarkParse(b *testing.B) {
 	data, _ := json.Marshal(benchDoc(4096))
 	b.Run("reference", func(b *testing.B) {

@@ -26,8 +26,10 @@ func TestConcurrent(t *testing.T) {
 		inputs = append(inputs, b)
 	}
 	want := make([]Result, len(inputs))
+	wantEx := make([]Result, len(inputs))
 	for i, in := range inputs {
 		want[i] = d.Values(control, in)
+		wantEx[i] = d.ExplainValues("", control, in)
 	}
 	var wg sync.WaitGroup
 	for g := 0; g < 8; g++ {
@@ -36,6 +38,10 @@ func TestConcurrent(t *testing.T) {
 				i := (g + k) % len(inputs)
 				if got := d.Values(control, inputs[i]); !reflect.DeepEqual(got, want[i]) {
 					t.Errorf("input %d: concurrent result differs:\n%+v\n%+v", i, got, want[i])
+					return
+				}
+				if got := d.ExplainValues("", control, inputs[i]); !reflect.DeepEqual(got, wantEx[i]) {
+					t.Errorf("input %d: concurrent explanation differs:\n%+v\n%+v", i, got, wantEx[i])
 					return
 				}
 			}

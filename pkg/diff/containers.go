@@ -154,7 +154,7 @@ func (w *walker) objectByKey(ai, bi uint32, depth int, lo, hi int32) bool {
 					eq = false
 				}
 			} else if !absentOK(&w.a, e.node+1, act) {
-				eq = w.report(Missing, int64(e.node+1), -1, depth+1)
+				eq = w.report(dMissing, int64(e.node+1), -1, depth+1)
 			}
 		} else if j >= 0 {
 			w.u32[matched+j] = 1
@@ -173,7 +173,7 @@ func (w *walker) objectByKey(ai, bi uint32, depth int, lo, hi int32) bool {
 		_ = nhi
 		if (act == nil || !act.ignore) && !absentOK(&w.b, e.node+1, act) {
 			w.path[depth] = pathSeg{node: e.node, index: -1, side: 1}
-			eq = w.report(Extra, -1, int64(e.node+1), depth+1)
+			eq = w.report(dExtra, -1, int64(e.node+1), depth+1)
 		}
 		w.states = w.states[:nlo]
 		if !eq && !w.record {
@@ -233,13 +233,13 @@ func (w *walker) array(ai, bi uint32, depth int, lo, hi int32, act *actions) boo
 		for i := 0; i < n; i++ {
 			na, nb := &ta[ea], &tb[eb]
 			nextA, nextB := na.next, nb.next
-			// Values with identical text are equal under any rules.
-			if na.meta&kindMask == nb.meta&kindMask && string(srcA[na.start:na.end]) == string(srcB[nb.start:nb.end]) {
+			// Values with identical text or tokens are equal under any rules.
+			if w.known(ea, eb, nextA) || na.meta&kindMask == nb.meta&kindMask && string(srcA[na.start:na.end]) == string(srcB[nb.start:nb.end]) {
 				ea, eb = nextA, nextB
 				continue
 			}
 			w.path[depth] = pathSeg{index: int32(i)}
-			if !w.compare(ea, eb, depth+1, elo, ehi, eact) {
+			if !w.differs(ea, eb, depth+1, elo, ehi, eact) {
 				eq = false
 				if !w.record {
 					return false
@@ -273,11 +273,11 @@ func (w *walker) array(ai, bi uint32, depth int, lo, hi int32, act *actions) boo
 	}
 	for i := k; i < n-s; i++ {
 		w.path[depth] = pathSeg{index: int32(i)}
-		w.report(Missing, int64(w.u32[ra+i]), -1, depth+1)
+		w.report(dMissing, int64(w.u32[ra+i]), -1, depth+1)
 	}
 	for j := k; j < m-s; j++ {
 		w.path[depth] = pathSeg{index: int32(j)}
-		w.report(Extra, -1, int64(w.u32[rb+j]), depth+1)
+		w.report(dExtra, -1, int64(w.u32[rb+j]), depth+1)
 	}
 	return false
 }
@@ -352,13 +352,13 @@ func (w *walker) unordered(ai, bi uint32, depth int, elo, ehi int32, eact *actio
 	for ; i < n; i++ {
 		if w.u32[matchA+i] == 0 {
 			w.path[depth] = pathSeg{index: int32(i)}
-			eq = w.report(Missing, int64(w.u32[ra+i]), -1, depth+1)
+			eq = w.report(dMissing, int64(w.u32[ra+i]), -1, depth+1)
 		}
 	}
 	for ; j < m; j++ {
 		if w.u32[usedB+j] == 0 {
 			w.path[depth] = pathSeg{index: int32(j)}
-			eq = w.report(Extra, -1, int64(w.u32[rb+j]), depth+1)
+			eq = w.report(dExtra, -1, int64(w.u32[rb+j]), depth+1)
 		}
 	}
 	return eq
@@ -515,7 +515,7 @@ func (w *walker) keyed(ai, bi uint32, depth int, elo, ehi int32, eact *actions, 
 				eq = false
 			}
 		} else {
-			eq = w.report(Missing, int64(w.u32[ra+i]), -1, depth+1)
+			eq = w.report(dMissing, int64(w.u32[ra+i]), -1, depth+1)
 		}
 		if !eq && !w.record {
 			return false
@@ -524,7 +524,7 @@ func (w *walker) keyed(ai, bi uint32, depth int, elo, ehi int32, eact *actions, 
 	for j := 0; j < m; j++ {
 		if w.u32[usedB+j] == 0 {
 			w.path[depth] = pathSeg{index: int32(j)}
-			eq = w.report(Extra, -1, int64(w.u32[rb+j]), depth+1)
+			eq = w.report(dExtra, -1, int64(w.u32[rb+j]), depth+1)
 			if !w.record {
 				return false
 			}

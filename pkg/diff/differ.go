@@ -23,7 +23,8 @@ const maxPooledNodes = 1 << 16
 func getScratch() *scratch { return pool.Get().(*scratch) }
 
 func putScratch(s *scratch) {
-	if cap(s.pa.tape) > maxPooledNodes || cap(s.pb.tape) > maxPooledNodes || cap(s.w.u32) > 4*maxPooledNodes || cap(s.w.kents) > maxPooledNodes {
+	if cap(s.pa.tape) > maxPooledNodes || cap(s.pb.tape) > maxPooledNodes || cap(s.w.u32) > 4*maxPooledNodes || cap(s.w.kents) > maxPooledNodes ||
+		cap(s.w.pt.nodes) > maxPooledNodes || cap(s.w.pt.keys) > 16*maxPooledNodes || cap(s.w.out) > 16*maxPooledNodes {
 		return
 	}
 	s.pa.src, s.pb.src, s.w.a, s.w.b = nil, nil, doc{}, doc{}
@@ -34,16 +35,26 @@ func putScratch(s *scratch) {
 // returns [VerdictMatch], [VerdictMismatch] or [VerdictInvalidJSON]. An empty
 // value means the side returned nothing, which differs from "null" unless a
 // rule says otherwise.
+//
+// Like [Differ.Judge], Values computes the verdict, the pattern set and the
+// signature, not the differences themselves: Result.Diffs is empty and
+// Result.Truncated false. [Differ.ExplainValues] lists them.
 func (d *Differ) Values(control, candidate []byte) Result {
-	return d.values(d.def, control, candidate)
+	return d.values(d.def, control, candidate, false)
 }
 
 // ValuesFor is [Differ.Values] under the rules of one operation.
 func (d *Differ) ValuesFor(operation string, control, candidate []byte) Result {
-	return d.values(d.program(operation), control, candidate)
+	return d.values(d.program(operation), control, candidate, false)
 }
 
-func (d *Differ) values(p *program, control, candidate []byte) (res Result) {
+// ExplainValues is [Differ.ValuesFor] (the default rules for the operation
+// "") that also lists the differences, as [Differ.Explain] does.
+func (d *Differ) ExplainValues(operation string, control, candidate []byte) Result {
+	return d.values(d.program(operation), control, candidate, true)
+}
+
+func (d *Differ) values(p *program, control, candidate []byte, explain bool) (res Result) {
 	s := getScratch()
 	defer func() {
 		if r := recover(); r != nil {
@@ -80,7 +91,7 @@ func (d *Differ) values(p *program, control, candidate []byte) (res Result) {
 	w.a = doc{src: control, tape: s.pa.tape}
 	w.b = doc{src: candidate, tape: s.pb.tape}
 	w.maxDiffs, w.maxVal = d.maxDiffs, d.maxValueBytes
-	w.reset(p, d.maxDepth)
+	w.reset(p, d.maxDepth, explain)
 	var eq bool
 	switch {
 	case hasA && hasB:
@@ -109,12 +120,12 @@ func (w *walker) absentRoot(hasA bool) bool {
 		if absentOK(&w.a, 0, act) {
 			return true
 		}
-		return w.report(Missing, 0, -1, 0)
+		return w.report(dMissing, 0, -1, 0)
 	}
 	if absentOK(&w.b, 0, act) {
 		return true
 	}
-	return w.report(Extra, -1, 0, 0)
+	return w.report(dExtra, -1, 0, 0)
 }
 
 // Judge judges one pair under the rules of its operation:
@@ -129,8 +140,28 @@ func (w *walker) absentRoot(hasA bool) bool {
 //     is the class "timeout");
 //   - otherwise the comparison of the values, as [Differ.Values].
 //
+// Judge is the hot path: it fills Verdict, Patterns, PatternsTruncated,
+// Signature, RulesVersion and Reason, but not the differences themselves, so
+// Result.Diffs is empty and Result.Truncated false. [Differ.Explain] returns
+// the same result with the differences listed; call it for the few pairs
+// kept as samples.
+//
 // Judge never panics; a nil pair is judged [VerdictInvalidJSON].
 func (d *Differ) Judge(p *envelope.Pair) Result {
+	return d.judge(p, false)
+}
+
+// Explain is [Differ.Judge] that also lists the differences: Result.Diffs
+// holds the first of them (at most [Rules.MaxDiffs]) in document order, with
+// their concrete paths and values, and Result.Truncated says whether there
+// were more. Everything else is exactly what Judge returns. Explain costs
+// more than Judge for each difference; use it for samples, not for every
+// pair.
+func (d *Differ) Explain(p *envelope.Pair) Result {
+	return d.judge(p, true)
+}
+
+func (d *Differ) judge(p *envelope.Pair, explain bool) Result {
 	if p == nil {
 		return Result{Verdict: VerdictInvalidJSON, Reason: "diff: nil pair", RulesVersion: d.version}
 	}
@@ -144,7 +175,7 @@ func (d *Differ) Judge(p *envelope.Pair) Result {
 	cf, af := co != envelope.StatusOK, ca != envelope.StatusOK
 	switch {
 	case !cf && !af:
-		return d.values(prog, p.Control.Value, p.Candidate.Value)
+		return d.values(prog, p.Control.Value, p.Candidate.Value, explain)
 	case ca == envelope.StatusTimeout && !cf:
 		res.Verdict = VerdictCandidateTimeout
 	case cf && !af:

@@ -3,19 +3,24 @@
 // where they differ.
 //
 // [Compile] turns [Rules] into a [Differ]; [Exact] is the Differ for the zero
-// Rules. [Differ.Judge] returns a [Result]: a [Verdict], the differing places
-// as [Difference] values with a concrete path ("items[3].price") and a
-// pattern ("items[*].price"), and a [Signature] of the set of (pattern, kind)
-// so that mismatches of one shape can be counted together. [Differ.Values]
-// compares two JSON values alone.
+// Rules. [Differ.Judge] returns a [Result]: a [Verdict], the set of
+// (pattern, kind) of the differences, with patterns like "items[*].price",
+// and a [Signature] of that set so that mismatches of one shape can be
+// counted together. [Differ.Values] compares two JSON values alone.
+//
+// Judge and Values are the hot path, called for every pair; they do not
+// list the differences. [Differ.Explain] and [Differ.ExplainValues] return
+// the same result with the differing places listed as [Difference] values,
+// each with a concrete path ("items[3].price"), its pattern and the two
+// values; call them for the few pairs kept as samples.
 //
 // # Guarantees
 //
-// The package is pure: it does no I/O and keeps no state between calls, so a
-// result depends only on the rules and the pair. A Differ is immutable and
-// safe for concurrent use.
+// The package is pure: it does no I/O and keeps no state between calls
+// other than reusable scratch memory, so a result depends only on the rules
+// and the pair. A Differ is immutable and safe for concurrent use.
 //
-// Judge and Values never panic on any input. A value that is not valid JSON
+// Judge, Explain and the Values methods never panic on any input. A value that is not valid JSON
 // (RFC 8259, including valid UTF-8 in strings) is a verdict,
 // [VerdictInvalidJSON], with a [Result.Reason]; so is nesting deeper than
 // [Rules.MaxDepth] (1,000 by default), which also bounds recursion. Time and
@@ -26,7 +31,10 @@
 //
 // Values are parsed by the package's own parser into a flat tape that is
 // reused between calls, and compared without converting strings or numbers.
-// Judging two equal values allocates nothing.
+// Judging two equal values allocates nothing; judging a mismatch allocates
+// the Patterns slice, once the pattern set has been seen (pooled scratch
+// memory keeps the patterns' text and signatures of recent sets, bounded;
+// it never changes a result).
 //
 // # Semantics
 //

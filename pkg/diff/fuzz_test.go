@@ -56,10 +56,12 @@ func FuzzValues(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a, b []byte, which uint8) {
 		d := fuzzDiffers[int(which)%len(fuzzDiffers)]
-		r := d.Values(a, b)
+		r := d.ExplainValues("", a, b)
 		checkResult(t, d, r)
-		rev := d.Values(b, a)
+		sameShape(t, d.Values(a, b), r)
+		rev := d.ExplainValues("", b, a)
 		checkResult(t, d, rev)
+		sameShape(t, d.Values(b, a), rev)
 		if (r.Verdict == VerdictMatch) != (rev.Verdict == VerdictMatch) && d == Exact() {
 			t.Errorf("exact comparison is not symmetric: %s vs %s", r.Verdict, rev.Verdict)
 		}
@@ -165,6 +167,7 @@ func FuzzJudge(f *testing.F) {
 		p := pair(op, envelope.Observation{Value: a, Error: errA, Status: fuzzStatuses[int(sa)%len(fuzzStatuses)]},
 			envelope.Observation{Value: b, Error: errB, Status: fuzzStatuses[int(sb)%len(fuzzStatuses)]})
 		r := d.Judge(p)
+		sameShape(t, r, d.Explain(p))
 		if strings.Contains(r.Reason, "internal error") {
 			t.Fatalf("internal error: %s", r.Reason)
 		}

@@ -75,7 +75,8 @@ func TestJudge(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got := d.Judge(c.pair)
+			got := d.Explain(c.pair)
+			sameShape(t, d.Judge(c.pair), got)
 			if got.Verdict != c.verdict {
 				t.Errorf("verdict = %s, want %s (%s); reason %q", got.Verdict, c.verdict, c.explanation, got.Reason)
 			}

@@ -101,6 +101,12 @@ func numEqual(a, b []byte) bool {
 	if string(a) == string(b) {
 		return true
 	}
+	// Most numbers have no exponent: compare them by their canonical text.
+	if x, ok := canonPlain(a); ok {
+		if y, ok := canonPlain(b); ok {
+			return string(x) == string(y)
+		}
+	}
 	x, y := parseDecimal(a), parseDecimal(b)
 	if x.zero || y.zero {
 		return x.zero && y.zero
@@ -118,6 +124,36 @@ func numEqual(a, b []byte) bool {
 		}
 	}
 	return true
+}
+
+// canonPlain returns a valid JSON number literal without an exponent in a
+// canonical form (no trailing zeros in the fraction, no "-" on zero), so
+// that two such literals are equal numbers exactly when their canonical
+// forms are the same text; ok is false when the literal has an exponent.
+func canonPlain(b []byte) (c []byte, ok bool) {
+	dot := -1
+	for i, ch := range b {
+		switch ch {
+		case 'e', 'E':
+			return nil, false
+		case '.':
+			dot = i
+		}
+	}
+	if dot >= 0 {
+		end := len(b)
+		for end > dot+1 && b[end-1] == '0' {
+			end--
+		}
+		if end == dot+1 {
+			end = dot
+		}
+		b = b[:end]
+	}
+	if len(b) == 2 && b[0] == '-' && b[1] == '0' {
+		b = b[1:]
+	}
+	return b, true
 }
 
 func (d *decimal) digit(k int) byte {

@@ -509,7 +509,11 @@ func check(t *testing.T, d *Differ, opts cmp.Options, comparePaths bool, a, b st
 	}
 	rep := &cmpReporter{realigned: map[string]bool{}}
 	want := cmp.Equal(va, vb, append(opts, cmp.Reporter(rep))...)
-	got := d.Values([]byte(a), []byte(b))
+	got := d.ExplainValues("", []byte(a), []byte(b))
+	// The hot path finds exactly the explanation's pattern set and signature.
+	sameShape(t, d.Values([]byte(a), []byte(b)), got)
+	p := pair("op", obs(a, "", ""), obs(b, "", ""))
+	sameShape(t, d.Judge(p), d.Explain(p))
 	if (got.Verdict == VerdictMatch) != want {
 		t.Fatalf("verdict %s, go-cmp equal=%v\ncontrol:   %s\ncandidate: %s\ndiffs: %+v\ncmp.Diff: %s", got.Verdict, want, a, b, got.Diffs, cmp.Diff(va, vb, opts...))
 	}

@@ -55,7 +55,9 @@ type Difference struct {
 type Result struct {
 	Verdict Verdict
 	// Diffs are the differing places, in document order, at most the
-	// configured maximum; Truncated says whether there were more.
+	// configured maximum; Truncated says whether there were more. Only
+	// [Differ.Explain] and [Differ.ExplainValues] list them: on the hot path
+	// ([Differ.Judge], [Differ.Values]) Diffs is empty and Truncated false.
 	Diffs     []Difference
 	Truncated bool
 	// Signature fingerprints a mismatch by its sorted set of (pattern, kind);
@@ -68,7 +70,8 @@ type Result struct {
 	Reason string
 	// Patterns is the sorted set of (pattern, kind) of all differences, not
 	// only the listed ones; Signature is its fingerprint. At most 256
-	// entries; PatternsTruncated says whether there were more.
+	// entries; PatternsTruncated says whether there were more. The slice is
+	// the result's own; its strings may be shared with other results.
 	Patterns          []PatternKind
 	PatternsTruncated bool
 }

@@ -214,7 +214,7 @@ func TestPatternRoundTrip(t *testing.T) {
 	keys := []string{"a", "we.ird", "x y", "*", "**", "[*]", `q"`, `b\s`, "\x01", "é", "", "0", "a-b_c"}
 	for _, k := range keys {
 		doc := `{` + string(appendQuoted(nil, []byte(k))) + `:{"z":[1]}}`
-		r := Exact().Values([]byte(doc), []byte(`{}`))
+		r := Exact().ExplainValues("", []byte(doc), []byte(`{}`))
 		if len(r.Diffs) != 1 {
 			t.Fatalf("key %q: %+v", k, r)
 		}
@@ -223,7 +223,7 @@ func TestPatternRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("key %q: pattern %q does not compile: %v", k, pat, err)
 		}
-		if got := d.Values([]byte(doc), []byte(`{}`)); got.Verdict != VerdictMatch {
+		if got := d.ExplainValues("", []byte(doc), []byte(`{}`)); got.Verdict != VerdictMatch {
 			t.Errorf("key %q: ignoring %q does not ignore it: %+v", k, pat, got.Diffs)
 		}
 	}

@@ -21,9 +21,44 @@ type valuesCase struct {
 	explanation        string // why, when the case encodes a contract
 }
 
+// sameShape checks that the hot path's result (Judge, Values) is the
+// explained one (Explain, ExplainValues) without the listed differences: the
+// same verdict, pattern set and signature, and no Diffs.
+func sameShape(t *testing.T, hot, explained Result) {
+	t.Helper()
+	if hot.Verdict != explained.Verdict || hot.Signature != explained.Signature || !slices.Equal(hot.Patterns, explained.Patterns) ||
+		hot.PatternsTruncated != explained.PatternsTruncated || hot.RulesVersion != explained.RulesVersion || hot.Reason != explained.Reason {
+		t.Errorf("hot path and explanation disagree:\n hot       %s %q %v (truncated %v) v%d %q\n explained %s %q %v (truncated %v) v%d %q",
+			hot.Verdict, hot.Signature, hot.Patterns, hot.PatternsTruncated, hot.RulesVersion, hot.Reason,
+			explained.Verdict, explained.Signature, explained.Patterns, explained.PatternsTruncated, explained.RulesVersion, explained.Reason)
+	}
+	if len(hot.Diffs) != 0 || hot.Truncated {
+		t.Errorf("hot path lists differences: %+v (truncated %v)", hot.Diffs, hot.Truncated)
+	}
+	if explained.Verdict != VerdictMismatch {
+		return
+	}
+	// The set is computed apart from the listed differences (and cached
+	// between calls); when every difference is listed, it is theirs.
+	if want := Signature(explained.Patterns); explained.Signature != want {
+		t.Errorf("signature %q, want Signature(patterns) = %q", explained.Signature, want)
+	}
+	if !explained.Truncated && !explained.PatternsTruncated {
+		var want []PatternKind
+		for _, d := range explained.Diffs {
+			want = append(want, PatternKind{d.Pattern, d.Kind})
+		}
+		want = slices.Compact(sortPatterns(want))
+		if !slices.Equal(explained.Patterns, want) {
+			t.Errorf("patterns %v, want those of the differences, %v", explained.Patterns, want)
+		}
+	}
+}
+
 func checkValues(t *testing.T, d *Differ, op string, c valuesCase) {
 	t.Helper()
-	got := d.ValuesFor(op, []byte(c.control), []byte(c.candidate))
+	got := d.ExplainValues(op, []byte(c.control), []byte(c.candidate))
+	sameShape(t, d.ValuesFor(op, []byte(c.control), []byte(c.candidate)), got)
 	if got.Verdict != c.verdict {
 		t.Errorf("verdict = %s, want %s (%s)\ndiffs: %+v\nreason: %s", got.Verdict, c.verdict, c.explanation, got.Diffs, got.Reason)
 	}
@@ -145,9 +180,10 @@ func TestValuesTruncation(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) { checkValues(t, d, "", c) })
 	}
 	// Patterns cover every difference, not just the listed ones.
-	r := d.Values([]byte(`{"a":[1,2,3],"b":1}`), []byte(`{"a":[4,5,6],"b":2}`))
+	r := d.ExplainValues("", []byte(`{"a":[1,2,3],"b":1}`), []byte(`{"a":[4,5,6],"b":2}`))
 	want := []PatternKind{{"a[*]", Changed}, {"b", Changed}}
 	if !slices.Equal(r.Patterns, want) || !r.Truncated {
 		t.Errorf("patterns = %v (truncated %v), want %v and truncated", r.Patterns, r.Truncated, want)
 	}
+	sameShape(t, d.Values([]byte(`{"a":[1,2,3],"b":1}`), []byte(`{"a":[4,5,6],"b":2}`)), r)
 }

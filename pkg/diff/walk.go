@@ -2,7 +2,7 @@ package diff
 
 import (
 	"bytes"
-	"hash/maphash"
+	"slices"
 	"strconv"
 )
 
@@ -15,13 +15,27 @@ type pathSeg struct {
 	side  uint8
 }
 
+// kindCode is a [DiffKind] as a small number. The codes are in the order of
+// the kinds' names, so ordering by code orders by name.
+type kindCode uint8
+
+const (
+	dChanged kindCode = iota
+	dExtra
+	dMissing
+	dTypeChanged
+)
+
+var kindNames = [...]DiffKind{dChanged: Changed, dExtra: Extra, dMissing: Missing, dTypeChanged: TypeChanged}
+
 // walker compares two parsed documents. It lives in a pooled scratch; all of
 // its slices are reused, so comparing equal documents allocates nothing.
 type walker struct {
-	a, b   doc
-	prog   *program
-	t      *trie // nil when the rules have no path rules
-	record bool  // record differences (else stop at the first)
+	a, b    doc
+	prog    *program
+	t       *trie // nil when the rules have no path rules
+	record  bool  // record differences (else stop at the first)
+	explain bool  // list the differences (Explain), not only their patterns
 
 	path   []pathSeg // by depth
 	states []int32   // stack of state sets
@@ -32,46 +46,61 @@ type walker struct {
 	bufA   []byte    // decoded strings
 	bufB   []byte
 	bufK   []byte // decoded key for stepping
-	pbuf   []byte // path and pattern rendering
+	pbuf   []byte // pattern rendering (explain)
 	hashes []hent
+
+	// Control nodes [eqLo, eqHi) are, token for token, the candidate's
+	// nodes [eqLo+eqD, eqHi+eqD) (modulo 2^32); see [walker.scan].
+	eqLo, eqHi, eqD uint32
 
 	work, workLimit int
 
+	// The pattern set: the patterns of the differences, interned in pt
+	// (which outlives the walk), as (node, kind) records in precs. pcSeg
+	// and pcID cache the nodes of the current path's prefixes, so that a
+	// difference costs a few comparisons and no rendering.
+	pt    patTree
+	pcSeg []pathSeg
+	pcID  []int32
+	pcN   int
+
 	// Output.
 	maxDiffs, maxVal int
-	out              []byte    // text of the recorded differences
-	drecs            []diffRec // recorded differences
+	out              []byte    // text of the listed differences (explain)
+	drecs            []diffRec // listed differences (explain)
 	precs            []patRec  // distinct (pattern, kind)
-	ndiffs           int
 	truncated        bool
 	patsFull         bool
 }
 
-// span is a range of walker.out.
+// span is a range of walker.out (or patTree.keys).
 type span struct{ lo, hi uint32 }
 
 type diffRec struct {
-	kind                 DiffKind
+	kind                 kindCode
 	path, pat, ctl, cand span
 }
 
+// patRec is one (pattern, kind) of the set.
 type patRec struct {
-	kind DiffKind
-	pat  span
-	h    uint64
+	node int32 // in walker.pt.nodes
+	kind kindCode
 }
 
 // maxPatterns bounds the distinct (pattern, kind) pairs a result collects.
 const maxPatterns = 256
 
 // reset prepares w for a comparison of a and b under prog.
-func (w *walker) reset(prog *program, maxDepth int) {
+func (w *walker) reset(prog *program, maxDepth int, explain bool) {
 	w.prog = prog
 	w.t = prog.trie
 	w.record = true
+	w.explain = explain
 	if cap(w.path) < maxDepth+2 {
 		w.path = make([]pathSeg, maxDepth+2)
 		w.slots = make([]actions, maxDepth+2)
+		w.pcSeg = make([]pathSeg, maxDepth+2)
+		w.pcID = make([]int32, maxDepth+2)
 	}
 	w.path = w.path[:maxDepth+2]
 	w.slots = w.slots[:maxDepth+2]
@@ -79,12 +108,14 @@ func (w *walker) reset(prog *program, maxDepth int) {
 	w.u32 = w.u32[:0]
 	w.kents = w.kents[:0]
 	w.karena = w.karena[:0]
+	w.eqLo, w.eqHi, w.eqD = 0, 0, 0
 	w.work = 0
 	w.workLimit = 32*(len(w.a.tape)+len(w.b.tape)) + 100000
+	w.pt.begin(w.precs)
+	w.pcN = 0
 	w.out = w.out[:0]
 	w.drecs = w.drecs[:0]
 	w.precs = w.precs[:0]
-	w.ndiffs = 0
 	w.truncated = false
 	w.patsFull = false
 }
@@ -113,36 +144,54 @@ func (w *walker) compare(ai, bi uint32, depth int, lo, hi int32, act *actions) b
 		return false
 	}
 	na, nb := &w.a.tape[ai], &w.b.tape[bi]
+	// Identical text is an equal value, under any rules.
+	if na.meta&kindMask == nb.meta&kindMask && string(w.a.src[na.start:na.end]) == string(w.b.src[nb.start:nb.end]) {
+		return true
+	}
+	return w.unequal(ai, bi, depth, lo, hi, act)
+}
+
+// differs is compare for values whose text is known to differ (or whose
+// kinds do).
+func (w *walker) differs(ai, bi uint32, depth int, lo, hi int32, act *actions) bool {
+	w.work++
+	if !w.record && w.work > w.workLimit {
+		return false
+	}
+	return w.unequal(ai, bi, depth, lo, hi, act)
+}
+
+// unequal is compare after the texts were found to differ.
+func (w *walker) unequal(ai, bi uint32, depth int, lo, hi int32, act *actions) bool {
+	na, nb := &w.a.tape[ai], &w.b.tape[bi]
 	k := na.kind()
 	if k == nb.kind() {
 		switch k {
 		case kNull, kFalse, kTrue:
 			return true
 		case kNumber:
-			x, y := w.a.src[na.start:na.end], w.b.src[nb.start:nb.end]
-			if string(x) == string(y) {
-				return true
-			}
 			if act == nil {
-				if numEqual(x, y) {
+				if numEqual(w.a.src[na.start:na.end], w.b.src[nb.start:nb.end]) {
 					return true
 				}
-				return w.report(Changed, int64(ai), int64(bi), depth)
+				return w.report(dChanged, int64(ai), int64(bi), depth)
 			}
 		case kString:
-			x, y := w.a.src[na.start:na.end], w.b.src[nb.start:nb.end]
-			if string(x) == string(y) {
-				return true
-			}
 			if act == nil {
 				if (na.escaped() || nb.escaped()) && w.strEqual(ai, bi) {
 					return true
 				}
-				return w.report(Changed, int64(ai), int64(bi), depth)
+				return w.report(dChanged, int64(ai), int64(bi), depth)
 			}
 		case kArray, kObject:
-			// Identical text is an equal value, under any rules.
-			if string(w.a.src[na.start:na.end]) == string(w.b.src[nb.start:nb.end]) {
+			// Identical tokens are equal values too: compare them flat
+			// first, unless an enclosing scan already did (and stopped
+			// inside this value).
+			if ai < w.eqHi && ai >= w.eqLo && bi-ai == w.eqD {
+				if na.next <= w.eqHi {
+					return true
+				}
+			} else if (spaced(&w.a, ai) || spaced(&w.b, bi)) && w.scan(ai, bi) == na.next {
 				return true
 			}
 			if k == kArray {
@@ -183,7 +232,7 @@ func (w *walker) scalar(ai, bi uint32, depth int, act *actions) bool {
 				if ta.closeTo(tb, act.ts.tol) {
 					return true
 				}
-				return w.report(Changed, int64(ai), int64(bi), depth)
+				return w.report(dChanged, int64(ai), int64(bi), depth)
 			}
 		}
 		if (ka == kNumber && kb == kNumber) || (act.numStr && (ka == kNumber && kb == kString || ka == kString && kb == kNumber)) {
@@ -200,7 +249,7 @@ func (w *walker) scalar(ai, bi uint32, depth int, act *actions) bool {
 						return true
 					}
 				}
-				return w.report(Changed, int64(ai), int64(bi), depth)
+				return w.report(dChanged, int64(ai), int64(bi), depth)
 			}
 		}
 		if ka == kString && kb == kString {
@@ -214,20 +263,20 @@ func (w *walker) scalar(ai, bi uint32, depth int, act *actions) bool {
 					if bytes.EqualFold(x, y) {
 						return true
 					}
-					return w.report(Changed, int64(ai), int64(bi), depth)
+					return w.report(dChanged, int64(ai), int64(bi), depth)
 				}
 			}
 			if bytes.Equal(x, y) {
 				return true
 			}
-			return w.report(Changed, int64(ai), int64(bi), depth)
+			return w.report(dChanged, int64(ai), int64(bi), depth)
 		}
 		if ka == kNumber && kb == kNumber {
-			return w.report(Changed, int64(ai), int64(bi), depth)
+			return w.report(dChanged, int64(ai), int64(bi), depth)
 		}
 	}
 	if kindType(ka) != kindType(kb) {
-		return w.report(TypeChanged, int64(ai), int64(bi), depth)
+		return w.report(dTypeChanged, int64(ai), int64(bi), depth)
 	}
 	// Only booleans and the exact comparisons left by compare reach here.
 	switch ka {
@@ -242,7 +291,7 @@ func (w *walker) scalar(ai, bi uint32, depth int, act *actions) bool {
 	case kNull:
 		return true
 	}
-	return w.report(Changed, int64(ai), int64(bi), depth)
+	return w.report(dChanged, int64(ai), int64(bi), depth)
 }
 
 // numText returns the number literal of a number node, or of a string node
@@ -333,21 +382,104 @@ func (w *walker) memberState(d *doc, k uint32, depth int, lo, hi int32) (int32, 
 
 // logMark is a point the difference log can be rolled back to.
 type logMark struct {
-	out, drecs, precs, ndiffs int
-	truncated, patsFull       bool
+	out, drecs, precs   int
+	truncated, patsFull bool
 }
 
 func (w *walker) mark() logMark {
-	return logMark{len(w.out), len(w.drecs), len(w.precs), w.ndiffs, w.truncated, w.patsFull}
+	return logMark{len(w.out), len(w.drecs), len(w.precs), w.truncated, w.patsFull}
 }
 
 func (w *walker) rollback(m logMark) {
+	for _, p := range w.precs[m.precs:] {
+		w.pt.nodes[p.node].kinds &^= 1 << p.kind
+	}
 	w.out = w.out[:m.out]
 	w.drecs = w.drecs[:m.drecs]
 	w.precs = w.precs[:m.precs]
-	w.ndiffs = m.ndiffs
 	w.truncated = m.truncated
 	w.patsFull = m.patsFull
+}
+
+// known reports whether the subtrees of control node ai (ending at end) and
+// candidate node bi are known to be identical token for token (see
+// [walker.scan]), hence equal under any rules.
+func (w *walker) known(ai, bi, end uint32) bool {
+	return end <= w.eqHi && ai >= w.eqLo && bi-ai == w.eqD
+}
+
+// scan compares the subtrees of control node ai and candidate node bi
+// token by token: the same kinds, member and element counts, keys and
+// literal text, in the same order. Identical tokens are equal values under
+// any rules (only the whitespace between them may differ), so scan settles
+// the common case of reformatted documents in one flat pass; a subtree whose
+// text is identical is skipped whole. It returns the control index of the
+// first token that differs, or the end of ai's subtree when none does, and
+// records what it found in eqLo, eqHi and eqD.
+func (w *walker) scan(ai, bi uint32) uint32 {
+	ta, tb := w.a.tape, w.b.tape
+	srcA, srcB := w.a.src, w.b.src
+	end := ta[ai].next
+	i, j := ai, bi
+loop:
+	for i < end {
+		x, y := &ta[i], &tb[j]
+		if x.meta != y.meta {
+			break
+		}
+		switch x.meta & kindMask {
+		case kNumber, kString:
+			if string(srcA[x.start:x.end]) != string(srcB[y.start:y.end]) {
+				break loop
+			}
+		case kArray, kObject:
+			if string(srcA[x.start:x.end]) == string(srcB[y.start:y.end]) {
+				i, j = x.next, y.next
+				continue
+			}
+			// Text that differs: compare the tokens inside.
+		}
+		i++
+		j++
+	}
+	w.work += int(i - ai)
+	w.eqLo, w.eqHi, w.eqD = ai, i, bi-ai
+	return i
+}
+
+// spaced reports whether container node i of d has whitespace between its
+// first tokens: before its first member or element, around an object's
+// first colon, or after an array's first comma. Formatted JSON does, and is
+// what scan is for; in compact documents, values whose text differs
+// usually differ, and the walk finds out sooner than a scan would.
+func spaced(d *doc, i uint32) bool {
+	n := &d.tape[i]
+	if n.count() == 0 {
+		return false
+	}
+	c := &d.tape[i+1]
+	if rawStart(c) != n.start+1 {
+		return true
+	}
+	if n.kind() == kObject {
+		return rawStart(&d.tape[i+2]) != c.end+2 // c.end is the key's closing quote
+	}
+	if n.count() == 1 {
+		return false
+	}
+	end := c.end
+	if c.kind() == kString {
+		end++
+	}
+	return rawStart(&d.tape[c.next]) != end+1
+}
+
+// rawStart returns the offset of the first byte of node n's text.
+func rawStart(n *node) uint32 {
+	if n.kind() == kString {
+		return n.start - 1
+	}
+	return n.start
 }
 
 // object compares two objects. While both list the same keys in the same
@@ -365,34 +497,42 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 	eq := true
 	ka, kb := ai+1, bi+1
 	for k := uint32(0); k < n; k++ {
+		va, vb := ka+1, kb+1
+		na, nb := &ta[va], &tb[vb]
+		nextA, nextB := na.next, nb.next
+		// Members known to be identical (see scan) are equal.
+		if w.known(ka, kb, nextA) {
+			ka, kb = nextA, nextB
+			continue
+		}
 		x, y := &ta[ka], &tb[kb]
 		if string(srcA[x.start:x.end]) != string(srcB[y.start:y.end]) {
 			w.rollback(start)
 			return w.objectByKey(ai, bi, depth, lo, hi)
 		}
-		va, vb := ka+1, kb+1
-		na, nb := &ta[va], &tb[vb]
-		nextA, nextB := na.next, nb.next
 		// Values with identical text are equal under any rules; most are.
 		if na.meta&kindMask == nb.meta&kindMask && string(srcA[na.start:na.end]) == string(srcB[nb.start:nb.end]) {
 			ka, kb = nextA, nextB
 			continue
 		}
+		// When the key appears again later, this member does not count:
+		// the last of duplicate keys wins. (Beyond smallObject members,
+		// checking each would be quadratic; a difference switches to
+		// matching by key instead.)
+		if n <= smallObject && w.laterDup(ka, nextA, ai) {
+			ka, kb = nextA, nextB
+			continue
+		}
 		if lo == hi {
 			w.path[depth] = pathSeg{node: ka, index: -1}
-			m := w.mark()
-			if !w.compare(va, vb, depth+1, lo, hi, nil) {
+			if !w.differs(va, vb, depth+1, lo, hi, nil) {
 				if n > smallObject {
-					// Checking each difference for a later duplicate
-					// would be quadratic; match by key instead.
 					w.rollback(start)
 					return w.objectByKey(ai, bi, depth, lo, hi)
 				}
-				if !w.dupDiff(m, ka, nextA, ai) {
-					eq = false
-					if !w.record {
-						return false
-					}
+				eq = false
+				if !w.record {
+					return false
 				}
 			}
 		} else {
@@ -400,16 +540,13 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 			act := w.actsAt(nlo, nhi, depth+1)
 			if act == nil || !act.ignore {
 				w.path[depth] = pathSeg{node: ka, index: -1}
-				m := w.mark()
-				if !w.compare(va, vb, depth+1, nlo, nhi, act) {
+				if !w.differs(va, vb, depth+1, nlo, nhi, act) {
 					if n > smallObject {
 						w.states = w.states[:nlo]
 						w.rollback(start)
 						return w.objectByKey(ai, bi, depth, lo, hi)
 					}
-					if !w.dupDiff(m, ka, nextA, ai) {
-						eq = false
-					}
+					eq = false
 				}
 			}
 			w.states = w.states[:nlo]
@@ -422,28 +559,36 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 	return eq
 }
 
-// dupDiff handles a difference found at control key node k when keys are
-// compared pairwise: when the key appears again later, the difference does
-// not count (the last occurrence wins), so it is rolled back to m and
-// dupDiff reports true.
-func (w *walker) dupDiff(m logMark, k, from, obj uint32) bool {
-	if w.laterDup(k, from, obj) {
-		w.rollback(m)
-		return true
-	}
-	return false
-}
-
 // laterDup reports whether a key equal to control key node k appears after
 // it in its object (whose members continue at tape index from).
 func (w *walker) laterDup(k, from, obj uint32) bool {
-	end := w.a.tape[obj].next
+	d := &w.a
+	end := d.tape[obj].next
+	if from >= end {
+		return false
+	}
+	kn := &d.tape[k]
+	if !kn.escaped() {
+		// The common case: compare the raw text, decoding only escaped keys.
+		key := d.src[kn.start:kn.end]
+		for m := from; m < end; m = d.tape[m+1].next {
+			mn := &d.tape[m]
+			if mn.escaped() {
+				if bytes.Equal(w.keyOf(d, m), key) {
+					return true
+				}
+			} else if string(d.src[mn.start:mn.end]) == string(key) {
+				return true
+			}
+		}
+		return false
+	}
 	start := len(w.karena)
-	w.karena = append(w.karena, w.keyOf(&w.a, k)...)
+	w.karena = append(w.karena, w.keyOf(d, k)...)
 	key := w.karena[start:]
 	dup := false
-	for m := from; m < end; m = w.a.tape[m+1].next {
-		if bytes.Equal(w.keyOf(&w.a, m), key) {
+	for m := from; m < end; m = d.tape[m+1].next {
+		if bytes.Equal(w.keyOf(d, m), key) {
 			dup = true
 			break
 		}
@@ -452,53 +597,96 @@ func (w *walker) laterDup(k, from, obj uint32) bool {
 	return dup
 }
 
-// value rendering and difference reporting
+// difference reporting
 
 // report records a difference of kind at depth between control node ai and
-// candidate node bi (-1 for absent), and returns false. The text goes to
-// w.out; [walker.result] turns the records into a [Result] with three
-// allocations.
-func (w *walker) report(kind DiffKind, ai, bi int64, depth int) bool {
+// candidate node bi (-1 for absent), and returns false. Every difference
+// adds its (pattern, kind) to the set; when explaining, the first maxDiffs
+// are also listed, with their text in w.out. [walker.result] turns the
+// records into a [Result].
+func (w *walker) report(kind kindCode, ai, bi int64, depth int) bool {
 	if !w.record {
 		return false
 	}
-	w.ndiffs++
-	// Render the pattern into pbuf and, when the difference is listed, the
-	// path into out, in one pass.
-	listed := len(w.drecs) < w.maxDiffs
-	var path span
-	if listed {
-		lo := uint32(len(w.out))
-		w.out, w.pbuf = w.appendPaths(w.out, w.pbuf[:0], depth, true)
-		path = span{lo, uint32(len(w.out))}
-	} else {
-		_, w.pbuf = w.appendPaths(nil, w.pbuf[:0], depth, false)
+	w.addPattern(kind, depth)
+	if w.explain {
+		w.list(kind, ai, bi, depth)
 	}
-	h := maphash.Bytes(patSeed, w.pbuf) ^ uint64(len(kind))
-	var pat span
-	known := false
-	for _, p := range w.precs {
-		if p.h == h && p.kind == kind && string(w.out[p.pat.lo:p.pat.hi]) == string(w.pbuf) {
-			pat, known = p.pat, true
-			break
+	return false
+}
+
+// addPattern adds the pattern of w.path[:depth] with kind to the set.
+func (w *walker) addPattern(kind kindCode, depth int) {
+	full := len(w.precs) >= maxPatterns
+	id := w.patternOf(depth, !full)
+	if id < 0 {
+		w.patsFull = true // a new pattern, and no room for it
+		return
+	}
+	n := &w.pt.nodes[id]
+	if n.kinds&(1<<kind) != 0 {
+		return
+	}
+	if full {
+		w.patsFull = true
+		return
+	}
+	n.kinds |= 1 << kind
+	w.precs = append(w.precs, patRec{node: id, kind: kind})
+}
+
+// patternOf returns the interned pattern of w.path[:depth], interning it
+// when create is set, else returning -1 when it is not interned. The
+// patterns of the path's prefixes are cached in pcSeg and pcID: the entry
+// at k holds for as long as the path up to k is the same pattern.
+func (w *walker) patternOf(depth int, create bool) int32 {
+	id, k := int32(0), 0
+	for n := min(w.pcN, depth); k < n && sameSeg(w.path[k], w.pcSeg[k]); k++ {
+		id = w.pcID[k]
+	}
+	if k == depth {
+		return id
+	}
+	for ; k < depth; k++ {
+		s := w.path[k]
+		var key []byte
+		if s.index < 0 {
+			d := &w.a
+			if s.side == 1 {
+				d = &w.b
+			}
+			key = w.keyOf(d, s.node)
 		}
-	}
-	if !known {
-		if len(w.precs) < maxPatterns {
-			pat = w.emit(w.pbuf)
-			w.precs = append(w.precs, patRec{kind: kind, pat: pat, h: h})
-		} else {
-			w.patsFull = true
+		if id = w.pt.intern(id, s.index >= 0, key, create); id < 0 {
+			w.pcN = k
+			return -1
 		}
+		w.pcSeg[k], w.pcID[k] = w.path[k], id
 	}
-	if !listed {
+	w.pcN = depth
+	return id
+}
+
+// sameSeg reports whether two path segments are the same pattern segment
+// for sure: two indices, or the same key node.
+func sameSeg(x, y pathSeg) bool {
+	if x.index >= 0 || y.index >= 0 {
+		return x.index >= 0 && y.index >= 0
+	}
+	return x.node == y.node && x.side == y.side
+}
+
+// list records a difference in the list, with its concrete path, pattern
+// and values as text, unless the list is full.
+func (w *walker) list(kind kindCode, ai, bi int64, depth int) {
+	if len(w.drecs) >= w.maxDiffs {
 		w.truncated = true
-		return false
+		return
 	}
-	if !known && w.patsFull && pat == (span{}) {
-		pat = w.emit(w.pbuf) // listed, though not in the full pattern set
-	}
-	r := diffRec{kind: kind, pat: pat, path: path}
+	lo := uint32(len(w.out))
+	w.out, w.pbuf = w.appendPaths(w.out, w.pbuf[:0], depth)
+	r := diffRec{kind: kind, path: span{lo, uint32(len(w.out))}}
+	r.pat = w.emit(w.pbuf)
 	if ai >= 0 {
 		lo := uint32(len(w.out))
 		w.out = w.appendValue(w.out, &w.a, uint32(ai))
@@ -510,7 +698,6 @@ func (w *walker) report(kind DiffKind, ai, bi int64, depth int) bool {
 		r.cand = span{lo, uint32(len(w.out))}
 	}
 	w.drecs = append(w.drecs, r)
-	return false
 }
 
 func (w *walker) emit(b []byte) span {
@@ -519,48 +706,39 @@ func (w *walker) emit(b []byte) span {
 	return span{lo, uint32(len(w.out))}
 }
 
-// result fills the differences and patterns of res from the records.
+// result fills the patterns, the signature and, when explaining, the
+// differences of res from the records. The pattern set's slice is the one
+// allocation (when the set has been seen before by this scratch); the
+// explanation adds one string holding all its text and the Diffs slice.
 func (w *walker) result(res *Result) {
+	set := w.pt.set(w.precs)
+	res.Patterns = slices.Clone(set.patterns)
+	res.Signature = set.sig
+	res.PatternsTruncated = w.patsFull
+	if !w.explain {
+		return
+	}
 	text := string(w.out)
 	at := func(s span) string { return text[s.lo:s.hi] }
-	if len(w.drecs) > 0 {
-		res.Diffs = make([]Difference, len(w.drecs))
-		for i, r := range w.drecs {
-			res.Diffs[i] = Difference{Path: at(r.path), Pattern: at(r.pat), Kind: r.kind, Control: at(r.ctl), Candidate: at(r.cand)}
-		}
+	res.Diffs = make([]Difference, len(w.drecs))
+	for i, r := range w.drecs {
+		res.Diffs[i] = Difference{Path: at(r.path), Pattern: at(r.pat), Kind: kindNames[r.kind], Control: at(r.ctl), Candidate: at(r.cand)}
 	}
-	res.Patterns = make([]PatternKind, len(w.precs))
-	for i, p := range w.precs {
-		res.Patterns[i] = PatternKind{Pattern: at(p.pat), Kind: p.kind}
-	}
-	sortPatterns(res.Patterns)
 	res.Truncated = w.truncated
-	res.PatternsTruncated = w.patsFull
-	res.Signature = Signature(res.Patterns)
 }
 
-// patSeed seeds the hash of the pattern set; it only deduplicates within
-// one result, so a per-process seed is fine.
-var patSeed = maphash.MakeSeed()
-
 // appendPaths renders w.path[:depth] concretely ("items[3].price") to path
-// when concrete is set, and as a pattern ("items[*].price") to pat. The root
-// is "$".
-func (w *walker) appendPaths(path, pat []byte, depth int, concrete bool) ([]byte, []byte) {
+// and as a pattern ("items[*].price") to pat. The root is "$".
+func (w *walker) appendPaths(path, pat []byte, depth int) ([]byte, []byte) {
 	if depth == 0 {
-		if concrete {
-			path = append(path, '$')
-		}
-		return path, append(pat, '$')
+		return append(path, '$'), append(pat, '$')
 	}
 	for k, s := range w.path[:depth] {
 		if s.index >= 0 {
 			pat = append(pat, "[*]"...)
-			if concrete {
-				path = append(path, '[')
-				path = strconv.AppendInt(path, int64(s.index), 10)
-				path = append(path, ']')
-			}
+			path = append(path, '[')
+			path = strconv.AppendInt(path, int64(s.index), 10)
+			path = append(path, ']')
 			continue
 		}
 		d := &w.a
@@ -569,9 +747,7 @@ func (w *walker) appendPaths(path, pat []byte, depth int, concrete bool) ([]byte
 		}
 		key := w.keyOf(d, s.node)
 		pat = appendKeySeg(pat, key, k == 0)
-		if concrete {
-			path = appendKeySeg(path, key, k == 0)
-		}
+		path = appendKeySeg(path, key, k == 0)
 	}
 	return path, pat
 }
