@@ -40,7 +40,10 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")
 	fs.IntVar(&o.Workers, "workers", 0, "in-process verifier workers (0: 2 with embedded NATS, none with --nats-url; -1: none)")
 	tokens := fs.String("ingest-token", "", "comma-separated bearer tokens accepted by POST /api/v1/pairs (each at least 16 characters)")
-	opTokens := fs.String("operator-token", "", "comma-separated bearer tokens that may change diff rules (each at least 16 characters)")
+	opTokens := fs.String("operator-token", "", "comma-separated bearer tokens that may change diff rules and gates, and read (each at least 16 characters)")
+	viewTokens := fs.String("viewer-token", "", "comma-separated bearer tokens that may read the dashboard and the API (each at least 16 characters)")
+	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
+	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
 	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
@@ -49,7 +52,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	for name, env := range map[string]string{
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
-		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
+		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
+		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)
@@ -61,6 +65,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		}
 		o.IngestTokens = cli.List(*tokens)
 		o.OperatorTokens = cli.List(*opTokens)
+		o.ViewerTokens = cli.List(*viewTokens)
 		if !*demo {
 			o.DemoRate = 0
 		}

@@ -1,10 +1,21 @@
-// Command parityctl asks a Parity collector questions from scripts and CI.
+// Command parityctl asks a Parity collector questions from scripts and CI,
+// and manages the collector's API tokens.
 //
-//	parityctl gate --experiment X [--max-rate 0.1%] [--min-pairs N] [--window 1h] [--since T] [--json]
+//	parityctl gate --experiment X [--max-rate 0.1%] [--min-pairs N] [--window 1h] [--since T] [--json] [--token T]
+//	parityctl token create --name NAME --role viewer|operator|ingest
+//	parityctl token revoke --name NAME
+//	parityctl token list [--all]
 //
 // gate exits 0 when the gate passes, 1 when it fails, 2 when it is
 // inconclusive (not enough data yet) and 3 when it could not decide (a bad
-// flag, an unknown experiment, the collector unreachable).
+// flag, an unknown experiment, the collector unreachable). Against a
+// collector that requires a viewer token, give one with --token or
+// PARITY_TOKEN.
+//
+// token talks to the collector's PostgreSQL directly (--database-url or
+// DATABASE_URL), as an administrator: create prints the new token once on
+// standard output, and only its hash is stored. token exits 0 on success and
+// 1 otherwise.
 package main
 
 import (
@@ -34,9 +45,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+const usage = `usage:
+  parityctl gate --experiment NAME [flags]                      (parityctl gate -h lists them)
+  parityctl token create --name NAME --role viewer|operator|ingest
+  parityctl token revoke --name NAME
+  parityctl token list [--all]`
+
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "token" {
+		return token(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "gate" {
-		fmt.Fprintln(stderr, "usage: parityctl gate --experiment NAME [flags]   (parityctl gate -h lists them)")
+		fmt.Fprintln(stderr, usage)
 		return exitError
 	}
 	code, err := gate(args[1:], stdout)
@@ -73,7 +93,9 @@ func gate(args []string, stdout io.Writer) (int, error) {
 	perSegment := fs.String("per-segment", "", "true: every segment must pass; false: only the total is judged (default: the experiment's gate)")
 	asJSON := fs.Bool("json", false, "print the collector's full answer as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
+	viewerToken := fs.String("token", "", "a viewer token, for a collector that requires one (prefer the variable: flags show in ps)")
 	fs.Env("url", "PARITY_URL")
+	fs.Env("token", "PARITY_TOKEN")
 	if err := fs.Parse(args); err != nil {
 		return exitError, err
 	}
@@ -95,6 +117,9 @@ func gate(args []string, stdout io.Writer) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return exitError, err
+	}
+	if *viewerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+*viewerToken)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

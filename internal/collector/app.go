@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/auth"
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
@@ -50,12 +51,30 @@ type Options struct {
 	// connection. 0 means the default: 2 with the embedded server, none with
 	// NATSURL (run cmd/verifier instead). -1 means none.
 	Workers int
-	// IngestTokens are the bearer tokens POST /api/v1/pairs accepts. With
-	// none, HTTP ingest is refused.
-	IngestTokens []string
-	// OperatorTokens are the bearer tokens that may change an experiment's
-	// diff rules. With none, rules are read-only.
+	// IngestTokens, OperatorTokens and ViewerTokens are static bearer tokens
+	// with the ingest, operator and viewer roles (see package auth), at least
+	// 16 characters each, beside the tokens kept in the database
+	// (`parityctl token create`). Only their SHA-256 hashes are kept in
+	// memory; none may appear in two lists.
+	IngestTokens   []string
 	OperatorTokens []string
+	ViewerTokens   []string
+	// AnonymousViewers says whether requests without credentials may read
+	// the dashboard and the API (never change anything): "true", "false", or
+	// "auto" (the default, also ""), which means true when Addr is a loopback
+	// address (127.0.0.0/8, ::1, localhost) and no ViewerTokens are given,
+	// and false otherwise.
+	AnonymousViewers string
+	// SessionSecret signs dashboard session cookies; at least 32 bytes.
+	// Collectors behind one address share it. Empty: a random secret made at
+	// start, so sessions end when the collector restarts.
+	SessionSecret string
+	// SessionTTL is how long a dashboard session lasts. Defaults to 12h; at
+	// most 7 days.
+	SessionTTL time.Duration
+	// Auth configures the database token checks (how long a valid answer is
+	// cached: the revocation bound, 5s by default).
+	Auth auth.Options
 	// Verifier configures the in-process workers and the stream.
 	Verifier verifier.Options
 	// Store configures the PostgreSQL store.
@@ -95,14 +114,61 @@ func (o *Options) setDefaults() error {
 	case o.DemoRate < 0:
 		return fmt.Errorf("collector: invalid option DemoRate: must not be negative, got %d", o.DemoRate)
 	}
-	for field, ts := range map[string][]string{"IngestTokens": o.IngestTokens, "OperatorTokens": o.OperatorTokens} {
-		for i, t := range ts {
+	seen := map[string]string{}
+	for _, f := range []struct {
+		field string
+		ts    []string
+	}{{"IngestTokens", o.IngestTokens}, {"OperatorTokens", o.OperatorTokens}, {"ViewerTokens", o.ViewerTokens}} {
+		for i, t := range f.ts {
 			if len(t) < 16 {
-				return fmt.Errorf("collector: invalid option %s[%d]: must be at least 16 characters", field, i)
+				return fmt.Errorf("collector: invalid option %s[%d]: must be at least 16 characters", f.field, i)
 			}
+			if other, dup := seen[t]; dup && other != f.field {
+				return fmt.Errorf("collector: invalid option %s[%d]: the same token is also in %s", f.field, i, other)
+			}
+			seen[t] = f.field
 		}
 	}
+	switch o.AnonymousViewers {
+	case "":
+		o.AnonymousViewers = AnonymousViewersAuto
+	case AnonymousViewersAuto, "true", "false":
+	default:
+		return fmt.Errorf("collector: invalid option AnonymousViewers: %q (want auto, true or false)", o.AnonymousViewers)
+	}
+	if o.SessionSecret != "" && len(o.SessionSecret) < MinSessionSecret {
+		return fmt.Errorf("collector: invalid option SessionSecret: must be at least %d bytes", MinSessionSecret)
+	}
+	if o.SessionTTL == 0 {
+		o.SessionTTL = DefaultSessionTTL
+	}
+	if o.SessionTTL < time.Minute || o.SessionTTL > 7*24*time.Hour {
+		return fmt.Errorf("collector: invalid option SessionTTL: %v (want 1m to 168h)", o.SessionTTL)
+	}
+	if err := o.Auth.Validate(); err != nil {
+		return fmt.Errorf("collector: invalid option Auth: %w", err)
+	}
 	return nil
+}
+
+// AnonymousViewersAuto is the default of [Options.AnonymousViewers].
+const AnonymousViewersAuto = "auto"
+
+// anonymousViewers resolves AnonymousViewers, and says why.
+func (o *Options) anonymousViewers() (bool, string) {
+	switch o.AnonymousViewers {
+	case "true":
+		return true, "set explicitly"
+	case "false":
+		return false, "set explicitly"
+	}
+	switch {
+	case !isLoopback(o.Addr):
+		return false, "auto: " + o.Addr + " is reachable from other hosts"
+	case len(o.ViewerTokens) > 0:
+		return false, "auto: viewer tokens are configured"
+	}
+	return true, "auto: loopback address and no viewer tokens"
 }
 
 // App is a running collector.
@@ -168,12 +234,22 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		}
 	}
 
+	tokens, err := auth.Open(ctx, a.st.Pool(), opts.Auth)
+	if err != nil {
+		return nil, err
+	}
+	anon, why := opts.anonymousViewers()
 	s := &handlers{
 		db: a.st, log: a.log, ingest: &ingester{js: js},
-		ingestT:  newTokens("ingest", "--ingest-token", opts.IngestTokens),
-		operator: newTokens("operator", "--operator-token", opts.OperatorTokens),
-		notify:   func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		auth: newAuthn(authConfig{
+			Static: map[auth.Role][]string{
+				auth.RoleIngest: opts.IngestTokens, auth.RoleOperator: opts.OperatorTokens, auth.RoleViewer: opts.ViewerTokens,
+			},
+			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
+		}),
+		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
 	}
+	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err
@@ -190,6 +266,20 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	})
 	a.log.Info("collector: serving", "dashboard", a.URL(), "nats", a.natsURL, "workers", max(opts.Workers, 0), "demo_rate", opts.DemoRate)
 	return a, nil
+}
+
+// logAccess says at start who may do what.
+func (a *App) logAccess(anon bool, why string, revocation time.Duration) {
+	secret := "configured"
+	if a.opts.SessionSecret == "" {
+		secret = "generated at start: sessions end when this collector restarts"
+	}
+	a.log.Info("collector: access control", "anonymous_viewers", anon, "why", why,
+		"viewer_flag_tokens", len(a.opts.ViewerTokens), "operator_flag_tokens", len(a.opts.OperatorTokens),
+		"ingest_flag_tokens", len(a.opts.IngestTokens), "session_secret", secret, "revocation_within", max(revocation, 0))
+	if anon && !isLoopback(a.opts.Addr) {
+		a.log.Warn("collector: anyone who can reach " + a.opts.Addr + " may read the dashboard and the API without a token")
+	}
 }
 
 func (a *App) startNATS() error {

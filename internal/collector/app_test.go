@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/parityhq/parity/internal/auth"
 )
 
 // TestStartWithoutPostgreSQL: with no database reachable, Start fails with a
@@ -43,6 +46,12 @@ func TestOptionsRejected(t *testing.T) {
 		{Options{Workers: -2}, "Workers"},
 		{Options{DemoRate: -1}, "DemoRate"},
 		{Options{IngestTokens: []string{"short"}}, "IngestTokens[0]"},
+		{Options{ViewerTokens: []string{"long-enough-token-1", "short"}}, "ViewerTokens[1]"},
+		{Options{OperatorTokens: []string{"the-same-token-twice"}, ViewerTokens: []string{"the-same-token-twice"}}, "also in OperatorTokens"},
+		{Options{AnonymousViewers: "yes"}, "AnonymousViewers"},
+		{Options{SessionSecret: "too short"}, "SessionSecret"},
+		{Options{SessionTTL: time.Second}, "SessionTTL"},
+		{Options{Auth: auth.Options{CacheTTL: time.Hour}}, "CacheTTL"},
 	}
 	for _, tt := range tests {
 		_, err := Start(context.Background(), tt.opts)

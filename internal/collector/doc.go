@@ -6,6 +6,16 @@
 //
 // Handlers are thin over [internal/store] and [pkg/report]. Read endpoints
 // reject bad query parameters with a 400 naming the parameter and unknown
-// experiments with a 404. Mutating endpoints require a bearer token; with no
-// token configured they are refused, never open.
+// experiments with a 404.
+//
+// Every route has an access rule (routeAccess in auth.go; a route without one
+// is refused): pages and reads need the viewer role, changes the operator
+// role, HTTP ingest the ingest role, and /healthz, /readyz, /metrics and
+// /static are open. A request proves its role with a bearer token (a flag
+// token or one from package auth) or a dashboard session opened at /login; a
+// request without either reads as an anonymous viewer only when
+// [Options.AnonymousViewers] allows it, and never changes anything. Forms
+// that change state are protected against CSRF, failed sign-ins are slowed
+// per client address, and tokens and session cookies are never logged.
+// docs/security.md has the details.
 package collector

@@ -258,4 +258,3 @@ func (s *handlers) experimentPage(c echo.Context) error {
 		"Segment": sq.Segment, "Samples": samples, "Signatures": sigs, "Noise": noise, "Rules": rules,
 	})
 }
-

@@ -45,11 +45,11 @@ type Reader interface {
 }
 
 type handlers struct {
-	db       Reader
-	log      *slog.Logger
-	ingest   *ingester // nil: no JetStream to ingest into
-	ingestT  *tokens   // bearer tokens for POST /api/v1/pairs
-	operator *tokens   // bearer tokens for changing rules
+	db     Reader
+	log    *slog.Logger
+	ingest *ingester // nil: no JetStream to ingest into
+	// auth decides who may use which route (routeAccess); required.
+	auth *authn
 	// notify announces an experiment's rule change to the verifiers; nil
 	// leaves it to their periodic reload.
 	notify func(experiment string) error
@@ -63,6 +63,9 @@ const maxWindow = 90 * 24 * time.Hour
 
 // newEcho builds the HTTP handler.
 func newEcho(s *handlers) (*echo.Echo, error) {
+	if s.auth == nil {
+		return nil, errors.New("collector: no access control configured")
+	}
 	funcs := template.FuncMap{
 		"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
 		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
@@ -89,17 +92,23 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
 			// The path only: query strings may carry user keys or segment values.
+			// Who: a token's name, never the token.
 			s.log.Info("collector: request", "method", v.Method, "path", v.URIPath, "status", v.Status,
-				"latency", v.Latency, "request_id", v.RequestID, "err", v.Error)
+				"latency", v.Latency, "request_id", v.RequestID, "principal", principalName(c), "err", v.Error)
 			return nil
 		},
 	}))
 	e.Use(middleware.Recover())
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
-		ContentSecurityPolicy: "default-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+		ContentSecurityPolicy: "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
 		ReferrerPolicy:        "same-origin",
 	}))
+	// Access control: CSRF first, so a forged form is refused whoever it
+	// claims to be; then each route's role (routeAccess in auth.go).
+	e.Use(csrf())
+	e.Use(s.auth.middleware)
+	s.auth.routes = e.Routes
 
 	e.StaticFS("/static", echo.MustSubFS(web.FS, "static"))
 	e.GET("/", s.overviewPage)
@@ -108,6 +117,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	e.GET("/dead-letters", s.deadLettersPage)
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
+	e.GET(pathLogin, s.loginPage)
+	e.POST(pathLogin, s.login, middleware.BodyLimit("16K"))
+	e.POST(pathLogout, s.logout, middleware.BodyLimit("16K"))
 
 	api := e.Group("/api/v1")
 	api.GET("/experiments", s.apiExperiments)
@@ -123,19 +135,26 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/experiments/:name/gate", s.apiGate)
 	api.POST("/experiments/:name/gate/confirm", s.apiGateConfirm)
 	api.GET("/experiments/:name/gate/spec", s.apiGateSpec)
-	mutating := []echo.MiddlewareFunc{middleware.BodyLimit("1M"), s.operator.require}
-	api.PUT("/experiments/:name/rules", s.apiPutRules, mutating...)
-	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, mutating...)
-	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, mutating...)
+	// Operator and ingest roles are enforced by s.auth.middleware.
+	api.PUT("/experiments/:name/rules", s.apiPutRules, middleware.BodyLimit("1M"))
+	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, middleware.BodyLimit("1M"))
+	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, middleware.BodyLimit("1M"))
 	if s.ingest != nil {
-		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)), s.ingestT.require)
+		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
 	}
 	return e, nil
 }
 
 type renderer struct{ t *template.Template }
 
-func (r renderer) Render(w io.Writer, name string, data any, _ echo.Context) error {
+// Render renders a template; a page's data map gains "Auth", what the header
+// shows about the visitor.
+func (r renderer) Render(w io.Writer, name string, data any, c echo.Context) error {
+	if m, ok := data.(map[string]any); ok && c != nil {
+		if _, set := m["Auth"]; !set {
+			m["Auth"] = viewOf(c)
+		}
+	}
 	return r.t.ExecuteTemplate(w, name, data)
 }
 

@@ -20,6 +20,17 @@ import (
 // two segments and one divergence sample.
 func seeded(t *testing.T) http.Handler {
 	t.Helper()
+	e, err := newEcho(&handlers{db: seedStore(t), log: slog.New(slog.DiscardHandler), auth: newAuthn(authConfig{Anonymous: true})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// seedStore returns a fresh database holding one experiment with two
+// segments and one divergence sample.
+func seedStore(t *testing.T) *store.Store {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, testutil.FreshDatabase(t), store.Options{})
 	if err != nil {
@@ -42,11 +53,7 @@ func seeded(t *testing.T) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := newEcho(&handlers{db: st, log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return st
 }
 
 func get(t *testing.T, h http.Handler, target string) (int, string) {
