@@ -190,7 +190,7 @@ func TestRulesChangeVerdictsOnRunningVerifiers(t *testing.T) {
 		Versions []collector.RulesView `json:"versions"`
 	}
 	getJSON(t, rurl+"/history", &hist)
-	if len(hist.Versions) != 2 || hist.Versions[0].Reason != "each store stamps its own time" || !strings.Contains(hist.Versions[1].Reason, "noise") || hist.Versions[1].Author != "release-owner" {
+	if len(hist.Versions) != 2 || hist.Versions[0].Reason != "each store stamps its own time" || !strings.Contains(hist.Versions[1].Reason, "noise") || hist.Versions[1].Author != "operator-token[0] for release-owner" {
 		t.Errorf("rules history %+v", hist.Versions)
 	}
 }

@@ -107,11 +107,21 @@ func (s *handlers) apiPutRules(c echo.Context) error {
 	if err := dec.Decode(&rules); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "rules: "+err.Error())
 	}
-	saved, err := s.saveRules(c.Request().Context(), name, rules, u.Author, u.Reason)
+	saved, err := s.saveRules(c.Request().Context(), name, rules, authorOf(c, u.Author), u.Reason)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, rulesView(saved))
+}
+
+// authorOf records who changed something: the authenticated token's name,
+// which a request cannot forge, and the person the body names, if any.
+func authorOf(c echo.Context, claimed string) string {
+	who := principalName(c)
+	if claimed != "" && claimed != who {
+		return who + " for " + claimed
+	}
+	return who
 }
 
 // saveRules validates rules, stores them as the experiment's next version and
@@ -298,7 +308,7 @@ func (s *handlers) apiAcceptNoise(c echo.Context) error {
 		if a.Reason != "" {
 			reason = a.Reason + " (" + reason + ")"
 		}
-		saved, err := s.saveRules(ctx, name, p.Apply(rules), a.Author, reason)
+		saved, err := s.saveRules(ctx, name, p.Apply(rules), authorOf(c, a.Author), reason)
 		if err != nil {
 			return err
 		}
