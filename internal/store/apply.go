@@ -12,15 +12,27 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // Apply writes b in one transaction: it registers b's experiments, admits new
 // segments under the segment cap (folding the rest into [OtherSegment]), adds
-// b's counts and signature counts to the stored ones, records each new
-// signature's pattern set, inserts b's samples and trims each touched
-// (experiment, operation, segment) to the newest [Options.SamplesPerKey],
-// inserts b's dead letters (Data cut to [MaxDeadLetterBytes]) and records
-// b.Seqs under b.Stream. Either all of it is written or none of it.
+// b's counts, signature counts and variant counts to the stored ones, merges
+// b's latency histograms into the stored ones, records each new signature's
+// pattern set, inserts b's samples and trims each touched (experiment,
+// operation, segment) to the newest [Options.SamplesPerKey], inserts b's dead
+// letters (Data cut to [MaxDeadLetterBytes]) and records b.Seqs under
+// b.Stream. Either all of it is written or none of it.
+//
+// Latencies fold into [OtherSegment] like counts, and those that then share
+// an (experiment, operation, segment, hour) are merged with
+// [report.Histogram.Merge] before they are written; the stored histograms
+// equal the merge of every histogram applied, exactly. A [Latency] whose
+// histograms are both empty is ignored; one that [report.DecodeHistogram]
+// refuses fails the whole batch with an error wrapping
+// [report.ErrInvalidHistogram], and nothing is written. A batch holding only
+// latencies for an experiment registers it with the hour as its first and
+// last seen.
 //
 // A/A counts ([Count.AAPairs], [Count.AADivergent]) are stored beside the
 // others but never added to an experiment's totals ([Experiment.Pairs],
@@ -34,9 +46,10 @@ import (
 // error wrapping [ErrAlreadyApplied]: retrying b cannot succeed; ask
 // [Store.Applied] which messages to drop and build a new batch from the rest.
 //
-// Apply does not modify b. Counts, signature counts and samples may repeat a
-// key; Apply sums them, also after folding. New segments are admitted in the
-// order they first appear in b.Counts, then b.Samples, then b.Signatures.
+// Apply does not modify b. Counts, signature counts, latencies, variant counts
+// and samples may repeat a key; Apply sums them, also after folding. New
+// segments are admitted in the order they first appear in b.Counts, then
+// b.Samples, then b.Signatures, then b.Latencies.
 //
 // A [SignatureCount.Patterns] that is not a JSON array of {"pattern","kind"}
 // objects is treated as absent. The first pattern set seen for a signature is
@@ -62,6 +75,14 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	}
 	return nil
 }
+
+// claimLockSpace is the first key of the two-key advisory lock Apply takes
+// per stream (the second is hashtext(stream)) before it claims the batch's
+// sequences, so that claims on one stream never wait on each other inside the
+// exclusion constraint. There, three or more concurrent overlapping claims
+// deadlock: each inserts its claim and then waits for the others'. Under the
+// lock a claim only meets committed claims and fails at once.
+const claimLockSpace = 0x73657173 // "seqs"
 
 // alreadyApplied explains a batch refused because an earlier batch recorded
 // some of its sequences. The earlier batch has committed (the exclusion
@@ -95,10 +116,19 @@ type prepared struct {
 	counts   []Count                   // cleaned; segments not yet folded
 	samples  []Sample                  // cleaned; segments not yet folded
 	sigs     []SignatureCount          // cleaned; segments not yet folded; Patterns nil or a clean array
+	lats     []latencyIn               // cleaned and decoded; segments not yet folded
+	variants []VariantCount            // cleaned
 	dead     []DeadLetter              // cleaned and cut
 	stream   string
 	seqLo    []int64 // runs of consecutive sequences, inclusive bounds
 	seqHi    []int64
+}
+
+// latencyIn is a cleaned [Latency] with its histograms decoded.
+type latencyIn struct {
+	experiment, operation, segment string
+	hour                           time.Time
+	control, candidate             report.Histogram
 }
 
 type expAgg struct {
@@ -239,6 +269,34 @@ func prepare(b *Batch) (*prepared, error) {
 		p.sigs = append(p.sigs, sc)
 	}
 
+	p.lats = make([]latencyIn, 0, len(b.Latencies))
+	for i, l := range b.Latencies {
+		li, err := decodeLatency(l)
+		if err != nil {
+			return nil, fmt.Errorf("store: apply: latency %d (%q, %q, %q, %v): %w",
+				i, l.Experiment, l.Operation, l.Segment, l.Hour, err)
+		}
+		if li.control.Count() == 0 && li.candidate.Count() == 0 {
+			continue
+		}
+		if exps[li.experiment] == nil {
+			exp(li.experiment, li.hour)
+		}
+		candidate(li.experiment, li.segment, "{}", li.hour)
+		p.lats = append(p.lats, li)
+	}
+
+	p.variants = make([]VariantCount, 0, len(b.Variants))
+	for _, v := range b.Variants {
+		v.Experiment = cleanText(v.Experiment)
+		v.Operation = cleanText(v.Operation)
+		v.Variant = cleanText(v.Variant)
+		v.Reason = cleanText(v.Reason)
+		v.Minute = v.Minute.Truncate(time.Minute).UTC()
+		exp(v.Experiment, v.Minute)
+		p.variants = append(p.variants, v)
+	}
+
 	p.dead = make([]DeadLetter, 0, len(b.DeadLetters))
 	for _, d := range b.DeadLetters {
 		d.Source = cleanText(d.Source)
@@ -269,6 +327,23 @@ func prepare(b *Batch) (*prepared, error) {
 	}
 	slices.SortFunc(p.exps, func(a, b expAgg) int { return cmp.Compare(a.name, b.name) })
 	return p, nil
+}
+
+// decodeLatency cleans l's strings, truncates its hour and decodes its
+// histograms.
+func decodeLatency(l Latency) (latencyIn, error) {
+	control, err := report.DecodeHistogram(l.Control)
+	if err != nil {
+		return latencyIn{}, fmt.Errorf("control: %w", err)
+	}
+	candidate, err := report.DecodeHistogram(l.Candidate)
+	if err != nil {
+		return latencyIn{}, fmt.Errorf("candidate: %w", err)
+	}
+	return latencyIn{
+		experiment: cleanText(l.Experiment), operation: cleanText(l.Operation), segment: cleanText(l.Segment),
+		hour: l.Hour.Truncate(time.Hour).UTC(), control: control, candidate: candidate,
+	}, nil
 }
 
 // maxSeq is the largest stream sequence the store can record: int8range
@@ -356,6 +431,42 @@ ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
 	first_seen = least(c.first_seen, EXCLUDED.first_seen),
 	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
 
+	// One row per (experiment, operation, segment, hour): the hour's counters
+	// (the rollup of pair_counts) and its latency histograms. unnest cannot
+	// take ragged arrays, so the histograms travel as one flat array ($14)
+	// with each row's [lo, hi] subscripts into it; an empty histogram has
+	// hi < lo and slices to '{}'. last_seen is NULL for a row without counts,
+	// and greatest() skips NULLs. An empty histogram leaves the stored one as
+	// it is without a call to parity_hist_add.
+	sqlUpsertHours = `
+INSERT INTO latency_hours AS h (experiment, operation, segment, hour, pairs, divergent, control_errors,
+	candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen, control, candidate)
+SELECT e, o, s, t, p, d, ce, ca, sk, ti, ap, ad, ls, ($14::int8[])[cl:ch], ($14::int8[])[dl:dh]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
+	$9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::timestamptz[], $15::int4[], $16::int4[], $17::int4[], $18::int4[])
+	AS u(e, o, s, t, p, d, ce, ca, sk, ti, ap, ad, ls, cl, ch, dl, dh)
+ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
+	pairs            = h.pairs + EXCLUDED.pairs,
+	divergent        = h.divergent + EXCLUDED.divergent,
+	control_errors   = h.control_errors + EXCLUDED.control_errors,
+	candidate_errors = h.candidate_errors + EXCLUDED.candidate_errors,
+	skipped          = h.skipped + EXCLUDED.skipped,
+	timeouts         = h.timeouts + EXCLUDED.timeouts,
+	aa_pairs         = h.aa_pairs + EXCLUDED.aa_pairs,
+	aa_divergent     = h.aa_divergent + EXCLUDED.aa_divergent,
+	last_seen        = greatest(h.last_seen, EXCLUDED.last_seen),
+	control          = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
+	                        ELSE parity_hist_add(h.control, EXCLUDED.control) END,
+	candidate        = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
+	                        ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
+
+	sqlUpsertVariants = `
+INSERT INTO variant_counts AS v (experiment, operation, variant, reason, minute, pairs, divergent)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
+ON CONFLICT (experiment, operation, variant, reason, minute) DO UPDATE SET
+	pairs     = v.pairs + EXCLUDED.pairs,
+	divergent = v.divergent + EXCLUDED.divergent`
+
 	// A signature's patterns are written once; only a stored empty set is
 	// replaced. The WHERE skips updates that would change nothing.
 	sqlUpsertSignatures = `
@@ -402,11 +513,12 @@ ORDER BY n`
 // decision made in Go.
 func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	// Round trip 1: claim the sequences (first, so a racing duplicate fails
-	// before taking any experiment lock), lock the experiments, read their
-	// admitted segments.
+	// before taking any experiment lock) under the stream's lock, which is
+	// held to commit, lock the experiments, read their admitted segments.
 	admitted := map[string]map[string]struct{}{}
 	b1 := &pgx.Batch{}
 	if len(p.seqLo) > 0 {
+		b1.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(claimLockSpace), p.stream)
 		b1.Queue(sqlInsertApplied, p.stream, p.seqLo, p.seqHi)
 	}
 	if len(p.exps) > 0 {
@@ -440,6 +552,8 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	b2 := &pgx.Batch{}
 	fold := p.admit(admitted, opts.SegmentCap, b2)
 	p.queueCounts(fold, b2)
+	p.queueHours(fold, b2)
+	p.queueVariants(b2)
 	p.queueSignatures(fold, b2)
 	p.queueSamples(fold, opts.SamplesPerKey, b2)
 	p.queueDeadLetters(b2)
@@ -547,6 +661,123 @@ func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
 	}
 	b.Queue(sqlUpsertCounts, exps, ops, segs, minutes, pairs, divergent, cerr, candErr, skipped, timeouts, lastSeen,
 		aaPairs, aaDivergent)
+}
+
+// hourRow is one row of latency_hours as a batch adds to it.
+type hourRow struct {
+	experiment, operation, segment string
+	hour                           time.Time
+	// pairs, divergent, control and candidate errors, skipped, timeouts,
+	// A/A pairs, A/A divergent: in the table's column order.
+	counters           [8]int64
+	lastSeen           *time.Time // nil: no count reached the row
+	control, candidate report.Histogram
+}
+
+// queueHours folds the counts and latencies, sums the counts of each
+// (experiment, operation, segment, hour) and merges its latencies, and
+// queues one upsert of the rows.
+func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
+	if len(p.counts) == 0 && len(p.lats) == 0 {
+		return
+	}
+	index := make(map[countKey]int, len(p.lats)+len(p.counts)/8)
+	var rows []hourRow
+	row := func(experiment, operation, segment string, hour time.Time) *hourRow {
+		segment = fold.segment(experiment, segment)
+		k := countKey{experiment, operation, segment, hour.UnixNano()}
+		i, ok := index[k]
+		if !ok {
+			i = len(rows)
+			index[k] = i
+			rows = append(rows, hourRow{experiment: experiment, operation: operation, segment: segment, hour: hour})
+		}
+		return &rows[i]
+	}
+	for _, c := range p.counts {
+		r := row(c.Experiment, c.Operation, c.Segment, c.Minute.Truncate(time.Hour))
+		for i, v := range [8]int64{c.Pairs, c.Divergent, c.ControlErrors, c.CandidateErrors, c.Skipped, c.Timeouts,
+			c.AAPairs, c.AADivergent} {
+			r.counters[i] += v
+		}
+		if r.lastSeen == nil || c.LastSeen.After(*r.lastSeen) {
+			r.lastSeen = &c.LastSeen
+		}
+	}
+	for _, l := range p.lats {
+		r := row(l.experiment, l.operation, l.segment, l.hour)
+		r.control.Merge(l.control)
+		r.candidate.Merge(l.candidate)
+	}
+	// Key order, so concurrent writers lock rows in the same order.
+	slices.SortFunc(rows, func(a, b hourRow) int {
+		return cmp.Or(cmp.Compare(a.experiment, b.experiment), cmp.Compare(a.operation, b.operation),
+			cmp.Compare(a.segment, b.segment), a.hour.Compare(b.hour))
+	})
+	n := len(rows)
+	exps, ops, segs := make([]string, n), make([]string, n), make([]string, n)
+	hours, lastSeen := make([]time.Time, n), make([]*time.Time, n)
+	var counters [8][]int64
+	for i := range counters {
+		counters[i] = make([]int64, n)
+	}
+	flat := make([]int64, 0, 64*n) // never nil: a NULL array would slice to NULL
+	cl, ch, dl, dh := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	// bounds appends h's encoding to flat and returns its 1-based subscripts.
+	bounds := func(h report.Histogram) (lo, hi int32) {
+		lo = int32(len(flat)) + 1
+		flat = append(flat, h.Encode()...)
+		return lo, int32(len(flat))
+	}
+	for i, r := range rows {
+		exps[i], ops[i], segs[i], hours[i], lastSeen[i] = r.experiment, r.operation, r.segment, r.hour, r.lastSeen
+		for j, v := range r.counters {
+			counters[j][i] = v
+		}
+		cl[i], ch[i] = bounds(r.control)
+		dl[i], dh[i] = bounds(r.candidate)
+	}
+	b.Queue(sqlUpsertHours, exps, ops, segs, hours, counters[0], counters[1], counters[2], counters[3], counters[4],
+		counters[5], counters[6], counters[7], lastSeen, flat, cl, ch, dl, dh)
+}
+
+type variantKey struct {
+	experiment, operation, variant, reason string
+	minute                                 int64 // Unix nanoseconds
+}
+
+// queueVariants sums the variant counts that share a key and queues one
+// upsert.
+func (p *prepared) queueVariants(b *pgx.Batch) {
+	if len(p.variants) == 0 {
+		return
+	}
+	index := make(map[variantKey]int, len(p.variants))
+	rows := make([]VariantCount, 0, len(p.variants))
+	for _, v := range p.variants {
+		k := variantKey{v.Experiment, v.Operation, v.Variant, v.Reason, v.Minute.UnixNano()}
+		i, ok := index[k]
+		if !ok {
+			index[k] = len(rows)
+			rows = append(rows, v)
+			continue
+		}
+		rows[i].Pairs += v.Pairs
+		rows[i].Divergent += v.Divergent
+	}
+	// Key order, so concurrent writers lock rows in the same order.
+	slices.SortFunc(rows, func(a, b VariantCount) int {
+		return cmp.Or(cmp.Compare(a.Experiment, b.Experiment), cmp.Compare(a.Operation, b.Operation),
+			cmp.Compare(a.Variant, b.Variant), cmp.Compare(a.Reason, b.Reason), a.Minute.Compare(b.Minute))
+	})
+	n := len(rows)
+	exps, ops, variants, reasons := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	minutes, pairs, divergent := make([]time.Time, n), make([]int64, n), make([]int64, n)
+	for i, r := range rows {
+		exps[i], ops[i], variants[i], reasons[i] = r.Experiment, r.Operation, r.Variant, r.Reason
+		minutes[i], pairs[i], divergent[i] = r.Minute, r.Pairs, r.Divergent
+	}
+	b.Queue(sqlUpsertVariants, exps, ops, variants, reasons, minutes, pairs, divergent)
 }
 
 type sigCountKey struct {

@@ -2,25 +2,50 @@ package store_test
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
 )
 
-// BenchmarkApply applies what one verifier flush writes after a second at
-// 10,000 pairs/s spread over 50 segments and 2 operations, with one divergent
-// pair per segment and operation (under one of 5 signatures), 20 divergence
-// samples and the 10,000 stream sequences. It reports the rows written per
-// pair (counts, signature counts, signatures, samples and the applied-batch
-// row; design target ≤ 0.05 of one row per pair) and the WAL bytes per pair. The WAL figure is the whole
-// server's, so other databases' activity inflates it.
+// BenchmarkApply applies what one verifier flush writes, one flush per
+// second of pairs: 10,000 pairs over 50 segments and 2 operations, or 4,000
+// over 50 segments and 1 operation. Each flush has one divergent pair per
+// segment and operation (under one of 5 signatures), 20 divergence samples,
+// the stream sequences and, unless the name ends in "no-latencies", each
+// segment and operation's latency histograms of both sides (log-normal around
+// 5 and 6 ms) and counts for 2 flag variants per operation. It reports the
+// rows written per pair (counts, hourly rows, signature counts, signatures,
+// variant counts, samples and the applied-batch row; design target ≤ 0.05 of
+// one row per pair) and the WAL bytes per pair (target ≤ 0.05 of ~170 B, one
+// upsert per pair). The WAL figure is the whole server's, so other
+// databases' activity inflates it.
 func BenchmarkApply(b *testing.B) {
+	for _, shape := range []struct {
+		name                 string
+		pairs                int
+		segments, operations int
+	}{
+		{"10000pairs-50seg-2op", 10_000, 50, 2},
+		{"4000pairs-50seg-1op", 4_000, 50, 1},
+	} {
+		for _, lat := range []bool{true, false} {
+			name := shape.name
+			if !lat {
+				name += "-no-latencies"
+			}
+			b.Run(name, func(b *testing.B) { benchmarkApply(b, shape.pairs, shape.segments, shape.operations, lat) })
+		}
+	}
+}
+
+func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations int, withLatencies bool) {
 	const (
-		segments, operations = 50, 2
-		pairsPerFlush        = 10_000
-		samplesPerFlush      = 20
-		signatures           = 5
+		samplesPerFlush = 20
+		signatures      = 5
 	)
 	s := openStore(b, store.Options{})
 	ctx := b.Context()
@@ -31,6 +56,11 @@ func BenchmarkApply(b *testing.B) {
 	var pairs, rows int64
 	var seq uint64
 	flush := 0
+	rng := rand.New(rand.NewPCG(1, 1))
+	perKey := pairsPerFlush / (segments * operations)
+	logNormal := func(median time.Duration) time.Duration {
+		return time.Duration(float64(median) * math.Exp(0.6*rng.NormFloat64()))
+	}
 	start := time.Now()
 	for b.Loop() {
 		m := t0.Add(time.Duration(flush/60) * time.Minute) // one flush per second
@@ -40,7 +70,7 @@ func BenchmarkApply(b *testing.B) {
 			batch.Counts = append(batch.Counts, store.Count{
 				Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg,
 				Attrs: map[string]string{"country": seg[8:]}, Minute: m,
-				Pairs: pairsPerFlush / (segments * operations), Divergent: 1, LastStage: "shadow", LastSeen: m,
+				Pairs: int64(perKey), Divergent: 1, LastStage: "shadow", LastSeen: m,
 			})
 			sig := fmt.Sprintf("sig%d", i%signatures)
 			batch.Signatures = append(batch.Signatures, store.SignatureCount{
@@ -48,6 +78,27 @@ func BenchmarkApply(b *testing.B) {
 				Signature: sig, Patterns: patterns([2]string{"items[*]." + sig, "changed"}, [2]string{"etag", "missing"}),
 				Count: 1, FirstSeen: m, LastSeen: m,
 			})
+			if withLatencies {
+				var ctl, cand report.Histogram
+				for range perKey {
+					ctl.Observe(logNormal(5 * time.Millisecond))
+					cand.Observe(logNormal(6 * time.Millisecond))
+				}
+				batch.Latencies = append(batch.Latencies, store.Latency{
+					Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg,
+					Hour: m.Truncate(time.Hour), Control: ctl.Encode(), Candidate: cand.Encode(),
+				})
+			}
+		}
+		if withLatencies {
+			for op := range operations {
+				for v, variant := range []string{"on", "off"} {
+					batch.Variants = append(batch.Variants, store.VariantCount{
+						Experiment: "bench", Operation: fmt.Sprintf("op%d", op), Variant: variant, Reason: "SPLIT",
+						Minute: m, Pairs: int64(pairsPerFlush / operations / 2), Divergent: int64(v),
+					})
+				}
+			}
 		}
 		for i := range samplesPerFlush {
 			batch.Samples = append(batch.Samples, sample("bench", "op0", fmt.Sprintf("country=C%02d", i), m.Add(time.Duration(flush)*time.Millisecond)))
@@ -59,8 +110,10 @@ func BenchmarkApply(b *testing.B) {
 		if err := s.Apply(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
-		pairs += pairsPerFlush
-		rows += int64(len(batch.Counts) + len(batch.Signatures) + signatures + len(batch.Samples) + 1)
+		pairs += int64(pairsPerFlush)
+		hourRows := segments * operations // one per (operation, segment, hour), counts and latencies alike
+		rows += int64(len(batch.Counts) + hourRows + len(batch.Signatures) + signatures + len(batch.Variants) +
+			len(batch.Samples) + 1)
 		flush++
 	}
 	elapsed := time.Since(start)
@@ -71,34 +124,4 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(rows)/float64(pairs), "rows/pair")
 	b.ReportMetric(walBytes/float64(pairs), "walB/pair")
 	b.ReportMetric(float64(pairs)/elapsed.Seconds(), "pairs/s")
-}
-
-// BenchmarkSegments runs the dashboard's query, a day of one experiment by
-// segment, over 1,000,000 pairs in 50 segments: 72,000 rows of pair_counts.
-func BenchmarkSegments(b *testing.B) {
-	s := openStore(b, store.Options{})
-	ctx := b.Context()
-	// Filled directly: Apply is not what this measures.
-	for _, stmt := range []string{
-		`INSERT INTO experiments (name, first_seen, last_seen, pairs) VALUES ('bench', $1::timestamptz, $1::timestamptz + interval '1 day', 1000000)`,
-		`INSERT INTO segments (experiment, segment, attrs, first_seen)
-			SELECT 'bench', 'country=C' || g, jsonb_build_object('country', 'C' || g), $1::timestamptz FROM generate_series(1, 50) g`,
-		`INSERT INTO pair_counts (experiment, operation, segment, minute, pairs, divergent, last_seen)
-			SELECT 'bench', 'get', 'country=C' || g, $1::timestamptz + m * interval '1 minute', 14, m % 2, $1::timestamptz + m * interval '1 minute'
-			FROM generate_series(0, 1439) m, generate_series(1, 50) g ORDER BY m, g`,
-	} {
-		if _, err := s.Pool().Exec(ctx, stmt, t0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if _, err := s.Pool().Exec(ctx, `VACUUM ANALYZE pair_counts`); err != nil {
-		b.Fatal(err)
-	}
-	q := store.SegmentQuery{Since: t0, Until: t0.Add(24 * time.Hour)}
-	for b.Loop() {
-		rows, err := s.Segments(ctx, "bench", q)
-		if err != nil || len(rows) != 50 {
-			b.Fatalf("Segments = %d rows, %v", len(rows), err)
-		}
-	}
 }

@@ -166,10 +166,14 @@ func cleanPatterns(raw json.RawMessage) json.RawMessage {
 }
 
 // cleanRules returns raw, which must be a JSON object, as jsonb accepts it.
-func cleanRules(raw json.RawMessage) (string, error) {
+func cleanRules(raw json.RawMessage) (string, error) { return cleanObject(raw, "rules") }
+
+// cleanObject returns raw, which must be a JSON object, as jsonb accepts it;
+// what names raw in the error.
+func cleanObject(raw []byte, what string) (string, error) {
 	trimmed := bytes.TrimLeft(raw, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(raw) {
-		return "", errors.New("rules must be a JSON object")
+		return "", errors.New(what + " must be a JSON object")
 	}
 	return *cleanJSON(raw), nil
 }

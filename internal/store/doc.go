@@ -1,8 +1,10 @@
 // Package store keeps Parity's counts, mismatch signatures, samples, dead
-// letters and diff rules in PostgreSQL. The verifier writes through
-// [Store.Apply] and loads its rules with [Store.AllRules]; the collector
-// reads through [Store.Experiments], [Store.Segments], [Store.Signatures],
-// [Store.Samples] and friends, and saves rules with [Store.SaveRules].
+// letters, diff rules, latency histograms, flag-variant counts and gate specs
+// in PostgreSQL. The verifier writes through [Store.Apply] and loads its rules
+// with [Store.AllRules]; the collector reads through [Store.Experiments],
+// [Store.Segments], [Store.Latencies], [Store.Series], [Store.Overview],
+// [Store.Variants], [Store.Signatures], [Store.Samples] and friends, and saves
+// rules and gate specs with [Store.SaveRules] and [Store.SaveGateSpec].
 //
 // Guarantees:
 //
@@ -17,10 +19,20 @@
 //     experiment's totals in [Experiment] are kept in the same transaction as
 //     its per-minute counts. A/A counts ([Count.AAPairs]) are kept beside the
 //     others and are in neither [Count.Pairs] nor the experiment's totals.
+//   - Latency histograms are exact too: each [Latency] is merged into the
+//     stored histograms of its (experiment, operation, segment, hour), so a
+//     stored histogram is the [report.Histogram.Merge] of every histogram
+//     applied to it. They are kept per hour, so [Store.Latencies] widens its
+//     window to whole hours.
+//   - Beside the per-minute counts, Apply keeps an hourly rollup of them in
+//     the same transaction. [Store.Segments], [Store.Series] (for steps of
+//     whole hours) and [Store.Overview] read the whole hours of a window from
+//     it and only its ragged ends minute by minute: the sums are those of the
+//     minutes, at about a sixtieth of the rows.
 //   - Each experiment admits at most [Options.SegmentCap] distinct segments.
 //     A segment once admitted stays admitted; segments that arrive once the
 //     cap is reached are folded into [OtherSegment], for counts, signature
-//     counts and samples alike. Admission is serialised per experiment by a row lock on the
+//     counts, latencies and samples alike. Admission is serialised per experiment by a row lock on the
 //     experiment, so concurrent verifiers never admit more than the cap.
 //   - At most [Options.SamplesPerKey] samples, the newest by time, are kept per
 //     (experiment, operation, segment).
@@ -30,19 +42,22 @@
 //     message is counted twice, even when two verifiers race: a batch whose
 //     sequences were all recorded before (a retry after a lost commit reply)
 //     is a successful no-op, and a batch that overlaps an earlier one only in
-//     part writes nothing and fails with [ErrAlreadyApplied].
+//     part writes nothing and fails with [ErrAlreadyApplied]. Batches that
+//     carry sequences of one stream are written one at a time (an advisory
+//     lock per stream, held to commit), so racing claims never deadlock.
 //   - Each signature's pattern set is stored once per experiment, not per
 //     count; [Store.Signatures] and [Store.PatternStats] join it back.
 //   - Diff rules are versioned per experiment: 1, 2, 3… with no gap or
 //     repeat, whatever the concurrency of [Store.SaveRules]; every version is
-//     kept. Rules may exist for an experiment that has no pairs yet; such an
-//     experiment is not listed by [Store.Experiments] until Apply writes
-//     something for it.
+//     kept. Of gate specs only the latest is kept. Rules and gate specs may
+//     exist for an experiment that has no pairs yet; such an experiment is not
+//     listed by [Store.Experiments] until Apply writes something for it.
 //   - Strings that PostgreSQL cannot store (invalid UTF-8, NUL bytes) are
 //     repaired with U+FFFD rather than failing the batch, so one bad envelope
 //     cannot block a verifier.
 //
 // All times are stored as timestamptz and returned in UTC. Errors start with
 // "store: " and wrap their cause; an unknown experiment or sample is reported
-// with [ErrNotFound]. Errors never contain the password of the database URL.
+// with [ErrNotFound], a query argument out of range with [ErrInvalidQuery].
+// Errors never contain the password of the database URL.
 package store

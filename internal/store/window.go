@@ -1,0 +1,225 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrInvalidQuery reports a query argument out of range, such as a
+// [Store.Series] step that is not a whole number of minutes.
+var ErrInvalidQuery = errors.New("store: invalid query")
+
+// params collects a statement's arguments; add returns the placeholder of the
+// one it appends.
+type params []any
+
+func (p *params) add(v any) string {
+	*p = append(*p, v)
+	return "$" + strconv.Itoa(len(*p))
+}
+
+// countColumns are the columns of every row countsFrom yields, after segment
+// and t.
+const countColumns = `pairs, divergent, control_errors, candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen`
+
+// countsFrom returns a FROM item, aliased c, holding the count rows of the
+// experiment that the SQL expression exp names (a placeholder, or a column of
+// an outer query) for the minutes whose start lies in [since, until) (zero:
+// unbounded), of operation op only if op is set. Its columns are segment, t
+// (the start of the minute or hour the row counts) and countColumns.
+//
+// With hours set, the whole hours inside the window come from latency_hours'
+// counters (the rollup of pair_counts, one row per hour instead of sixty) and
+// only the minutes at its ragged ends from pair_counts; the two never
+// overlap, so every minute is counted exactly once. A caller that groups by
+// t must then only use buckets made of whole hours. Without hours every row
+// is a minute of pair_counts.
+//
+// Each part is a plain range condition, never "$n IS NULL OR …", so each
+// shape gets a plan that uses the (experiment, minute) and (experiment, hour)
+// indexes.
+func countsFrom(p *params, exp string, since, until time.Time, op string, hours bool) string {
+	opCond := ""
+	if op != "" {
+		opCond = " AND operation = " + p.add(op)
+	}
+	minutes := func(from, to time.Time) string {
+		var w strings.Builder
+		w.WriteString("SELECT segment, minute AS t, " + countColumns + " FROM pair_counts WHERE experiment = " + exp + opCond)
+		if !from.IsZero() {
+			w.WriteString(" AND minute >= " + p.add(from))
+		}
+		if !to.IsZero() {
+			w.WriteString(" AND minute < " + p.add(to))
+		}
+		return w.String()
+	}
+	// [hs, he): the whole hours in the window, zero where unbounded.
+	hs, he := since, until
+	if !since.IsZero() {
+		if hs = since.Truncate(time.Hour); hs.Before(since) {
+			hs = hs.Add(time.Hour)
+		}
+	}
+	if !until.IsZero() {
+		he = until.Truncate(time.Hour)
+	}
+	if !hours || (!since.IsZero() && !until.IsZero() && !hs.Before(he)) {
+		return "(" + minutes(since, until) + ") c"
+	}
+	var h strings.Builder
+	h.WriteString("SELECT segment, hour AS t, " + countColumns + " FROM latency_hours WHERE experiment = " + exp + opCond +
+		" AND last_seen IS NOT NULL") // rows without counts hold latencies only
+	if !hs.IsZero() {
+		h.WriteString(" AND hour >= " + p.add(hs))
+	}
+	if !he.IsZero() {
+		h.WriteString(" AND hour < " + p.add(he))
+	}
+	parts := []string{h.String()}
+	if since.Before(hs) {
+		parts = append(parts, minutes(since, hs))
+	}
+	if he.Before(until) {
+		parts = append(parts, minutes(he, until))
+	}
+	return "(" + strings.Join(parts, "\nUNION ALL\n") + ") c"
+}
+
+// segmentsSQL returns the statement [Store.Segments] runs for experiment and
+// q, with its arguments. Benchmarks run it directly, as the reference.
+func segmentsSQL(experiment string, q SegmentQuery) (string, []any) {
+	return segmentsStatement(experiment, q, true)
+}
+
+// segmentsStatement is segmentsSQL, reading whole hours from the hourly
+// rollup only if hours is set (without, it is the statement Segments ran
+// before the rollup, which benchmarks compare it with).
+func segmentsStatement(experiment string, q SegmentQuery, hours bool) (string, []any) {
+	p := params{experiment}
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, hours)
+	return `
+WITH agg AS (
+	SELECT segment,
+		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent,
+		sum(control_errors)::int8 AS control_errors, sum(candidate_errors)::int8 AS candidate_errors,
+		sum(skipped)::int8 AS skipped, sum(timeouts)::int8 AS timeouts,
+		sum(aa_pairs)::int8 AS aa_pairs, sum(aa_divergent)::int8 AS aa_divergent, max(last_seen) AS last_seen
+	FROM ` + from + `
+	GROUP BY segment
+)
+SELECT a.segment, coalesce(s.attrs, '{}'), a.pairs, a.divergent, a.control_errors, a.candidate_errors,
+	a.skipped, a.timeouts, a.aa_pairs, a.aa_divergent, a.last_seen
+FROM agg a LEFT JOIN segments s ON s.experiment = $1 AND s.segment = a.segment
+ORDER BY a.segment`, p
+}
+
+// seriesOrigin is the origin of date_bin's buckets: Go's zero time, so a
+// bucket of step d starts at t.Truncate(d) for every t in it, whatever d.
+const seriesOrigin = `'0001-01-01 00:00:00+00'::timestamptz`
+
+// checkStep returns an error unless step is a positive whole number of
+// minutes, the resolution of the counts.
+func checkStep(step time.Duration) error {
+	if step <= 0 || step%time.Minute != 0 {
+		return fmt.Errorf("%w: step %v is not a positive whole number of minutes", ErrInvalidQuery, step)
+	}
+	return nil
+}
+
+// Series returns experiment's counts per segment in buckets of step: each
+// [SeriesPoint] sums the minutes whose start lies in [At, At+step) and in
+// [q.Since, q.Until), of q.Operation only if it is set. Buckets start at
+// multiples of step as [time.Time.Truncate] computes them (on the hour for a
+// step of an hour, at midnight UTC for a day), so the first and last bucket
+// may be cut by the window. Buckets without counts are left out; points are
+// ordered by segment, then time. Summed over time, a segment's points equal
+// its [Store.Segments] row for the same query.
+//
+// step must be a positive whole number of minutes, or Series returns an error
+// wrapping [ErrInvalidQuery]. A step of whole hours reads the hourly rollup and
+// costs about a sixtieth of a step of minutes. It returns an error wrapping
+// [ErrNotFound] for an unknown experiment.
+func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, step time.Duration) ([]SeriesPoint, error) {
+	if err := checkStep(step); err != nil {
+		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
+	}
+	p := params{experiment, step}
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, step%time.Hour == 0)
+	rows, err := s.pool.Query(ctx, `
+SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
+FROM `+from+`
+GROUP BY segment, at
+ORDER BY segment, at`, p...)
+	if err != nil {
+		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
+	}
+	out := []SeriesPoint{}
+	var pt SeriesPoint
+	_, err = pgx.ForEachRow(rows, []any{&pt.Segment, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
+		pt.At = pt.At.UTC()
+		out = append(out, pt)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
+	}
+	if len(out) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
+		}
+	}
+	return out, nil
+}
+
+// Overview returns, per experiment, its total counts (all segments and
+// operations) in buckets of step over the minutes from since on (all of them
+// when since is zero), for the overview's sparklines. Points have an empty
+// Segment, are ordered by time and bucketed as [Store.Series] buckets them.
+// Experiments without counts since then are absent from the map.
+//
+// step must be a positive whole number of minutes, or Overview returns an
+// error wrapping [ErrInvalidQuery]; a step of whole hours reads the hourly
+// rollup.
+func (s *Store) Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
+	if err := checkStep(step); err != nil {
+		return nil, fmt.Errorf("store: overview: %w", err)
+	}
+	p := params{step}
+	where := ""
+	if !since.IsZero() {
+		// An experiment's counts are no newer than its last pair.
+		where = "WHERE e.last_seen >= " + p.add(since)
+	}
+	from := countsFrom(&p, "e.name", since, time.Time{}, "", step%time.Hour == 0)
+	rows, err := s.pool.Query(ctx, `
+SELECT e.name, b.at, b.pairs, b.divergent
+FROM experiments e CROSS JOIN LATERAL (
+	SELECT date_bin($1::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent
+	FROM `+from+`
+	GROUP BY at
+) b
+`+where+`
+ORDER BY e.name, b.at`, p...)
+	if err != nil {
+		return nil, fmt.Errorf("store: overview: %w", err)
+	}
+	out := map[string][]SeriesPoint{}
+	var name string
+	var pt SeriesPoint
+	_, err = pgx.ForEachRow(rows, []any{&name, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
+		pt.At = pt.At.UTC()
+		out[name] = append(out[name], pt)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: overview: %w", err)
+	}
+	return out, nil
+}
