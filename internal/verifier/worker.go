@@ -57,6 +57,13 @@ type Options struct {
 	// RulesReload is how often a worker reloads every experiment's rules, in
 	// case it missed a change notice. Defaults to 30s.
 	RulesReload time.Duration
+	// LatencyInterval is how often a worker writes the latency histograms it
+	// gathered (counts are written every flush). Each write rewrites a
+	// histogram row per segment and hour, so writing them less often than
+	// counts keeps PostgreSQL's write volume per pair low. A worker killed
+	// without a chance to flush loses at most this much of its latency
+	// observations; counts are unaffected. Defaults to 10s.
+	LatencyInterval time.Duration
 	// Logger receives operational messages; never pair values. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -90,6 +97,9 @@ func (o *Options) setDefaults() error {
 	if o.RulesReload == 0 {
 		o.RulesReload = 30 * time.Second
 	}
+	if o.LatencyInterval == 0 {
+		o.LatencyInterval = 10 * time.Second
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -102,6 +112,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("%w: MaxAckPending (%d) must be at least MaxBatch (%d)", ErrInvalidOption, o.MaxAckPending, o.MaxBatch)
 	case o.AckWait < time.Second:
 		return fmt.Errorf("%w: AckWait: must be at least 1s, got %v", ErrInvalidOption, o.AckWait)
+	case o.LatencyInterval < 0:
+		return fmt.Errorf("%w: LatencyInterval: must not be negative", ErrInvalidOption)
 	case o.RulesReload < time.Second:
 		return fmt.Errorf("%w: RulesReload: must be at least 1s, got %v", ErrInvalidOption, o.RulesReload)
 	case o.SamplesPerFlush < 0:
@@ -137,6 +149,10 @@ type Worker struct {
 	opts  Options
 	log   *slog.Logger
 	rules *judges
+	// Latencies gathered since they were last written, and when that was;
+	// used by the flushing goroutine only.
+	lat        map[latencyKey]*latencies
+	latWritten time.Time
 
 	consumed, judged, divergent, deadLettered, duplicates, flushes, flushErrors atomic.Uint64
 	flushNanos                                                                  atomic.Int64
@@ -151,7 +167,8 @@ func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
 		return nil, err
 	}
 	log := opts.Logger.With("component", "verifier")
-	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log)}, nil
+	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log),
+		lat: make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
 }
 
 // Stats returns the worker's counters.
@@ -230,8 +247,22 @@ func (w *Worker) Run(ctx context.Context) error {
 	flusherDone := make(chan struct{})
 	go func() {
 		defer close(flusherDone)
-		for b := range full {
-			if err := w.flush(ctx, b); err != nil {
+		// Latencies gathered by earlier flushes are written within
+		// LatencyInterval even when no further pairs arrive.
+		lat := time.NewTicker(max(w.opts.LatencyInterval, 10*time.Millisecond))
+		defer lat.Stop()
+		for {
+			var err error
+			select {
+			case b, ok := <-full:
+				if !ok {
+					return
+				}
+				err = w.flush(ctx, b, false)
+			case <-lat.C:
+				err = w.flushLatencies(ctx, false)
+			}
+			if err != nil {
 				flushErr <- err
 				return
 			}
@@ -288,7 +319,10 @@ loop:
 	// Shutting down: what was received is judged; give the store up to 10s.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	return w.flush(fctx, b)
+	if err := w.flush(fctx, b, true); err != nil {
+		return err
+	}
+	return w.flushLatencies(fctx, true)
 }
 
 type pending struct {
@@ -504,6 +538,47 @@ func (w *Worker) observe(b *batch, p *envelope.Pair, segment string, minute time
 	}
 }
 
+// flushLatencies writes the latencies gathered since the last write, when
+// they are due or force is set.
+func (w *Worker) flushLatencies(ctx context.Context, force bool) error {
+	if len(w.lat) == 0 || !force && time.Since(w.latWritten) < w.opts.LatencyInterval {
+		return nil
+	}
+	sb := &store.Batch{Latencies: encodeLatencies(w.lat)}
+	if err := w.retry(ctx, newBatch(""), func(ctx context.Context) error { return w.store.Apply(ctx, sb) }); err != nil {
+		return err
+	}
+	w.lat, w.latWritten = make(map[latencyKey]*latencies), time.Now()
+	return nil
+}
+
+func encodeLatencies(m map[latencyKey]*latencies) []store.Latency {
+	out := make([]store.Latency, 0, len(m))
+	for k, l := range m {
+		out = append(out, store.Latency{Experiment: k.experiment, Operation: k.operation, Segment: k.segment,
+			Hour: time.Unix(k.hour, 0).UTC(), Control: l.control.Encode(), Candidate: l.candidate.Encode()})
+	}
+	return out
+}
+
+// mergeLatencies returns a fresh map holding a's and b's histograms added
+// together; neither is modified, so a failed flush can be retried.
+func mergeLatencies(a, b map[latencyKey]*latencies) map[latencyKey]*latencies {
+	out := make(map[latencyKey]*latencies, len(a)+len(b))
+	for _, m := range []map[latencyKey]*latencies{a, b} {
+		for k, l := range m {
+			o := out[k]
+			if o == nil {
+				o = &latencies{}
+				out[k] = o
+			}
+			o.control.Merge(l.control)
+			o.candidate.Merge(l.candidate)
+		}
+	}
+	return out
+}
+
 // signatureOf returns the signature a divergent pair is counted under: the
 // diff's fingerprint for a mismatch, the verdict itself otherwise (for
 // example "candidate_error"), so every divergence has a reason to group by.
@@ -579,7 +654,7 @@ func Segment(attrs map[string]string, keys []string) (string, map[string]string)
 // acknowledges (or terminates) every message in it. While the store fails it
 // retries with backoff, keeping the messages in progress so the server does
 // not hand them to another worker.
-func (w *Worker) flush(ctx context.Context, b *batch) error {
+func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 	if len(b.msgs) == 0 {
 		return nil
 	}
@@ -601,9 +676,11 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 	for _, sc := range b.signatures {
 		sb.Signatures = append(sb.Signatures, *sc)
 	}
-	for k, l := range b.latencies {
-		sb.Latencies = append(sb.Latencies, store.Latency{Experiment: k.experiment, Operation: k.operation, Segment: k.segment,
-			Hour: time.Unix(k.hour, 0).UTC(), Control: l.control.Encode(), Candidate: l.candidate.Encode()})
+	// Latencies ride along every LatencyInterval (and on the way out), with
+	// everything gathered since the last write.
+	writeLat := final || time.Since(w.latWritten) >= w.opts.LatencyInterval
+	if writeLat {
+		sb.Latencies = encodeLatencies(mergeLatencies(w.lat, b.latencies))
 	}
 	for _, v := range b.variants {
 		sb.Variants = append(sb.Variants, *v)
@@ -620,12 +697,17 @@ func (w *Worker) flush(ctx context.Context, b *batch) error {
 		if b, err = w.rebuild(ctx, b); err != nil {
 			return err
 		}
-		return w.flush(ctx, b)
+		return w.flush(ctx, b, final)
 	}
 	if err != nil {
 		return err
 	}
 	w.flushes.Add(1)
+	if writeLat {
+		w.lat, w.latWritten = make(map[latencyKey]*latencies), time.Now()
+	} else {
+		w.lat = mergeLatencies(w.lat, b.latencies)
+	}
 	var judged, divergent uint64
 	for _, c := range b.counts {
 		judged += uint64(c.Pairs + c.AAPairs)

@@ -16,6 +16,7 @@ import (
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 func TestSegment(t *testing.T) {
@@ -266,4 +267,31 @@ func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
 		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
 	}
+}
+
+// TestLatenciesWrittenEveryInterval: latency histograms are written less
+// often than counts, but every observation arrives, once.
+func TestLatenciesWrittenEveryInterval(t *testing.T) {
+	r := newRig(t)
+	r.worker(t, r.st, Options{LatencyInterval: 300 * time.Millisecond})
+	r.publish(t, 500)
+	r.exact(t)
+	testutil.Eventually(t, 10*time.Second, func() string {
+		rows, err := r.st.Latencies(context.Background(), "exp", store.SegmentQuery{})
+		if err != nil {
+			return err.Error()
+		}
+		var n int64
+		for _, row := range rows {
+			h, err := report.DecodeHistogram(row.Control)
+			if err != nil {
+				return err.Error()
+			}
+			n += h.Count()
+		}
+		if n != 500 {
+			return fmt.Sprintf("%d control latencies stored, want 500", n)
+		}
+		return ""
+	})
 }
