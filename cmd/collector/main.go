@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
@@ -46,6 +47,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
 	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
+	fs.DurationVar(&o.SampleRetention, "sample-retention", 7*24*time.Hour, "how long divergence samples are kept (negative: forever)")
+	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -53,7 +56,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
-		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "demo": "PARITY_DEMO",
+		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)

@@ -79,6 +79,12 @@ type Options struct {
 	Verifier verifier.Options
 	// Store configures the PostgreSQL store.
 	Store store.Options
+	// SampleRetention is how long divergence samples are kept. Defaults to
+	// 7 days; negative keeps them forever.
+	SampleRetention time.Duration
+	// DeadLetterRetention is how long dead letters are kept. Defaults to 30
+	// days; negative keeps them forever.
+	DeadLetterRetention time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
@@ -107,6 +113,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if o.SampleRetention == 0 {
+		o.SampleRetention = 7 * 24 * time.Hour
+	}
+	if o.DeadLetterRetention == 0 {
+		o.DeadLetterRetention = 30 * 24 * time.Hour
 	}
 	switch {
 	case o.Workers < -1:
@@ -233,6 +245,7 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			return nil, err
 		}
 	}
+	a.wg.Go(func() { a.retain(runCtx) })
 
 	tokens, err := auth.Open(ctx, a.st.Pool(), opts.Auth)
 	if err != nil {
@@ -348,6 +361,33 @@ func (a *App) startDemo(ctx context.Context) error {
 		}
 	})
 	return nil
+}
+
+// retain deletes samples and dead letters past their retention, at start
+// and every ten minutes, until ctx ends.
+func (a *App) retain(ctx context.Context) {
+	before := func(keep time.Duration) time.Time {
+		if keep < 0 {
+			return time.Time{}
+		}
+		return time.Now().Add(-keep)
+	}
+	tick := time.NewTicker(10 * time.Minute)
+	defer tick.Stop()
+	for {
+		n, d, err := a.st.Prune(ctx, before(a.opts.SampleRetention), before(a.opts.DeadLetterRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			a.log.Warn("collector: retention", "err", err)
+		case n+d > 0:
+			a.log.Info("collector: retention", "samples_deleted", n, "dead_letters_deleted", d)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // URL is the dashboard's address.

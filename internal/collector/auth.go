@@ -75,6 +75,8 @@ var routeAccess = map[string]auth.Role{
 	"PUT /api/v1/experiments/:name/rules":         auth.RoleOperator,
 	"POST /api/v1/experiments/:name/noise/accept": auth.RoleOperator,
 	"PUT /api/v1/experiments/:name/gate/spec":     auth.RoleOperator,
+	"GET /api/v1/experiments/:name/redaction":     auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/redaction":     auth.RoleOperator,
 	"POST " + pathIngest:                          auth.RoleIngest,
 }
 

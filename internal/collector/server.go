@@ -40,6 +40,8 @@ type Reader interface {
 	Variants(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.VariantCount, error)
 	Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]store.SeriesPoint, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
+	SaveRedaction(ctx context.Context, experiment string, rules json.RawMessage, author string) (store.Redaction, error)
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
 	Ping(ctx context.Context) error
 }
@@ -139,6 +141,8 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.PUT("/experiments/:name/rules", s.apiPutRules, middleware.BodyLimit("1M"))
 	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, middleware.BodyLimit("1M"))
 	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, middleware.BodyLimit("1M"))
+	api.GET("/experiments/:name/redaction", s.apiRedaction)
+	api.PUT("/experiments/:name/redaction", s.apiPutRedaction, middleware.BodyLimit("1M"))
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
 	}

@@ -14,31 +14,85 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
+	"github.com/parityhq/parity/pkg/redact"
 )
 
 // RulesChangedSubject is the core NATS subject on which the collector
 // announces, with the experiment's name as the payload, that the experiment's
-// diff rules changed. Every worker reloads them; a missed notice is caught by
+// diff rules or redaction changed. Every worker reloads them; a missed notice is caught by
 // the periodic reload.
 const RulesChangedSubject = "parity.rules.changed"
 
-// RulesStore is where workers read diff rules. *store.Store satisfies it.
+// RulesStore is where workers read diff rules and redactions. *store.Store
+// satisfies it.
 type RulesStore interface {
 	AllRules(ctx context.Context) ([]store.Rules, error)
 	Rules(ctx context.Context, experiment string) (store.Rules, error)
+	AllRedactions(ctx context.Context) ([]store.Redaction, error)
+	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 }
 
-// judges holds a compiled differ per experiment, swapped atomically when
-// rules change, so judging never waits for a reload.
+// judges holds a compiled differ and redactor per experiment, swapped
+// atomically when they change, so judging never waits for a reload.
 type judges struct {
-	byExp atomic.Pointer[map[string]*diff.Differ]
-	log   *slog.Logger
+	byExp    atomic.Pointer[map[string]*diff.Differ]
+	redactor atomic.Pointer[map[string]*redact.Redactor]
+	log      *slog.Logger
 }
 
 func newJudges(log *slog.Logger) *judges {
 	j := &judges{log: log}
 	j.byExp.Store(&map[string]*diff.Differ{})
+	j.redactor.Store(&map[string]*redact.Redactor{})
 	return j
+}
+
+// redactorFor returns the experiment's redactor; nil redacts nothing.
+func (j *judges) redactorFor(experiment string) *redact.Redactor {
+	return (*j.redactor.Load())[experiment]
+}
+
+func compileRedaction(r store.Redaction) (*redact.Redactor, error) {
+	var rules []redact.Rule
+	if err := json.Unmarshal(r.Rules, &rules); err != nil {
+		return nil, fmt.Errorf("verifier: redaction of %s: %w", r.Experiment, err)
+	}
+	return redact.New(rules, r.Key)
+}
+
+// loadRedactions replaces every experiment's redactor, or, with experiment
+// set, that one's. A redaction that does not compile (it was validated when
+// saved) withholds all sample data of its experiment rather than store it
+// unredacted: it fails closed.
+func (j *judges) loadRedactions(ctx context.Context, rs RulesStore, experiment string) error {
+	var list []store.Redaction
+	if experiment == "" {
+		all, err := rs.AllRedactions(ctx)
+		if err != nil {
+			return err
+		}
+		list = all
+	} else {
+		r, err := rs.Redaction(ctx, experiment)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		list = []store.Redaction{r}
+	}
+	next := maps.Clone(*j.redactor.Load())
+	for _, r := range list {
+		red, err := compileRedaction(r)
+		if err != nil {
+			j.log.Error("verifier: redaction does not compile; withholding sample values", "experiment", r.Experiment, "err", err)
+			red, _ = redact.New([]redact.Rule{{Path: "$", Mode: redact.Mask}}, nil)
+		}
+		next[r.Experiment] = red
+	}
+	j.redactor.Store(&next)
+	return nil
 }
 
 var exact = diff.Exact()
@@ -68,8 +122,12 @@ func compile(r store.Rules) (*diff.Differ, error) {
 	return d, nil
 }
 
-// loadAll replaces every experiment's differ with its latest rules.
+// loadAll replaces every experiment's differ with its latest rules, and
+// every redactor.
 func (j *judges) loadAll(ctx context.Context, rs RulesStore) error {
+	if err := j.loadRedactions(ctx, rs, ""); err != nil {
+		return err
+	}
 	all, err := rs.AllRules(ctx)
 	if err != nil {
 		return err
@@ -87,8 +145,12 @@ func (j *judges) loadAll(ctx context.Context, rs RulesStore) error {
 	return nil
 }
 
-// load replaces one experiment's differ with its latest rules.
+// load replaces one experiment's differ with its latest rules, and its
+// redactor.
 func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) error {
+	if err := j.loadRedactions(ctx, rs, experiment); err != nil {
+		return err
+	}
 	r, err := rs.Rules(ctx, experiment)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil

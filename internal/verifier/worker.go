@@ -15,6 +15,7 @@ import (
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/redact"
 	"github.com/parityhq/parity/pkg/report"
 )
 
@@ -437,6 +438,13 @@ func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
 	if len(data) > store.MaxDeadLetterBytes {
 		data = data[:store.MaxDeadLetterBytes]
 	}
+	// An envelope that could not be read cannot be redacted: for an
+	// experiment with redaction, keep the reason and size, not the bytes.
+	parts := strings.SplitN(pm.msg.Subject(), ".", 4)
+	if len(parts) >= 3 && w.rules.redactorFor(parts[2]).Active() {
+		data = nil
+		reason += " (bytes withheld: the experiment redacts values)"
+	}
 	b.deadLetters = append(b.deadLetters, store.DeadLetter{
 		Source: "nats", Subject: pm.msg.Subject(), Reason: reason,
 		Data: append([]byte(nil), data...), Size: size, At: time.Now().UTC(),
@@ -502,7 +510,7 @@ func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Res
 		// Judge leaves out the concrete differences (paths, values): render
 		// them only for the few pairs kept as samples.
 		detail := d.Explain(p)
-		b.samples = append(b.samples, sampleOf(p, segment, sig, &detail))
+		b.samples = append(b.samples, sampleOf(p, segment, sig, &detail, w.rules.redactorFor(p.Experiment)))
 	}
 }
 
@@ -607,7 +615,9 @@ func failed(s envelope.Status) bool {
 	return s == envelope.StatusError || s == envelope.StatusPanic || s == envelope.StatusTimeout
 }
 
-func sampleOf(p *envelope.Pair, segment, signature string, res *diff.Result) store.Sample {
+// sampleOf keeps a divergent pair for drill-down, with the experiment's
+// redaction applied to both observations and to the differences' values.
+func sampleOf(p *envelope.Pair, segment, signature string, res *diff.Result, red *redact.Redactor) store.Sample {
 	paths := make([]string, 0, len(res.Diffs))
 	for _, d := range res.Diffs {
 		paths = append(paths, d.Path)
@@ -618,8 +628,8 @@ func sampleOf(p *envelope.Pair, segment, signature string, res *diff.Result) sto
 	return store.Sample{
 		PairID: p.ID, Experiment: p.Experiment, Operation: p.Operation, Segment: segment,
 		Kind: string(p.Kind), Stage: string(p.Stage), UserKey: p.User.Key, Time: p.Time.UTC(),
-		Control: ctl, Candidate: cand, Paths: paths,
-		Verdict: string(res.Verdict), Signature: signature, RulesVersion: res.RulesVersion, Diffs: diffs,
+		Control: red.Observation(ctl), Candidate: red.Observation(cand), Paths: paths,
+		Verdict: string(res.Verdict), Signature: signature, RulesVersion: res.RulesVersion, Diffs: red.Differences(diffs),
 	}
 }
 
