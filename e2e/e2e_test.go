@@ -349,3 +349,45 @@ func TestIngestOverHTTP(t *testing.T) {
 		return ""
 	})
 }
+
+// TestPipelineShowsHooksAndBacklog: hooks report their counters, and the
+// overview and GET /api/v1/pipeline show them with the stream's backlog.
+func TestPipelineShowsHooksAndBacklog(t *testing.T) {
+	app, nc := startSystem(t, "ingest-token-0123456789")
+	pub, err := publish.New(nc, publish.Options{Instance: "orders-api-1", QueueSize: 1, ReportInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := makePair("e2e-pipe", 0, time.Now().UTC())
+	pub.Publish(p)
+	pub.Publish(nil) // counted as dropped
+	if err := pub.Close(context.Background()); err != nil { // sends a last report
+		t.Fatal(err)
+	}
+	var v collector.PipelineView
+	testutil.Eventually(t, 10*time.Second, func() string {
+		getJSON(t, app.URL()+"/api/v1/pipeline", &v)
+		if len(v.Hooks) != 1 || v.Hooks[0].Instance != "orders-api-1" || v.Totals.Dropped != 1 || v.Totals.Published != 1 {
+			return fmt.Sprintf("pipeline %+v", v)
+		}
+		return ""
+	})
+	if v.Backlog == nil {
+		t.Error("no stream backlog reported")
+	}
+	_, page := getPage(t, app.URL()+"/")
+	if !strings.Contains(page, `id="hooks-dropped">dropped 1<`) {
+		t.Errorf("overview does not show the hook's drop")
+	}
+}
+
+func getPage(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}

@@ -252,7 +252,13 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		return nil, err
 	}
 	anon, why := opts.anonymousViewers()
+	hk := newHooks()
+	if _, err := hk.subscribe(nc); err != nil {
+		return nil, fmt.Errorf("collector: subscribe to hook reports: %w", err)
+	}
+	stream, durable := consumerNames(opts.Verifier)
 	s := &handlers{
+		hooks: hk, js: js, stream: stream, durable: durable,
 		db: a.st, log: a.log, ingest: &ingester{js: js},
 		auth: newAuthn(authConfig{
 			Static: map[auth.Role][]string{

@@ -76,6 +76,7 @@ var routeAccess = map[string]auth.Role{
 	"POST /api/v1/experiments/:name/noise/accept": auth.RoleOperator,
 	"PUT /api/v1/experiments/:name/gate/spec":     auth.RoleOperator,
 	"GET /api/v1/experiments/:name/redaction":     auth.RoleViewer,
+	"GET /api/v1/pipeline":                        auth.RoleViewer,
 	"PUT /api/v1/experiments/:name/redaction":     auth.RoleOperator,
 	"POST " + pathIngest:                          auth.RoleIngest,
 }

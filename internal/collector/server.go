@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
@@ -55,6 +56,11 @@ type handlers struct {
 	// notify announces an experiment's rule change to the verifiers; nil
 	// leaves it to their periodic reload.
 	notify func(experiment string) error
+	// hooks are the hooks' latest reports; js, stream and durable find the
+	// verifiers' backlog. Nil or empty: not shown.
+	hooks           *hooks
+	js              jetstream.JetStream
+	stream, durable string
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -142,6 +148,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.POST("/experiments/:name/noise/accept", s.apiAcceptNoise, middleware.BodyLimit("1M"))
 	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, middleware.BodyLimit("1M"))
 	api.GET("/experiments/:name/redaction", s.apiRedaction)
+	api.GET("/pipeline", s.apiPipeline)
 	api.PUT("/experiments/:name/redaction", s.apiPutRedaction, middleware.BodyLimit("1M"))
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
@@ -546,7 +553,11 @@ func (s *handlers) overviewPage(c echo.Context) error {
 		row.Spark = sparkline(rates, "divergence rate of "+e.Name+" per hour over 24 hours")
 		rows = append(rows, row)
 	}
-	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": rows})
+	pipe, err := s.pipeline(ctx)
+	if err != nil {
+		return err
+	}
+	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": rows, "Pipeline": pipe})
 }
 
 func (s *handlers) samplePage(c echo.Context) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,13 @@ type Options struct {
 	// before it is counted as failed with [jetstream.ErrAsyncPublishTimeout].
 	// Zero means DefaultAckTimeout (5s); it must not be negative.
 	AckTimeout time.Duration
+	// Instance names this publisher in its reports, e.g. "orders-api-7f9c".
+	// Defaults to the host name and process id.
+	Instance string
+	// ReportInterval is how often the publisher reports its [Stats] on
+	// [ReportSubject] (core NATS, fire and forget), so the collector can show
+	// every hook's drops. Defaults to 10s; negative turns reports off.
+	ReportInterval time.Duration
 	// OnError, if set, receives publishing errors: invalid pairs, refused or
 	// unacknowledged publishes. It is called from the publisher's goroutine,
 	// never from Publish, and should return quickly: while it runs no pair
@@ -80,19 +88,40 @@ func (o Options) withDefaults() (Options, error) {
 	if o.AckTimeout == 0 {
 		o.AckTimeout = DefaultAckTimeout
 	}
+	if o.ReportInterval == 0 {
+		o.ReportInterval = DefaultReportInterval
+	}
+	if o.Instance == "" {
+		host, _ := os.Hostname()
+		o.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	return o, nil
+}
+
+// ReportSubject is where publishers report their counters.
+const ReportSubject = "parity.hooks.stats"
+
+// DefaultReportInterval is how often a publisher reports its counters.
+const DefaultReportInterval = 10 * time.Second
+
+// Report is what a publisher sends on [ReportSubject]: its counters since it
+// started, so a missed report loses nothing.
+type Report struct {
+	Instance string    `json:"instance"`
+	Time     time.Time `json:"time"`
+	Stats
 }
 
 // Stats counts what happened to the pairs offered to a [Publisher]. In every
 // snapshot Offered == Enqueued + Dropped and
 // Enqueued == Published + Failed + Pending.
 type Stats struct {
-	Offered   uint64 // calls to Publish
-	Enqueued  uint64 // pairs accepted into the queue (Publish returned true)
-	Dropped   uint64 // pairs refused: nil, queue full, or publisher closed
-	Published uint64 // pairs acknowledged by JetStream, duplicates included
-	Failed    uint64 // pairs invalid, refused, not acknowledged in time, or abandoned by Close
-	Pending   uint64 // pairs queued or awaiting an ack
+	Offered   uint64 `json:"offered"`   // calls to Publish
+	Enqueued  uint64 `json:"enqueued"`  // pairs accepted into the queue (Publish returned true)
+	Dropped   uint64 `json:"dropped"`   // pairs refused: nil, queue full, or publisher closed
+	Published uint64 `json:"published"` // pairs acknowledged by JetStream, duplicates included
+	Failed    uint64 `json:"failed"`    // pairs invalid, refused, not acknowledged in time, or abandoned by Close
+	Pending   uint64 `json:"pending"`   // pairs queued or awaiting an ack
 }
 
 // Publisher publishes pairs to JetStream from a background goroutine. Its
@@ -109,6 +138,7 @@ type Publisher struct {
 	errs    chan error    // asynchronous errors for OnError
 	quit    chan struct{} // closed by Close
 	stopped chan struct{} // closed when the goroutine has finished
+	reports chan struct{} // closed when the reporting goroutine has finished
 
 	closed    atomic.Bool // set by Close: Publish drops
 	stopping  atomic.Bool // set by the goroutine before its last pass over the queue
@@ -168,7 +198,34 @@ func New(nc *nats.Conn, opts Options) (*Publisher, error) {
 		return nil, fmt.Errorf("publish: subscribe for acks: %w", err)
 	}
 	go p.run()
+	p.reports = make(chan struct{})
+	go p.reportStats()
 	return p, nil
+}
+
+// reportStats sends the publisher's counters every ReportInterval, and once
+// more when it is closed. Reports are core NATS publishes: a lost one is
+// replaced by the next, and none is ever on the application's path.
+func (p *Publisher) reportStats() {
+	defer close(p.reports)
+	if p.opts.ReportInterval < 0 {
+		return
+	}
+	send := func() {
+		b, _ := json.Marshal(Report{Instance: p.opts.Instance, Time: time.Now().UTC(), Stats: p.Stats()}) // plain fields always marshal
+		_ = p.nc.Publish(ReportSubject, b)
+	}
+	tick := time.NewTicker(p.opts.ReportInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			send()
+		case <-p.stopped:
+			send()
+			return
+		}
+	}
 }
 
 // Discard returns a Publisher connected to nothing, for tests and for
@@ -247,6 +304,13 @@ func (p *Publisher) Close(ctx context.Context) error {
 	if err == nil {
 		select {
 		case <-p.stopped:
+		case <-ctx.Done():
+			err = context.Cause(ctx)
+		}
+	}
+	if err == nil && p.reports != nil {
+		select {
+		case <-p.reports:
 		case <-ctx.Done():
 			err = context.Cause(ctx)
 		}

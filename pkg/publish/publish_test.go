@@ -738,3 +738,33 @@ func TestDiscard(t *testing.T) {
 	}
 	checkStats(t, p, publish.Stats{Offered: 2, Dropped: 2})
 }
+
+// TestReports: a publisher reports its counters on ReportSubject, with its
+// instance name, and once more when it is closed.
+func TestReports(t *testing.T) {
+	ns := testutil.RunJetStream(t)
+	nc := testutil.Connect(t, ns)
+	sub, err := nc.SubscribeSync(publish.ReportSubject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := publish.New(testutil.Connect(t, ns), publish.Options{Instance: "orders-api-1", ReportInterval: time.Hour, QueueSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Publish(nil) // a drop
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := sub.NextMsg(5 * time.Second)
+	if err != nil {
+		t.Fatalf("no report after Close: %v", err)
+	}
+	var r publish.Report
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Instance != "orders-api-1" || r.Dropped != 1 || r.Offered != 1 || r.Time.IsZero() {
+		t.Errorf("report %+v, want instance orders-api-1 with 1 offered and 1 dropped", r)
+	}
+}
