@@ -20,14 +20,18 @@ import (
 	"github.com/parityhq/parity/pkg/publish"
 )
 
-// benchPair returns a pair whose encoded envelope is about size bytes.
-func benchPair(i, size int, now time.Time) *envelope.Pair {
+// benchPair returns a pair whose encoded envelope is about size bytes, in
+// one of four segments.
+func benchPair(i, size int, now time.Time) *envelope.Pair { return benchPairIn(i, size, 4, now) }
+
+// benchPairIn returns a pair in one of segments segments.
+func benchPairIn(i, size, segments int, now time.Time) *envelope.Pair {
 	pad := max(size/2-120, 0)
 	v := json.RawMessage(fmt.Sprintf(`{"id":%d,"status":"paid","note":%q}`, i, strings.Repeat("x", pad)))
 	return &envelope.Pair{
 		Version: envelope.Version, ID: fmt.Sprintf("b-%d-%d", now.UnixNano(), i), Experiment: "bench", Operation: "GetOrder",
 		Kind: envelope.KindRead, Time: now, Stage: envelope.StageShadow,
-		User:    envelope.User{Key: "u", Attrs: map[string]string{"country": []string{"IN", "US", "DE", "BR"}[i%4], "plan": "pro"}},
+		User:    envelope.User{Key: "u", Attrs: map[string]string{"country": fmt.Sprintf("C%03d", i%segments), "plan": "pro"}},
 		Control: envelope.Observation{Value: v, DurationNS: 1000}, Candidate: envelope.Observation{Value: v, DurationNS: 1000},
 	}
 }
@@ -40,8 +44,19 @@ func BenchmarkB1(b *testing.B) {
 	for _, size := range []int{1536, 8192} {
 		name := fmt.Sprintf("%.1fKB", float64(size)/1024)
 		b.Run(name+"/reference", func(b *testing.B) { benchRawJetStream(b, size) })
-		b.Run(name+"/parity", func(b *testing.B) { benchParity(b, size) })
+		b.Run(name+"/parity", func(b *testing.B) { benchParity(b, size, 4, 1) })
 	}
+	// Two workers on their own connections, as two verifier processes are.
+	b.Run("1.5KB-2workers/reference", func(b *testing.B) { benchRawJetStream(b, 1536) })
+	b.Run("1.5KB-2workers/parity", func(b *testing.B) { benchParity(b, 1536, 4, 2) })
+}
+
+// BenchmarkB7 measures end-to-end pairs/s with all traffic in one segment
+// against the same traffic spread over 100 segments: a hot segment must not
+// slow the pipeline. Run it with a fixed count, like B1.
+func BenchmarkB7(b *testing.B) {
+	b.Run("reference", func(b *testing.B) { benchParity(b, 1536, 100, 1) })
+	b.Run("parity", func(b *testing.B) { benchParity(b, 1536, 1, 1) })
 }
 
 func benchRawJetStream(b *testing.B, size int) {
@@ -98,24 +113,29 @@ func benchRawJetStream(b *testing.B, size int) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
 }
 
-func benchParity(b *testing.B, size int) {
+func benchParity(b *testing.B, size, segments, workers int) {
 	ns := testutil.RunJetStream(b)
 	ctx := context.Background()
-	st, err := store.Open(ctx, testutil.FreshDatabase(b), store.Options{})
+	st, err := store.Open(ctx, testutil.FreshDatabase(b), store.Options{SegmentCap: 200})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	wjs, _ := jetstream.New(testutil.Connect(b, ns))
-	// A 100ms flush interval: a bounded run ends with one partial batch
-	// waiting for the interval, which at the default 500ms would dominate a
-	// one-second run; in steady state the interval does not limit throughput.
-	w, err := verifier.New(wjs, st, verifier.Options{FlushInterval: 100 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := verifier.EnsureStream(ctx, wjs, verifier.StreamOptions{}); err != nil {
-		b.Fatal(err)
+	var ws []*verifier.Worker
+	for range workers {
+		wjs, _ := jetstream.New(testutil.Connect(b, ns))
+		// A 100ms flush interval: a bounded run ends with one partial batch
+		// waiting for the interval, which at the default 500ms would dominate
+		// a one-second run; in steady state the interval does not limit
+		// throughput.
+		w, err := verifier.New(wjs, st, verifier.Options{FlushInterval: 100 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := verifier.EnsureStream(ctx, wjs, verifier.StreamOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		ws = append(ws, w)
 	}
 	pub, err := publish.New(testutil.Connect(b, ns), publish.Options{QueueSize: b.N + 1})
 	if err != nil {
@@ -124,27 +144,37 @@ func benchParity(b *testing.B, size int) {
 	now := time.Now().UTC()
 	pairs := make([]*envelope.Pair, b.N)
 	for i := range pairs {
-		pairs[i] = benchPair(i, size, now)
+		pairs[i] = benchPairIn(i, size, segments, now)
 	}
 	wctx, stop := context.WithCancel(ctx)
-	errc := make(chan error, 1)
+	errc := make(chan error, workers)
+	judged := func() (n uint64) {
+		for _, w := range ws {
+			n += w.Stats().Judged
+		}
+		return n
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	go func() { errc <- w.Run(wctx) }()
+	for _, w := range ws {
+		go func() { errc <- w.Run(wctx) }()
+	}
 	for _, p := range pairs {
 		if !pub.Publish(p) {
 			b.Fatal("dropped")
 		}
 	}
-	for w.Stats().Judged < uint64(b.N) {
+	for judged() < uint64(b.N) {
 		time.Sleep(time.Millisecond) // polling the counter; the figure is throughput, not this loop
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
 	b.StopTimer()
 	stop()
-	if err := <-errc; err != nil {
-		b.Fatal(err)
+	for range ws {
+		if err := <-errc; err != nil {
+			b.Fatal(err)
+		}
 	}
 	_ = pub.Close(ctx)
 }

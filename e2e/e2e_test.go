@@ -360,7 +360,7 @@ func TestPipelineShowsHooksAndBacklog(t *testing.T) {
 	}
 	p, _ := makePair("e2e-pipe", 0, time.Now().UTC())
 	pub.Publish(p)
-	pub.Publish(nil) // counted as dropped
+	pub.Publish(nil)                                        // counted as dropped
 	if err := pub.Close(context.Background()); err != nil { // sends a last report
 		t.Fatal(err)
 	}

@@ -37,12 +37,19 @@ func BenchmarkApply(b *testing.B) {
 			if !lat {
 				name += "-no-latencies"
 			}
-			b.Run(name, func(b *testing.B) { benchmarkApply(b, shape.pairs, shape.segments, shape.operations, lat) })
+			every := 0
+			if lat {
+				every = 1
+			}
+			b.Run(name, func(b *testing.B) { benchmarkApply(b, shape.pairs, shape.segments, shape.operations, every) })
 		}
 	}
 }
 
-func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations int, withLatencies bool) {
+// benchmarkApply writes flushes of pairsPerFlush pairs; latencies ride along
+// every latencyEvery-th flush (0: never), as the verifier's LatencyInterval
+// does.
+func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations, latencyEvery int) {
 	const (
 		samplesPerFlush = 20
 		signatures      = 5
@@ -65,6 +72,7 @@ func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations int, withL
 	for b.Loop() {
 		m := t0.Add(time.Duration(flush/60) * time.Minute) // one flush per second
 		batch := &store.Batch{Stream: "PARITY_PAIRS@1"}
+		withLatencies := latencyEvery > 0 && flush%latencyEvery == 0
 		for i := range segments * operations {
 			seg := fmt.Sprintf("country=C%02d", i%segments)
 			batch.Counts = append(batch.Counts, store.Count{
@@ -112,6 +120,9 @@ func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations int, withL
 		}
 		pairs += int64(pairsPerFlush)
 		hourRows := segments * operations // one per (operation, segment, hour), counts and latencies alike
+		if withLatencies {
+			hourRows *= 2 // rewritten once more for the histograms
+		}
 		rows += int64(len(batch.Counts) + hourRows + len(batch.Signatures) + signatures + len(batch.Variants) +
 			len(batch.Samples) + 1)
 		flush++
@@ -124,4 +135,40 @@ func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations int, withL
 	b.ReportMetric(float64(rows)/float64(pairs), "rows/pair")
 	b.ReportMetric(walBytes/float64(pairs), "walB/pair")
 	b.ReportMetric(float64(pairs)/elapsed.Seconds(), "pairs/s")
+}
+
+// BenchmarkB6 compares PostgreSQL rows and WAL bytes per pair: the
+// verifier's way (pre-aggregated flushes of 4,000 pairs over 50 segments,
+// latencies every tenth flush as with the default 10s LatencyInterval at one
+// flush a second) against the naive way, one counter upsert per pair.
+func BenchmarkB6(b *testing.B) {
+	b.Run("reference", func(b *testing.B) {
+		s := openStore(b, store.Options{})
+		ctx := b.Context()
+		if _, err := s.Pool().Exec(ctx, `CREATE TABLE b6_ref (experiment text, operation text, segment text, minute timestamptz,
+			pairs bigint, divergent bigint, PRIMARY KEY (experiment, operation, segment, minute))`); err != nil {
+			b.Fatal(err)
+		}
+		var wal0 string
+		if err := s.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&wal0); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for b.Loop() {
+			_, err := s.Pool().Exec(ctx, `INSERT INTO b6_ref VALUES ('bench', 'op0', $1, $2, 1, $3)
+				ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET pairs = b6_ref.pairs + 1, divergent = b6_ref.divergent + EXCLUDED.divergent`,
+				fmt.Sprintf("country=C%02d", n%50), t0.Add(time.Duration(n/4000)*time.Minute), n%100/99)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		var walBytes float64
+		if err := s.Pool().QueryRow(ctx, `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)`, wal0).Scan(&walBytes); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(1, "rows/pair")
+		b.ReportMetric(walBytes/float64(n), "walB/pair")
+	})
+	b.Run("parity", func(b *testing.B) { benchmarkApply(b, 4000, 50, 1, 10) })
 }
