@@ -35,11 +35,52 @@ func cleanJSON(raw json.RawMessage) *string {
 	if !utf8.Valid(raw) {
 		raw = bytes.ToValidUTF8(raw, []byte(replacement))
 	}
-	if !json.Valid(raw) {
+	if !json.Valid(raw) || !jsonbNumbers(raw) {
 		raw, _ = json.Marshal(string(raw)) // cannot fail for a string
 	}
 	s := fixEscapes(string(raw))
 	return &s
+}
+
+// jsonbNumbers reports whether every number in raw (valid JSON) fits
+// PostgreSQL's numeric type, which jsonb stores numbers as: at most 131,072
+// digits before the point and 16,383 after. A document with a number beyond
+// that (1e999999) would fail the whole batch on every retry, so it is kept
+// as a string instead. The check is conservative: any exponent beyond ±1000
+// or any number longer than 1000 characters counts as too large.
+func jsonbNumbers(raw []byte) bool {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '-' || (c >= '0' && c <= '9'):
+			j := i
+			for j < len(raw) && strings.IndexByte("+-0123456789.eE", raw[j]) >= 0 {
+				j++
+			}
+			num := raw[i:j]
+			if len(num) > 1000 {
+				return false
+			}
+			if e := bytes.IndexAny(num, "eE"); e >= 0 {
+				exp := strings.TrimLeft(string(num[e+1:]), "+-")
+				exp = strings.TrimLeft(exp, "0")
+				if len(exp) > 3 {
+					return false
+				}
+			}
+			i = j - 1
+		}
+	}
+	return true
 }
 
 // fixEscapes replaces the \u escapes jsonb refuses (\u0000 and unpaired

@@ -104,3 +104,17 @@ func TestSeqRuns(t *testing.T) {
 		t.Error("seqRuns accepted a sequence past int8range's reach")
 	}
 }
+
+func TestJSONBNumbers(t *testing.T) {
+	for raw, want := range map[string]bool{
+		`{"a":1e999999}`:                 false,
+		`{"a":1e308,"b":-2.5E-10}`:       true,
+		`{"a":"1e999999"}`:               true, // a string, not a number
+		`[12345678901234567890, 1e1000]`: false,
+		`{"a":"x\"1e99999"}`:             true,
+	} {
+		if got := jsonbNumbers([]byte(raw)); got != want {
+			t.Errorf("jsonbNumbers(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -657,8 +659,19 @@ func Segment(attrs map[string]string, keys []string) (string, map[string]string)
 		sb.WriteByte('=')
 		sb.WriteString(v)
 	}
-	return sb.String(), vals
+	key := sb.String()
+	if len(key) > maxSegmentKey {
+		// Keys index PostgreSQL rows, whose btree entries are limited to
+		// about 2.7 KB: keep a readable start and make the rest unique.
+		h := fnv.New64a()
+		h.Write([]byte(key))
+		key = strings.ToValidUTF8(key[:maxSegmentKey-20], "") + "…" + strconv.FormatUint(h.Sum64(), 16)
+	}
+	return key, vals
 }
+
+// maxSegmentKey bounds a segment key's length in bytes.
+const maxSegmentKey = 512
 
 // flush judges the batch's redeliveries, writes the batch, and then
 // acknowledges (or terminates) every message in it. While the store fails it

@@ -30,6 +30,8 @@ func TestSegment(t *testing.T) {
 		{"missing attribute", map[string]string{"country": "IN"}, []string{"country", "plan"}, "country=IN,plan=(none)"},
 		{"separators in values are replaced", map[string]string{"country": "a,b=c"}, []string{"country"}, "country=a_b_c"},
 		{"no segment attributes", map[string]string{"country": "IN"}, nil, "all"},
+		{"long keys are cut and made unique", map[string]string{"a": strings.Repeat("x", 128), "b": strings.Repeat("y", 128), "c": strings.Repeat("z", 128), "d": "1"},
+			[]string{"a", "b", "c", "d"}, "a=" + strings.Repeat("x", 128) + ",b=" + strings.Repeat("y", 128) + ",c=" + strings.Repeat("z", 128) + ",d=1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,4 +296,19 @@ func TestLatenciesWrittenEveryInterval(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+func TestSegmentKeyBounded(t *testing.T) {
+	keys := []string{"a", "b", "c", "d", "e", "f"}
+	attrs := map[string]string{}
+	for _, k := range keys {
+		attrs[k] = strings.Repeat(k, 128)
+	}
+	one, _ := Segment(attrs, keys)
+	attrs["f"] = strings.Repeat("g", 128)
+	two, _ := Segment(attrs, keys)
+	if len(one) > maxSegmentKey || len(two) > maxSegmentKey || one == two || !strings.HasPrefix(one, "a=aaa") {
+		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
+			one, len(one), two, len(two), maxSegmentKey)
+	}
 }

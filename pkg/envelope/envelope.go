@@ -309,6 +309,13 @@ func (p *Pair) validate(checkValues bool) error {
 	if err := p.User.validate(); err != nil {
 		return err
 	}
+	if f := p.Flag; f != nil {
+		for name, v := range map[string]string{"flag.key": f.Key, "flag.variant": f.Variant, "flag.reason": f.Reason} {
+			if len(v) > MaxAttrValueLen {
+				return &FieldError{name, fmt.Sprintf("longer than %d bytes", MaxAttrValueLen)}
+			}
+		}
+	}
 	if err := p.Control.validate("control", checkValues); err != nil {
 		return err
 	}

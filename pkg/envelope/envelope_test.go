@@ -79,6 +79,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"attr name", edit("user", map[string]any{"key": "u", "attrs": map[string]any{"a b": "x"}}), "user.attrs", "attribute name"},
 		{"attr value type", edit("user", map[string]any{"key": "u", "attrs": map[string]any{"plan": 3}}), "user.attrs", "wrong type"},
 		{"attr value too long", edit("user", map[string]any{"key": "u", "attrs": map[string]any{"plan": strings.Repeat("x", 129)}}), "user.attrs.plan", "longer than 128"},
+		{"flag reason too long", edit("flag", map[string]any{"variant": "on", "reason": strings.Repeat("x", 129)}), "flag.reason", "longer than 128"},
 		{"unknown status", edit("control", map[string]any{"status": "meh", "duration_ns": 1}), "control.status", "unknown status"},
 		{"error status without text", edit("candidate", map[string]any{"status": "error", "duration_ns": 1}), "candidate.error", "missing"},
 		{"negative duration", edit("candidate", map[string]any{"duration_ns": -1}), "candidate.duration_ns", "negative"},
