@@ -115,6 +115,16 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream, durable
 		MaxAckPending: o.MaxAckPending,
 		FilterSubject: envelope.SubjectPrefix + ".>",
 	}
+	// Read first and write only when the settings differ: verifiers that
+	// all create the consumer at once, each through a different server of a
+	// cluster, can leave some of them without pull requests served.
+	if c, err := js.Consumer(ctx, stream, durable); err == nil {
+		have := c.CachedInfo().Config
+		if have.AckPolicy == cfg.AckPolicy && have.AckWait == cfg.AckWait && have.MaxDeliver == cfg.MaxDeliver &&
+			have.MaxAckPending == cfg.MaxAckPending && have.FilterSubject == cfg.FilterSubject {
+			return c, nil
+		}
+	}
 	c, err := js.CreateOrUpdateConsumer(ctx, stream, cfg)
 	if err != nil {
 		// Another verifier may have created it with slightly different

@@ -209,7 +209,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 1000)))
+	// Pull requests expire after 5s (not the library's 30s), so a request the
+	// server lost (a consumer leader failing over in a cluster) is replaced
+	// within seconds rather than leaving the worker idle for half a minute.
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 1000)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("verifier: consume: %w", err)
 	}

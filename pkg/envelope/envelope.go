@@ -167,6 +167,29 @@ type Observation struct {
 	Status Status `json:"status,omitempty"`
 	// DurationNS is how long the side took, in nanoseconds.
 	DurationNS int64 `json:"duration_ns"`
+
+	// decoded and hasDuration record what a decoded envelope contained, so
+	// that a missing side or duration is an error rather than a silent
+	// zero (which would compare as a match).
+	decoded, hasDuration bool
+}
+
+// UnmarshalJSON decodes an observation and notes which fields it had.
+func (o *Observation) UnmarshalJSON(b []byte) error {
+	type plain Observation // without this method
+	var v struct {
+		plain
+		DurationNS *int64 `json:"duration_ns"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*o = Observation(v.plain)
+	o.decoded = true
+	if v.DurationNS != nil {
+		o.DurationNS, o.hasDuration = *v.DurationNS, true
+	}
+	return nil
 }
 
 // Outcome returns the observation's status, deriving it from Error when the
@@ -207,12 +230,12 @@ func Marshal(p *Pair) ([]byte, error) {
 	}
 	// json.Marshal checks the raw values itself; on failure, validate them
 	// again only to name the field.
-	if err := p.validate(false); err != nil {
+	if err := p.validate(false, false); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		if verr := p.validate(true); verr != nil {
+		if verr := p.validate(true, false); verr != nil {
 			return nil, verr
 		}
 		return nil, fmt.Errorf("envelope: encode: %w", err)
@@ -244,8 +267,9 @@ func Decode(data []byte) (*Pair, error) {
 	if p.Version != Version {
 		return nil, versionError(data)
 	}
-	// The decoder has checked that both values are valid JSON.
-	if err := p.validate(false); err != nil {
+	// The decoder has checked that both values are valid JSON; a decoded
+	// envelope must also have had both sides and their durations.
+	if err := p.validate(false, true); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -270,6 +294,10 @@ func versionError(data []byte) error {
 }
 
 func syntaxError(err error) error {
+	var pe *time.ParseError
+	if errors.As(err, &pe) {
+		return &FieldError{Field: "time", Problem: "not an RFC 3339 time, e.g. 2026-11-21T10:15:30Z"}
+	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		field := te.Field
@@ -283,9 +311,11 @@ func syntaxError(err error) error {
 
 // Validate checks every field of p and returns the first problem as a
 // [*FieldError].
-func (p *Pair) Validate() error { return p.validate(true) }
+func (p *Pair) Validate() error { return p.validate(true, false) }
 
-func (p *Pair) validate(checkValues bool) error {
+// validate checks p; checkValues also checks that the values are valid JSON,
+// and wire that a decoded envelope had both sides and their durations.
+func (p *Pair) validate(checkValues, wire bool) error {
 	switch {
 	case p.Version != Version:
 		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this build reads version %d)", p.Version, Version)}
@@ -310,16 +340,16 @@ func (p *Pair) validate(checkValues bool) error {
 		return err
 	}
 	if f := p.Flag; f != nil {
-		for name, v := range map[string]string{"flag.key": f.Key, "flag.variant": f.Variant, "flag.reason": f.Reason} {
-			if len(v) > MaxAttrValueLen {
-				return &FieldError{name, fmt.Sprintf("longer than %d bytes", MaxAttrValueLen)}
+		for _, fv := range [...]struct{ name, v string }{{"flag.key", f.Key}, {"flag.variant", f.Variant}, {"flag.reason", f.Reason}} {
+			if len(fv.v) > MaxAttrValueLen {
+				return &FieldError{fv.name, fmt.Sprintf("longer than %d bytes", MaxAttrValueLen)}
 			}
 		}
 	}
-	if err := p.Control.validate("control", checkValues); err != nil {
+	if err := p.Control.validate("control", checkValues, wire); err != nil {
 		return err
 	}
-	return p.Candidate.validate("candidate", checkValues)
+	return p.Candidate.validate("candidate", checkValues, wire)
 }
 
 func (u *User) validate() error {
@@ -340,8 +370,12 @@ func (u *User) validate() error {
 	return nil
 }
 
-func (o *Observation) validate(side string, checkValue bool) error {
+func (o *Observation) validate(side string, checkValue, wire bool) error {
 	switch {
+	case wire && !o.decoded:
+		return &FieldError{side, "missing"}
+	case wire && !o.hasDuration:
+		return &FieldError{side + ".duration_ns", "missing"}
 	case !o.Status.valid():
 		return &FieldError{side + ".status", fmt.Sprintf("unknown status %q", truncate(string(o.Status), 20))}
 	case o.Status == StatusError && o.Error == "":

@@ -161,6 +161,11 @@ type flight struct {
 	seq     uint64
 	subject string
 	timer   *time.Timer // fails the pair after AckTimeout
+	// msg is kept for a retry: while a clustered stream elects a leader,
+	// the server answers "no responders" and the pair is sent again (same
+	// Nats-Msg-Id, so never stored twice) until AckTimeout.
+	msg     *nats.Msg
+	retries int
 }
 
 // flushWaiter is a Flush waiting for left in-flight pairs with sequence
@@ -423,21 +428,21 @@ func (p *Publisher) send(pair *envelope.Pair) {
 	p.mu.Lock()
 	p.seq++
 	token := strconv.FormatUint(p.seq, 36)
-	p.inflight[token] = &flight{
-		seq:     p.seq,
-		subject: subject,
-		timer: time.AfterFunc(p.opts.AckTimeout, func() {
-			p.complete(token, jetstream.ErrAsyncPublishTimeout)
-		}),
-	}
-	p.mu.Unlock()
-
-	err = p.nc.PublishMsg(&nats.Msg{
+	msg := &nats.Msg{
 		Subject: subject,
 		Reply:   p.inbox + token,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{pair.ID}},
 		Data:    data,
-	})
+	}
+	p.inflight[token] = &flight{
+		seq:     p.seq,
+		subject: subject,
+		timer: time.AfterFunc(p.opts.AckTimeout, func() { p.complete(token, p.timeoutCause(token)) }),
+		msg: msg,
+	}
+	p.mu.Unlock()
+
+	err = p.nc.PublishMsg(msg)
 	if err != nil {
 		p.complete(token, err)
 	}
@@ -449,8 +454,56 @@ func (p *Publisher) onAck(m *nats.Msg) {
 	if !ok {
 		return
 	}
-	p.complete(token, ackError(m))
+	err := ackError(m)
+	if errors.Is(err, jetstream.ErrNoStreamResponse) && p.retry(token) {
+		return
+	}
+	p.complete(token, err)
 }
+
+// retry sends the pair with token again after a short backoff, unless it
+// has been retried for long enough; it reports whether it will. The pair's
+// AckTimeout timer keeps running: a pair still refused when it fires fails.
+func (p *Publisher) retry(token string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f, ok := p.inflight[token]
+	if !ok || f.retries >= maxRetries {
+		return false
+	}
+	f.retries++
+	backoff := min(retryBase<<(f.retries-1), time.Second)
+	msg := f.msg
+	time.AfterFunc(backoff, func() {
+		p.mu.Lock()
+		_, still := p.inflight[token]
+		p.mu.Unlock()
+		if still {
+			if err := p.nc.PublishMsg(msg); err != nil {
+				p.complete(token, err)
+			}
+		}
+	})
+	return true
+}
+
+// timeoutCause is why a pair not acknowledged in time failed: still no
+// stream to take it, when that is what it was retried for.
+func (p *Publisher) timeoutCause(token string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f, ok := p.inflight[token]; ok && f.retries > 0 {
+		return jetstream.ErrNoStreamResponse
+	}
+	return jetstream.ErrAsyncPublishTimeout
+}
+
+// Retries of a pair refused for want of a stream leader: 50ms doubling to
+// 1s, at most 20 times (and never past AckTimeout).
+const (
+	retryBase  = 50 * time.Millisecond
+	maxRetries = 20
+)
 
 // ackError returns nil if m acknowledges a stored pair (or a duplicate of
 // one), and otherwise why the pair was not stored.

@@ -638,7 +638,9 @@ func TestNoStream(t *testing.T) {
 	ns := testutil.RunJetStream(t)
 	nc := testutil.Connect(t, ns)
 	var log errorLog
-	p := newPublisher(t, nc, publish.Options{OnError: log.add})
+	// Refusals for want of a stream are retried until AckTimeout (a
+	// clustered stream electing a leader refuses the same way).
+	p := newPublisher(t, nc, publish.Options{OnError: log.add, AckTimeout: 500 * time.Millisecond})
 	const n = 5
 	for i := range n {
 		p.Publish(validPair(i))
@@ -767,4 +769,30 @@ func TestReports(t *testing.T) {
 	if r.Instance != "orders-api-1" || r.Dropped != 1 || r.Offered != 1 || r.Time.IsZero() {
 		t.Errorf("report %+v, want instance orders-api-1 with 1 offered and 1 dropped", r)
 	}
+}
+
+// TestRetriesUntilStreamAppears: a pair refused because no stream took it
+// (as while a clustered stream elects a leader) is sent again, and stored
+// once the stream is there.
+func TestRetriesUntilStreamAppears(t *testing.T) {
+	ns := testutil.RunJetStream(t)
+	nc := testutil.Connect(t, ns)
+	p := newPublisher(t, nc, publish.Options{AckTimeout: 10 * time.Second})
+	inMsgs := func() int64 { v, _ := ns.Varz(nil); return v.InMsgs }
+	before := inMsgs()
+	p.Publish(validPair(1))
+	// The first attempt reaches the server (and is refused: nothing listens)
+	// before the stream exists.
+	testutil.Eventually(t, 5*time.Second, func() string {
+		if inMsgs() == before {
+			return "first attempt not at the server yet"
+		}
+		return ""
+	})
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "PARITY_PAIRS", Subjects: []string{"parity.pairs.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	flush(t, p)
+	checkStats(t, p, publish.Stats{Offered: 1, Enqueued: 1, Published: 1})
 }
