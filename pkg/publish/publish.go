@@ -437,8 +437,8 @@ func (p *Publisher) send(pair *envelope.Pair) {
 	p.inflight[token] = &flight{
 		seq:     p.seq,
 		subject: subject,
-		timer: time.AfterFunc(p.opts.AckTimeout, func() { p.complete(token, p.timeoutCause(token)) }),
-		msg: msg,
+		timer:   time.AfterFunc(p.opts.AckTimeout, func() { p.complete(token, p.timeoutCause(token)) }),
+		msg:     msg,
 	}
 	p.mu.Unlock()
 
