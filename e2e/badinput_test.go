@@ -683,18 +683,7 @@ func TestBadInputFlood(t *testing.T) {
 	// Wait until the verifiers have settled every message: nothing pending,
 	// nothing awaiting an ack (a worker acks only after its commit).
 	testutil.Eventually(t, 30*time.Second, func() string {
-		cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
-		if err != nil {
-			return err.Error()
-		}
-		info, err := cons.Info(context.Background())
-		if err != nil {
-			return err.Error()
-		}
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Sprintf("%d messages pending, %d awaiting an ack; workers: %s", info.NumPending, info.NumAckPending, workerStats(app))
-		}
-		return ""
+		return settled(js, func() string { return "; workers: " + workerStats(app) })
 	})
 	var dl struct {
 		Total       int64 `json:"total"`
@@ -892,18 +881,7 @@ func TestBadInputValidEdgeCases(t *testing.T) {
 				t.Fatalf("ingest: %d %.500s", code, raw)
 			}
 			testutil.Eventually(t, 10*time.Second, func() string {
-				cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
-				if err != nil {
-					return err.Error()
-				}
-				info, err := cons.Info(context.Background())
-				if err != nil {
-					return err.Error()
-				}
-				if info.NumPending != 0 || info.NumAckPending != 0 {
-					return fmt.Sprintf("%d messages pending, %d awaiting an ack; workers: %s", info.NumPending, info.NumAckPending, workerStats(app))
-				}
-				return ""
+				return settled(js, func() string { return "; workers: " + workerStats(app) })
 			})
 			var dl struct {
 				Total       int `json:"total"`

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/testutil"
@@ -390,4 +391,22 @@ func getPage(t *testing.T, url string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// settled returns "" when the verifiers' consumer has nothing pending and
+// nothing awaiting an ack (a worker acks only after its commit), else what
+// is left, followed by more; for testutil.Eventually.
+func settled(js jetstream.JetStream, more func() string) string {
+	cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
+	if err != nil {
+		return err.Error()
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	if info.NumPending != 0 || info.NumAckPending != 0 {
+		return fmt.Sprintf("%d messages pending, %d awaiting an ack%s", info.NumPending, info.NumAckPending, more())
+	}
+	return ""
 }

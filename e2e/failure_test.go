@@ -261,20 +261,7 @@ func TestCountsExactThroughFailures(t *testing.T) {
 		return sameCounts(got, want)
 	})
 	// And it stays exact once nothing is left unacknowledged.
-	testutil.Eventually(t, 30*time.Second, func() string {
-		cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
-		if err != nil {
-			return err.Error()
-		}
-		info, err := cons.Info(context.Background())
-		if err != nil {
-			return err.Error()
-		}
-		if info.NumPending != 0 || info.NumAckPending != 0 {
-			return fmt.Sprintf("%d pending, %d awaiting ack", info.NumPending, info.NumAckPending)
-		}
-		return ""
-	})
+	testutil.Eventually(t, 30*time.Second, func() string { return settled(js, func() string { return "" }) })
 	if got := stored(); got != 28000 {
 		t.Fatalf("%d pairs stored after everything was acknowledged, want 28000", got)
 	}

@@ -20,27 +20,7 @@ func RunJetStream(t testing.TB) *server.Server {
 // can restart a server over the same data.
 func RunJetStreamIn(t testing.TB, dir string) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host:      "127.0.0.1",
-		Port:      server.RANDOM_PORT,
-		JetStream: true,
-		StoreDir:  dir,
-		NoLog:     true,
-		NoSigs:    true,
-	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("testutil: nats server: %v", err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("testutil: nats server not ready within 10s")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns
+	return RunJetStreamAt(t, dir, server.RANDOM_PORT)
 }
 
 // Connect opens a client connection to ns that is closed when the test ends.
