@@ -880,23 +880,28 @@ func TestBadInputValidEdgeCases(t *testing.T) {
 			if code != http.StatusOK || r.Accepted != len(lines) {
 				t.Fatalf("ingest: %d %.500s", code, raw)
 			}
-			testutil.Eventually(t, 10*time.Second, func() string {
-				return settled(js, func() string { return "; workers: " + workerStats(app) })
-			})
 			var dl struct {
 				Total       int `json:"total"`
 				DeadLetters []struct {
 					Reason string `json:"reason"`
 				} `json:"dead_letters"`
 			}
-			getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
-			got := apiCounts(t, app, experiment)
-			for k, c := range got {
-				got[k] = counts{pairs: c.pairs}
-			}
-			if msg := sameCounts(got, want); msg != "" {
-				t.Errorf("%s; %d dead letters %v", msg, dl.Total, dl.DeadLetters)
-			}
+			// Every pair counted (waiting for the counts themselves, not
+			// inferring them from the consumer), then nothing left in flight.
+			testutil.Eventually(t, 10*time.Second, func() string {
+				getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
+				got := apiCounts(t, app, experiment)
+				for k, c := range got {
+					got[k] = counts{pairs: c.pairs}
+				}
+				if msg := sameCounts(got, want); msg != "" {
+					return fmt.Sprintf("%s; %d dead letters %v; workers: %s", msg, dl.Total, dl.DeadLetters, workerStats(app))
+				}
+				return ""
+			})
+			testutil.Eventually(t, 10*time.Second, func() string {
+				return settled(js, func() string { return "; workers: " + workerStats(app) })
+			})
 			for _, w := range app.Workers() {
 				if s := w.Stats(); s.FlushErrors != 0 {
 					t.Errorf("a worker failed %d flushes", s.FlushErrors)

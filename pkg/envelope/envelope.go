@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -167,29 +168,6 @@ type Observation struct {
 	Status Status `json:"status,omitempty"`
 	// DurationNS is how long the side took, in nanoseconds.
 	DurationNS int64 `json:"duration_ns"`
-
-	// decoded and hasDuration record what a decoded envelope contained, so
-	// that a missing side or duration is an error rather than a silent
-	// zero (which would compare as a match).
-	decoded, hasDuration bool
-}
-
-// UnmarshalJSON decodes an observation and notes which fields it had.
-func (o *Observation) UnmarshalJSON(b []byte) error {
-	type plain Observation // without this method
-	var v struct {
-		plain
-		DurationNS *int64 `json:"duration_ns"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*o = Observation(v.plain)
-	o.decoded = true
-	if v.DurationNS != nil {
-		o.DurationNS, o.hasDuration = *v.DurationNS, true
-	}
-	return nil
 }
 
 // Outcome returns the observation's status, deriving it from Error when the
@@ -230,12 +208,12 @@ func Marshal(p *Pair) ([]byte, error) {
 	}
 	// json.Marshal checks the raw values itself; on failure, validate them
 	// again only to name the field.
-	if err := p.validate(false, false); err != nil {
+	if err := p.validate(false); err != nil {
 		return nil, err
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		if verr := p.validate(true, false); verr != nil {
+		if verr := p.validate(true); verr != nil {
 			return nil, verr
 		}
 		return nil, fmt.Errorf("envelope: encode: %w", err)
@@ -255,8 +233,8 @@ func Decode(data []byte) (*Pair, error) {
 	if !utf8.Valid(data) {
 		return nil, &FieldError{Field: "(envelope)", Problem: "not valid UTF-8"}
 	}
-	p := new(Pair)
-	if err := json.Unmarshal(data, p); err != nil {
+	var w wirePair
+	if err := json.Unmarshal(data, &w); err != nil {
 		// A future version may not fit this struct: say so rather than
 		// report a confusing field error.
 		if verr := versionError(data); verr != nil {
@@ -264,15 +242,44 @@ func Decode(data []byte) (*Pair, error) {
 		}
 		return nil, syntaxError(err)
 	}
+	p := &w.Pair
 	if p.Version != Version {
 		return nil, versionError(data)
 	}
-	// The decoder has checked that both values are valid JSON; a decoded
-	// envelope must also have had both sides and their durations.
-	if err := p.validate(false, true); err != nil {
+	for _, side := range []struct {
+		name string
+		obs  *wireObservation
+		dst  *Observation
+	}{{"control", w.Control, &p.Control}, {"candidate", w.Candidate, &p.Candidate}} {
+		switch {
+		case side.obs == nil:
+			return nil, &FieldError{side.name, "missing"}
+		case side.obs.DurationNS == nil:
+			return nil, &FieldError{side.name + ".duration_ns", "missing"}
+		}
+		*side.dst = Observation{Value: side.obs.Value, Error: side.obs.Error, Status: side.obs.Status, DurationNS: *side.obs.DurationNS}
+	}
+	// The decoder has checked that both values are valid JSON.
+	if err := p.validate(false); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// wirePair is a Pair as decoded, with its sides as pointers so that a side
+// or a duration left out is an error rather than a silent zero (which would
+// compare as a match). Its Control and Candidate hide the embedded Pair's.
+type wirePair struct {
+	Pair
+	Control   *wireObservation `json:"control"`
+	Candidate *wireObservation `json:"candidate"`
+}
+
+type wireObservation struct {
+	Value      json.RawMessage `json:"value"`
+	Error      string          `json:"error"`
+	Status     Status          `json:"status"`
+	DurationNS *int64          `json:"duration_ns"`
 }
 
 // versionError returns the error for an envelope whose version is missing or
@@ -300,7 +307,7 @@ func syntaxError(err error) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		field := te.Field
+		field := strings.TrimPrefix(te.Field, "Pair.") // wirePair embeds Pair
 		if field == "" {
 			field = "(envelope)"
 		}
@@ -311,11 +318,10 @@ func syntaxError(err error) error {
 
 // Validate checks every field of p and returns the first problem as a
 // [*FieldError].
-func (p *Pair) Validate() error { return p.validate(true, false) }
+func (p *Pair) Validate() error { return p.validate(true) }
 
-// validate checks p; checkValues also checks that the values are valid JSON,
-// and wire that a decoded envelope had both sides and their durations.
-func (p *Pair) validate(checkValues, wire bool) error {
+// validate checks p; checkValues also checks that the values are valid JSON.
+func (p *Pair) validate(checkValues bool) error {
 	switch {
 	case p.Version != Version:
 		return &FieldError{"version", fmt.Sprintf("unsupported version %d (this build reads version %d)", p.Version, Version)}
@@ -346,10 +352,10 @@ func (p *Pair) validate(checkValues, wire bool) error {
 			}
 		}
 	}
-	if err := p.Control.validate("control", checkValues, wire); err != nil {
+	if err := p.Control.validate("control", checkValues); err != nil {
 		return err
 	}
-	return p.Candidate.validate("candidate", checkValues, wire)
+	return p.Candidate.validate("candidate", checkValues)
 }
 
 func (u *User) validate() error {
@@ -370,12 +376,8 @@ func (u *User) validate() error {
 	return nil
 }
 
-func (o *Observation) validate(side string, checkValue, wire bool) error {
+func (o *Observation) validate(side string, checkValue bool) error {
 	switch {
-	case wire && !o.decoded:
-		return &FieldError{side, "missing"}
-	case wire && !o.hasDuration:
-		return &FieldError{side + ".duration_ns", "missing"}
 	case !o.Status.valid():
 		return &FieldError{side + ".status", fmt.Sprintf("unknown status %q", truncate(string(o.Status), 20))}
 	case o.Status == StatusError && o.Error == "":
