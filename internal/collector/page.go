@@ -29,13 +29,14 @@ type segmentRow struct {
 
 // latencyCells are a segment's latency quantiles, old and new.
 type latencyCells struct {
-	OldP50, OldP99, NewP50, NewP99 time.Duration
-	Ratio                          float64 // new p99 ÷ old p99; 0 without data
+	OldP50, OldP95, OldP99, NewP50, NewP95, NewP99 time.Duration
+	Ratio                                          float64 // new p99 ÷ old p99; 0 without data
 }
 
 func latencyOf(st report.SegmentStats) latencyCells {
 	var l latencyCells
 	l.NewP50, l.OldP50 = st.LatencyQuantiles(0.5)
+	l.NewP95, l.OldP95 = st.LatencyQuantiles(0.95)
 	l.NewP99, l.OldP99 = st.LatencyQuantiles(0.99)
 	l.Ratio = st.LatencyRatio(0.99)
 	return l
