@@ -177,6 +177,12 @@ func (s *handlers) segmentStats(ctx context.Context, name string, q store.Segmen
 	if err != nil {
 		return nil, notFoundOr(err, "experiment "+name)
 	}
+	return s.withLatencies(ctx, name, q, rows)
+}
+
+// withLatencies turns counted rows into segment statistics with their
+// latencies over q, in the rows' order.
+func (s *handlers) withLatencies(ctx context.Context, name string, q store.SegmentQuery, rows []store.SegmentCount) ([]report.Segment, error) {
 	lats, err := s.db.Latencies(ctx, name, q)
 	if err != nil {
 		return nil, err

@@ -125,7 +125,7 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return notFoundOr(err, "experiment "+name)
 	}
-	segs, err := s.segmentStats(ctx, name, q)
+	segs, err := s.withLatencies(ctx, name, q, counts)
 	if err != nil {
 		return err
 	}
