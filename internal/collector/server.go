@@ -61,6 +61,9 @@ type handlers struct {
 	hooks           *hooks
 	js              jetstream.JetStream
 	stream, durable string
+	// flags are the rollout documents served over OFREP; never nil once
+	// newEcho ran.
+	flags *flagTable
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -73,6 +76,9 @@ const maxWindow = 90 * 24 * time.Hour
 func newEcho(s *handlers) (*echo.Echo, error) {
 	if s.auth == nil {
 		return nil, errors.New("collector: no access control configured")
+	}
+	if s.flags == nil {
+		s.flags = newFlagTable()
 	}
 	funcs := template.FuncMap{
 		"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
