@@ -3,6 +3,8 @@ package rollout
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 )
 
@@ -95,4 +97,39 @@ func ValidFlagKey(key string) error {
 		}
 	}
 	return nil
+}
+
+// StringAttrs converts OpenFeature evaluation-context attributes to the
+// strings [Rule]s match: strings as they are, booleans as "true"/"false",
+// integers in decimal, other numbers in the shortest form that reads back
+// the same ('g' format); anything else (lists, objects, nil) is left out.
+// Both Parity's Go provider and the collector's OFREP endpoint use it, so a
+// rule matches the same users in every language.
+func StringAttrs(attrs map[string]any) map[string]string {
+	out := make(map[string]string, len(attrs))
+	for k, v := range attrs {
+		switch v := v.(type) {
+		case string:
+			out[k] = v
+		case bool:
+			out[k] = strconv.FormatBool(v)
+		case int:
+			out[k] = strconv.Itoa(v)
+		case int32:
+			out[k] = strconv.FormatInt(int64(v), 10)
+		case int64:
+			out[k] = strconv.FormatInt(v, 10)
+		case uint64:
+			out[k] = strconv.FormatUint(v, 10)
+		case float32:
+			out[k] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+		case float64:
+			if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+				out[k] = strconv.FormatInt(int64(v), 10)
+			} else {
+				out[k] = strconv.FormatFloat(v, 'g', -1, 64)
+			}
+		}
+	}
+	return out
 }

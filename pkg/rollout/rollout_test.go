@@ -532,3 +532,42 @@ func BenchmarkDecide(b *testing.B) {
 		rollout.Decide(p, rollout.State{Step: 6}, "user-42", attrs)
 	}
 }
+
+func TestStringAttrs(t *testing.T) {
+	got := rollout.StringAttrs(map[string]any{"country": "IN", "pro": true, "age": 42, "n": int64(-7), "score": 0.5, "whole": 3.0, "list": []string{"x"}, "nil": nil})
+	want := map[string]string{"country": "IN", "pro": "true", "age": "42", "n": "-7", "score": "0.5", "whole": "3"}
+	if len(got) != len(want) {
+		t.Fatalf("StringAttrs = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+func TestDocumentValidate(t *testing.T) {
+	plan := rollout.Plan{Experiment: "orders", Steps: []rollout.Step{{Stage: envelope.StageDualWrite, Audience: rollout.Audience{Percent: 100}}}}
+	good := rollout.Document{Flag: "orders.migration", Plan: plan, State: rollout.State{Step: 1}, Status: rollout.StatusActive, Revision: 3}
+	b, _ := json.Marshal(good)
+	if d, err := rollout.ParseDocument(b); err != nil || d.Revision != 3 || d.State.Step != 1 {
+		t.Fatalf("ParseDocument = %+v, %v", d, err)
+	}
+	for name, mut := range map[string]func(*rollout.Document){
+		"flag with a space":  func(d *rollout.Document) { d.Flag = "orders migration" },
+		"flag ending in dot": func(d *rollout.Document) { d.Flag = "orders." },
+		"empty flag":         func(d *rollout.Document) { d.Flag = "" },
+		"step past the plan": func(d *rollout.Document) { d.State.Step = 2 },
+		"zero revision":      func(d *rollout.Document) { d.Revision = 0 },
+		"invalid plan":       func(d *rollout.Document) { d.Plan.Steps = nil },
+	} {
+		d := good
+		mut(&d)
+		if err := d.Validate(); err == nil {
+			t.Errorf("%s: Validate accepted it", name)
+		}
+	}
+	if _, err := rollout.ParseDocument([]byte(`{"flag":`)); err == nil {
+		t.Error("ParseDocument accepted truncated JSON")
+	}
+}
