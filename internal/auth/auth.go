@@ -36,7 +36,8 @@ const (
 	// RoleOperator changes diff rules, accepts noise proposals and sets
 	// gates, and reads like a viewer.
 	RoleOperator Role = "operator"
-	// RoleIngest sends pairs to POST /api/v1/pairs, and nothing else.
+	// RoleIngest sends pairs to POST /api/v1/pairs and evaluates rollout
+	// flags over OFREP (which every role may), and nothing else.
 	RoleIngest Role = "ingest"
 )
 

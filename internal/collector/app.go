@@ -85,6 +85,9 @@ type Options struct {
 	// DeadLetterRetention is how long dead letters are kept. Defaults to 30
 	// days; negative keeps them forever.
 	DeadLetterRetention time.Duration
+	// RolloutInterval is how often the rollout controller evaluates every
+	// active rollout's gate. Defaults to DefaultRolloutInterval.
+	RolloutInterval time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
@@ -268,11 +271,17 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		}),
 		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
 	}
+	kv, err := EnsureRolloutBucket(ctx, js, opts.Verifier.Stream.Replicas)
+	if err != nil {
+		return nil, err
+	}
+	s.ctl = newController(s, kv, opts.RolloutInterval)
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err
 	}
+	a.wg.Go(func() { s.ctl.run(runCtx) })
 	e.GET("/metrics", metricsHandler(a.registry(js, s.ingest)))
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)

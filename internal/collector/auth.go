@@ -34,6 +34,11 @@ type tokenChecker interface {
 // public marks a route anyone may use; it is not a role a token can have.
 const public auth.Role = "public"
 
+// anyRole marks a route every valid token may use, whatever its role, and an
+// anonymous viewer where those are allowed (see [allows]); like public, it
+// is not a role a token can have.
+const anyRole auth.Role = "any"
+
 // Route patterns the access table and the CSRF rules refer to.
 const (
 	pathLogin       = "/login"
@@ -59,26 +64,38 @@ var routeAccess = map[string]auth.Role{
 	"GET /samples/:id":       auth.RoleViewer,
 	"GET /dead-letters":      auth.RoleViewer,
 
-	"GET /api/v1/experiments":                     auth.RoleViewer,
-	"GET /api/v1/experiments/:name/segments":      auth.RoleViewer,
-	"GET /api/v1/experiments/:name/samples":       auth.RoleViewer,
-	"GET /api/v1/samples/:id":                     auth.RoleViewer,
-	"GET /api/v1/dead-letters":                    auth.RoleViewer,
-	"GET /api/v1/experiments/:name/signatures":    auth.RoleViewer,
-	"GET /api/v1/experiments/:name/noise":         auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rules":         auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rules/history": auth.RoleViewer,
-	"GET /api/v1/samples/:id/diff":                auth.RoleViewer,
-	"GET /api/v1/experiments/:name/gate":          auth.RoleViewer,
-	"POST " + pathGateConfirm:                     auth.RoleViewer, // reads only: Flagger's webhook is a POST
-	"GET /api/v1/experiments/:name/gate/spec":     auth.RoleViewer,
-	"PUT /api/v1/experiments/:name/rules":         auth.RoleOperator,
-	"POST /api/v1/experiments/:name/noise/accept": auth.RoleOperator,
-	"PUT /api/v1/experiments/:name/gate/spec":     auth.RoleOperator,
-	"GET /api/v1/experiments/:name/redaction":     auth.RoleViewer,
-	"GET /api/v1/pipeline":                        auth.RoleViewer,
-	"PUT /api/v1/experiments/:name/redaction":     auth.RoleOperator,
-	"POST " + pathIngest:                          auth.RoleIngest,
+	"GET /api/v1/experiments":                        auth.RoleViewer,
+	"GET /api/v1/experiments/:name/segments":         auth.RoleViewer,
+	"GET /api/v1/experiments/:name/samples":          auth.RoleViewer,
+	"GET /api/v1/samples/:id":                        auth.RoleViewer,
+	"GET /api/v1/dead-letters":                       auth.RoleViewer,
+	"GET /api/v1/experiments/:name/signatures":       auth.RoleViewer,
+	"GET /api/v1/experiments/:name/noise":            auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rules":            auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rules/history":    auth.RoleViewer,
+	"GET /api/v1/samples/:id/diff":                   auth.RoleViewer,
+	"GET /api/v1/experiments/:name/gate":             auth.RoleViewer,
+	"POST " + pathGateConfirm:                        auth.RoleViewer, // reads only: Flagger's webhook is a POST
+	"GET /api/v1/experiments/:name/gate/spec":        auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/rules":            auth.RoleOperator,
+	"POST /api/v1/experiments/:name/noise/accept":    auth.RoleOperator,
+	"PUT /api/v1/experiments/:name/gate/spec":        auth.RoleOperator,
+	"GET /api/v1/experiments/:name/redaction":        auth.RoleViewer,
+	"GET /api/v1/pipeline":                           auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/redaction":        auth.RoleOperator,
+	"POST " + pathIngest:                             auth.RoleIngest,
+	"GET /api/v1/rollouts":                           auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rollout":          auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rollout/events":   auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/rollout":          auth.RoleOperator,
+	"POST /api/v1/experiments/:name/rollout/:action": auth.RoleOperator,
+	"POST /experiments/:name/rollout/:action":        auth.RoleOperator, // the dashboard's forms; CSRF-checked
+
+	// OFREP flag evaluation (ofrep.go): applications read their rollout
+	// stage with whatever token they hold, usually an ingest token.
+	"POST " + pathOFREPFlags:        anyRole,
+	"POST " + pathOFREPFlag:         anyRole,
+	"GET " + pathOFREPConfiguration: anyRole,
 }
 
 // anonymous is who a request without credentials is, when anonymous viewers
@@ -222,15 +239,22 @@ func (a *authn) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Set(ctxPrincipal, p) // for the request log, refused or not
 			c.Set(ctxVia, via)
 		}
-		if via == "" || via == "anonymous" && !p.Role.Allows(need) {
+		if via == "" || via == "anonymous" && !allows(p.Role, need) {
 			return a.unauthenticated(c, need)
 		}
-		if !p.Role.Allows(need) {
+		if !allows(p.Role, need) {
 			return echo.NewHTTPError(http.StatusForbidden,
 				fmt.Sprintf("forbidden: %s has the %s role; this needs %s", p.Name, p.Role, need))
 		}
 		return next(c)
 	}
+}
+
+// allows reports whether a holder of role may use a route that needs need:
+// any valid role may use an anyRole route, and otherwise [auth.Role.Allows]
+// decides.
+func allows(role, need auth.Role) bool {
+	return need == anyRole && role.Valid() || role.Allows(need)
 }
 
 // registered reports whether the request matched a registered route (as
@@ -247,12 +271,12 @@ func (a *authn) registered(c echo.Context) bool {
 	return false
 }
 
-// identify returns who the request comes from and how: its bearer token,
-// else its session cookie, else (Flagger's webhook only) a token in the body,
+// identify returns who the request comes from and how: its bearer token (or
+// X-API-Key on OFREP routes, see credential), else its session cookie, else (Flagger's webhook only) a token in the body,
 // else anonymous when allowed. via is "" when nobody could be established.
 func (a *authn) identify(c echo.Context) (auth.Principal, string, error) {
 	ctx := c.Request().Context()
-	if tok, ok := bearer(c.Request()); ok {
+	if tok, ok := credential(c); ok {
 		if tok == "" {
 			return auth.Principal{}, "", a.challenge(c, "missing bearer token")
 		}
@@ -291,10 +315,10 @@ func (a *authn) identify(c echo.Context) (auth.Principal, string, error) {
 }
 
 // unauthenticated answers a request that needs credentials it lacks: pages
-// go to the sign-in form, the API answers 401.
+// go to the sign-in form, the API and OFREP answer 401.
 func (a *authn) unauthenticated(c echo.Context, need auth.Role) error {
 	r := c.Request()
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(c.Path(), "/api/") {
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !strings.HasPrefix(c.Path(), "/api/") && !strings.HasPrefix(c.Path(), pathOFREP) {
 		return c.Redirect(http.StatusSeeOther, pathLogin+"?next="+url.QueryEscape(r.URL.RequestURI()))
 	}
 	return a.challenge(c, "authentication required: send Authorization: Bearer <"+string(need)+" token>")
@@ -499,18 +523,19 @@ func csrf() echo.MiddlewareFunc {
 }
 
 // csrfSkip says which requests need no CSRF check: those with a bearer token
-// (a browser never adds one by itself), API calls without a session cookie
+// or an OFREP X-API-Key (a browser never adds one by itself), API and OFREP
+// calls without a session cookie
 // (nothing ambient to abuse) or with a safe method, and routes that are no
 // pages.
 func csrfSkip(c echo.Context) bool {
-	if _, ok := bearer(c.Request()); ok {
+	if _, ok := credential(c); ok {
 		return true
 	}
 	p := c.Path()
 	switch {
 	case p == pathLogin || p == pathLogout:
 		return false
-	case strings.HasPrefix(p, "/api/"):
+	case strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, pathOFREP):
 		switch c.Request().Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 			return true

@@ -248,8 +248,13 @@ func (s *handlers) experimentPage(c echo.Context) error {
 		lq.Set("live", "1")
 	}
 	liveURL.RawQuery = lq.Encode()
+	ro, err := s.pageRollout(c, name)
+	if err != nil {
+		return err
+	}
 	return c.Render(http.StatusOK, "experiment.html", map[string]any{
-		"Title": name, "Name": name, "Window": window, "Windows": windows, "Operation": op, "Operations": ops,
+		"Rollout": ro,
+		"Title":   name, "Name": name, "Window": window, "Windows": windows, "Operation": op, "Operations": ops,
 		"Rows": rows, "Total": total.Divergence(), "TotalStats": total, "HasNoise": hasNoise,
 		"Gate": gate, "Chart": rateChart(chartPts, from, until, step), "Step": step.String(),
 		"Marginals": report.Marginals(shown), "Variants": variants, "Filters": filters,

@@ -44,6 +44,11 @@ type Reader interface {
 	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 	SaveRedaction(ctx context.Context, experiment string, rules json.RawMessage, author string) (store.Redaction, error)
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
+	Rollouts(ctx context.Context) ([]store.Rollout, error)
+	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
+	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
+	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
+	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
 	Ping(ctx context.Context) error
 }
 
@@ -64,6 +69,8 @@ type handlers struct {
 	// flags are the rollout documents served over OFREP; never nil once
 	// newEcho ran.
 	flags *flagTable
+	// ctl moves rollouts; newEcho makes one without KV publishing if nil.
+	ctl *controller
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -80,11 +87,16 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	if s.flags == nil {
 		s.flags = newFlagTable()
 	}
+	if s.ctl == nil {
+		s.ctl = newController(s, nil, 0)
+	}
 	funcs := template.FuncMap{
-		"pct": func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
-		"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"ago": ago,
-		"dur": formatDuration,
+		"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
+		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"ago":      ago,
+		"dur":      formatDuration,
+		"add":      func(a, b int) int { return a + b },
+		"audience": audienceText,
 		"ratio": func(a, b int64) float64 {
 			if b == 0 {
 				return 0
@@ -155,10 +167,22 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.PUT("/experiments/:name/gate/spec", s.apiPutGateSpec, middleware.BodyLimit("1M"))
 	api.GET("/experiments/:name/redaction", s.apiRedaction)
 	api.GET("/pipeline", s.apiPipeline)
+	api.GET("/rollouts", s.apiRollouts)
+	api.GET("/experiments/:name/rollout", s.apiRollout)
+	api.GET("/experiments/:name/rollout/events", s.apiRolloutEvents)
+	api.PUT("/experiments/:name/rollout", s.apiPutRollout, middleware.BodyLimit("1M"))
+	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))
+	e.POST("/experiments/:name/rollout/:action", s.rolloutFormAction, middleware.BodyLimit("16K"))
 	api.PUT("/experiments/:name/redaction", s.apiPutRedaction, middleware.BodyLimit("1M"))
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
 	}
+
+	// OFREP: applications evaluate rollout flags (ofrep.go; bodies are
+	// limited to MaxOFREPBytes there, to answer in OFREP's error shape).
+	e.POST(pathOFREPFlags, s.ofrepBulkEvaluate)
+	e.POST(pathOFREPFlag, s.ofrepEvaluate)
+	e.GET(pathOFREPConfiguration, s.ofrepConfiguration)
 	return e, nil
 }
 

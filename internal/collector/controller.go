@@ -1,0 +1,565 @@
+package collector
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/rollout"
+)
+
+// Actions on a rollout, as the audit log records them.
+const (
+	ActionPlan     = "plan"
+	ActionPromote  = "promote"
+	ActionRollback = "rollback"
+	ActionPause    = "pause"
+	ActionResume   = "resume"
+	ActionKill     = "kill"
+)
+
+// Causes of a change, as the audit log records them.
+const (
+	CauseManual     = "manual"
+	CauseGatePassed = "gate_passed"
+	CauseGateFailed = "gate_failed"
+	CauseKillSwitch = "kill_switch"
+)
+
+// GateNone in a step's Gate promotes on its hold alone; the empty Gate uses
+// the experiment's promotion gate.
+const GateNone = "none"
+
+// ControllerActor is the audit log's actor for the controller's own changes.
+const ControllerActor = "controller"
+
+// DefaultRolloutInterval is how often the controller looks at every rollout.
+const DefaultRolloutInterval = 2 * time.Second
+
+// errRefused marks a change the rollout's rules forbid (HTTP 409).
+var errRefused = errors.New("collector: refused")
+
+// controller moves rollouts. Every change, an operator's or its own, goes
+// through [controller.apply]: checked with [rollout.Transition], written to
+// PostgreSQL with a compare-and-set on the revision together with its audit
+// entry, then published to the flag table and the NATS KV bucket. Several
+// collectors may run controllers against one database: the revision check
+// lets exactly one of them make each change.
+type controller struct {
+	h        *handlers
+	kv       jetstream.KeyValue // nil: no KV publishing
+	interval time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu        sync.Mutex
+	published map[string]int64 // flag → revision known to be in the KV bucket
+}
+
+func newController(h *handlers, kv jetstream.KeyValue, interval time.Duration) *controller {
+	if interval <= 0 {
+		interval = DefaultRolloutInterval
+	}
+	return &controller{h: h, kv: kv, interval: interval, log: h.log, now: time.Now, published: map[string]int64{}}
+}
+
+// EnsureRolloutBucket creates the KV bucket rollouts are published to, if
+// missing, with replicas copies.
+func EnsureRolloutBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, rollout.KVBucket)
+	if err == nil {
+		return kv, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("collector: rollout bucket: %w", err)
+	}
+	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: rollout.KVBucket, Description: "Parity rollout state, one document per flag", History: 5,
+		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		return js.KeyValue(ctx, rollout.KVBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("collector: create rollout bucket: %w", err)
+	}
+	return kv, nil
+}
+
+// run ticks until ctx ends.
+func (c *controller) run(ctx context.Context) {
+	t := time.NewTicker(c.interval)
+	defer t.Stop()
+	for {
+		c.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tick refreshes the flag table from the database, lets every active
+// rollout's gate move it, and publishes what the KV bucket lacks.
+func (c *controller) tick(ctx context.Context) {
+	rs, err := c.h.db.Rollouts(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.log.Warn("collector: rollouts", "err", err)
+		}
+		return
+	}
+	docs := make([]rollout.Document, 0, len(rs))
+	for i, r := range rs {
+		plan, err := parsePlan(r.Plan)
+		if err != nil {
+			c.log.Error("collector: stored rollout plan is invalid; not served", "experiment", r.Experiment, "err", err)
+			continue
+		}
+		if r.Status == rollout.StatusActive {
+			next, err := c.step(ctx, r, plan)
+			switch {
+			case errors.Is(err, store.ErrConflict): // another collector moved it; next tick
+			case err != nil && ctx.Err() == nil:
+				c.log.Warn("collector: rollout controller", "experiment", r.Experiment, "err", err)
+			}
+			rs[i] = next
+		}
+		docs = append(docs, document(rs[i], plan))
+	}
+	c.h.flags.set(docs)
+	for _, d := range docs {
+		if err := c.publish(ctx, d); err != nil && ctx.Err() == nil {
+			c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+		}
+	}
+}
+
+// step is the controller's decision for one active rollout: step back on a
+// breach of the current step's gate, advance when the gate passed for the
+// hold (with AutoPromote), else nothing. It returns the rollout as it is
+// afterwards.
+func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Plan) (store.Rollout, error) {
+	n := r.Step
+	if n == 0 {
+		if !plan.AutoPromote {
+			return r, nil
+		}
+		return c.apply(ctx, r, plan, change{action: ActionPromote, cause: CauseGatePassed, actor: ControllerActor, to: 1,
+			status: rollout.StatusActive, reason: "no step is applied yet, so there is no evidence to wait for: applying " + stepLabel(plan, 0)})
+	}
+	gv, gated, err := c.gate(ctx, r, plan)
+	if err != nil {
+		return r, err
+	}
+	cur := plan.Steps[n-1]
+	if gated && gv.Verdict == report.Fail {
+		reason := fmt.Sprintf("%s breached its gate: %s", stepLabel(plan, n-1), gv.Reason)
+		if err := rollout.Transition(plan, rollout.State{Step: n}, rollout.State{Step: n - 1}); err != nil {
+			return c.apply(ctx, r, plan, change{action: ActionPause, cause: CauseGateFailed, actor: ControllerActor, to: n,
+				status: rollout.StatusPaused, reason: reason + "; stepping back is unsafe, so the rollout is paused where it is: " + err.Error(), detail: gateDetail(gv)})
+		}
+		return c.apply(ctx, r, plan, change{action: ActionRollback, cause: CauseGateFailed, actor: ControllerActor, to: n - 1,
+			status: rollout.StatusPaused, reason: reason + "; stepped back to the last safe step and paused until an operator resumes", detail: gateDetail(gv)})
+	}
+	if !plan.AutoPromote || n == len(plan.Steps) {
+		return r, nil
+	}
+	held := c.now().Sub(r.EnteredAt)
+	if held < cur.Hold || gated && gv.Verdict != report.Pass {
+		return r, nil
+	}
+	why := fmt.Sprintf("%s held for %s", stepLabel(plan, n-1), held.Round(time.Second))
+	if gated {
+		why += " and passed its gate: " + gv.Reason
+	} else {
+		why += " (no gate)"
+	}
+	return c.apply(ctx, r, plan, change{action: ActionPromote, cause: CauseGatePassed, actor: ControllerActor, to: n + 1,
+		status: rollout.StatusActive, reason: why + "; applying " + stepLabel(plan, n), detail: gateDetail(gv)})
+}
+
+// change is one change of a rollout.
+type change struct {
+	action, cause, actor, reason string
+	to                           int
+	status                       string
+	detail                       any
+	// restart starts a new gate window even when the step stays.
+	restart bool
+	// planDoc, when set, replaces the stored plan.
+	planDoc []byte
+}
+
+// apply makes ch to r: checks the transition, writes it with its audit entry
+// if r is still the current revision, and publishes the result.
+func (c *controller) apply(ctx context.Context, r store.Rollout, plan rollout.Plan, ch change) (store.Rollout, error) {
+	if ch.to != r.Step {
+		if err := rollout.Transition(plan, rollout.State{Step: r.Step}, rollout.State{Step: ch.to}); err != nil {
+			return r, fmt.Errorf("%w: %w", errRefused, err)
+		}
+	}
+	next := r
+	next.Step, next.Status = ch.to, ch.status
+	if ch.planDoc != nil {
+		next.Plan = ch.planDoc
+	}
+	if ch.to != r.Step || ch.restart {
+		at := c.now()
+		b, err := c.snapshot(ctx, r.Experiment, at)
+		if err != nil {
+			return r, err
+		}
+		next.EnteredAt, next.Baseline = at, b
+	}
+	ev := store.RolloutEvent{Actor: ch.actor, Action: ch.action, Cause: ch.cause, FromStep: r.Step, Reason: ch.reason}
+	if ch.detail != nil {
+		ev.Detail, _ = json.Marshal(ch.detail) // plain data always marshals
+	}
+	saved, err := c.h.db.UpdateRollout(ctx, next, r.Revision, ev)
+	if err != nil {
+		return r, err
+	}
+	c.log.Info("collector: rollout changed", "experiment", r.Experiment, "action", ch.action, "cause", ch.cause,
+		"actor", ch.actor, "from_step", r.Step, "to_step", saved.Step, "status", saved.Status, "revision", saved.Revision)
+	d := document(saved, plan)
+	c.h.flags.put(d)
+	if err := c.publish(ctx, d); err != nil {
+		// The next tick publishes it again; the change itself is made.
+		c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+	}
+	return saved, nil
+}
+
+// publish puts d into the KV bucket unless the bucket already holds that
+// revision or a later one. It updates with a compare-and-set on the entry's
+// revision, so the bucket's documents only ever move forward even when
+// several collectors publish at once.
+func (c *controller) publish(ctx context.Context, d rollout.Document) error {
+	if c.kv == nil {
+		return nil
+	}
+	c.mu.Lock()
+	done := c.published[d.Flag] >= d.Revision
+	c.mu.Unlock()
+	if done {
+		return nil
+	}
+	b, _ := json.Marshal(d) // plain data always marshals
+	var err error
+	for range 3 {
+		var e jetstream.KeyValueEntry
+		e, err = c.kv.Get(ctx, d.Flag)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = c.kv.Create(ctx, d.Flag, b)
+		case err != nil:
+			return fmt.Errorf("collector: read %s from the rollout bucket: %w", d.Flag, err)
+		default:
+			if old, perr := rollout.ParseDocument(e.Value()); perr == nil && old.Revision >= d.Revision {
+				err = nil
+				break
+			}
+			_, err = c.kv.Update(ctx, d.Flag, b, e.Revision())
+		}
+		if err == nil {
+			c.mu.Lock()
+			c.published[d.Flag] = max(c.published[d.Flag], d.Revision)
+			c.mu.Unlock()
+			return nil
+		}
+	}
+	return fmt.Errorf("collector: write %s to the rollout bucket: %w", d.Flag, err)
+}
+
+// baseline is the counts a step's gate window starts from: the counts summed
+// since Since (the minute the step was entered) at the moment it was. The
+// gate judges what was counted after that moment.
+type baseline struct {
+	Since    time.Time           `json:"since"`
+	Segments map[string][6]int64 `json:"segments"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
+}
+
+func counts(r store.SegmentCount) [6]int64 {
+	return [6]int64{r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors, r.Skipped, r.Timeouts}
+}
+
+func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Segments: map[string][6]int64{}}
+	rows, err := c.h.db.Segments(ctx, experiment, store.SegmentQuery{Since: b.Since})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	for _, r := range rows {
+		b.Segments[r.Segment] = counts(r)
+	}
+	return json.Marshal(b)
+}
+
+// gate judges the current step of r over its window: the pairs counted since
+// the step was entered or resumed. gated is false when there is nothing to
+// judge (no step applied, or the step's gate is "none").
+func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Plan) (gv GateView, gated bool, err error) {
+	if r.Step == 0 || plan.Steps[r.Step-1].Gate == GateNone {
+		return GateView{}, false, nil
+	}
+	g, err := c.h.storedGate(ctx, r.Experiment)
+	if err != nil {
+		return GateView{}, false, err
+	}
+	spec, _, err := g.spec()
+	if err != nil {
+		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
+	}
+	var b baseline
+	if err := json.Unmarshal(r.Baseline, &b); err != nil || b.Since.IsZero() {
+		b = baseline{Since: r.EnteredAt.UTC().Truncate(time.Minute)}
+	}
+	q := store.SegmentQuery{Since: b.Since}
+	rows, err := c.h.db.Segments(ctx, r.Experiment, q)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return GateView{}, false, err
+	}
+	kept := rows[:0]
+	for _, row := range rows {
+		base := b.Segments[row.Segment]
+		row.Pairs -= base[0]
+		row.Divergent -= base[1]
+		row.ControlErrors -= base[2]
+		row.CandidateErrors -= base[3]
+		row.Skipped -= base[4]
+		row.Timeouts -= base[5]
+		if row.Pairs > 0 {
+			kept = append(kept, row)
+		}
+	}
+	var segs []report.Segment
+	if len(kept) > 0 {
+		if segs, err = c.h.withLatencies(ctx, r.Experiment, q, kept); err != nil {
+			return GateView{}, false, err
+		}
+	}
+	res, err := report.Evaluate(spec, segs, report.Total(segs))
+	if err != nil {
+		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
+	}
+	return GateView{Experiment: r.Experiment, Since: r.EnteredAt, Spec: g, GateResult: res}, true, nil
+}
+
+// gateDetail is the evidence an audit entry keeps: the verdict and the
+// segments that decided it.
+func gateDetail(gv GateView) any {
+	if gv.Verdict == "" {
+		return nil
+	}
+	type seg struct {
+		Segment   string  `json:"segment"`
+		Verdict   string  `json:"verdict"`
+		Pairs     int64   `json:"pairs"`
+		Divergent int64   `json:"divergent"`
+		Rate      float64 `json:"rate"`
+		Reason    string  `json:"reason"`
+	}
+	d := struct {
+		Verdict  string    `json:"verdict"`
+		Reason   string    `json:"reason"`
+		Since    time.Time `json:"since"`
+		Segments []seg     `json:"segments"`
+	}{Verdict: string(gv.Verdict), Reason: gv.Reason, Since: gv.Since}
+	for _, s := range gv.Segments {
+		if gv.Verdict == report.Fail && s.Verdict != report.Fail {
+			continue // a breach keeps the segments that breached
+		}
+		d.Segments = append(d.Segments, seg{Segment: s.Segment, Verdict: string(s.Verdict), Pairs: s.Divergence.Total,
+			Divergent: s.Divergence.Hits, Rate: s.Divergence.Value, Reason: s.Reason})
+	}
+	return d
+}
+
+func parsePlan(b []byte) (rollout.Plan, error) {
+	var p rollout.Plan
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("collector: rollout plan: %w", err)
+	}
+	return p, p.Validate()
+}
+
+func document(r store.Rollout, plan rollout.Plan) rollout.Document {
+	return rollout.Document{Flag: r.Flag, Plan: plan, State: rollout.State{Step: r.Step}, Status: r.Status,
+		Revision: r.Revision, UpdatedAt: r.UpdatedAt}
+}
+
+func stepLabel(p rollout.Plan, i int) string {
+	if i < 0 || i >= len(p.Steps) {
+		return "base"
+	}
+	s := fmt.Sprintf("steps[%d]", i)
+	if p.Steps[i].Name != "" {
+		s += " (" + p.Steps[i].Name + ")"
+	}
+	return s
+}
+
+// --- operator actions -------------------------------------------------------
+
+// savePlan creates the experiment's rollout, paused at step 0, or replaces
+// its plan. A plan may only be replaced without changing what users get: the
+// experiment, base stage and every applied step must stay as they are (roll
+// back first to change an applied step), and the flag cannot change.
+func (c *controller) savePlan(ctx context.Context, experiment, flag string, plan rollout.Plan, actor, reason string) (store.Rollout, error) {
+	if plan.Experiment == "" {
+		plan.Experiment = experiment
+	}
+	if plan.Experiment != experiment {
+		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("plan: experiment %q is not %q, the experiment in the path", plan.Experiment, experiment))
+	}
+	if flag == "" {
+		flag = experiment
+	}
+	if err := rollout.ValidFlagKey(flag); err != nil {
+		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	if err := validatePlan(plan); err != nil {
+		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+	}
+	doc, _ := json.Marshal(plan) // plain data always marshals
+	cur, err := c.h.db.Rollout(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		at := c.now()
+		b, err := c.snapshot(ctx, experiment, at)
+		if err != nil {
+			return store.Rollout{}, err
+		}
+		r, err := c.h.db.CreateRollout(ctx, store.Rollout{Experiment: experiment, Flag: flag, Plan: doc, Status: rollout.StatusPaused, EnteredAt: at, Baseline: b},
+			store.RolloutEvent{Actor: actor, Action: ActionPlan, Cause: CauseManual, Reason: reason})
+		if err != nil {
+			return store.Rollout{}, err
+		}
+		d := document(r, plan)
+		c.h.flags.put(d)
+		if err := c.publish(ctx, d); err != nil {
+			c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+		}
+		return r, nil
+	}
+	if err != nil {
+		return store.Rollout{}, err
+	}
+	if cur.Flag != flag {
+		return store.Rollout{}, fmt.Errorf("%w: the rollout of %s serves flag %q; a plan cannot move it to %q", errRefused, experiment, cur.Flag, flag)
+	}
+	old, err := parsePlan(cur.Plan)
+	if err == nil {
+		if err := samePrefix(old, plan, cur.Step); err != nil {
+			return store.Rollout{}, fmt.Errorf("%w: %w", errRefused, err)
+		}
+	}
+	return c.apply(ctx, cur, plan, change{action: ActionPlan, cause: CauseManual, actor: actor, reason: reason, to: cur.Step, status: cur.Status, planDoc: doc})
+}
+
+// validatePlan is [rollout.Plan.Validate] plus what the controller needs:
+// every step's gate is the experiment's ("") or GateNone.
+func validatePlan(p rollout.Plan) error {
+	errs := []error{p.Validate()}
+	for i, st := range p.Steps {
+		if st.Gate != "" && st.Gate != GateNone {
+			errs = append(errs, &rollout.FieldError{Field: fmt.Sprintf("steps[%d].gate", i),
+				Problem: fmt.Sprintf("%q is not a gate: leave it empty for the experiment's promotion gate, or %q to promote on the hold alone", st.Gate, GateNone)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// samePrefix refuses a new plan that would change what users get at step
+// n: the experiment (it salts the percentages), the base stage or any of the
+// first n steps.
+func samePrefix(old, p rollout.Plan, n int) error {
+	switch {
+	case old.Experiment != p.Experiment:
+		return fmt.Errorf("the plan's experiment cannot change (it salts the percentages)")
+	case old.Base != p.Base:
+		return fmt.Errorf("base stage %q → %q would change what users get now; roll back to step 0 first", old.Base, p.Base)
+	case len(p.Steps) < n:
+		return fmt.Errorf("the plan has %d steps but %d are applied; roll back to step %d first", len(p.Steps), n, len(p.Steps))
+	}
+	for i := range n {
+		if !reflect.DeepEqual(old.Steps[i], p.Steps[i]) {
+			return fmt.Errorf("steps[%d] is applied and would change; roll back to step %d first, then change it", i, i)
+		}
+	}
+	return nil
+}
+
+// act carries out an operator's action. to is the target step of promote
+// and rollback (nil: the next or the previous step).
+func (c *controller) act(ctx context.Context, experiment, action, actor, reason string, to *int) (store.Rollout, error) {
+	if reason == "" {
+		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, "reason: say why; the audit log keeps it")
+	}
+	r, err := c.h.db.Rollout(ctx, experiment)
+	if err != nil {
+		return store.Rollout{}, notFoundOr(err, "rollout of "+experiment)
+	}
+	plan, err := parsePlan(r.Plan)
+	if err != nil {
+		return store.Rollout{}, err
+	}
+	ch := change{action: action, cause: CauseManual, actor: actor, reason: reason, to: r.Step, status: r.Status}
+	target := func(def int) error {
+		if to != nil {
+			def = *to
+		}
+		if def < 0 || def > len(plan.Steps) {
+			return fmt.Errorf("%w: step %d is outside 0..%d", errRefused, def, len(plan.Steps))
+		}
+		ch.to = def
+		return nil
+	}
+	switch action {
+	case ActionPromote:
+		if err := target(r.Step + 1); err != nil {
+			return r, err
+		}
+		if ch.to <= r.Step {
+			return r, fmt.Errorf("%w: promote goes forward; step %d is not after %d (use rollback)", errRefused, ch.to, r.Step)
+		}
+		if gv, gated, err := c.gate(ctx, r, plan); err == nil && gated {
+			ch.detail = gateDetail(gv)
+		}
+	case ActionRollback:
+		if err := target(r.Step - 1); err != nil {
+			return r, err
+		}
+		if ch.to >= r.Step {
+			return r, fmt.Errorf("%w: rollback goes back; step %d is not before %d (use promote)", errRefused, ch.to, r.Step)
+		}
+		ch.status = rollout.StatusPaused // the controller must not undo it
+	case ActionPause:
+		if r.Status != rollout.StatusActive {
+			return r, fmt.Errorf("%w: the rollout is %s, not active", errRefused, r.Status)
+		}
+		ch.status = rollout.StatusPaused
+	case ActionResume:
+		if r.Status == rollout.StatusActive {
+			return r, fmt.Errorf("%w: the rollout is already active", errRefused)
+		}
+		ch.status, ch.restart = rollout.StatusActive, true // a new window: evidence from before does not count
+	case ActionKill:
+		ch.to, ch.status, ch.cause, ch.restart = rollout.Kill(plan, rollout.State{Step: r.Step}).Step, rollout.StatusKilled, CauseKillSwitch, true
+	default:
+		return r, echo.NewHTTPError(http.StatusNotFound, "no action "+action+" (promote, rollback, pause, resume, kill)")
+	}
+	return c.apply(ctx, r, plan, ch)
+}
