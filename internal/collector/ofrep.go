@@ -73,9 +73,16 @@ type ofrepSuccess struct {
 type ofrepMetadata struct {
 	// Revision is the document's revision: it grows with every change.
 	Revision int64 `json:"revision"`
-	// Step is the index of the plan step that gave the stage, -1 for the
-	// plan's base stage.
+	// Step is how many of the plan's steps are applied (the rollout's
+	// position), as in Parity's Go provider.
 	Step int `json:"step"`
+	// MatchedStep is the index of the plan step that gave the stage, -1 for
+	// the plan's base stage.
+	MatchedStep int `json:"matched_step"`
+	// Status is the rollout's: active, paused or killed.
+	Status string `json:"status"`
+	// Experiment is the plan's experiment.
+	Experiment string `json:"experiment"`
 	// Detail is [rollout.Decision.String], e.g. "TARGETING_MATCH steps[1]
 	// rule country".
 	Detail string `json:"detail"`
@@ -179,7 +186,8 @@ func evaluateDoc(d rollout.Document, ec evalContext) ofrepSuccess {
 	dec := rollout.Decide(d.Plan, d.State, ec.targetingKey, ec.attrs)
 	return ofrepSuccess{
 		Key: d.Flag, Value: string(dec.Stage), Variant: string(dec.Stage), Reason: dec.Reason,
-		Metadata: ofrepMetadata{Revision: d.Revision, Step: dec.Step, Detail: dec.String()},
+		Metadata: ofrepMetadata{Revision: d.Revision, Step: d.State.Step, MatchedStep: dec.Step, Status: d.Status,
+			Experiment: d.Plan.Experiment, Detail: dec.String()},
 	}
 }
 

@@ -152,7 +152,8 @@ func TestOFREPProvider(t *testing.T) {
 			if got.Value != string(want.Stage) || string(got.Reason) != want.Reason || got.Variant != string(want.Stage) {
 				t.Errorf("got %q reason %s variant %q, want %q reason %s", got.Value, got.Reason, got.Variant, want.Stage, want.Reason)
 			}
-			wantMeta := openfeature.FlagMetadata{"revision": float64(1), "step": float64(want.Step), "detail": want.String()}
+			wantMeta := openfeature.FlagMetadata{"revision": float64(1), "step": float64(3), "matched_step": float64(want.Step),
+				"status": rollout.StatusActive, "experiment": plan.Experiment, "detail": want.String()}
 			if fmt.Sprint(got.FlagMetadata) != fmt.Sprint(wantMeta) {
 				t.Errorf("metadata %v, want %v", got.FlagMetadata, wantMeta)
 			}
@@ -224,7 +225,8 @@ func TestOFREPBulkETag(t *testing.T) {
 	for _, d := range []rollout.Document{billing, docs[0]} { // by flag key
 		dec := rollout.Decide(d.Plan, d.State, "123", map[string]string{"country": "IN", "tier": "2"})
 		want = append(want, ofrepSuccess{Key: d.Flag, Value: string(dec.Stage), Reason: dec.Reason, Variant: string(dec.Stage),
-			Metadata: ofrepMetadata{Revision: d.Revision, Step: dec.Step, Detail: dec.String()}})
+			Metadata: ofrepMetadata{Revision: d.Revision, Step: d.State.Step, MatchedStep: dec.Step, Status: d.Status,
+				Experiment: d.Plan.Experiment, Detail: dec.String()}})
 	}
 	if !slices.Equal(got.Flags, want) {
 		t.Errorf("bulk flags\n got %+v\nwant %+v", got.Flags, want)
