@@ -278,3 +278,59 @@ func TestRolloutController(t *testing.T) {
 		t.Errorf("after the form's resume: %s, last event %+v", v.Status, v.Events[len(v.Events)-1])
 	}
 }
+
+// TestRolloutTwoControllers: two collectors on one database and one NATS
+// both run the controller; every step is applied exactly once and the KV
+// bucket ends at the last revision.
+func TestRolloutTwoControllers(t *testing.T) {
+	ns := testutil.RunJetStream(t)
+	db := testutil.FreshDatabase(t)
+	var apps []*App
+	for range 2 {
+		app, err := Start(context.Background(), Options{
+			Addr: "127.0.0.1:0", DatabaseURL: db, NATSURL: ns.ClientURL(), Workers: -1,
+			AnonymousViewers: "false", OperatorTokens: []string{flagOperator},
+			RolloutInterval: 10 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = app.Shutdown(context.Background()) })
+		apps = append(apps, app)
+	}
+	h := &rolloutHarness{t: t, app: apps[0]}
+	js, err := jetstream.New(testutil.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.kv, err = js.KeyValue(t.Context(), rollout.KVBucket); err != nil {
+		t.Fatal(err)
+	}
+	steps := []string{`{"stage": "dualwrite", "audience": {"percent": 100}, "gate": "none"}`}
+	for _, p := range []int{1, 5, 25, 50, 100} {
+		steps = append(steps, fmt.Sprintf(`{"stage": "shadow", "audience": {"percent": %d}, "gate": "none"}`, p))
+	}
+	body := `{"flag": "ctl-flag", "reason": "race", "plan": {"auto_promote": true, "steps": [` + strings.Join(steps, ",") + `]}}`
+	if code, b := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, body); code != http.StatusOK {
+		t.Fatalf("plan: %d %s", code, b)
+	}
+	if code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/resume", flagOperator, `{"reason": "go"}`); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, b)
+	}
+	v := h.waitStep(len(steps), rollout.StatusActive)
+	var promotes []string
+	for _, e := range v.Events {
+		if e.Action == ActionPromote {
+			promotes = append(promotes, fmt.Sprintf("%d→%d", e.FromStep, e.ToStep))
+		}
+	}
+	if got, want := strings.Join(promotes, " "), "0→1 1→2 2→3 3→4 4→5 5→6"; got != want {
+		t.Errorf("promotions %s, want %s (each once)", got, want)
+	}
+	testutil.Eventually(t, 10*time.Second, func() string {
+		if d := h.kvDoc(); d.Revision != v.Revision || d.State.Step != len(steps) {
+			return fmt.Sprintf("KV at revision %d step %d, want %d and %d", d.Revision, d.State.Step, v.Revision, len(steps))
+		}
+		return ""
+	})
+}
