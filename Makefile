@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example rollout-demo test test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -12,6 +12,9 @@ help: ## list the targets
 demo: ## run the whole system (embedded NATS, verifiers, dashboard) with demo traffic
 	@echo "Parity demo: dashboard at http://127.0.0.1:8080 (Ctrl-C to stop)"
 	$(GO) run ./cmd/collector --demo --addr 127.0.0.1:8080
+
+rollout-demo: ## the closed-loop rollout scenario, narrated, with the dashboard at http://127.0.0.1:8080
+	$(GO) run ./examples/rollout
 
 example: ## the orders example service with traffic, and Parity's dashboard at http://127.0.0.1:8080
 	@echo "Parity dashboard at http://127.0.0.1:8080, orders service at http://127.0.0.1:8081 (Ctrl-C stops both)"

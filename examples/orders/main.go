@@ -1,6 +1,8 @@
 // Command orders is an example service migrating its orders from one
 // PostgreSQL database (the old schema) to another (the new schema) with
-// Parity's migration helpers. See README.md.
+// Parity's migration helpers. The service itself is package
+// [github.com/parityhq/parity/examples/orders/service]; this command parses
+// its flags and serves it. See README.md.
 package main
 
 import (
@@ -15,19 +17,41 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/parityhq/parity/examples/orders/service"
 	"github.com/parityhq/parity/pkg/envelope"
 )
 
 func main() {
-	opts := defaultOptions()
-	flag.StringVar(&opts.Addr, "addr", opts.Addr, "HTTP listen address")
-	flag.StringVar(&opts.AdminURL, "admin-url", opts.AdminURL, "PostgreSQL URL of a database to create the others from ($DATABASE_URL)")
-	flag.StringVar(&opts.OldURL, "old-url", opts.OldURL, "PostgreSQL URL of the old database (created if missing)")
-	flag.StringVar(&opts.NewURL, "new-url", opts.NewURL, "PostgreSQL URL of the new database (created if missing)")
-	flag.BoolVar(&opts.Reset, "reset", false, "drop and re-seed both schemas")
-	flag.StringVar(&opts.NATSURL, "nats-url", opts.NATSURL, `NATS server URL, or "embedded" to run one in-process`)
-	flag.BoolVar(&opts.CreateStream, "create-stream", opts.CreateStream, "create the PARITY_PAIRS stream if missing (normally the verifier's job)")
-	rate := flag.Int("traffic", 0, "send this many requests per second to the service, as users of every segment would (0: none)")
+	opts, rate, err := parseFlags(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		os.Exit(2) // the flag package has printed the error and the usage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, opts, rate); err != nil {
+		slog.Error("orders", "err", err)
+		os.Exit(1)
+	}
+}
+
+// parseFlags turns the command line into the service's options and the
+// traffic rate.
+func parseFlags(args []string) (opts service.Options, rate int, err error) {
+	fs := flag.NewFlagSet("orders", flag.ContinueOnError)
+	opts = service.DefaultOptions()
+	fs.StringVar(&opts.Addr, "addr", opts.Addr, "HTTP listen address")
+	fs.StringVar(&opts.AdminURL, "admin-url", opts.AdminURL, "PostgreSQL URL of a database to create the others from ($DATABASE_URL)")
+	fs.StringVar(&opts.OldURL, "old-url", opts.OldURL, "PostgreSQL URL of the old database (created if missing)")
+	fs.StringVar(&opts.NewURL, "new-url", opts.NewURL, "PostgreSQL URL of the new database (created if missing)")
+	fs.BoolVar(&opts.Reset, "reset", false, "drop and re-seed both schemas")
+	fs.StringVar(&opts.NATSURL, "nats-url", opts.NATSURL, `NATS server URL, or "embedded" to run one in-process`)
+	fs.BoolVar(&opts.CreateStream, "create-stream", opts.CreateStream, "create the PARITY_PAIRS stream if missing (normally the verifier's job)")
+	fs.BoolVar(&opts.SeedBugs, "seed-bugs", opts.SeedBugs, "seed the new database with two backfill bugs: order 4 rounded differently, order 5 missing (existing rows are kept: use --reset to switch)")
+	fs.StringVar(&opts.BugCountry, "bug-country", "", "break the new read path for users in this country: their totals come back 100 times too big")
+	fs.IntVar(&rate, "traffic", 0, "send this many requests per second to the service, as users of every segment would (0: none)")
 	stage := func(dst *envelope.Stage) func(string) error {
 		return func(s string) error {
 			if !envelope.Stage(s).Valid() {
@@ -37,21 +61,15 @@ func main() {
 			return nil
 		}
 	}
-	flag.Func("testing-group-stage", "stage for the testing group, users 123 and 456 (default live)", stage(&opts.Rollout.TestingGroup))
-	flag.Func("segment-stage", "stage for users in IN or US, or on the pro plan (default shadow)", stage(&opts.Rollout.Segments))
-	flag.Func("default-stage", "stage for everyone else (default dualwrite)", stage(&opts.Rollout.Everyone))
-	flag.Parse()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, opts, *rate); err != nil {
-		slog.Error("orders", "err", err)
-		os.Exit(1)
-	}
+	fs.Func("testing-group-stage", "stage for the testing group, users 123 and 456 (default live)", stage(&opts.Rollout.TestingGroup))
+	fs.Func("segment-stage", "stage for users in IN or US, or on the pro plan (default shadow)", stage(&opts.Rollout.Segments))
+	fs.Func("default-stage", "stage for everyone else (default dualwrite)", stage(&opts.Rollout.Everyone))
+	err = fs.Parse(args)
+	return opts, rate, err
 }
 
-func run(ctx context.Context, opts Options, rate int) error {
-	app, err := setup(ctx, opts)
+func run(ctx context.Context, opts service.Options, rate int) error {
+	app, err := service.Setup(ctx, opts)
 	if err != nil {
 		return err
 	}
@@ -61,7 +79,13 @@ func run(ctx context.Context, opts Options, rate int) error {
 	go func() { errc <- srv.ListenAndServe() }()
 	slog.Info("orders: listening", "addr", "http://"+opts.Addr, "nats", app.NATSURL)
 	if rate > 0 {
-		go traffic(ctx, "http://"+opts.Addr, rate)
+		tctx, stopTraffic := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			service.Traffic(tctx, "http://"+opts.Addr, service.TrafficOptions{Rate: rate})
+		}()
+		defer func() { stopTraffic(); <-done }() // before app.Close
 	}
 	select {
 	case err := <-errc:

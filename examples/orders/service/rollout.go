@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"github.com/open-feature/go-sdk/openfeature"
@@ -16,7 +16,9 @@ type Rollout struct {
 	Everyone     envelope.Stage
 }
 
-func defaultRollout() Rollout {
+// DefaultRollout is the command's rollout: the testing group live, the
+// segments in shadow, everyone else in dualwrite.
+func DefaultRollout() Rollout {
 	return Rollout{TestingGroup: envelope.StageLive, Segments: envelope.StageShadow, Everyone: envelope.StageDualWrite}
 }
 
@@ -38,6 +40,6 @@ func rolloutProvider(r Rollout) *memprovider.InMemoryProvider {
 		return f.Variants[variant], openfeature.ProviderResolutionDetail{Variant: variant, Reason: reason}
 	}
 	return memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
-		flagKey: {Key: flagKey, State: memprovider.Enabled, DefaultVariant: "everyone", Variants: variants, ContextEvaluator: &evaluate},
+		FlagKey: {Key: FlagKey, State: memprovider.Enabled, DefaultVariant: "everyone", Variants: variants, ContextEvaluator: &evaluate},
 	})
 }

@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -111,9 +111,11 @@ func createDatabase(ctx context.Context, adminURL, dbURL string) error {
 	return nil
 }
 
-// The seed: the same five orders in both schemas, except that the backfill
-// into the new schema rounded order 4's total differently and has not
-// reached order 5 yet. Those are the divergences Parity should find.
+// The seed: the same eight orders in both schemas. Orders 1 to 5 are the
+// ones [Traffic] reads, orders 6 to 8 the ones whose status it changes (see
+// [Traffic] for why they differ). With seedBugs, the backfill into the new
+// schema rounded order 4's total differently and has not reached order 5
+// yet: those are the divergences Parity should find.
 const oldSchema = `
 CREATE TABLE IF NOT EXISTS orders (
 	id          bigint PRIMARY KEY,
@@ -127,7 +129,10 @@ INSERT INTO orders (id, customer_id, total, status) VALUES
 	(2, 456, 5.00, 'pending'),
 	(3, 789, 120.50, 'shipped'),
 	(4, 789, 10.01, 'paid'),
-	(5, 321, 42.00, 'pending')
+	(5, 321, 42.00, 'pending'),
+	(6, 456, 7.50, 'pending'),
+	(7, 123, 64.00, 'paid'),
+	(8, 321, 0.99, 'pending')
 ON CONFLICT (id) DO NOTHING;`
 
 const newSchema = `
@@ -142,8 +147,19 @@ INSERT INTO customer_orders (order_id, customer_id, total_cents, state) VALUES
 	(1, 123, 1999, 'PAID'),
 	(2, 456, 500, 'PENDING'),
 	(3, 789, 12050, 'SHIPPED'),
-	(4, 789, 1000, 'PAID')
+	(6, 456, 750, 'PENDING'),
+	(7, 123, 6400, 'PAID'),
+	(8, 321, 99, 'PENDING'),
+%s
 ON CONFLICT (order_id) DO NOTHING;`
+
+const (
+	// newSeedCorrect is orders 4 and 5 as they are in the old schema.
+	newSeedCorrect = `	(4, 789, 1001, 'PAID'),
+	(5, 321, 4200, 'PENDING')`
+	// newSeedBugs is order 4 rounded differently, and no order 5.
+	newSeedBugs = `	(4, 789, 1000, 'PAID')`
+)
 
 func migrateOld(ctx context.Context, db *pgxpool.Pool, reset bool) error {
 	if reset {
@@ -157,13 +173,17 @@ func migrateOld(ctx context.Context, db *pgxpool.Pool, reset bool) error {
 	return nil
 }
 
-func migrateNew(ctx context.Context, db *pgxpool.Pool, reset bool) error {
+func migrateNew(ctx context.Context, db *pgxpool.Pool, reset, seedBugs bool) error {
 	if reset {
 		if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS customer_orders`); err != nil {
 			return err
 		}
 	}
-	if _, err := db.Exec(ctx, newSchema); err != nil {
+	rows := newSeedCorrect
+	if seedBugs {
+		rows = newSeedBugs
+	}
+	if _, err := db.Exec(ctx, fmt.Sprintf(newSchema, rows)); err != nil {
 		return fmt.Errorf("new schema: %w", err)
 	}
 	return nil
