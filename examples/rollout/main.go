@@ -45,14 +45,15 @@ func run() error {
 	flag.IntVar(&cfg.Rate, "rate", 200, "requests per second to the orders service")
 	flag.IntVar(&cfg.Users, "users", 300, "distinct users sending them")
 	flag.DurationVar(&cfg.Hold, "hold", 10*time.Second, "every step's hold time")
+	flag.DurationVar(&cfg.FixAfter, "fix-after", 20*time.Second, "how long the rollout stays paused on the breach before the bug is fixed")
 	flag.DurationVar(&cfg.Interval, "interval", time.Second, "how often the controller looks at the gate")
 	exit := flag.Bool("exit", false, "exit once the rollout is complete instead of keeping the dashboard up")
 	flag.Parse()
 	switch {
 	case cfg.Rate <= 0 || cfg.Users <= 0:
 		return fmt.Errorf("--rate and --users must be positive")
-	case cfg.Hold < 0 || cfg.Interval <= 0:
-		return fmt.Errorf("--hold must not be negative and --interval must be positive")
+	case cfg.Hold < 0 || cfg.FixAfter < 0 || cfg.Interval <= 0:
+		return fmt.Errorf("--hold and --fix-after must not be negative, --interval must be positive")
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -65,6 +65,9 @@ type Config struct {
 	// OperatorToken authenticates the scenario's operator actions; empty
 	// makes one up.
 	OperatorToken string
+	// FixAfter is how long the rollout stays paused on the breach before
+	// the bug is fixed, so that people can look at it on the dashboard.
+	FixAfter time.Duration
 	// Timeout bounds each phase (reaching the breach, reaching complete).
 	Timeout time.Duration
 	// Progress, if set, is told each audit-log entry and each phase as they
@@ -210,6 +213,14 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		return nil, fmt.Errorf("scenario: waiting for the breach in %s: %w", BugCountry, err)
 	}
 
+	if cfg.FixAfter > 0 {
+		say("the rollout is paused on the breach; the bug gets fixed in %s", cfg.FixAfter)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(cfg.FixAfter):
+		}
+	}
 	svc.SetBugCountry("")
 	res.FixedAt = time.Now()
 	say("the %s bug is fixed; waiting until the verifiers have counted every pair sent before the fix", BugCountry)
