@@ -173,6 +173,8 @@ func TestRolloutController(t *testing.T) {
 		{"unknown gate", flagOperator, `{"reason": "x", "plan": {"steps": [{"stage": "dualwrite", "audience": {"percent": 100}, "gate": "strict"}]}}`, http.StatusBadRequest, "is not a gate"},
 		{"bad flag key", flagOperator, `{"flag": "a flag", "reason": "x", "plan": {"steps": [{"stage": "dualwrite", "audience": {"percent": 100}}]}}`, http.StatusBadRequest, "flag"},
 		{"unknown field", flagOperator, `{"reason": "x", "plan": {"stepz": []}}`, http.StatusBadRequest, "stepz"},
+		{"misspelt step field", flagOperator, `{"reason": "x", "plan": {"steps": [{"stage": "dualwrite", "audience": {"percent": 100}, "hold_ns": 5}]}}`, http.StatusBadRequest, "hold_ns"},
+		{"bad hold", flagOperator, `{"reason": "x", "plan": {"steps": [{"stage": "dualwrite", "audience": {"percent": 100}, "hold": "a day"}]}}`, http.StatusBadRequest, "is not a duration"},
 	} {
 		code, body := h.do("PUT", "/api/v1/experiments/ctl/rollout", tt.token, tt.body)
 		if code != tt.code || !strings.Contains(body, tt.want) {
@@ -333,4 +335,40 @@ func TestRolloutTwoControllers(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// TestRolloutPastTheBoundary: once everyone is at rampdown, a rollback to a
+// stage where the old store is authoritative is refused with the reason, and
+// the kill switch stays at rampdown (the old path is still written there).
+func TestRolloutPastTheBoundary(t *testing.T) {
+	h := newRolloutHarness(t)
+	body := `{"flag": "ctl-flag", "reason": "retire", "plan": {"steps": [
+		{"stage": "dualwrite", "audience": {"percent": 100}, "gate": "none"},
+		{"stage": "live", "audience": {"percent": 100}, "gate": "none"},
+		{"stage": "rampdown", "audience": {"percent": 100}, "gate": "none"},
+		{"stage": "complete", "audience": {"percent": 100}, "gate": "none"}]}}`
+	if code, b := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, body); code != http.StatusOK {
+		t.Fatalf("plan: %d %s", code, b)
+	}
+	for _, step := range []int{1, 3} { // dualwrite first, then on to rampdown
+		if code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, fmt.Sprintf(`{"reason": "manual run", "step": %d}`, step)); code != http.StatusOK {
+			t.Fatalf("promote to %d: %d %s", step, code, b)
+		}
+	}
+	code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/rollback", flagOperator, `{"reason": "scared", "step": 1}`)
+	if code != http.StatusConflict || !strings.Contains(b, "would return to dualwrite") || !strings.Contains(b, "missed writes") {
+		t.Errorf("rollback from rampdown to dualwrite: %d %s, want 409 with the reason", code, b)
+	}
+	if code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/rollback", flagOperator, `{"reason": "new path slow"}`); code != http.StatusOK {
+		t.Errorf("rollback from rampdown to live: %d %s", code, b)
+	}
+	if code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, `{"reason": "again", "step": 4}`); code != http.StatusOK {
+		t.Fatalf("promote to complete: %d %s", code, b)
+	}
+	if code, b := h.do("POST", "/api/v1/experiments/ctl/rollout/kill", flagOperator, `{"reason": "pager"}`); code != http.StatusOK {
+		t.Fatalf("kill: %d %s", code, b)
+	}
+	if v := h.view(); v.Step != 3 || v.Status != rollout.StatusKilled {
+		t.Errorf("the kill switch past the boundary went to step %d (%s), want 3 (rampdown: the old path still written)", v.Step, v.Status)
+	}
 }

@@ -48,7 +48,7 @@ func TestDescribeWithholdsValues(t *testing.T) {
 		}), "steps[0].audience.rules[0].in[1]: invalid (value not logged)", "secret-user", ""},
 		{"state", mutate(func(d *rollout.Document) { d.State.Step = 5 }), "state.step 5 is outside 0..1", "", ""},
 		{"several problems", mutate(func(d *rollout.Document) { d.Plan.Experiment = ""; d.Plan.Steps[0].Hold = -1 }),
-			"experiment: is empty; it salts the percentage hash, so every plan needs one; steps[0].hold_ns: -1ns is negative", "", ""},
+			"experiment: is empty; it salts the percentage hash, so every plan needs one; steps[0].hold: -1ns is negative", "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

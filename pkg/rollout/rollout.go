@@ -1,6 +1,8 @@
 package rollout
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -51,10 +53,49 @@ type Step struct {
 	Stage    envelope.Stage `json:"stage"`
 	Audience Audience       `json:"audience"`
 	// Hold is how long the step must run before the next one; 0 means no
-	// minimum. In JSON it is a number of nanoseconds.
-	Hold time.Duration `json:"hold_ns,omitempty"`
+	// minimum. In JSON it is a Go duration string such as "30m" or "24h".
+	Hold time.Duration `json:"-"`
 	// Gate optionally names the gate that must pass before the next step.
 	Gate string `json:"gate,omitempty"`
+}
+
+// stepJSON is Step as JSON, with Hold as a duration string.
+type stepJSON struct {
+	Name     string         `json:"name,omitempty"`
+	Stage    envelope.Stage `json:"stage"`
+	Audience Audience       `json:"audience"`
+	Hold     string         `json:"hold,omitempty"`
+	Gate     string         `json:"gate,omitempty"`
+}
+
+// MarshalJSON writes Hold as a duration string ("1h0m0s").
+func (s Step) MarshalJSON() ([]byte, error) {
+	j := stepJSON{Name: s.Name, Stage: s.Stage, Audience: s.Audience, Gate: s.Gate}
+	if s.Hold != 0 {
+		j.Hold = s.Hold.String()
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads Hold as a duration string ("30m", "24h", "1h30m")
+// and refuses fields a step does not have, so a misspelt one is not
+// silently ignored.
+func (s *Step) UnmarshalJSON(b []byte) error {
+	var j stepJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("step: %w", err)
+	}
+	*s = Step{Name: j.Name, Stage: j.Stage, Audience: j.Audience, Gate: j.Gate}
+	if j.Hold != "" {
+		d, err := time.ParseDuration(j.Hold)
+		if err != nil {
+			return fmt.Errorf("hold: %q is not a duration such as \"30m\" or \"24h\"", j.Hold)
+		}
+		s.Hold = d
+	}
+	return nil
 }
 
 // Audience is who a step targets: a user is in it when its targeting key is

@@ -123,7 +123,7 @@ func TestValidate(t *testing.T) {
 		},
 		{
 			name: "negative hold", plan: with(func(p *rollout.Plan) { p.Steps[0].Hold = -time.Second }),
-			want:        "rollout: steps[0].hold_ns: -1s is negative",
+			want:        "rollout: steps[0].hold: -1s is negative",
 			explanation: "a hold is a minimum duration",
 		},
 		{
@@ -497,7 +497,7 @@ func TestJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, field := range []string{`"experiment":"orders"`, `"auto_promote":true`, `"steps":[`, `"stage":"dualwrite"`, `"hold_ns":3600000000000`,
+	for _, field := range []string{`"experiment":"orders"`, `"auto_promote":true`, `"steps":[`, `"stage":"dualwrite"`, `"hold":"1h0m0s"`,
 		`"gate":"consistency"`, `"users":["123","456"]`, `"rules":[{"attribute":"country","in":["IN","US"]}`, `"percent":5`} {
 		if !strings.Contains(string(b), field) {
 			t.Errorf("JSON lacks %s:\n%s", field, b)
@@ -509,6 +509,11 @@ func TestJSON(t *testing.T) {
 	}
 	if err := back.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	for _, bad := range []string{`{"steps":[{"stage":"dualwrite","hold":"soon"}]}`, `{"steps":[{"stage":"dualwrite","hold_ns":5}]}`} {
+		if err := json.Unmarshal([]byte(bad), &back); err == nil {
+			t.Errorf("%s was accepted", bad)
+		}
 	}
 	if s, _ := json.Marshal(rollout.State{Step: 3}); string(s) != `{"step":3}` {
 		t.Errorf("State JSON = %s", s)

@@ -82,7 +82,7 @@ func (p Plan) Validate() error {
 			add(f+".stage", "%q is not a stage (%s)", st.Stage, stageList())
 		}
 		if st.Hold < 0 {
-			add(f+".hold_ns", "%v is negative", st.Hold)
+			add(f+".hold", "%v is negative", st.Hold)
 		}
 		errs = append(errs, validateAudience(f+".audience", st.Audience)...)
 
