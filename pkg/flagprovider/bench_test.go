@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/open-feature/go-sdk/openfeature"
+	"github.com/open-feature/go-sdk/openfeature/isolated"
+	"github.com/open-feature/go-sdk/openfeature/memprovider"
 
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/flagprovider"
@@ -61,5 +63,43 @@ func BenchmarkStringEvaluationParallel(b *testing.B) {
 		for pb.Next() {
 			p.StringEvaluation(ctx, "orders", "off", fc)
 		}
+	})
+}
+
+// BenchmarkFlagEvaluation is one evaluation of the stage flag through an
+// OpenFeature client, as the migration helpers make it: with Parity's
+// provider, and for reference with the SDK's in-memory provider running an
+// equivalent targeting function (users, then rules, then a hashed
+// percentage) in the same run.
+func BenchmarkFlagEvaluation(b *testing.B) {
+	ec := openfeature.NewEvaluationContext("user-42", map[string]any{"country": "DE", "plan": "free"})
+	run := func(b *testing.B, p openfeature.FeatureProvider) {
+		api := isolated.NewAPI()
+		if err := api.SetProviderAndWait(context.Background(), p); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = api.Shutdown(context.Background()) })
+		c := api.NewClient()
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if v, _ := c.StringValue(ctx, "orders", "off", ec); v == "" {
+				b.Fatal("no value")
+			}
+		}
+	}
+	b.Run("parity", func(b *testing.B) { run(b, benchProvider(b)) })
+	b.Run("reference", func(b *testing.B) {
+		plan := benchPlan()
+		eval := func(f memprovider.InMemoryFlag, fc openfeature.FlattenedContext) (any, openfeature.ProviderResolutionDetail) {
+			key, _ := fc[openfeature.TargetingKey].(string)
+			attrs := rollout.StringAttrs(fc)
+			d := rollout.Decide(plan, rollout.State{Step: len(plan.Steps)}, key, attrs)
+			return string(d.Stage), openfeature.ProviderResolutionDetail{Variant: string(d.Stage), Reason: openfeature.Reason(d.Reason)}
+		}
+		run(b, memprovider.NewInMemoryProvider(map[string]memprovider.InMemoryFlag{
+			"orders": {Key: "orders", State: memprovider.Enabled, DefaultVariant: "off",
+				Variants: map[string]any{"off": "off"}, ContextEvaluator: &eval},
+		}))
 	})
 }
