@@ -264,6 +264,9 @@ func TestRolloutController(t *testing.T) {
 		t.Errorf("audit log:\n got %s\nwant %s", got, want)
 	}
 
+	if code, page := h.do("GET", "/", flagOperator, ""); code != http.StatusOK || !strings.Contains(page, "step 0 of 4, killed") {
+		t.Errorf("the overview (%d) does not show the rollout's position", code)
+	}
 	// The experiment page shows the rollout, its timeline and, to an
 	// operator, the actions; the form acts like the API.
 	code, page := h.do("GET", "/experiments/ctl", flagOperator, "")

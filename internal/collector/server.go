@@ -545,6 +545,8 @@ type overviewRow struct {
 	Gate  report.Verdict
 	Why   string
 	Spark template.HTML
+	// Rollout is "step 3 of 7, active", or empty without a rollout.
+	Rollout string
 }
 
 func (s *handlers) overviewPage(c echo.Context) error {
@@ -558,9 +560,19 @@ func (s *handlers) overviewPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	rollouts, err := s.db.Rollouts(ctx)
+	if err != nil {
+		return err
+	}
+	position := map[string]string{}
+	for _, r := range rollouts {
+		if plan, err := parsePlan(r.Plan); err == nil {
+			position[r.Experiment] = fmt.Sprintf("step %d of %d, %s", r.Step, len(plan.Steps), r.Status)
+		}
+	}
 	rows := make([]overviewRow, 0, len(exps))
 	for _, e := range exps {
-		row := overviewRow{ExperimentView: e}
+		row := overviewRow{ExperimentView: e, Rollout: position[e.Name]}
 		g, err := s.storedGate(ctx, e.Name)
 		if err != nil {
 			return err
