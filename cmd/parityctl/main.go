@@ -5,12 +5,18 @@
 //	parityctl token create --name NAME --role viewer|operator|ingest
 //	parityctl token revoke --name NAME
 //	parityctl token list [--all]
+//	parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment X [--reason R] [--step N] [--file F]
 //
 // gate exits 0 when the gate passes, 1 when it fails, 2 when it is
 // inconclusive (not enough data yet) and 3 when it could not decide (a bad
 // flag, an unknown experiment, the collector unreachable). Against a
 // collector that requires a viewer token, give one with --token or
 // PARITY_TOKEN.
+//
+// rollout shows or changes an experiment's closed-loop rollout through the
+// collector's API (docs/rollout.md) with an operator token: it exits 0 when
+// done, 1 when the collector refused the change (the reason is printed, e.g.
+// a move that would lose writes) and 3 on any other error.
 //
 // token talks to the collector's PostgreSQL directly (--database-url or
 // DATABASE_URL), as an administrator: create prints the new token once on
@@ -49,11 +55,19 @@ const usage = `usage:
   parityctl gate --experiment NAME [flags]                      (parityctl gate -h lists them)
   parityctl token create --name NAME --role viewer|operator|ingest
   parityctl token revoke --name NAME
-  parityctl token list [--all]`
+  parityctl token list [--all]
+  parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment NAME ...`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "token" {
 		return token(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "rollout" {
+		code, err := rollout(args[1:], stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "parityctl:", err)
+		}
+		return code
 	}
 	if len(args) == 0 || args[0] != "gate" {
 		fmt.Fprintln(stderr, usage)

@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/parityhq/parity/internal/auth"
+	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
 )
@@ -120,5 +124,55 @@ func TestGateSendsToken(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != "Bearer pty_secret" || got[1] != "" {
 		t.Errorf("Authorization headers %q, want the bearer token once and then none", got)
+	}
+}
+
+// TestRolloutCommands drives a rollout through a real collector: a plan from
+// a file, a refused move with its reason (exit 1), a resume, the status, and
+// bad invocations (exit 3).
+func TestRolloutCommands(t *testing.T) {
+	const op = "parityctl-operator-token-0123456789"
+	app, err := collector.Start(context.Background(), collector.Options{
+		Addr: "127.0.0.1:0", DatabaseURL: testutil.FreshDatabase(t), NATSURL: testutil.RunJetStream(t).ClientURL(),
+		Workers: -1, OperatorTokens: []string{op}, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Shutdown(context.Background()) })
+	plan := filepath.Join(t.TempDir(), "plan.json")
+	if err := os.WriteFile(plan, []byte(`{"flag": "orders-migration", "plan": {"steps": [
+		{"name": "dual-write", "stage": "dualwrite", "audience": {"percent": 100}, "gate": "none"},
+		{"name": "testers", "stage": "live", "audience": {"users": ["123"]}}]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--url", app.URL(), "--token", op, "--experiment", "orders"}
+	cmd := func(action string, more ...string) (int, string, string) {
+		return parityctl(append(append([]string{"rollout", action}, common...), more...)...)
+	}
+	if code, out, errOut := cmd("plan", "--file", plan, "--reason", "first plan"); code != 0 || !strings.Contains(out, "step 0 of 2, paused") {
+		t.Fatalf("plan: exit %d, %q %q", code, out, errOut)
+	}
+	if code, out, _ := cmd("promote", "--reason", "hurry", "--step", "2"); code != exitRolloutRefused || !strings.Contains(out, "dual-writing") {
+		t.Errorf("promote over dualwrite: exit %d, %q; want 1 and the reason", code, out)
+	}
+	if code, out, errOut := cmd("promote", "--reason", "start dual writes"); code != 0 || !strings.Contains(out, "step 1 of 2") {
+		t.Errorf("promote: exit %d, %q %q", code, out, errOut)
+	}
+	code, out, _ := cmd("status")
+	if code != 0 || !strings.Contains(out, "> 0 dualwrite") || !strings.Contains(out, "promote (manual) by operator-token[0], step 0 → 1: start dual writes") {
+		t.Errorf("status: exit %d:\n%s", code, out)
+	}
+	for _, bad := range [][]string{
+		{"pause"}, // no reason
+		{"pause", "--reason", "x", "--step", "1"}, // --step on pause
+		{"jump", "--reason", "x"},                 // unknown command
+	} {
+		if code, _, errOut := cmd(bad[0], bad[1:]...); code != exitRolloutError || errOut == "" {
+			t.Errorf("rollout %v: exit %d, %q; want 3 with a message", bad, code, errOut)
+		}
+	}
+	if code, _, errOut := parityctl("rollout", "status", "--url", app.URL(), "--experiment", "orders", "--token", "wrong-token-0123456789"); code != exitRolloutError || !strings.Contains(errOut, "401") {
+		t.Errorf("a wrong token: exit %d, %q", code, errOut)
 	}
 }
