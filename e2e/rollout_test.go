@@ -33,7 +33,7 @@ func TestClosedLoopRollout(t *testing.T) {
 		OperatorToken: operator, Linger: func(dashboard string) { rolloutInBrowser(t, dashboard, operator) },
 		DatabaseURL: testutil.FreshDatabase(t), OldURL: testutil.FreshDatabase(t), NewURL: testutil.FreshDatabase(t),
 		AdminURL: testutil.PostgresURL(), Addr: "127.0.0.1:0", AppAddr: "127.0.0.1:0", EmbeddedNATSAddr: "127.0.0.1:-1",
-		DataDir: t.TempDir(), Rate: 200, Users: 300, Hold: 2 * time.Second, Interval: 250 * time.Millisecond,
+		DataDir: t.TempDir(), Rate: 200, Users: 300, Hold: 2 * time.Second, Interval: 250 * time.Millisecond, Settle: 2 * time.Second,
 		Timeout: 3 * time.Minute, Progress: func(s string) { t.Log(s) }, Logger: slog.New(slog.NewTextHandler(tlog{t}, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {

@@ -50,6 +50,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.DurationVar(&o.SampleRetention, "sample-retention", 7*24*time.Hour, "how long divergence samples are kept (negative: forever)")
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", collector.DefaultRolloutInterval, "how often the rollout controller evaluates each active rollout's gate")
+	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -58,8 +59,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
 		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
-		"rollout-interval": "PARITY_ROLLOUT_INTERVAL",
-		"demo-rate":        "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
+		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
+		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)
 	}
@@ -73,6 +74,9 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		o.ViewerTokens = cli.List(*viewTokens)
 		if o.RolloutInterval <= 0 {
 			return fmt.Errorf("collector: --rollout-interval: %v is not positive", o.RolloutInterval)
+		}
+		if o.RolloutSettle <= 0 {
+			return fmt.Errorf("collector: --rollout-settle: %v is not positive", o.RolloutSettle)
 		}
 		if !*demo {
 			o.DemoRate = 0

@@ -88,6 +88,10 @@ type Options struct {
 	// RolloutInterval is how often the rollout controller evaluates every
 	// active rollout's gate. Defaults to DefaultRolloutInterval.
 	RolloutInterval time.Duration
+	// RolloutSettle is how long after a change of a rollout its gate's
+	// window starts, so that pairs from before the change are not judged as
+	// the new step's. Defaults to DefaultRolloutSettle.
+	RolloutSettle time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
@@ -275,7 +279,7 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.ctl = newController(s, kv, opts.RolloutInterval)
+	s.ctl = newController(s, kv, opts.RolloutInterval, opts.RolloutSettle)
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {

@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,6 +48,10 @@ const ControllerActor = "controller"
 // DefaultRolloutInterval is how often the controller looks at every rollout.
 const DefaultRolloutInterval = 2 * time.Second
 
+// DefaultRolloutSettle is how long after a change of a rollout its gate's
+// window starts.
+const DefaultRolloutSettle = 5 * time.Second
+
 // errRefused marks a change the rollout's rules forbid (HTTP 409).
 var errRefused = errors.New("collector: refused")
 
@@ -60,18 +65,44 @@ type controller struct {
 	h        *handlers
 	kv       jetstream.KeyValue // nil: no KV publishing
 	interval time.Duration
-	log      *slog.Logger
-	now      func() time.Time
+	// settleTime is how long after a change the gate's window starts.
+	settleTime time.Duration
+	log        *slog.Logger
+	now        func() time.Time
 
 	mu        sync.Mutex
 	published map[string]int64 // flag → revision known to be in the KV bucket
 }
 
-func newController(h *handlers, kv jetstream.KeyValue, interval time.Duration) *controller {
+func newController(h *handlers, kv jetstream.KeyValue, interval, settle time.Duration) *controller {
 	if interval <= 0 {
 		interval = DefaultRolloutInterval
 	}
-	return &controller{h: h, kv: kv, interval: interval, log: h.log, now: time.Now, published: map[string]int64{}}
+	if settle <= 0 {
+		settle = DefaultRolloutSettle
+	}
+	return &controller{h: h, kv: kv, interval: interval, settleTime: settle, log: h.log, now: time.Now, published: map[string]int64{}}
+}
+
+// settle takes the baseline of r's gate window once the step has run for
+// settleTime: by then the pairs made before the change have been verified
+// and counted (a flush is at most a second; a compared call is bounded by
+// its timeout). It stores the baseline without a new revision: what users
+// get does not change.
+func (c *controller) settle(ctx context.Context, r store.Rollout) (store.Rollout, error) {
+	var b baseline
+	if json.Unmarshal(r.Baseline, &b) == nil && b.Taken || c.now().Sub(r.EnteredAt) < c.settleTime {
+		return r, nil
+	}
+	snap, err := c.snapshot(ctx, r.Experiment, c.now())
+	if err != nil {
+		return r, err
+	}
+	if err := c.h.db.SetRolloutBaseline(ctx, r.Experiment, r.Revision, snap); err != nil {
+		return r, err
+	}
+	r.Baseline = snap
+	return r, nil
 }
 
 // EnsureRolloutBucket creates the KV bucket rollouts are published to, if
@@ -128,8 +159,11 @@ func (c *controller) tick(ctx context.Context) {
 			c.log.Error("collector: stored rollout plan is invalid; not served", "experiment", r.Experiment, "err", err)
 			continue
 		}
-		if r.Status == rollout.StatusActive {
-			next, err := c.step(ctx, r, plan)
+		if r.Status != rollout.StatusKilled {
+			next, err := c.settle(ctx, r)
+			if err == nil {
+				next, err = c.step(ctx, next, plan)
+			}
 			switch {
 			case errors.Is(err, store.ErrConflict): // another collector moved it; next tick
 			case err != nil && ctx.Err() == nil:
@@ -147,14 +181,16 @@ func (c *controller) tick(ctx context.Context) {
 	}
 }
 
-// step is the controller's decision for one active rollout: step back on a
-// breach of the current step's gate, advance when the gate passed for the
-// hold (with AutoPromote), else nothing. It returns the rollout as it is
-// afterwards.
+// step is the controller's decision for one rollout that is not killed:
+// step back on a breach of the current step's gate (paused or not: pausing
+// stops advancing, not protecting), advance when an active rollout's gate
+// passed for the hold (with AutoPromote), else nothing. It returns the
+// rollout as it is afterwards.
 func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Plan) (store.Rollout, error) {
 	n := r.Step
+	active := r.Status == rollout.StatusActive
 	if n == 0 {
-		if !plan.AutoPromote {
+		if !active || !plan.AutoPromote {
 			return r, nil
 		}
 		return c.apply(ctx, r, plan, change{action: ActionPromote, cause: CauseGatePassed, actor: ControllerActor, to: 1,
@@ -174,7 +210,7 @@ func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Pla
 		return c.apply(ctx, r, plan, change{action: ActionRollback, cause: CauseGateFailed, actor: ControllerActor, to: n - 1,
 			status: rollout.StatusPaused, reason: reason + "; stepped back to the last safe step and paused until an operator resumes", detail: gateDetail(gv)})
 	}
-	if !plan.AutoPromote || n == len(plan.Steps) {
+	if !active || !plan.AutoPromote || n == len(plan.Steps) {
 		return r, nil
 	}
 	held := c.now().Sub(r.EnteredAt)
@@ -218,11 +254,7 @@ func (c *controller) apply(ctx context.Context, r store.Rollout, plan rollout.Pl
 	}
 	if ch.to != r.Step || ch.restart {
 		at := c.now()
-		b, err := c.snapshot(ctx, r.Experiment, at)
-		if err != nil {
-			return r, err
-		}
-		next.EnteredAt, next.Baseline = at, b
+		next.EnteredAt, next.Baseline = at, pending(at)
 	}
 	ev := store.RolloutEvent{Actor: ch.actor, Action: ch.action, Cause: ch.cause, FromStep: r.Step, Reason: ch.reason}
 	if ch.detail != nil {
@@ -287,9 +319,21 @@ func (c *controller) publish(ctx context.Context, d rollout.Document) error {
 // baseline is the counts a step's gate window starts from: the counts summed
 // since Since (the minute the step was entered) at the moment it was. The
 // gate judges what was counted after that moment.
+//
+// The snapshot is taken only once the step has settled (see
+// [controller.settle]): pairs from before the change that are still being
+// verified when it is made must not count for the new step. Until then Taken
+// is false and the gate is not judged.
 type baseline struct {
 	Since    time.Time           `json:"since"`
-	Segments map[string][6]int64 `json:"segments"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
+	Taken    bool                `json:"taken"`
+	Segments map[string][6]int64 `json:"segments,omitempty"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
+}
+
+// pending is the baseline of a step just entered at at: not yet taken.
+func pending(at time.Time) []byte {
+	b, _ := json.Marshal(baseline{Since: at.UTC().Truncate(time.Minute)}) // plain data always marshals
+	return b
 }
 
 func counts(r store.SegmentCount) [6]int64 {
@@ -297,7 +341,7 @@ func counts(r store.SegmentCount) [6]int64 {
 }
 
 func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
-	b := baseline{Since: at.UTC().Truncate(time.Minute), Segments: map[string][6]int64{}}
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, Segments: map[string][6]int64{}}
 	rows, err := c.h.db.Segments(ctx, experiment, store.SegmentQuery{Since: b.Since})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -324,8 +368,11 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
 	}
 	var b baseline
-	if err := json.Unmarshal(r.Baseline, &b); err != nil || b.Since.IsZero() {
-		b = baseline{Since: r.EnteredAt.UTC().Truncate(time.Minute)}
+	if err := json.Unmarshal(r.Baseline, &b); err != nil || !b.Taken {
+		return GateView{Experiment: r.Experiment, Since: r.EnteredAt, Spec: g, GateResult: report.GateResult{
+			Verdict: report.Inconclusive, Alpha: cmp.Or(spec.Alpha, report.DefaultAlpha),
+			Reason: fmt.Sprintf("settling: the step's first %s are not judged, so that pairs from before it are not counted", c.settleTime),
+		}}, true, nil
 	}
 	q := store.SegmentQuery{Since: b.Since}
 	rows, err := c.h.db.Segments(ctx, r.Experiment, q)
@@ -438,11 +485,7 @@ func (c *controller) savePlan(ctx context.Context, experiment, flag string, plan
 	cur, err := c.h.db.Rollout(ctx, experiment)
 	if errors.Is(err, store.ErrNotFound) {
 		at := c.now()
-		b, err := c.snapshot(ctx, experiment, at)
-		if err != nil {
-			return store.Rollout{}, err
-		}
-		r, err := c.h.db.CreateRollout(ctx, store.Rollout{Experiment: experiment, Flag: flag, Plan: doc, Status: rollout.StatusPaused, EnteredAt: at, Baseline: b},
+		r, err := c.h.db.CreateRollout(ctx, store.Rollout{Experiment: experiment, Flag: flag, Plan: doc, Status: rollout.StatusPaused, EnteredAt: at, Baseline: pending(at)},
 			store.RolloutEvent{Actor: actor, Action: ActionPlan, Cause: CauseManual, Reason: reason})
 		if err != nil {
 			return store.Rollout{}, err

@@ -31,6 +31,9 @@ type RolloutView struct {
 	// start of its gate's window.
 	EnteredAt time.Time `json:"entered_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	// Settling says the current step's gate window has not started yet:
+	// pairs from before the change may still be being counted.
+	Settling bool `json:"settling"`
 	// HoldLeft is how much of the current step's hold is left, in seconds.
 	HoldLeft float64 `json:"hold_left_s"`
 	// Gate is the current step's gate over its window; nil when the step has
@@ -100,6 +103,8 @@ func (s *handlers) rolloutView(c echo.Context, name string) (RolloutView, error)
 	}
 	v := RolloutView{Experiment: r.Experiment, Flag: r.Flag, Plan: plan, Step: r.Step, Status: r.Status,
 		Revision: r.Revision, EnteredAt: r.EnteredAt, UpdatedAt: r.UpdatedAt}
+	var b baseline
+	v.Settling = json.Unmarshal(r.Baseline, &b) != nil || !b.Taken
 	if r.Step > 0 {
 		v.Current = &StepView{Index: r.Step - 1, Step: plan.Steps[r.Step-1]}
 		v.HoldLeft = max(0, (v.Current.Hold - s.ctl.now().Sub(r.EnteredAt)).Seconds())

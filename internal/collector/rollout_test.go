@@ -27,12 +27,14 @@ type rolloutHarness struct {
 	seq atomic.Int64
 }
 
-func newRolloutHarness(t *testing.T) *rolloutHarness {
+func newRolloutHarness(t *testing.T) *rolloutHarness { return newRolloutHarnessSettle(t, 200*time.Millisecond) }
+
+func newRolloutHarnessSettle(t *testing.T, settle time.Duration) *rolloutHarness {
 	ns := testutil.RunJetStream(t)
 	app, err := Start(context.Background(), Options{
 		Addr: "127.0.0.1:0", DatabaseURL: testutil.FreshDatabase(t), NATSURL: ns.ClientURL(), Workers: 1,
 		AnonymousViewers: "false", OperatorTokens: []string{flagOperator}, IngestTokens: []string{flagIngest},
-		RolloutInterval: 50 * time.Millisecond, Logger: slog.New(slog.DiscardHandler),
+		RolloutInterval: 50 * time.Millisecond, RolloutSettle: settle, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,6 +128,19 @@ func (h *rolloutHarness) waitStep(step int, status string) RolloutView {
 	return v
 }
 
+// waitSettled waits until the current step's gate window has started.
+func (h *rolloutHarness) waitSettled() RolloutView {
+	h.t.Helper()
+	var v RolloutView
+	testutil.Eventually(h.t, 20*time.Second, func() string {
+		if v = h.view(); v.Settling {
+			return "the step is still settling"
+		}
+		return ""
+	})
+	return v
+}
+
 // kvDoc is what providers see.
 func (h *rolloutHarness) kvDoc() rollout.Document {
 	h.t.Helper()
@@ -210,7 +225,11 @@ func TestRolloutController(t *testing.T) {
 		t.Fatalf("resume: %d %s", code, body)
 	}
 	v = h.waitStep(2, rollout.StatusActive)
-	if v.Gate == nil || v.Gate.Verdict == "pass" {
+	if !v.Settling || v.Gate == nil || v.Gate.Verdict != "inconclusive" || !strings.Contains(v.Gate.Reason, "settling") {
+		t.Fatalf("step 2 just entered: settling %v, gate %+v", v.Settling, v.Gate)
+	}
+	v = h.waitSettled()
+	if v.Gate == nil || v.Gate.Verdict != "inconclusive" {
 		t.Fatalf("step 2 gate = %+v, want an undecided gate", v.Gate)
 	}
 	h.ingest("US", 200, 0)
@@ -220,6 +239,7 @@ func TestRolloutController(t *testing.T) {
 	}
 
 	// A breach in IN: back to step 2, paused, with the evidence.
+	h.waitSettled()
 	h.ingest("IN", 60, 30)
 	v = h.waitStep(2, rollout.StatusPaused)
 	last := v.Events[len(v.Events)-1]
@@ -231,9 +251,18 @@ func TestRolloutController(t *testing.T) {
 		t.Fatalf("KV has %+v after the breach", d)
 	}
 
-	// Replacing an applied step is refused; appending one is not.
-	changed := strings.Replace(fmt.Sprintf(ctlPlan, "edit"), `"users": ["123", "456"]`, `"users": ["123"]`, 1)
-	if code, body := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, changed); code != http.StatusConflict || !strings.Contains(body, "roll back to step 1") {
+	// Paused is not unprotected: a breach of step 2's own gate steps back
+	// again.
+	h.waitSettled()
+	h.ingest("US", 60, 30)
+	v = h.waitStep(1, rollout.StatusPaused)
+	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed || last.FromStep != 2 || !strings.Contains(last.Reason, "country=US") {
+		t.Fatalf("breach while paused: %+v", last)
+	}
+
+	// Replacing an applied step is refused.
+	changed := strings.Replace(fmt.Sprintf(ctlPlan, "edit"), `"gate": "none"`, `"gate": ""`, 1)
+	if code, body := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, changed); code != http.StatusConflict || !strings.Contains(body, "roll back to step 0") {
 		t.Errorf("changing an applied step: %d %s", code, body)
 	}
 
@@ -244,7 +273,7 @@ func TestRolloutController(t *testing.T) {
 	}
 	v = h.waitStep(0, rollout.StatusKilled)
 	last = v.Events[len(v.Events)-1]
-	if last.Cause != CauseKillSwitch || last.Reason != "pager" || last.FromStep != 2 {
+	if last.Cause != CauseKillSwitch || last.Reason != "pager" || last.FromStep != 1 {
 		t.Fatalf("kill event = %+v", last)
 	}
 	if d := h.kvDoc(); d.State.Step != 0 || d.Status != rollout.StatusKilled || d.Revision != v.Revision {
@@ -259,7 +288,7 @@ func TestRolloutController(t *testing.T) {
 	for _, e := range evs {
 		actions = append(actions, e.Action+"/"+e.Cause)
 	}
-	want := "plan/manual resume/manual promote/gate_passed promote/gate_passed promote/gate_passed rollback/gate_failed kill/kill_switch"
+	want := "plan/manual resume/manual promote/gate_passed promote/gate_passed promote/gate_passed rollback/gate_failed rollback/gate_failed kill/kill_switch"
 	if got := strings.Join(actions, " "); got != want {
 		t.Errorf("audit log:\n got %s\nwant %s", got, want)
 	}
@@ -373,5 +402,40 @@ func TestRolloutPastTheBoundary(t *testing.T) {
 	}
 	if v := h.view(); v.Step != 3 || v.Status != rollout.StatusKilled {
 		t.Errorf("the kill switch past the boundary went to step %d (%s), want 3 (rampdown: the old path still written)", v.Step, v.Status)
+	}
+}
+
+// TestRolloutSettles: pairs counted while a step settles belong to the
+// change, not to the step, so a burst of divergence from before the change
+// does not breach the new step's gate; the same burst after it does.
+func TestRolloutSettles(t *testing.T) {
+	h := newRolloutHarnessSettle(t, 5*time.Second)
+	if code, body := h.do("PUT", "/api/v1/experiments/ctl/gate/spec", flagOperator,
+		`{"max_rate": 0.05, "min_pairs": 20, "window": "1h", "per_segment": true}`); code != http.StatusOK {
+		t.Fatalf("gate spec: %d %s", code, body)
+	}
+	if code, body := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, fmt.Sprintf(ctlPlan, "plan")); code != http.StatusOK {
+		t.Fatalf("plan: %d %s", code, body)
+	}
+	for _, step := range []int{1, 2} {
+		if code, body := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, fmt.Sprintf(`{"reason": "by hand", "step": %d}`, step)); code != http.StatusOK {
+			t.Fatalf("promote: %d %s", code, body)
+		}
+	}
+	if code, body := h.do("POST", "/api/v1/experiments/ctl/rollout/resume", flagOperator, `{"reason": "watch it"}`); code != http.StatusOK {
+		t.Fatalf("resume: %d %s", code, body)
+	}
+	h.ingest("IN", 60, 30) // counted while settling
+	if !h.view().Settling {
+		t.Fatal("the burst took longer than the settle time; the test cannot tell")
+	}
+	v := h.waitSettled()
+	if v.Step != 2 || v.Gate == nil || v.Gate.Verdict == "fail" {
+		t.Fatalf("after settling: step %d, gate %+v; the burst from before must not count", v.Step, v.Gate)
+	}
+	h.ingest("IN", 60, 30)
+	v = h.waitStep(1, rollout.StatusPaused)
+	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed {
+		t.Fatalf("the burst after settling: %+v", last)
 	}
 }

@@ -49,6 +49,7 @@ type Reader interface {
 	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
 	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
+	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
 	Ping(ctx context.Context) error
 }
 
@@ -88,7 +89,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		s.flags = newFlagTable()
 	}
 	if s.ctl == nil {
-		s.ctl = newController(s, nil, 0)
+		s.ctl = newController(s, nil, 0, 0)
 	}
 	funcs := template.FuncMap{
 		"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },

@@ -193,3 +193,22 @@ func scanRollout(row pgx.Row) (Rollout, error) {
 	r.EnteredAt, r.UpdatedAt = r.EnteredAt.UTC(), r.UpdatedAt.UTC()
 	return r, err
 }
+
+// SetRolloutBaseline replaces the rollout's baseline, provided its revision
+// is still revision, without changing the revision or the audit log: the
+// baseline is the controller's bookkeeping, not a change of what users get.
+// It returns an error wrapping [ErrConflict] when the revision moved on.
+func (s *Store) SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error {
+	doc, err := cleanObject(baseline, "rollout baseline")
+	if err != nil {
+		return fmt.Errorf("store: baseline of %q: %w", experiment, err)
+	}
+	tag, err := s.pool.Exec(ctx, `UPDATE rollouts SET baseline = $3::jsonb WHERE experiment = $1 AND revision = $2`, experiment, revision, doc)
+	if err != nil {
+		return fmt.Errorf("store: baseline of %q: %w", experiment, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("store: baseline of %q: revision %d is not current: %w", experiment, revision, ErrConflict)
+	}
+	return nil
+}

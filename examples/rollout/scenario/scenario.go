@@ -60,8 +60,10 @@ type Config struct {
 	AppAddr string
 	// Rate is requests per second; Users the number of distinct users.
 	Rate, Users int
-	// Hold is every step's hold time; Interval the controller's tick.
-	Hold, Interval time.Duration
+	// Hold is every step's hold time; Interval the controller's tick;
+	// Settle how long after a change the gate's window starts (0: the
+	// collector's default).
+	Hold, Interval, Settle time.Duration
 	// OperatorToken authenticates the scenario's operator actions; empty
 	// makes one up.
 	OperatorToken string
@@ -143,7 +145,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 
 	col, err := collector.Start(ctx, collector.Options{
 		Addr: cfg.Addr, DatabaseURL: cfg.DatabaseURL, EmbeddedNATSAddr: cfg.EmbeddedNATSAddr, DataDir: cfg.DataDir,
-		OperatorTokens: []string{cfg.OperatorToken}, RolloutInterval: cfg.Interval, Logger: cfg.Logger,
+		OperatorTokens: []string{cfg.OperatorToken}, RolloutInterval: cfg.Interval, RolloutSettle: cfg.Settle, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return nil, err
