@@ -76,6 +76,18 @@ func TestRolloutRevisionsAndAudit(t *testing.T) {
 	if last, _ := s.RolloutEvents(ctx, "orders", 1); len(last) != 1 || last[0].ID != evs[1].ID {
 		t.Fatalf("last event = %+v", last)
 	}
+	if err := s.SetRolloutBaseline(ctx, "orders", got.Revision, []byte(`{"taken": true}`)); err != nil {
+		t.Fatalf("SetRolloutBaseline: %v", err)
+	}
+	if err := s.SetRolloutBaseline(ctx, "orders", got.Revision-1, []byte(`{}`)); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("SetRolloutBaseline at an old revision: %v, want ErrConflict", err)
+	}
+	if r, _ := s.Rollout(ctx, "orders"); r.Revision != got.Revision || string(r.Baseline) != `{"taken": true}` {
+		t.Fatalf("after SetRolloutBaseline: revision %d baseline %s", r.Revision, r.Baseline)
+	}
+	if evs, _ := s.RolloutEvents(ctx, "orders", 0); len(evs) != 2 {
+		t.Fatalf("SetRolloutBaseline wrote an audit entry: %d entries", len(evs))
+	}
 	all, err := s.Rollouts(ctx)
 	if err != nil || len(all) != 1 || all[0].Flag != "orders-migration" {
 		t.Fatalf("Rollouts = %+v, %v", all, err)
