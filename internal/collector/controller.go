@@ -142,8 +142,9 @@ func (c *controller) run(ctx context.Context) {
 	}
 }
 
-// tick refreshes the flag table from the database, lets every active
-// rollout's gate move it, and publishes what the KV bucket lacks.
+// tick refreshes the flag table from the database, lets the gate of every
+// rollout that is not killed move it, and publishes what the KV bucket
+// lacks.
 func (c *controller) tick(ctx context.Context) {
 	rs, err := c.h.db.Rollouts(ctx)
 	if err != nil {
@@ -204,6 +205,9 @@ func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Pla
 	if gated && gv.Verdict == report.Fail {
 		reason := fmt.Sprintf("%s breached its gate: %s", stepLabel(plan, n-1), gv.Reason)
 		if err := rollout.Transition(plan, rollout.State{Step: n}, rollout.State{Step: n - 1}); err != nil {
+			if !active {
+				return r, nil // paused already, and nowhere safe to go
+			}
 			return c.apply(ctx, r, plan, change{action: ActionPause, cause: CauseGateFailed, actor: ControllerActor, to: n,
 				status: rollout.StatusPaused, reason: reason + "; stepping back is unsafe, so the rollout is paused where it is: " + err.Error(), detail: gateDetail(gv)})
 		}
