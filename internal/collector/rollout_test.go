@@ -27,7 +27,9 @@ type rolloutHarness struct {
 	seq atomic.Int64
 }
 
-func newRolloutHarness(t *testing.T) *rolloutHarness { return newRolloutHarnessSettle(t, 200*time.Millisecond) }
+func newRolloutHarness(t *testing.T) *rolloutHarness {
+	return newRolloutHarnessSettle(t, 200*time.Millisecond)
+}
 
 func newRolloutHarnessSettle(t *testing.T, settle time.Duration) *rolloutHarness {
 	ns := testutil.RunJetStream(t)
