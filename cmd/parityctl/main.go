@@ -25,6 +25,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -126,23 +127,9 @@ func gate(args []string, stdout io.Writer) (int, error) {
 		q.Set("min_pairs", strconv.FormatInt(*minPairs, 10))
 	}
 	u := *base + "/api/v1/experiments/" + url.PathEscape(*exp) + "/gate?" + q.Encode()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	resp, body, err := ask(http.MethodGet, u, *viewerToken, nil, *timeout)
 	if err != nil {
 		return exitError, err
-	}
-	if *viewerToken != "" {
-		req.Header.Set("Authorization", "Bearer "+*viewerToken)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return exitError, fmt.Errorf("ask the collector: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return exitError, fmt.Errorf("read the answer: %w", err)
 	}
 	var a gateAnswer
 	if err := json.Unmarshal(body, &a); err != nil {
@@ -168,4 +155,31 @@ func gate(args []string, stdout io.Writer) (int, error) {
 		return exitInconclusive, nil
 	}
 	return exitError, fmt.Errorf("unknown verdict %q", a.Verdict)
+}
+
+// ask makes one request to the collector with token (if any) and returns
+// its status and body (at most 16 MiB), within timeout.
+func ask(method, u, token string, body []byte, timeout time.Duration) (*http.Response, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ask the collector: %w", err)
+	}
+	defer resp.Body.Close()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, fmt.Errorf("read the answer: %w", err)
+	}
+	return resp, answer, nil
 }

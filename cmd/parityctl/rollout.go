@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -118,24 +116,9 @@ func rollout(args []string, stdout io.Writer) (int, error) {
 		return exitRolloutError, fmt.Errorf("unknown rollout command %q\n%s", action, rolloutUsage)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, *base+path, bytes.NewReader(body))
+	resp, answer, err := ask(method, *base+path, *token, body, *timeout)
 	if err != nil {
 		return exitRolloutError, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if *token != "" {
-		req.Header.Set("Authorization", "Bearer "+*token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return exitRolloutError, fmt.Errorf("ask the collector: %w", err)
-	}
-	defer resp.Body.Close()
-	answer, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return exitRolloutError, fmt.Errorf("read the answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		var e struct {
