@@ -448,7 +448,7 @@ func parsePlan(b []byte) (rollout.Plan, error) {
 }
 
 func document(r store.Rollout, plan rollout.Plan) rollout.Document {
-	return rollout.Document{Flag: r.Flag, Plan: plan, State: rollout.State{Step: r.Step}, Status: r.Status,
+	return rollout.Document{Version: rollout.DocumentVersion, Flag: r.Flag, Plan: plan, State: rollout.State{Step: r.Step}, Status: r.Status,
 		Revision: r.Revision, UpdatedAt: r.UpdatedAt}
 }
 

@@ -49,7 +49,7 @@ func ofrepPlan(t *testing.T) rollout.Plan {
 // ofrepDoc is the document of ofrepFlag at step with revision.
 func ofrepDoc(t *testing.T, step int, revision int64) rollout.Document {
 	t.Helper()
-	d := rollout.Document{Flag: ofrepFlag, Plan: ofrepPlan(t), State: rollout.State{Step: step}, Status: rollout.StatusActive,
+	d := rollout.Document{Version: rollout.DocumentVersion, Flag: ofrepFlag, Plan: ofrepPlan(t), State: rollout.State{Step: step}, Status: rollout.StatusActive,
 		Revision: revision, UpdatedAt: time.Now().UTC()}
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
@@ -203,7 +203,7 @@ func ofrepPost(t *testing.T, url, token, body string, header ...string) (*http.R
 // any revision and with the context.
 func TestOFREPBulkETag(t *testing.T) {
 	s := newOFREPServer(t, false)
-	billing := rollout.Document{Flag: "billing-db", Plan: rollout.Plan{Experiment: "billing", Base: envelope.StageOff,
+	billing := rollout.Document{Version: rollout.DocumentVersion, Flag: "billing-db", Plan: rollout.Plan{Experiment: "billing", Base: envelope.StageOff,
 		Steps: []rollout.Step{{Stage: envelope.StageDualWrite, Audience: rollout.Audience{Rules: []rollout.Rule{{Attribute: "country", In: []string{"IN"}}}}}}},
 		State: rollout.State{Step: 1}, Status: rollout.StatusPaused, Revision: 4}
 	docs := []rollout.Document{ofrepDoc(t, 3, 1), billing}

@@ -14,7 +14,7 @@ import (
 // attribute values they contain.
 func TestDescribeWithholdsValues(t *testing.T) {
 	valid := rollout.Document{
-		Flag: "orders", Status: rollout.StatusActive, Revision: 1, UpdatedAt: time.Unix(0, 0).UTC(),
+		Version: rollout.DocumentVersion, Flag: "orders", Status: rollout.StatusActive, Revision: 1, UpdatedAt: time.Unix(0, 0).UTC(),
 		Plan: rollout.Plan{Experiment: "orders", Steps: []rollout.Step{
 			{Stage: envelope.StageDualWrite, Audience: rollout.Audience{Percent: 100}},
 		}},

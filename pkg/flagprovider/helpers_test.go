@@ -53,7 +53,7 @@ func livePlan(percents ...float64) rollout.Plan {
 // doc returns a document with every step of plan applied.
 func doc(flag string, rev int64, plan rollout.Plan) rollout.Document {
 	return rollout.Document{
-		Flag: flag, Plan: plan, State: rollout.State{Step: len(plan.Steps)},
+		Version: rollout.DocumentVersion, Flag: flag, Plan: plan, State: rollout.State{Step: len(plan.Steps)},
 		Status: rollout.StatusActive, Revision: rev, UpdatedAt: time.Unix(1_700_000_000+rev, 0).UTC(),
 	}
 }

@@ -14,6 +14,10 @@ import (
 const (
 	// KVBucket is the key-value bucket holding one [Document] per flag.
 	KVBucket = "PARITY_ROLLOUTS"
+	// DocumentVersion is the version of the [Document] format this package
+	// writes and reads. A reader refuses other versions rather than guess
+	// at fields it does not know.
+	DocumentVersion = 1
 	// MaxFlagKeyLen is the longest flag key: it is a KV key, so also a NATS
 	// subject token sequence.
 	MaxFlagKeyLen = 128
@@ -36,6 +40,8 @@ const (
 // with every change. It is the value of key [Document.Flag] in [KVBucket],
 // encoded as JSON.
 type Document struct {
+	// Version is [DocumentVersion].
+	Version int `json:"version"`
 	// Flag is the OpenFeature flag key applications evaluate.
 	Flag  string `json:"flag"`
 	Plan  Plan   `json:"plan"`
@@ -51,9 +57,12 @@ type Document struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Validate checks a document read from the bucket: a valid flag key, a valid
-// plan, and a state within it.
+// Validate checks a document read from the bucket: the version this package
+// reads, a valid flag key, a valid plan, and a state within it.
 func (d Document) Validate() error {
+	if d.Version != DocumentVersion {
+		return errorf("version", "%d is not %d, the document version this reader understands; upgrade it", d.Version, DocumentVersion)
+	}
 	if err := ValidFlagKey(d.Flag); err != nil {
 		return err
 	}

@@ -553,7 +553,7 @@ func TestStringAttrs(t *testing.T) {
 
 func TestDocumentValidate(t *testing.T) {
 	plan := rollout.Plan{Experiment: "orders", Steps: []rollout.Step{{Stage: envelope.StageDualWrite, Audience: rollout.Audience{Percent: 100}}}}
-	good := rollout.Document{Flag: "orders.migration", Plan: plan, State: rollout.State{Step: 1}, Status: rollout.StatusActive, Revision: 3}
+	good := rollout.Document{Version: rollout.DocumentVersion, Flag: "orders.migration", Plan: plan, State: rollout.State{Step: 1}, Status: rollout.StatusActive, Revision: 3}
 	b, _ := json.Marshal(good)
 	if d, err := rollout.ParseDocument(b); err != nil || d.Revision != 3 || d.State.Step != 1 {
 		t.Fatalf("ParseDocument = %+v, %v", d, err)
@@ -564,6 +564,8 @@ func TestDocumentValidate(t *testing.T) {
 		"empty flag":         func(d *rollout.Document) { d.Flag = "" },
 		"step past the plan": func(d *rollout.Document) { d.State.Step = 2 },
 		"zero revision":      func(d *rollout.Document) { d.Revision = 0 },
+		"no version":         func(d *rollout.Document) { d.Version = 0 },
+		"a later version":    func(d *rollout.Document) { d.Version = 2 },
 		"invalid plan":       func(d *rollout.Document) { d.Plan.Steps = nil },
 	} {
 		d := good
