@@ -1,6 +1,8 @@
 package collector
 
 import (
+	"cmp"
+	"errors"
 	"net/http"
 	"net/url"
 	"sort"
@@ -122,8 +124,16 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	ctx := c.Request().Context()
 	q := store.SegmentQuery{Since: since, Operation: op}
 	counts, err := s.db.Segments(ctx, name, q)
+	if errors.Is(err, store.ErrNotFound) {
+		// No pairs yet; a rollout may already be planned.
+		ro, rerr := s.pageRollout(c, name)
+		if rerr != nil || ro == nil {
+			return cmp.Or(rerr, notFoundOr(err, "experiment "+name))
+		}
+		return c.Render(http.StatusOK, "rollout.html", map[string]any{"Title": name, "Name": name, "Rollout": ro})
+	}
 	if err != nil {
-		return notFoundOr(err, "experiment "+name)
+		return err
 	}
 	segs, err := s.withLatencies(ctx, name, q, counts)
 	if err != nil {

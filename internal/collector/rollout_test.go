@@ -209,6 +209,16 @@ func TestRolloutController(t *testing.T) {
 	if d := h.kvDoc(); d.State.Step != 0 || d.Revision != 1 {
 		t.Fatalf("KV has %+v, want step 0 revision 1", d)
 	}
+	// Before any pair, the dashboard already shows the planned rollout.
+	if code, page := h.do("GET", "/experiments/ctl", flagOperator, ""); code != http.StatusOK || !strings.Contains(page, "No pairs yet") || !strings.Contains(page, `id="rollout-status">paused`) {
+		t.Errorf("experiment page before any pair: %d", code)
+	}
+	if code, page := h.do("GET", "/", flagOperator, ""); code != http.StatusOK || !strings.Contains(page, "step 0 of 4, paused") {
+		t.Errorf("overview before any pair (%d) does not list the rollout", code)
+	}
+	if code, _ := h.do("GET", "/experiments/nothing-here", flagOperator, ""); code != http.StatusNotFound {
+		t.Errorf("an experiment with neither pairs nor a rollout: %d, want 404", code)
+	}
 
 	// Refused transitions say why.
 	if code, body := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, `{"reason": "hurry", "step": 3}`); code != http.StatusConflict || !strings.Contains(body, "dual-writing") {

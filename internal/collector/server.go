@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -569,6 +570,11 @@ func (s *handlers) overviewPage(c echo.Context) error {
 	for _, r := range rollouts {
 		if plan, err := parsePlan(r.Plan); err == nil {
 			position[r.Experiment] = fmt.Sprintf("step %d of %d, %s", r.Step, len(plan.Steps), r.Status)
+		}
+	}
+	for _, r := range rollouts { // planned before any pair: listed too
+		if !slices.ContainsFunc(exps, func(e ExperimentView) bool { return e.Name == r.Experiment }) {
+			exps = append(exps, ExperimentView{Name: r.Experiment})
 		}
 	}
 	rows := make([]overviewRow, 0, len(exps))
