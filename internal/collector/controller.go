@@ -346,18 +346,52 @@ func counts(r store.SegmentCount) [6]int64 {
 
 func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
 	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, Segments: map[string][6]int64{}}
-	rows, err := c.h.db.Segments(ctx, experiment, store.SegmentQuery{Since: b.Since})
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	units, err := c.units(ctx, experiment, b.Since)
+	if err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		b.Segments[r.Segment] = counts(r)
+	for _, u := range units {
+		for _, r := range u.rows {
+			b.Segments[unitKey(u.op, r.Segment)] = counts(r)
+		}
 	}
 	return json.Marshal(b)
 }
 
+// opRows are one operation's counts per segment.
+type opRows struct {
+	op   string
+	rows []store.SegmentCount
+}
+
+// units reads the counts since since per operation and segment: the gate
+// judges each (operation, segment) on its own, so that a bug in one
+// operation is not diluted by another's agreeing pairs in the same segment.
+func (c *controller) units(ctx context.Context, experiment string, since time.Time) ([]opRows, error) {
+	ops, err := c.h.db.Operations(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]opRows, 0, len(ops))
+	for _, op := range ops {
+		rows, err := c.h.db.Segments(ctx, experiment, store.SegmentQuery{Since: since, Operation: op})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		out = append(out, opRows{op, rows})
+	}
+	return out, nil
+}
+
+// unitKey names an (operation, segment) unit in baselines and verdicts, e.g.
+// "get-order country=IN,plan=free". Operation names have no spaces.
+func unitKey(op, segment string) string { return op + " " + segment }
+
 // gate judges the current step of r over its window: the pairs counted since
-// the step was entered or resumed. gated is false when there is nothing to
+// the step settled, per operation and segment (see [controller.units]). gated is false when there is nothing to
 // judge (no step applied, or the step's gate is "none").
 func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Plan) (gv GateView, gated bool, err error) {
 	if r.Step == 0 || plan.Steps[r.Step-1].Gate == GateNone {
@@ -378,28 +412,35 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 			Reason: fmt.Sprintf("settling: the step's first %s are not judged, so that pairs from before it are not counted", c.settleTime),
 		}}, true, nil
 	}
-	q := store.SegmentQuery{Since: b.Since}
-	rows, err := c.h.db.Segments(ctx, r.Experiment, q)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	units, err := c.units(ctx, r.Experiment, b.Since)
+	if err != nil {
 		return GateView{}, false, err
 	}
-	kept := rows[:0]
-	for _, row := range rows {
-		base := b.Segments[row.Segment]
-		row.Pairs -= base[0]
-		row.Divergent -= base[1]
-		row.ControlErrors -= base[2]
-		row.CandidateErrors -= base[3]
-		row.Skipped -= base[4]
-		row.Timeouts -= base[5]
-		if row.Pairs > 0 {
-			kept = append(kept, row)
-		}
-	}
 	var segs []report.Segment
-	if len(kept) > 0 {
-		if segs, err = c.h.withLatencies(ctx, r.Experiment, q, kept); err != nil {
+	for _, u := range units {
+		kept := u.rows[:0]
+		for _, row := range u.rows {
+			base := b.Segments[unitKey(u.op, row.Segment)]
+			row.Pairs -= base[0]
+			row.Divergent -= base[1]
+			row.ControlErrors -= base[2]
+			row.CandidateErrors -= base[3]
+			row.Skipped -= base[4]
+			row.Timeouts -= base[5]
+			if row.Pairs > 0 {
+				kept = append(kept, row)
+			}
+		}
+		if len(kept) == 0 {
+			continue
+		}
+		opSegs, err := c.h.withLatencies(ctx, r.Experiment, store.SegmentQuery{Since: b.Since, Operation: u.op}, kept)
+		if err != nil {
 			return GateView{}, false, err
+		}
+		for _, sg := range opSegs {
+			sg.Key = unitKey(u.op, sg.Key)
+			segs = append(segs, sg)
 		}
 	}
 	res, err := report.Evaluate(spec, segs, report.Total(segs))

@@ -59,9 +59,14 @@ func (h *rolloutHarness) do(method, path, token, body string) (int, string) {
 	return resp.StatusCode, b
 }
 
-// ingest sends n pairs of segment country=c, the first bad of them
-// divergent, and waits until the verifier has counted them.
+// ingest sends n pairs of operation Get in segment country=c, the first
+// bad of them divergent, and waits until the verifier has counted them.
 func (h *rolloutHarness) ingest(c string, n, bad int) {
+	h.t.Helper()
+	h.ingestOp("Get", c, n, bad)
+}
+
+func (h *rolloutHarness) ingestOp(op, c string, n, bad int) {
 	h.t.Helper()
 	var b strings.Builder
 	for i := range n {
@@ -70,7 +75,7 @@ func (h *rolloutHarness) ingest(c string, n, bad int) {
 			cand = `{"total":2}`
 		}
 		p, err := envelope.Marshal(&envelope.Pair{
-			ID: fmt.Sprintf("p-%d", h.seq.Add(1)), Experiment: "ctl", Operation: "Get", Kind: envelope.KindRead, Stage: envelope.StageShadow,
+			ID: fmt.Sprintf("p-%d", h.seq.Add(1)), Experiment: "ctl", Operation: op, Kind: envelope.KindRead, Stage: envelope.StageShadow,
 			Time: time.Now().UTC(), User: envelope.User{Key: fmt.Sprint("u", i), Attrs: map[string]string{"country": c}},
 			Control:   envelope.Observation{Value: json.RawMessage(`{"total":1}`)},
 			Candidate: envelope.Observation{Value: json.RawMessage(cand)},
@@ -449,5 +454,43 @@ func TestRolloutSettles(t *testing.T) {
 	v = h.waitStep(1, rollout.StatusPaused)
 	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed {
 		t.Fatalf("the burst after settling: %+v", last)
+	}
+}
+
+// TestRolloutJudgesOperationsApart: the gate judges each operation in a
+// segment on its own, so half of one operation's pairs diverging breaches
+// even though the segment as a whole, swamped by another operation's agreeing
+// pairs, is under the limit.
+func TestRolloutJudgesOperationsApart(t *testing.T) {
+	h := newRolloutHarness(t)
+	if code, body := h.do("PUT", "/api/v1/experiments/ctl/gate/spec", flagOperator,
+		`{"max_rate": 0.05, "min_pairs": 20, "window": "1h", "per_segment": true}`); code != http.StatusOK {
+		t.Fatalf("gate spec: %d %s", code, body)
+	}
+	if code, body := h.do("PUT", "/api/v1/experiments/ctl/rollout", flagOperator, fmt.Sprintf(ctlPlan, "plan")); code != http.StatusOK {
+		t.Fatalf("plan: %d %s", code, body)
+	}
+	if code, body := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, `{"reason": "by hand", "step": 1}`); code != http.StatusOK {
+		t.Fatalf("promote: %d %s", code, body)
+	}
+	if code, body := h.do("POST", "/api/v1/experiments/ctl/rollout/promote", flagOperator, `{"reason": "by hand"}`); code != http.StatusOK {
+		t.Fatalf("promote: %d %s", code, body)
+	}
+	h.waitSettled()
+	h.ingestOp("Get", "US", 2000, 0)
+	h.ingestOp("Put", "US", 40, 20)
+	code, body := h.do("GET", "/api/v1/experiments/ctl/gate?window=1h&max_rate=0.05&min_pairs=20", flagOperator, "")
+	if code != http.StatusOK || !strings.Contains(body, `"verdict":"pass"`) {
+		t.Fatalf("the segment as a whole should pass (%d): %s", code, body)
+	}
+	v := h.view() // manual promotions leave the rollout paused: a breach still steps back
+	testutil.Eventually(t, 20*time.Second, func() string {
+		if v = h.view(); v.Step != 1 {
+			return fmt.Sprintf("still at step %d", v.Step)
+		}
+		return ""
+	})
+	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed || !strings.Contains(last.Reason, "Put country=US") {
+		t.Fatalf("breach = %+v, want one naming Put country=US", last)
 	}
 }
