@@ -329,8 +329,10 @@ func (c *controller) publish(ctx context.Context, d rollout.Document) error {
 // verified when it is made must not count for the new step. Until then Taken
 // is false and the gate is not judged.
 type baseline struct {
-	Since    time.Time           `json:"since"`
-	Taken    bool                `json:"taken"`
+	Since time.Time `json:"since"`
+	Taken bool      `json:"taken"`
+	// At is when the snapshot was taken: the start of the gate's window.
+	At       time.Time           `json:"at,omitzero"`
 	Segments map[string][6]int64 `json:"segments,omitempty"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
 }
 
@@ -345,7 +347,7 @@ func counts(r store.SegmentCount) [6]int64 {
 }
 
 func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
-	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, Segments: map[string][6]int64{}}
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string][6]int64{}}
 	units, err := c.units(ctx, experiment, b.Since)
 	if err != nil {
 		return nil, err
@@ -447,7 +449,7 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	if err != nil {
 		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
 	}
-	return GateView{Experiment: r.Experiment, Since: r.EnteredAt, Spec: g, GateResult: res}, true, nil
+	return GateView{Experiment: r.Experiment, Since: cmp.Or(b.At, r.EnteredAt), Spec: g, GateResult: res}, true, nil
 }
 
 // gateDetail is the evidence an audit entry keeps: the verdict and the
