@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/parityhq/parity/examples/orders/service"
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
@@ -46,11 +44,6 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	if conn, err := pgx.Connect(ctx, testutil.PostgresURL()); err != nil {
-		t.Skipf("no PostgreSQL at %s: %v", testutil.PostgresURL(), err)
-	} else {
-		_ = conn.Close(ctx)
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -47,7 +47,7 @@ func needPostgres(t *testing.T) {
 	defer cancel()
 	conn, err := pgx.Connect(ctx, testutil.PostgresURL())
 	if err != nil {
-		t.Skipf("no PostgreSQL at %s: %v", testutil.PostgresURL(), err)
+		t.Fatalf("no PostgreSQL at %s (bash .ci/run starts one): %v", testutil.PostgresURL(), err)
 	}
 	_ = conn.Close(ctx)
 }

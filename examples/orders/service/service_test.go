@@ -23,16 +23,9 @@ import (
 // databases (which it creates) and an embedded JetStream, and checks what
 // clients get, what each database holds, and which pairs were published.
 func TestOrders(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
+	needPostgres(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	if conn, err := pgx.Connect(ctx, testutil.PostgresURL()); err != nil {
-		t.Skipf("no PostgreSQL at %s: %v", testutil.PostgresURL(), err)
-	} else {
-		_ = conn.Close(ctx)
-	}
 	ns := testutil.RunJetStream(t)
 	opts := DefaultOptions()
 	opts.AdminURL = testutil.PostgresURL()
