@@ -97,23 +97,41 @@ func TestGateAPI(t *testing.T) {
 	if code, _, _ := gate("max_rate=1%25"); code != http.StatusOK {
 		t.Errorf("percent rate refused")
 	}
+	// An experiment with no pair yet is "not yet", never "missing": rollout
+	// tools wait on inconclusive and abort on an error status.
 	resp, err := http.Get(app.URL() + "/api/v1/experiments/nope/gate")
 	if err != nil {
 		t.Fatal(err)
 	}
+	var none collector.GateView
+	_ = json.NewDecoder(resp.Body).Decode(&none)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("unknown experiment: %d, want 404", resp.StatusCode)
+	if resp.StatusCode != http.StatusOK || none.Verdict != "inconclusive" || !none.NoPairs || !strings.Contains(none.Reason, "no pairs yet") {
+		t.Errorf("experiment with no pairs: %d %+v, want 200 inconclusive, no_pairs, reason \"no pairs yet\"", resp.StatusCode, none)
 	}
-	// Flagger's confirm-promotion webhook: 2xx lets the promotion go on.
-	for query, want := range map[string]int{"max_rate=50%25&per_segment=false&min_pairs=0": 200, "max_rate=1%25": 412} {
-		resp, err := http.Post(app.URL()+"/api/v1/experiments/"+experiment+"/gate/confirm?"+query, "application/json", strings.NewReader(`{"name":"orders","namespace":"shop","phase":"Progressing"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want {
-			t.Errorf("confirm-promotion ?%s: %d, want %d", query, resp.StatusCode, want)
+	// Flagger's webhooks: confirm-promotion promotes on 200 (any status up to
+	// 202), rollback rolls back on it. Each is asked with the verdict pass,
+	// fail and inconclusive, and for an experiment with no pairs.
+	tests2 := []struct {
+		experiment, query string
+		confirm, rollback int
+	}{
+		{experiment, "max_rate=50%25&per_segment=false&min_pairs=0", 200, 412}, // pass
+		{experiment, "max_rate=1%25", 412, 200},                                // fail
+		{experiment, "max_rate=0.5&min_pairs=100000", 412, 412},                // inconclusive
+		{"nope", "", 412, 412},                                                 // no pairs yet
+	}
+	for _, tt := range tests2 {
+		for hook, want := range map[string]int{"confirm": tt.confirm, "rollback": tt.rollback} {
+			u := app.URL() + "/api/v1/experiments/" + tt.experiment + "/gate/" + hook + "?" + tt.query
+			resp, err := http.Post(u, "application/json", strings.NewReader(`{"name":"orders","namespace":"shop","phase":"Progressing","checksum":"abc"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s %s ?%s: %d, want %d", hook, tt.experiment, tt.query, resp.StatusCode, want)
+			}
 		}
 	}
 }
@@ -142,8 +160,8 @@ func TestParityctlGateExitCodes(t *testing.T) {
 	}
 	cmd := exec.Command(bin, "gate", "--url", app.URL(), "--experiment", "no-such-experiment")
 	out, _ := cmd.CombinedOutput()
-	if cmd.ProcessState.ExitCode() != 3 || !strings.Contains(string(out), "not found") {
-		t.Errorf("unknown experiment: exit %d, %s", cmd.ProcessState.ExitCode(), out)
+	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "no pairs yet") {
+		t.Errorf("experiment with no pairs: exit %d, %s; want 2 (inconclusive) saying no pairs yet", cmd.ProcessState.ExitCode(), out)
 	}
 	cmd = exec.Command(bin, "gate", "--url", app.URL(), "--experiment", experiment, "--json", "--max-rate", "50%")
 	out, _ = cmd.Output()

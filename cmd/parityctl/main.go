@@ -8,8 +8,8 @@
 //	parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment X [--reason R] [--step N] [--file F]
 //
 // gate exits 0 when the gate passes, 1 when it fails, 2 when it is
-// inconclusive (not enough data yet) and 3 when it could not decide (a bad
-// flag, an unknown experiment, the collector unreachable). Against a
+// inconclusive (not enough data yet, or no pair at all yet) and 3 when it could
+// not decide (a bad flag, the collector unreachable). Against a
 // collector that requires a viewer token, give one with --token or
 // PARITY_TOKEN.
 //

@@ -44,7 +44,9 @@ const (
 	pathLogin       = "/login"
 	pathLogout      = "/logout"
 	pathGateConfirm = "/api/v1/experiments/:name/gate/confirm"
-	pathIngest      = "/api/v1/pairs"
+	// pathGateRollback is Flagger's rollback webhook.
+	pathGateRollback = "/api/v1/experiments/:name/gate/rollback"
+	pathIngest       = "/api/v1/pairs"
 )
 
 // routeAccess is who may use each route, keyed by method and path as
@@ -76,6 +78,7 @@ var routeAccess = map[string]auth.Role{
 	"GET /api/v1/samples/:id/diff":                   auth.RoleViewer,
 	"GET /api/v1/experiments/:name/gate":             auth.RoleViewer,
 	"POST " + pathGateConfirm:                        auth.RoleViewer, // reads only: Flagger's webhook is a POST
+	"POST " + pathGateRollback:                       auth.RoleViewer, // reads only: Flagger's webhook is a POST
 	"GET /api/v1/experiments/:name/gate/spec":        auth.RoleViewer,
 	"PUT /api/v1/experiments/:name/rules":            auth.RoleOperator,
 	"POST /api/v1/experiments/:name/noise/accept":    auth.RoleOperator,
@@ -297,7 +300,7 @@ func (a *authn) identify(c echo.Context) (auth.Principal, string, error) {
 	if ok {
 		return p, "session", nil
 	}
-	if c.Request().Method == http.MethodPost && c.Path() == pathGateConfirm {
+	if c.Request().Method == http.MethodPost && (c.Path() == pathGateConfirm || c.Path() == pathGateRollback) {
 		if tok := webhookToken(c.Request()); tok != "" {
 			p, err := a.verify(ctx, tok)
 			if err == nil {

@@ -277,7 +277,7 @@ func TestAnonymousViewers(t *testing.T) {
 }
 
 // TestFlaggerWebhookToken: Flagger cannot send headers, so the gate's
-// confirm webhook also takes a token from the body's metadata.
+// confirm and rollback webhooks also take a token from the body's metadata.
 func TestFlaggerWebhookToken(t *testing.T) {
 	s := newSecured(t, false)
 	target := s.url + "/api/v1/experiments/orders/gate/confirm?min_pairs=0&max_rate=50%25"
@@ -287,6 +287,14 @@ func TestFlaggerWebhookToken(t *testing.T) {
 	}
 	if resp, b := call(t, nil, "POST", target, "", body(s.viewer)); resp.StatusCode != http.StatusOK {
 		t.Errorf("viewer token in metadata: %d %s, want 200", resp.StatusCode, b)
+	}
+	// The rollback webhook reads its token the same way (412: nothing fails).
+	rollback := strings.Replace(target, "/confirm", "/rollback", 1)
+	if resp, b := call(t, nil, "POST", rollback, "", body(s.viewer)); resp.StatusCode != http.StatusPreconditionFailed {
+		t.Errorf("rollback webhook, viewer token in metadata: %d %s, want 412", resp.StatusCode, b)
+	}
+	if resp, _ := call(t, nil, "POST", rollback, "", body("pty_"+strings.Repeat("A", 43))); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("rollback webhook, wrong token in metadata: %d, want 401", resp.StatusCode)
 	}
 	if resp, _ := call(t, nil, "POST", target, "", body("pty_"+strings.Repeat("A", 43))); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("wrong token in metadata: %d, want 401", resp.StatusCode)

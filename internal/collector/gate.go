@@ -61,6 +61,9 @@ type GateView struct {
 	Experiment string       `json:"experiment"`
 	Since      time.Time    `json:"since"`
 	Spec       GateSpecView `json:"spec"`
+	// NoPairs is true while the experiment has recorded no pair at all: the
+	// verdict is then inconclusive, never an error.
+	NoPairs bool `json:"no_pairs,omitempty"`
 	report.GateResult
 }
 
@@ -161,21 +164,36 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 		since = time.Now().Add(-window)
 	}
 	segs, err := s.segmentStats(ctx, name, store.SegmentQuery{Since: since})
-	if err != nil {
+	noPairs := errors.Is(err, store.ErrNotFound)
+	if err != nil && !noPairs {
 		return GateView{}, err
 	}
 	res, err := report.Evaluate(spec, segs, report.Total(segs))
 	if err != nil {
 		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
-	return GateView{Experiment: name, Since: since, Spec: g, GateResult: res}, nil
+	v := GateView{Experiment: name, Since: since, Spec: g, GateResult: res}
+	if noPairs {
+		// An experiment is known from its first pair: before it, the answer
+		// is "not yet", which rollout tools wait on, never "missing", which
+		// they count as an error and abort on.
+		v.Verdict = report.Inconclusive
+		v.Reason = noPairsReason(name)
+		v.NoPairs = true
+	}
+	return v, nil
+}
+
+// noPairsReason explains the verdict on an experiment with no pair yet.
+func noPairsReason(name string) string {
+	return fmt.Sprintf("no pairs yet: experiment %s has recorded none (check the name if this lasts)", name)
 }
 
 // segmentStats gathers each segment's counts and latencies over q.
 func (s *handlers) segmentStats(ctx context.Context, name string, q store.SegmentQuery) ([]report.Segment, error) {
 	rows, err := s.db.Segments(ctx, name, q)
 	if err != nil {
-		return nil, notFoundOr(err, "experiment "+name)
+		return nil, err
 	}
 	return s.withLatencies(ctx, name, q, rows)
 }
@@ -233,7 +251,7 @@ func (s *handlers) apiGate(c echo.Context) error {
 }
 
 // apiGateConfirm is Flagger's confirm-promotion webhook: 200 lets the
-// promotion go on, 412 holds it.
+// promotion go on, 412 holds it (Flagger treats any status above 202 as no).
 func (s *handlers) apiGateConfirm(c echo.Context) error {
 	v, err := s.gate(c)
 	if err != nil {
@@ -241,6 +259,21 @@ func (s *handlers) apiGateConfirm(c echo.Context) error {
 	}
 	code := http.StatusOK
 	if v.Verdict != report.Pass {
+		code = http.StatusPreconditionFailed
+	}
+	return c.JSON(code, v)
+}
+
+// apiGateRollback is Flagger's rollback webhook, which Flagger asks every
+// interval while a canary is analysed and rolls back on any status up to
+// 202: 200 when the gate fails, 412 otherwise.
+func (s *handlers) apiGateRollback(c echo.Context) error {
+	v, err := s.gate(c)
+	if err != nil {
+		return err
+	}
+	code := http.StatusOK
+	if v.Verdict != report.Fail {
 		code = http.StatusPreconditionFailed
 	}
 	return c.JSON(code, v)

@@ -162,6 +162,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/samples/:id/diff", s.apiSampleDiff)
 	api.GET("/experiments/:name/gate", s.apiGate)
 	api.POST("/experiments/:name/gate/confirm", s.apiGateConfirm)
+	api.POST("/experiments/:name/gate/rollback", s.apiGateRollback)
 	api.GET("/experiments/:name/gate/spec", s.apiGateSpec)
 	// Operator and ingest roles are enforced by s.auth.middleware.
 	api.PUT("/experiments/:name/rules", s.apiPutRules, middleware.BodyLimit("1M"))
