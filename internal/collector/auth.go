@@ -66,6 +66,7 @@ var routeAccess = map[string]auth.Role{
 	"GET /samples/:id":       auth.RoleViewer,
 	"GET /dead-letters":      auth.RoleViewer,
 
+	"GET /api/v1/openapi.json":                       auth.RoleViewer,
 	"GET /api/v1/experiments":                        auth.RoleViewer,
 	"GET /api/v1/experiments/:name/segments":         auth.RoleViewer,
 	"GET /api/v1/experiments/:name/samples":          auth.RoleViewer,

@@ -150,6 +150,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	e.POST(pathLogout, s.logout, middleware.BodyLimit("16K"))
 
 	api := e.Group("/api/v1")
+	api.GET("/openapi.json", s.apiOpenAPI)
 	api.GET("/experiments", s.apiExperiments)
 	api.GET("/experiments/:name/segments", s.apiSegments)
 	api.GET("/experiments/:name/samples", s.apiSamples)
