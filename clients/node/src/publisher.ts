@@ -51,6 +51,8 @@ export interface PublisherStats {
   published: number;
   failed: number;
   pending: number;
+  /** Pairs waiting in the queue now (part of pending). */
+  queued: number;
 }
 
 /** The interface Reader and Writer need: publish must not block and says whether it took the pair. */
@@ -89,7 +91,11 @@ interface Waiter {
   resolve: () => void;
 }
 
-/** How long one background slice may run before it yields the event loop, in ms. */
+/**
+ * One background slice sends at most SLICE_PAIRS pairs and runs at most about
+ * SLICE_MS before it yields the event loop.
+ */
+export const SLICE_PAIRS = 256;
 const SLICE_MS = 2;
 
 /**
@@ -186,6 +192,7 @@ export class Publisher implements PairPublisher {
       published: this.#published,
       failed: this.#failed,
       pending: this.#enqueued - this.#published - this.#failed,
+      queued: this.#len,
     };
   }
 
@@ -253,7 +260,7 @@ export class Publisher implements PairPublisher {
       this.#len--;
       const seq = this.#headSeq++;
       this.#send(pair, seq);
-      if ((++n & 15) === 0 && performance.now() >= until) break;
+      if (++n >= SLICE_PAIRS || ((n & 15) === 0 && performance.now() >= until)) break;
     }
     if (this.#len > 0 && this.#inflight.size < this.#maxPending) this.#schedule();
   }
