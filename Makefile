@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example rollout-demo test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo test test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,8 +23,12 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
 
-test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) test-node
+
+test-node: ## the Node.js client's tests (clients/node; `npm ci` there first)
+	cd clients/node && npm test
 
 test-short: ## the unit tests only (no end-to-end tests)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
