@@ -138,6 +138,9 @@ const SKIPPED_TEXT = "migration: not attempted because the authoritative write f
 const ABANDONED_TEXT = "migration: abandoned: the caller's signal was aborted";
 
 const nowMs = (): number => performance.now();
+// Timers fire on the loop's cached clock, so one may run a fraction of a ms
+// before performance.now() says its time is up: a timed-out side is recorded
+// as taking at least the timeout.
 const nsSince = (start: number): number => Math.max(0, Math.round((performance.now() - start) * 1e6));
 
 function okSide(value: unknown, start: number): Side {
@@ -535,7 +538,7 @@ class ReadCall<Req, Res> {
       return true;
     };
     const timer = setTimeout(() => {
-      if (claim({ status: "timeout", error: `migration: no answer within ${c.timeoutMs} ms; abandoned`, durNs: nsSince(start) })) {
+      if (claim({ status: "timeout", error: `migration: no answer within ${c.timeoutMs} ms; abandoned`, durNs: Math.max(nsSince(start), Math.round(c.timeoutMs * 1e6)) })) {
         c.timeouts++;
         ac.abort(new DOMException(`parity: the non-authoritative path did not answer within ${c.timeoutMs} ms`, "TimeoutError"));
       }
@@ -680,7 +683,7 @@ export class Writer<Req, Res> {
         return true;
       };
       const timer = setTimeout(() => {
-        if (claim({ status: "timeout", error: `migration: no answer within ${c.timeoutMs} ms; abandoned`, durNs: nsSince(start) })) {
+        if (claim({ status: "timeout", error: `migration: no answer within ${c.timeoutMs} ms; abandoned`, durNs: Math.max(nsSince(start), Math.round(c.timeoutMs * 1e6)) })) {
           c.timeouts++;
           ac.abort(new DOMException(`parity: the non-authoritative write did not answer within ${c.timeoutMs} ms`, "TimeoutError"));
         }

@@ -2,10 +2,16 @@
 // at once, drained in the background by the event loop in small slices, each
 // pair encoded and published to JetStream asynchronously with its id as the
 // Nats-Msg-Id, so JetStream stores a pair published twice once.
+//
+// Like Go's pkg/publish, it publishes each pair with a reply subject under
+// one inbox of its own and reads JetStream's PubAck there, instead of calling
+// JetStreamClient.publish: that allocates a request, two errors and a timer
+// per message and measured a quarter of the throughput on the same machine.
+// Acks not received within ackTimeoutMs are failed by one sweep timer.
 
 import { hostname } from "node:os";
-import type { NatsConnection } from "@nats-io/transport-node";
-import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
+import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import { JetStreamApiError, JetStreamError, PubHeaders } from "@nats-io/jetstream";
 import { encodePair, errorText, FieldError, subject, type Pair } from "./envelope.js";
 
 /** InvalidOptionError is thrown by constructors for an option out of range; the message names it. */
@@ -105,7 +111,9 @@ const SLICE_MS = 2;
  */
 export class Publisher implements PairPublisher {
   readonly #nc: NatsConnection | undefined;
-  readonly #js: JetStreamClient | undefined;
+  readonly #inbox: string = "";
+  readonly #sub: Subscription | undefined;
+  #sweepTimer: NodeJS.Timeout | undefined;
   readonly #queueSize: number;
   readonly #maxPending: number;
   readonly #ackTimeoutMs: number;
@@ -124,7 +132,8 @@ export class Publisher implements PairPublisher {
 
   #seq = 0; // sequence of the last pair enqueued
   #headSeq = 1; // sequence of the pair at the head of the queue
-  readonly #inflight = new Map<number, true>();
+  /** Pairs awaiting an ack, by sequence: their subject and when they expire. */
+  readonly #inflight = new Map<number, { subject: string; expires: number }>();
   #waiters: Waiter[] = [];
   #scheduled = false;
   #closed = false;
@@ -154,7 +163,8 @@ export class Publisher implements PairPublisher {
       this.#stopped = true;
       return;
     }
-    this.#js = jetstream(nc, { timeout: this.#ackTimeoutMs });
+    this.#inbox = createInbox() + ".";
+    this.#sub = nc.subscribe(this.#inbox + "*", { callback: (err, m) => this.#onAck(err, m) });
     if (report > 0) {
       this.#reportTimer = setInterval(() => this.#sendReport(), report);
       this.#reportTimer.unref();
@@ -230,6 +240,12 @@ export class Publisher implements PairPublisher {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#reportTimer !== undefined) clearInterval(this.#reportTimer);
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    try {
+      this.#sub?.unsubscribe();
+    } catch {
+      // the connection is closed: the subscription is gone anyway
+    }
     const n = this.#len + this.#inflight.size;
     this.#failed += n;
     this.#ring.fill(undefined);
@@ -276,23 +292,46 @@ export class Publisher implements PairPublisher {
       return;
     }
     const subj = subject(pair.experiment, pair.operation);
-    this.#inflight.set(seq, true);
-    let p: Promise<unknown>;
+    this.#inflight.set(seq, { subject: subj, expires: performance.now() + this.#ackTimeoutMs });
+    this.#armSweep();
     try {
-      p = (this.#js as JetStreamClient).publish(subj, data, { msgID: pair.id as string, timeout: this.#ackTimeoutMs });
+      const h = headers();
+      h.set(PubHeaders.MsgIdHdr, pair.id as string);
+      (this.#nc as NatsConnection).publish(subj, data, { reply: this.#inbox + seq.toString(36), headers: h });
     } catch (e) {
-      p = Promise.reject(e);
+      this.#settle(seq, errorText(e));
     }
-    p.then(
-      () => this.#settle(seq, true, subj, undefined),
-      (e: unknown) => this.#settle(seq, false, subj, e),
-    );
   }
 
-  #settle(seq: number, ok: boolean, subj: string, err: unknown): void {
-    if (!this.#inflight.delete(seq)) return; // already counted by close
-    this.#complete(seq, ok);
-    if (!ok) this.#report(new Error(`parity: publish ${subj}: ${errorText(err)}`));
+  /** onAck handles JetStream's reply to one publish. */
+  #onAck(err: Error | null, m: Msg): void {
+    if (err !== null) return; // the subscription ended (close)
+    const seq = parseInt(m.subject.slice(this.#inbox.length), 36);
+    this.#settle(seq, ackProblem(m));
+  }
+
+  /** armSweep makes sure one timer fails the pairs whose ack is overdue. */
+  #armSweep(): void {
+    if (this.#sweepTimer !== undefined || this.#stopped) return;
+    this.#sweepTimer = setTimeout(() => {
+      this.#sweepTimer = undefined;
+      const now = performance.now();
+      for (const [seq, f] of this.#inflight) {
+        if (f.expires > now) break; // in order of expiry
+        this.#settle(seq, `no ack from JetStream within ${this.#ackTimeoutMs} ms`);
+      }
+      if (this.#inflight.size > 0) this.#armSweep();
+    }, Math.max(10, Math.min(this.#ackTimeoutMs, 250)));
+    this.#sweepTimer.unref();
+  }
+
+  /** settle counts the outcome of pair seq once: problem undefined is published. */
+  #settle(seq: number, problem: string | undefined): void {
+    const f = this.#inflight.get(seq);
+    if (f === undefined) return; // already counted (timed out, or by close)
+    this.#inflight.delete(seq);
+    this.#complete(seq, problem === undefined);
+    if (problem !== undefined) this.#report(new Error(`parity: publish ${f.subject}: ${problem}`));
     if (this.#len > 0) this.#schedule();
   }
 
@@ -326,6 +365,24 @@ export class Publisher implements PairPublisher {
     } catch {
       // reports are best effort
     }
+  }
+}
+
+/**
+ * ackProblem returns undefined when m acknowledges a stored pair (or a
+ * duplicate of one), and otherwise why the pair was not stored.
+ */
+function ackProblem(m: Msg): string | undefined {
+  if (m.data.length === 0) {
+    return m.headers?.code === 503 ? "no JetStream stream takes the subject (no responders)" : "empty reply from JetStream";
+  }
+  try {
+    const ack = m.json<{ stream?: string; error?: { code: number; err_code?: number; description: string } }>();
+    if (ack.error !== undefined) return new JetStreamApiError(ack.error as any).message;
+    if (!ack.stream) return new JetStreamError("invalid ack response").message;
+    return undefined;
+  } catch {
+    return new JetStreamError("invalid ack response").message;
   }
 }
 

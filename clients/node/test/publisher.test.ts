@@ -237,3 +237,20 @@ test("discard drops and counts everything", async () => {
   await p.close();
   assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0 });
 });
+
+test("no stream for the subject: the pair fails with the reason", async () => {
+  const server = await NATSServer.start();
+  const nc = await connectTo(server.url);
+  try {
+    const errors: string[] = [];
+    const pub = new Publisher(nc, { reportIntervalMs: -1, onError: (e) => errors.push(e.message) });
+    pub.publish(pair(1));
+    await pub.flush({ timeoutMs: 10_000 });
+    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0 });
+    assert.deepEqual(errors, ["parity: publish parity.pairs.pub.GetOrder: no JetStream stream takes the subject (no responders)"]);
+    await pub.close();
+  } finally {
+    await nc.close();
+    await server.stop();
+  }
+});
