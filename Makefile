@@ -23,6 +23,15 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
 
+example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	cd examples/node-orders && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	@echo "Parity dashboard at http://127.0.0.1:8080 (experiment orders-node), Node orders service at http://127.0.0.1:8082 (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
+	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
+	cd examples/node-orders && node server.mjs --traffic 50; wait
+
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) test-node
