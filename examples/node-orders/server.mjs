@@ -8,6 +8,7 @@
 // Usage: node server.mjs [--traffic 50] [--addr 127.0.0.1:8082]
 //   NATS_URL      default nats://127.0.0.1:4223 (the collector's embedded NATS)
 //   DATABASE_URL  default postgres://postgres@127.0.0.1:5432/postgres (creates the two databases)
+//   OLD_DATABASE_URL, NEW_DATABASE_URL  use these databases instead
 //   SEED_BUGS     default true: order 4 rounded differently and order 5 not copied in the new database
 
 import http from "node:http";
@@ -37,21 +38,29 @@ function dbURL(name) {
   return u.toString();
 }
 
-async function createDatabase(name) {
-  const admin = new pg.Client({ connectionString: adminURL });
+/** ensureDatabase creates the database url names, on its server, unless it exists. */
+async function ensureDatabase(url) {
+  const u = new URL(url);
+  const name = decodeURIComponent(u.pathname.slice(1));
+  u.pathname = "/postgres";
+  const admin = new pg.Client({ connectionString: u.toString() });
   await admin.connect();
   try {
     const r = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
-    if (r.rowCount === 0) await admin.query(`CREATE DATABASE "${name}"`);
+    if (r.rowCount === 0) await admin.query(`CREATE DATABASE "${name.replaceAll('"', '""')}"`);
   } finally {
     await admin.end();
   }
 }
 
-await createDatabase("parity_node_orders_old");
-await createDatabase("parity_node_orders_new");
-const oldDB = new pg.Pool({ connectionString: dbURL("parity_node_orders_old"), max: 8 });
-const newDB = new pg.Pool({ connectionString: dbURL("parity_node_orders_new"), max: 8 });
+// OLD_DATABASE_URL and NEW_DATABASE_URL name other databases (the
+// end-to-end test gives it fresh ones).
+const oldURL = process.env.OLD_DATABASE_URL || dbURL("parity_node_orders_old");
+const newURL = process.env.NEW_DATABASE_URL || dbURL("parity_node_orders_new");
+await ensureDatabase(oldURL);
+await ensureDatabase(newURL);
+const oldDB = new pg.Pool({ connectionString: oldURL, max: 8 });
+const newDB = new pg.Pool({ connectionString: newURL, max: 8 });
 
 if (args.reset) {
   await oldDB.query("DROP TABLE IF EXISTS orders");
