@@ -89,7 +89,7 @@ test("invalid pairs fail, counted and reported by field without their values", a
   });
 });
 
-test("a full queue drops and counts; NATS down fails pairs at the ack timeout; the event loop keeps turning", async () => {
+test("a full queue drops and counts; NATS down fails pairs at the ack timeout; the event loop keeps turning", async (t) => {
   const server = await NATSServer.start();
   const nc = await connectTo(server.url);
   await createStream(nc);
@@ -121,6 +121,7 @@ test("a full queue drops and counts; NATS down fails pairs at the ack timeout; t
   const flags = await newFlags();
   const r = new Reader({ experiment: "down", operation: "op", flags, flagKey: FLAG_KEY, publisher: pub, old: async (i: number) => i, new: async (i: number) => i });
   let served = 0;
+  // Every read is served: the caller never waits for the queue or NATS.
   for (let round = 0; round < 20; round++) {
     const beatsBefore = beats;
     const calls: Promise<number>[] = [];
@@ -147,15 +148,9 @@ test("a full queue drops and counts; NATS down fails pairs at the ack timeout; t
   assert.ok(s.failed > 0);
   assert.ok(worstSlice <= SLICE_PAIRS, `a slice sent ${worstSlice} pairs`);
   assert.ok(beats > 40);
-  t_diag(`event loop delay while NATS was down and the queue full: p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms; ${beats} heartbeats; largest slice ${worstSlice} pairs`);
+  t.diagnostic(`event loop delay while NATS was down and the queue full: p50 ${(h.percentile(50) / 1e6).toFixed(2)} ms, p99 ${(h.percentile(99) / 1e6).toFixed(2)} ms, max ${(h.max / 1e6).toFixed(2)} ms; ${beats} heartbeats; largest slice ${worstSlice} pairs`);
   await nc.close().catch(() => {});
 });
-
-let diag: string[] = [];
-function t_diag(s: string): void {
-  diag.push(s);
-  console.log(`# ${s}`);
-}
 
 test("NATS restarting: pairs published after it is back are stored", async () => {
   const server = await NATSServer.start();
@@ -186,33 +181,39 @@ test("NATS restarting: pairs published after it is back are stored", async () =>
 });
 
 test("flush and close honour their deadlines; close fails what is left and drops what comes after", async () => {
-  await withServer(async (nc) => {
-    // A subject with no stream: the server answers no-responders, so use a
-    // server-side stall instead: publish to a stream with a subject, but
-    // block acks by pausing the connection's reading.
-    const pub = new Publisher(nc, { ackTimeoutMs: 60_000, reportIntervalMs: -1 });
-    const errors: Error[] = [];
-    const orphan = new Publisher(nc, { ackTimeoutMs: 60_000, reportIntervalMs: -1, onError: (e) => errors.push(e) });
-    // experiment "nostream" still matches parity.pairs.>, so make the stream
-    // refuse nothing; instead hold acks by never letting the request finish:
-    const slow = { ...pair(1), experiment: "pub" };
-    orphan.publish(slow);
-    await orphan.flush({ timeoutMs: 10_000 });
-    assert.equal(orphan.stats().published, 1);
-    await orphan.close();
-    assert.equal(orphan.publish(pair(2)), false, "closed: drops");
-    assert.equal(orphan.stats().dropped, 1);
-
-    // A deadline that has passed: flush rejects with a DeadlineError.
-    pub.publish(pair(3));
-    const ac = new AbortController();
-    ac.abort();
-    await assert.rejects(pub.flush({ signal: ac.signal }), DeadlineError);
+  const server = await NATSServer.start();
+  const nc = await connectTo(server.url);
+  await createStream(nc);
+  const errors: Error[] = [];
+  const pub = new Publisher(nc, { ackTimeoutMs: 600_000, reportIntervalMs: -1, onError: (e) => errors.push(e) });
+  try {
+    // Published while JetStream is reachable: flushed.
+    for (let i = 0; i < 10; i++) pub.publish(pair(i));
     await pub.flush({ timeoutMs: 10_000 });
-    await pub.close({ timeoutMs: 10_000 });
-    invariant(pub.stats());
-    assert.deepEqual(errors, []);
-  });
+    assert.equal(pub.stats().published, 10);
+
+    // NATS goes away: the next pairs never get an ack (the ack timeout is ten minutes).
+    await server.stop();
+    for (let i = 10; i < 30; i++) pub.publish(pair(i));
+    await assert.rejects(pub.flush({ timeoutMs: 100 }), DeadlineError);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    await assert.rejects(pub.flush({ signal: ac.signal, timeoutMs: 600_000 }), DeadlineError);
+    assert.equal(pub.stats().pending, 20);
+
+    // close gives up at its deadline and counts what is left as failed.
+    await assert.rejects(pub.close({ timeoutMs: 100 }), DeadlineError);
+    assert.deepEqual(pub.stats(), { offered: 30, enqueued: 30, dropped: 0, published: 10, failed: 20, pending: 0, queued: 0 });
+    assert.ok(errors.some((e) => /publisher closed: 20 pairs queued or awaiting an ack counted as failed/.test(e.message)), errors.map(String).join("; "));
+
+    // Closed: drops and counts.
+    assert.equal(pub.publish(pair(31)), false);
+    assert.equal(pub.stats().dropped, 1);
+    await pub.close(); // a second close is fine
+  } finally {
+    await nc.close().catch(() => {});
+    await server.stop();
+  }
 });
 
 test("reports its counters on parity.hooks.stats", async () => {
