@@ -332,8 +332,45 @@ type baseline struct {
 	Since time.Time `json:"since"`
 	Taken bool      `json:"taken"`
 	// At is when the snapshot was taken: the start of the gate's window.
-	At       time.Time           `json:"at,omitzero"`
-	Segments map[string][6]int64 `json:"segments,omitempty"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
+	At time.Time `json:"at,omitzero"`
+	// Segments are the counts per unit (see [unitKey]), by name.
+	Segments map[string]report.Counters `json:"segments,omitempty"`
+}
+
+// UnmarshalJSON reads a baseline, including one stored before counters were
+// persisted by name, whose segments held positional arrays [pairs,
+// divergent, control errors, candidate errors, skipped, timeouts].
+func (b *baseline) UnmarshalJSON(data []byte) error {
+	type plain baseline
+	var raw struct {
+		plain
+		Segments map[string]json.RawMessage `json:"segments,omitempty"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*b = baseline(raw.plain)
+	b.Segments = make(map[string]report.Counters, len(raw.Segments))
+	for k, v := range raw.Segments {
+		var c report.Counters
+		if len(v) > 0 && v[0] == '[' {
+			var pos []int64
+			if err := json.Unmarshal(v, &pos); err != nil {
+				return fmt.Errorf("segment %q: %w", k, err)
+			}
+			if len(pos) > report.NumCounters {
+				return fmt.Errorf("segment %q: %d positional counters, at most %d", k, len(pos), report.NumCounters)
+			}
+			fields := c.Fields()
+			for i, v := range pos {
+				*fields[i] = v
+			}
+		} else if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("segment %q: %w", k, err)
+		}
+		b.Segments[k] = c
+	}
+	return nil
 }
 
 // pending is the baseline of a step just entered at at: not yet taken.
@@ -342,19 +379,15 @@ func pending(at time.Time) []byte {
 	return b
 }
 
-func counts(r store.SegmentCount) [6]int64 {
-	return [6]int64{r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors, r.Skipped, r.Timeouts}
-}
-
 func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
-	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string][6]int64{}}
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string]report.Counters{}}
 	units, err := c.units(ctx, experiment, b.Since)
 	if err != nil {
 		return nil, err
 	}
 	for _, u := range units {
 		for _, r := range u.rows {
-			b.Segments[unitKey(u.op, r.Segment)] = counts(r)
+			b.Segments[unitKey(u.op, r.Segment)] = r.Counters
 		}
 	}
 	return json.Marshal(b)
@@ -422,13 +455,7 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	for _, u := range units {
 		kept := u.rows[:0]
 		for _, row := range u.rows {
-			base := b.Segments[unitKey(u.op, row.Segment)]
-			row.Pairs -= base[0]
-			row.Divergent -= base[1]
-			row.ControlErrors -= base[2]
-			row.CandidateErrors -= base[3]
-			row.Skipped -= base[4]
-			row.Timeouts -= base[5]
+			row.Counters.Sub(b.Segments[unitKey(u.op, row.Segment)])
 			if row.Pairs > 0 {
 				kept = append(kept, row)
 			}

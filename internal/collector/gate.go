@@ -193,8 +193,7 @@ func (s *handlers) withLatencies(ctx context.Context, name string, q store.Segme
 	}
 	out := make([]report.Segment, 0, len(rows))
 	for _, r := range rows {
-		st := report.SegmentStats{Pairs: r.Pairs, Divergent: r.Divergent, ControlErrors: r.ControlErrors,
-			CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts}
+		st := report.SegmentStats{Counters: r.Counters}
 		if l, ok := byKey[r.Segment]; ok {
 			// Decoding a histogram the store wrote cannot fail; a damaged one
 			// is left empty rather than failing the gate.

@@ -83,12 +83,7 @@ func (h *hooks) view(now time.Time) ([]HookView, publish.Stats) {
 			continue
 		}
 		out = append(out, HookView{Report: r, Stale: age > hookStaleAfter})
-		t.Offered += r.Offered
-		t.Enqueued += r.Enqueued
-		t.Dropped += r.Dropped
-		t.Published += r.Published
-		t.Failed += r.Failed
-		t.Pending += r.Pending
+		t.Add(r.Stats)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
 	return out, t

@@ -124,6 +124,16 @@ type Stats struct {
 	Pending   uint64 `json:"pending"`   // pairs queued or awaiting an ack
 }
 
+// Add adds o to s, counter by counter: the totals of several publishers.
+func (s *Stats) Add(o Stats) {
+	s.Offered += o.Offered
+	s.Enqueued += o.Enqueued
+	s.Dropped += o.Dropped
+	s.Published += o.Published
+	s.Failed += o.Failed
+	s.Pending += o.Pending
+}
+
 // Publisher publishes pairs to JetStream from a background goroutine. Its
 // methods are safe for concurrent use.
 type Publisher struct {
