@@ -13,6 +13,7 @@ import (
 
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
 )
 
 func main() {
@@ -49,8 +50,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
 	fs.DurationVar(&o.SampleRetention, "sample-retention", 7*24*time.Hour, "how long divergence samples are kept (negative: forever)")
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
-	fs.DurationVar(&o.RolloutInterval, "rollout-interval", collector.DefaultRolloutInterval, "how often the rollout controller evaluates each active rollout's gate")
-	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
+	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
+	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/parityhq/parity/internal/auth"
 	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
 	"github.com/parityhq/parity/internal/store"
@@ -86,11 +87,11 @@ type Options struct {
 	// days; negative keeps them forever.
 	DeadLetterRetention time.Duration
 	// RolloutInterval is how often the rollout controller evaluates every
-	// active rollout's gate. Defaults to DefaultRolloutInterval.
+	// active rollout's gate. Defaults to controller.DefaultInterval.
 	RolloutInterval time.Duration
 	// RolloutSettle is how long after a change of a rollout its gate's
 	// window starts, so that pairs from before the change are not judged as
-	// the new step's. Defaults to DefaultRolloutSettle.
+	// the new step's. Defaults to controller.DefaultSettle.
 	RolloutSettle time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
@@ -275,17 +276,18 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		}),
 		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
 	}
-	kv, err := EnsureRolloutBucket(ctx, js, opts.Verifier.Stream.Replicas)
+	kv, err := controller.EnsureBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	s.ctl = newController(s, kv, opts.RolloutInterval, opts.RolloutSettle)
+	s.flags = newFlagTable()
+	s.ctl = controller.New(a.st, s.flags, controller.Options{KV: kv, Interval: opts.RolloutInterval, Settle: opts.RolloutSettle, Logger: a.log})
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err
 	}
-	a.wg.Go(func() { s.ctl.run(runCtx) })
+	a.wg.Go(func() { s.ctl.Run(runCtx) })
 	e.GET("/metrics", metricsHandler(a.registry(js, s.ingest)))
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)

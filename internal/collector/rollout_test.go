@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/rollout"
@@ -260,7 +261,7 @@ func TestRolloutController(t *testing.T) {
 	h.ingest("IN", 60, 30)
 	v = h.waitStep(2, rollout.StatusPaused)
 	last := v.Events[len(v.Events)-1]
-	if last.Action != ActionRollback || last.Cause != CauseGateFailed || last.Actor != ControllerActor || last.FromStep != 3 ||
+	if last.Action != controller.ActionRollback || last.Cause != controller.CauseGateFailed || last.Actor != controller.ControllerActor || last.FromStep != 3 ||
 		!strings.Contains(last.Reason, "country=IN") || !strings.Contains(string(last.Detail), "country=IN") {
 		t.Fatalf("breach event = %+v", last)
 	}
@@ -273,7 +274,7 @@ func TestRolloutController(t *testing.T) {
 	h.waitSettled()
 	h.ingest("US", 60, 30)
 	v = h.waitStep(1, rollout.StatusPaused)
-	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed || last.FromStep != 2 || !strings.Contains(last.Reason, "country=US") {
+	if last := v.Events[len(v.Events)-1]; last.Cause != controller.CauseGateFailed || last.FromStep != 2 || !strings.Contains(last.Reason, "country=US") {
 		t.Fatalf("breach while paused: %+v", last)
 	}
 
@@ -290,7 +291,7 @@ func TestRolloutController(t *testing.T) {
 	}
 	v = h.waitStep(0, rollout.StatusKilled)
 	last = v.Events[len(v.Events)-1]
-	if last.Cause != CauseKillSwitch || last.Reason != "pager" || last.FromStep != 1 {
+	if last.Cause != controller.CauseKillSwitch || last.Reason != "pager" || last.FromStep != 1 {
 		t.Fatalf("kill event = %+v", last)
 	}
 	if d := h.kvDoc(); d.State.Step != 0 || d.Status != rollout.StatusKilled || d.Revision != v.Revision {
@@ -371,7 +372,7 @@ func TestRolloutTwoControllers(t *testing.T) {
 	v := h.waitStep(len(steps), rollout.StatusActive)
 	var promotes []string
 	for _, e := range v.Events {
-		if e.Action == ActionPromote {
+		if e.Action == controller.ActionPromote {
 			promotes = append(promotes, fmt.Sprintf("%d→%d", e.FromStep, e.ToStep))
 		}
 	}
@@ -452,7 +453,7 @@ func TestRolloutSettles(t *testing.T) {
 	}
 	h.ingest("IN", 60, 30)
 	v = h.waitStep(1, rollout.StatusPaused)
-	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed {
+	if last := v.Events[len(v.Events)-1]; last.Cause != controller.CauseGateFailed {
 		t.Fatalf("the burst after settling: %+v", last)
 	}
 }
@@ -490,7 +491,7 @@ func TestRolloutJudgesOperationsApart(t *testing.T) {
 		}
 		return ""
 	})
-	if last := v.Events[len(v.Events)-1]; last.Cause != CauseGateFailed || !strings.Contains(last.Reason, "Put country=US") {
+	if last := v.Events[len(v.Events)-1]; last.Cause != controller.CauseGateFailed || !strings.Contains(last.Reason, "Put country=US") {
 		t.Fatalf("breach = %+v, want one naming Put country=US", last)
 	}
 }

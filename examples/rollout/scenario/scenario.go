@@ -34,6 +34,7 @@ import (
 
 	"github.com/parityhq/parity/examples/orders/service"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/flagprovider"
 	"github.com/parityhq/parity/pkg/rollout"
@@ -116,7 +117,7 @@ func Plan(hold time.Duration) rollout.Plan {
 		{Name: "50%", Stage: envelope.StageLive, Audience: rollout.Audience{Percent: 50}, Hold: hold},
 		{Name: "everyone", Stage: envelope.StageLive, Audience: rollout.Audience{Percent: 100}, Hold: hold},
 		{Name: "retire old reads", Stage: envelope.StageRampDown, Audience: rollout.Audience{Percent: 100}, Hold: hold},
-		{Name: "complete", Stage: envelope.StageComplete, Audience: rollout.Audience{Percent: 100}, Gate: collector.GateNone},
+		{Name: "complete", Stage: envelope.StageComplete, Audience: rollout.Audience{Percent: 100}, Gate: controller.GateNone},
 	}}
 }
 
@@ -213,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	w := &watcher{api: api, say: say}
 	if err := w.until(ctx, cfg.Timeout, func(e collector.RolloutEventView) bool {
-		return e.Action == collector.ActionRollback && e.Cause == collector.CauseGateFailed
+		return e.Action == controller.ActionRollback && e.Cause == controller.CauseGateFailed
 	}); err != nil {
 		return nil, fmt.Errorf("scenario: waiting for the breach in %s: %w", BugCountry, err)
 	}

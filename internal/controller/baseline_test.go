@@ -1,4 +1,4 @@
-package collector
+package controller
 
 import (
 	"encoding/json"
