@@ -21,12 +21,22 @@ import (
 	"github.com/parityhq/parity/internal/natsembed"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
 // DefaultDatabaseURL is the PostgreSQL used when none is given: the local
 // server, database "parity" (created if missing).
 const DefaultDatabaseURL = cli.DefaultDatabaseURL
+
+// Defaults of [Options], for the command's flags to show.
+const (
+	DefaultAddr                = "127.0.0.1:8080"
+	DefaultEmbeddedNATSAddr    = "127.0.0.1:4223"
+	DefaultDataDir             = "parity-data"
+	DefaultSampleRetention     = 7 * 24 * time.Hour
+	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+)
 
 // Options configure the collector. The zero value runs the whole system in one
 // process; every default is documented on its field.
@@ -102,16 +112,16 @@ type Options struct {
 
 func (o *Options) setDefaults() error {
 	if o.Addr == "" {
-		o.Addr = "127.0.0.1:8080"
+		o.Addr = DefaultAddr
 	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = DefaultDatabaseURL
 	}
 	if o.EmbeddedNATSAddr == "" {
-		o.EmbeddedNATSAddr = "127.0.0.1:4223"
+		o.EmbeddedNATSAddr = DefaultEmbeddedNATSAddr
 	}
 	if o.DataDir == "" {
-		o.DataDir = "parity-data"
+		o.DataDir = DefaultDataDir
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
@@ -123,10 +133,10 @@ func (o *Options) setDefaults() error {
 		o.Logger = slog.Default()
 	}
 	if o.SampleRetention == 0 {
-		o.SampleRetention = 7 * 24 * time.Hour
+		o.SampleRetention = DefaultSampleRetention
 	}
 	if o.DeadLetterRetention == 0 {
-		o.DeadLetterRetention = 30 * 24 * time.Hour
+		o.DeadLetterRetention = DefaultDeadLetterRetention
 	}
 	switch {
 	case o.Workers < -1:
@@ -274,7 +284,7 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			},
 			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
 		}),
-		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		notify: func(experiment string) error { return nc.Publish(natsnames.RulesChangedSubject, []byte(experiment)) },
 	}
 	kv, err := controller.EnsureBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/pkg/rollout"
 )
@@ -163,7 +164,7 @@ func (c *Controller) settle(ctx context.Context, r store.Rollout) (store.Rollout
 // EnsureBucket creates the KV bucket rollouts are published to, if
 // missing, with replicas copies.
 func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, rollout.KVBucket)
+	kv, err := js.KeyValue(ctx, natsnames.RolloutBucket)
 	if err == nil {
 		return kv, nil
 	}
@@ -171,11 +172,11 @@ func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (je
 		return nil, fmt.Errorf("controller: rollout bucket: %w", err)
 	}
 	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: rollout.KVBucket, Description: "Parity rollout state, one document per flag", History: 5,
+		Bucket: natsnames.RolloutBucket, Description: "Parity rollout state, one document per flag", History: 5,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.KeyValue(ctx, rollout.KVBucket)
+		return js.KeyValue(ctx, natsnames.RolloutBucket)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("controller: create rollout bucket: %w", err)

@@ -8,7 +8,7 @@
 // audit entry under a compare-and-set on the rollout's revision (so several
 // collectors may run controllers against one database and exactly one of
 // them makes each change), then handed to the [Flags] table the collector
-// serves over OFREP and published to the NATS KV bucket [rollout.KVBucket]
+// serves over OFREP and published to the NATS KV bucket [natsnames.RolloutBucket]
 // that Parity's OpenFeature provider watches. The bucket's documents only
 // ever move forward in revision. docs/rollout.md describes the rules.
 //

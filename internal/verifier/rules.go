@@ -14,6 +14,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/redact"
 )
 
@@ -177,7 +178,7 @@ func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) err
 func (w *Worker) watchRules(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	changed := make(chan string, 64)
-	sub, err := w.js.Conn().Subscribe(RulesChangedSubject, func(m *nats.Msg) {
+	sub, err := w.js.Conn().Subscribe(natsnames.RulesChangedSubject, func(m *nats.Msg) {
 		select {
 		case changed <- string(m.Data):
 		default: // a burst of notices: the periodic reload catches up

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // Defaults for the zero fields of [Options].
@@ -98,8 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// ReportSubject is where publishers report their counters.
-const ReportSubject = "parity.hooks.stats"
+// ReportSubject is where publishers report their counters:
+// [natsnames.HookReportSubject], where every NATS name lives.
+const ReportSubject = natsnames.HookReportSubject
 
 // DefaultReportInterval is how often a publisher reports its counters.
 const DefaultReportInterval = 10 * time.Second

@@ -37,6 +37,7 @@ import (
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/flagprovider"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/rollout"
 )
 
@@ -271,7 +272,7 @@ func drained(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := js.Stream(ctx, "PARITY_PAIRS")
+	st, err := js.Stream(ctx, natsnames.PairStream)
 	if err != nil {
 		return fmt.Errorf("scenario: stream: %w", err)
 	}
