@@ -18,12 +18,6 @@ import (
 	"github.com/parityhq/parity/pkg/redact"
 )
 
-// RulesChangedSubject is the core NATS subject on which the collector
-// announces, with the experiment's name as the payload, that the experiment's
-// diff rules or redaction changed. Every worker reloads them; a missed notice is caught by
-// the periodic reload.
-const RulesChangedSubject = "parity.rules.changed"
-
 // RulesStore is where workers read diff rules and redactions. *store.Store
 // satisfies it.
 type RulesStore interface {
