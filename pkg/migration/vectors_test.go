@@ -5,13 +5,34 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // clientVectors is testdata/client-vectors.json at the repository root: the
 // hashing and formatting every Parity client must reproduce. The Node client
 // (clients/node) reads the same file in its tests.
 type clientVectors struct {
+	Wire struct {
+		EnvelopeVersion   int      `json:"envelope_version"`
+		PairSubjectPrefix string   `json:"pair_subject_prefix"`
+		PairStream        string   `json:"pair_stream"`
+		HookReportSubject string   `json:"hook_report_subject"`
+		MsgIDHeader       string   `json:"msg_id_header"`
+		MaxSize           int      `json:"max_size"`
+		MaxNameLen        int      `json:"max_name_len"`
+		MaxIDLen          int      `json:"max_id_len"`
+		MaxUserKeyLen     int      `json:"max_user_key_len"`
+		MaxAttrs          int      `json:"max_attrs"`
+		MaxAttrValueLen   int      `json:"max_attr_value_len"`
+		MaxErrorLen       int      `json:"max_error_len"`
+		Stages            []string `json:"stages"`
+	} `json:"wire"`
 	Sampling []struct {
 		Key  string          `json:"key"`
 		Hash string          `json:"hash"`
@@ -92,6 +113,33 @@ func TestClientVectors(t *testing.T) {
 		}
 		if !ok || got != n.Text {
 			t.Errorf("scalar(%s %s) = %q, %v; want %q", n.Go, n.Number, got, ok, n.Text)
+		}
+	}
+	w := v.Wire
+	var stages []string
+	for _, s := range envelope.Stages {
+		stages = append(stages, string(s))
+	}
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"envelope_version", envelope.Version, w.EnvelopeVersion},
+		{"pair_subject_prefix", natsnames.PairSubjectPrefix, w.PairSubjectPrefix},
+		{"pair_stream", natsnames.PairStream, w.PairStream},
+		{"hook_report_subject", natsnames.HookReportSubject, w.HookReportSubject},
+		{"msg_id_header", jetstream.MsgIDHeader, w.MsgIDHeader},
+		{"max_size", envelope.MaxSize, w.MaxSize},
+		{"max_name_len", envelope.MaxNameLen, w.MaxNameLen},
+		{"max_id_len", envelope.MaxIDLen, w.MaxIDLen},
+		{"max_user_key_len", envelope.MaxUserKeyLen, w.MaxUserKeyLen},
+		{"max_attrs", envelope.MaxAttrs, w.MaxAttrs},
+		{"max_attr_value_len", envelope.MaxAttrValueLen, w.MaxAttrValueLen},
+		{"max_error_len", envelope.MaxErrorLen, w.MaxErrorLen},
+		{"stages", strings.Join(stages, ","), strings.Join(w.Stages, ",")},
+	} {
+		if c.got != c.want {
+			t.Errorf("wire.%s: Go has %v, the vectors %v", c.name, c.got, c.want)
 		}
 	}
 	for _, tc := range v.Truncate {

@@ -73,3 +73,29 @@ test("sampling: about one user in n, and sticky", () => {
     assert.ok(Math.abs(inN - want) < 5 * Math.sqrt(want), `n=${n}: ${inN} in the sample, want about ${want}`);
   }
 });
+
+test("vectors: wire names and limits are Go's", async () => {
+  const env = await import("../src/envelope.js");
+  const { REPORT_SUBJECT } = await import("../src/publisher.js");
+  const { PubHeaders } = await import("@nats-io/jetstream");
+  const { STREAM } = await import("./helpers.js");
+  const w = v.wire;
+  assert.deepEqual(
+    {
+      envelope_version: env.VERSION,
+      pair_subject_prefix: env.SUBJECT_PREFIX,
+      pair_stream: STREAM,
+      hook_report_subject: REPORT_SUBJECT,
+      msg_id_header: PubHeaders.MsgIdHdr,
+      max_size: env.MAX_SIZE,
+      max_name_len: env.MAX_NAME_LEN,
+      max_id_len: env.MAX_ID_LEN,
+      max_user_key_len: env.MAX_USER_KEY_LEN,
+      max_attrs: env.MAX_ATTRS,
+      max_attr_value_len: env.MAX_ATTR_VALUE_LEN,
+      max_error_len: env.MAX_ERROR_LEN,
+      stages: [...env.STAGES],
+    },
+    w,
+  );
+});
