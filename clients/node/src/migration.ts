@@ -275,15 +275,25 @@ class Core<Req, Res> {
     }
   }
 
-  /** finish queues the pair of a complete call to be built and published off the caller's path. */
+  /**
+   * finish queues the pair of a complete call to be built and published off
+   * the caller's path, in slices of at most 256 pairs or about 2 ms per turn
+   * of the event loop.
+   */
   finish(info: CallInfo, ctrl: Side, cand: Side): void {
-    if (this.#finishing.push(() => this.#build(info, ctrl, cand)) === 1) {
-      setImmediate(() => {
-        const jobs = this.#finishing;
-        this.#finishing = [];
-        for (const job of jobs) job();
-      });
+    if (this.#finishing.push(() => this.#build(info, ctrl, cand)) === 1) setImmediate(() => this.#runFinishing());
+  }
+
+  #runFinishing(): void {
+    const jobs = this.#finishing;
+    const until = performance.now() + 2;
+    let i = 0;
+    while (i < jobs.length) {
+      (jobs[i++] as () => void)();
+      if (i >= 256 || performance.now() >= until) break;
     }
+    this.#finishing = jobs.slice(i);
+    if (this.#finishing.length > 0) setImmediate(() => this.#runFinishing());
   }
 
   #build(info: CallInfo, ctrl: Side, cand: Side): void {

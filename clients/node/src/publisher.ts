@@ -276,7 +276,7 @@ export class Publisher implements PairPublisher {
       this.#len--;
       const seq = this.#headSeq++;
       this.#send(pair, seq);
-      if (++n >= SLICE_PAIRS || ((n & 15) === 0 && performance.now() >= until)) break;
+      if (++n >= SLICE_PAIRS || performance.now() >= until) break;
     }
     if (this.#len > 0 && this.#inflight.size < this.#maxPending) this.#schedule();
   }
