@@ -36,8 +36,8 @@ test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 	$(MAKE) test-node
 
-test-node: ## the Node.js client's tests (clients/node; `npm ci` there first)
-	cd clients/node && npm test
+test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
 
 test-short: ## the unit tests only (no end-to-end tests)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)

@@ -430,6 +430,8 @@ export class Reader<Req, Res> {
   async read(ec: EvaluationContext, req: Req, opts?: CallOptions): Promise<Res> {
     const c = this.#c;
     c.calls++;
+    if (ec === null || typeof ec !== "object") ec = {}; // a missing context is an anonymous user, never an error
+    if (opts === null || typeof opts !== "object") opts = undefined;
     const fl = await c.stage(ec);
     let auth: PathFn<Req, Res>;
     let other: PathFn<Req, Res>;
@@ -619,6 +621,8 @@ export class Writer<Req, Res> {
   async write(ec: EvaluationContext, req: Req, opts?: CallOptions): Promise<Res> {
     const c = this.#c;
     c.calls++;
+    if (ec === null || typeof ec !== "object") ec = {}; // a missing context is an anonymous user, never an error
+    if (opts === null || typeof opts !== "object") opts = undefined;
     const fl = await c.stage(ec);
     let auth: PathFn<Req, Res>;
     let other: PathFn<Req, Res>;

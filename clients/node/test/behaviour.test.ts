@@ -251,6 +251,16 @@ test("a publisher that throws or refuses never reaches the caller: counted as dr
   assert.equal(w.stats().dropped, 1);
 });
 
+test("a missing evaluation context or options is an anonymous user in the default stage, not an error", async () => {
+  const mem = new Memory();
+  const r = new Reader({ ...base("noctx", mem), defaultStage: "shadow" });
+  const w = new Writer({ ...base("noctxw", mem) });
+  assert.deepEqual(await r.read(undefined as any, 1, null as any), { path: "old", id: 1 });
+  assert.deepEqual(await w.write(null as any, 2), { path: "old", id: 2 });
+  await r.wait();
+  assert.equal(r.stats().calls, 1);
+});
+
 test("a compare that throws leaves no verdict and counts a panic", async () => {
   const mem = new Memory();
   const r = new Reader({ ...base("cmp", mem), compare: () => { throw new Error("cmp"); } });
