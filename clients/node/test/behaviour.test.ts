@@ -269,3 +269,17 @@ test("a compare that throws leaves no verdict and counts a panic", async () => {
   assert.equal(mem.pairs[0]?.client_verdict, undefined);
   assert.equal(r.stats().panics, 1);
 });
+
+test("the OpenFeature transaction context supplies the user when the call's context has none, the call's attributes winning", async () => {
+  const { OpenFeature, AsyncLocalStorageTransactionContextPropagator } = await import("@openfeature/server-sdk");
+  OpenFeature.setTransactionContextPropagator(new AsyncLocalStorageTransactionContextPropagator());
+  const mem = new Memory();
+  const r = new Reader({ ...base("txctx", mem) });
+  await new Promise<void>((resolve, reject) => {
+    OpenFeature.setTransactionContext({ targetingKey: "tx-user", country: "US", plan: "pro" }, () => {
+      r.read({ country: "IN", [STAGE_ATTR]: "shadow" }, 1).then(() => resolve(), reject);
+    });
+  });
+  await r.wait();
+  assert.deepEqual(mem.pairs[0]?.user, { key: "tx-user", attrs: { country: "IN", plan: "pro", [STAGE_ATTR]: "shadow" } });
+});
