@@ -54,7 +54,19 @@ const reader = new Reader<number, Order>({ experiment: "bench", operation: "GetO
 
 console.log(`# node ${process.version}, ${availableParallelism()} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
 
-async function steady(label: string, ec: EvaluationContext): Promise<void> {
+// The same read with a static evaluator instead of the OpenFeature SDK:
+// Parity's own cost.
+const staticReader = new Reader<number, Order>({
+  experiment: "bench",
+  operation: "GetOrderStatic",
+  flags: { getStringDetails: async (flagKey: string) => ({ flagKey, flagMetadata: {}, value: "shadow", variant: "shadow", reason: "STATIC" }) },
+  flagKey: "stage",
+  publisher: pub,
+  old,
+  new: neu,
+});
+
+async function steady(label: string, ec: EvaluationContext, r: Reader<number, Order> = reader): Promise<void> {
   const bare: number[] = [];
   const wrapped: number[] = [];
   const flagOnly: number[] = [];
@@ -70,13 +82,13 @@ async function steady(label: string, ec: EvaluationContext): Promise<void> {
     await old(i);
     bare.push(Number(process.hrtime.bigint() - t));
     t = process.hrtime.bigint();
-    await reader.read(ec, i);
+    await r.read(ec, i);
     wrapped.push(Number(process.hrtime.bigint() - t));
     t = process.hrtime.bigint();
     await flags.getStringDetails("stage", "off", ec);
     flagOnly.push(Number(process.hrtime.bigint() - t));
   }
-  await reader.wait({ timeoutMs: 30_000 });
+  await r.wait({ timeoutMs: 30_000 });
   const warm = Math.floor(total / 10); // drop the first tenth: JIT warm-up
   const b = bare.slice(warm);
   const w = wrapped.slice(warm);
@@ -90,6 +102,7 @@ async function steady(label: string, ec: EvaluationContext): Promise<void> {
 }
 
 await steady("shadow stage (both paths, pair published)", { targetingKey: "user-1", country: "IN", plan: "pro" });
+await steady("shadow stage with a static flag evaluator instead of the OpenFeature SDK (Parity's own cost)", { targetingKey: "user-1", country: "IN", plan: "pro" }, staticReader);
 await steady("off stage (flag evaluation only)", { targetingKey: "user-1", country: "IN", plan: "pro", off: true });
 await pub.flush({ timeoutMs: 60_000 });
 
@@ -98,9 +111,9 @@ const before = pub.stats();
 const t0 = performance.now();
 const h = monitorEventLoopDelay({ resolution: 1 });
 h.enable();
-for (let i = 0; i < pairsN; i += 500) {
+for (let i = 0; i < pairsN; i += 64) {
   const batch: Promise<Order>[] = [];
-  for (let j = i; j < Math.min(pairsN, i + 500); j++) batch.push(reader.read({ targetingKey: `user-${j}`, country: "US", plan: "free" }, j));
+  for (let j = i; j < Math.min(pairsN, i + 64); j++) batch.push(reader.read({ targetingKey: `user-${j}`, country: "US", plan: "free" }, j));
   await Promise.all(batch);
 }
 const called = performance.now();
