@@ -44,6 +44,8 @@
 // many times it is asked. docs/gate.md states the method and the guarantee
 // in full, with the simulation that checks it.
 //
-// Errors are prefixed "report: " and wrap [ErrInvalidGateSpec] or
-// [ErrInvalidHistogram].
+// Errors are prefixed "report: " and wrap [ErrInvalidGateSpec],
+// [ErrInvalidStats] or [ErrInvalidHistogram]. Counts no sample could have
+// produced (negative, a part larger than its whole, beyond [MaxCount]) are
+// an error naming the field, never a verdict.
 package report

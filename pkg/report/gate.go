@@ -160,8 +160,10 @@ const TotalSegment = "total"
 
 // Evaluate asks the promotion gate whether the new path may be promoted,
 // given the stats of each segment and of their total, summed since a fixed
-// start (see [GateSpec.Window]). It returns an error only for an invalid
-// spec.
+// start (see [GateSpec.Window]). It returns an error, and no verdict, for an
+// invalid spec (wrapping [ErrInvalidGateSpec]) or for stats no sample could
+// have produced (wrapping [ErrInvalidStats], see [SegmentStats.Validate]):
+// the error names the segment and the field.
 //
 // Each segment, and the total, is judged by its checks: divergence against
 // MaxRate; if set, candidate errors against MaxCandidateErrorRate and the p99
@@ -198,6 +200,14 @@ const TotalSegment = "total"
 func Evaluate(spec GateSpec, segments []Segment, overall SegmentStats) (GateResult, error) {
 	if err := spec.Validate(); err != nil {
 		return GateResult{}, err
+	}
+	if p := overall.problem(); p != "" {
+		return GateResult{}, fmt.Errorf("%w: %s: %s", ErrInvalidStats, TotalSegment, p)
+	}
+	for _, s := range segments {
+		if p := s.Stats.problem(); p != "" {
+			return GateResult{}, fmt.Errorf("%w: segment %q: %s", ErrInvalidStats, s.Key, p)
+		}
 	}
 	res := GateResult{Alpha: spec.alpha()}
 	res.Overall = judge(spec, TotalSegment, nil, overall)

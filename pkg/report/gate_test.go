@@ -236,8 +236,8 @@ func TestEvaluateJSON(t *testing.T) {
 	spec := GateSpec{MaxRate: 0.01, MinPairs: 10, PerSegment: true, MaxCandidateErrorRate: 0.02, MaxP99LatencyRatio: 1.2}
 	odd := []Segment{
 		{Key: "empty"},
-		{Key: "negative", Stats: SegmentStats{Pairs: -5, Divergent: -1, CandidateErrors: -3}},
-		{Key: "over", Stats: SegmentStats{Pairs: 5, Divergent: 9, CandidateErrors: 9}},
+		{Key: "all divergent", Stats: SegmentStats{Pairs: 5, Divergent: 5, CandidateErrors: 5}},
+		{Key: "huge", Stats: SegmentStats{Pairs: MaxCount - 100, Divergent: MaxCount / 3, CandidateErrors: MaxCount / 200}},
 		{Key: "one-sided latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(3, time.Hour)}},
 		{Key: "tiny latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
 	}
@@ -250,7 +250,79 @@ func TestEvaluateJSON(t *testing.T) {
 		t.Fatalf("json.Marshal: %v", err)
 	}
 	if !strings.Contains(string(b), `"verdict":"fail"`) {
-		t.Errorf("want an overall fail (segment over), got %s", res.Verdict)
+		t.Errorf("want an overall fail (segment all divergent), got %s", res.Verdict)
+	}
+}
+
+// TestEvaluateBadInput: counts no sample could have produced are an error
+// naming the unit and the field, never a verdict.
+func TestEvaluateBadInput(t *testing.T) {
+	ok := SegmentStats{Pairs: 100, Divergent: 1}
+	tests := []struct {
+		name    string
+		overall SegmentStats
+		seg     SegmentStats
+		want    string
+	}{
+		{name: "negative pairs", seg: SegmentStats{Pairs: -5},
+			want: `report: invalid stats: segment "s": Pairs -5 is negative`},
+		{name: "negative divergent", seg: SegmentStats{Pairs: 5, Divergent: -1},
+			want: `report: invalid stats: segment "s": Divergent -1 is negative`},
+		{name: "negative control errors", seg: SegmentStats{Pairs: 5, ControlErrors: -1},
+			want: `report: invalid stats: segment "s": ControlErrors -1 is negative`},
+		{name: "negative candidate errors", seg: SegmentStats{Pairs: 5, CandidateErrors: -3},
+			want: `report: invalid stats: segment "s": CandidateErrors -3 is negative`},
+		{name: "negative skipped", seg: SegmentStats{Pairs: 5, Skipped: -1},
+			want: `report: invalid stats: segment "s": Skipped -1 is negative`},
+		{name: "negative timeouts", seg: SegmentStats{Pairs: 5, Timeouts: -1},
+			want: `report: invalid stats: segment "s": Timeouts -1 is negative`},
+		{name: "divergent exceeds pairs", seg: SegmentStats{Pairs: 5, Divergent: 9},
+			want: `report: invalid stats: segment "s": Divergent 9 exceeds Pairs 5`},
+		{name: "errors exceed pairs", seg: SegmentStats{Pairs: 5, CandidateErrors: 6},
+			want: `report: invalid stats: segment "s": CandidateErrors 6 exceeds Pairs 5`},
+		{name: "control errors exceed pairs", seg: SegmentStats{Pairs: 5, ControlErrors: 6},
+			want: `report: invalid stats: segment "s": ControlErrors 6 exceeds Pairs 5`},
+		{name: "timeouts exceed pairs", seg: SegmentStats{Pairs: 0, Timeouts: 1},
+			want: `report: invalid stats: segment "s": Timeouts 1 exceeds Pairs 0`},
+		{name: "beyond float64", seg: SegmentStats{Pairs: MaxCount + 1},
+			want: `report: invalid stats: segment "s": Pairs 9007199254740993 exceeds 9007199254740992, the largest count float64 resolves`},
+		{name: "negative bucket", seg: SegmentStats{Pairs: 5, CandidateLatency: Histogram{Counts: []int64{0, 3, -1}}},
+			want: `report: invalid stats: segment "s": CandidateLatency bucket 2 count -1 is negative`},
+		{name: "too many buckets", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: make([]int64, HistogramBuckets+1)}},
+			want: `report: invalid stats: segment "s": ControlLatency has 219 buckets, more than 218`},
+		{name: "histogram beyond float64", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: []int64{MaxCount, 1}}},
+			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
+		{name: "histogram that would overflow int64", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: []int64{math.MaxInt64, math.MaxInt64}}},
+			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
+		{name: "bad total", overall: SegmentStats{Pairs: 10, Divergent: 11}, seg: ok,
+			want: `report: invalid stats: total: Divergent 11 exceeds Pairs 10`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			overall := tt.overall
+			if tt.name != "bad total" {
+				overall = ok
+			}
+			for _, perSegment := range []bool{false, true} {
+				res, err := Evaluate(GateSpec{MaxRate: 0.01, PerSegment: perSegment}, []Segment{{Key: "s", Stats: tt.seg}}, overall)
+				if err == nil || err.Error() != tt.want || !errors.Is(err, ErrInvalidStats) {
+					t.Errorf("PerSegment %v: Evaluate = %q, %v; want error %q wrapping ErrInvalidStats", perSegment, res.Verdict, err, tt.want)
+				}
+				if res.Verdict != "" {
+					t.Errorf("PerSegment %v: a verdict (%s) with an error", perSegment, res.Verdict)
+				}
+			}
+			if tt.name == "bad total" {
+				return
+			}
+			err := tt.seg.Validate()
+			if want := strings.Replace(tt.want, `segment "s": `, "", 1); err == nil || err.Error() != want {
+				t.Errorf("Validate() = %v, want %q", err, want)
+			}
+		})
+	}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate() of valid stats = %v", err)
 	}
 }
 
