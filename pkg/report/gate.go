@@ -373,19 +373,16 @@ func rateCheck(name, what string, hits, n int64, alpha, limit float64, extra str
 		c.Reason = "no pairs yet"
 		return c, -1
 	}
-	hits = max(0, min(hits, n))
 	c.Value = float64(hits) / float64(n)
-	e := newMixture(limit).evidence(float64(hits), float64(n-hits))
-	cl := math.Log(1 / alpha)
-	c.Low, c.High = e.bounds(cl)
+	c.Low, c.High = LowerBound(hits, n, alpha), UpperBound(hits, n, alpha)
 	observed := fmt.Sprintf("%s %s (%s of %s pairs%s)", what, pct(c.Value), count(hits), count(n), extra)
-	// below and above are the exact tests that bounds approximates to 1e-10;
+	// below and above are the exact tests the bounds approximate to 1e-10;
 	// clamping keeps the reported bounds consistent with the verdict.
 	switch {
-	case e.above(limit, cl):
+	case above(hits, n, limit, alpha):
 		c.Verdict, c.Low = Fail, max(c.Low, limit)
 		c.Reason = fmt.Sprintf("%s, anytime lower bound %s > %s limit", observed, pct(c.Low), pct(limit))
-	case e.below(limit, cl):
+	case below(hits, n, limit, alpha):
 		c.Verdict, c.High = Pass, min(c.High, limit)
 		c.Reason = fmt.Sprintf("%s, anytime upper bound %s ≤ %s limit", observed, pct(c.High), pct(limit))
 	default:
