@@ -3,6 +3,7 @@ package report
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // MaxCount is the largest count [Evaluate] accepts in any counter or
@@ -77,6 +78,21 @@ func (h Histogram) problem() string {
 			return fmt.Sprintf("holds more than %d observations, the largest count float64 resolves", int64(MaxCount))
 		}
 		sum += c
+	}
+	return ""
+}
+
+// minutesProblem describes the first invalid minute of a series, or
+// returns "": invalid counts, or minutes out of time order.
+func minutesProblem(ms []Minute) string {
+	for i, m := range ms {
+		st := SegmentStats{Pairs: m.Pairs, Divergent: m.Divergent, CandidateErrors: m.CandidateErrors}
+		if p := st.problem(); p != "" {
+			return fmt.Sprintf("Minutes[%d] %s", i, p)
+		}
+		if i > 0 && !ms[i-1].At.Before(m.At) {
+			return fmt.Sprintf("Minutes[%d] at %s is not after Minutes[%d] at %s", i, m.At.UTC().Format(time.RFC3339), i-1, ms[i-1].At.UTC().Format(time.RFC3339))
+		}
 	}
 	return ""
 }
