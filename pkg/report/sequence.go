@@ -238,7 +238,6 @@ func (t *tilts) root(s, n, c, side float64) float64 {
 	return sigmoid(out)
 }
 
-
 func sigmoid(u float64) float64 { return 1 / (1 + math.Exp(-u)) }
 
 // maxProjectedTrials caps projections of how many trials a test needs.
