@@ -221,6 +221,12 @@ const TotalSegment = "total"
 // Pass [Marginals] as the segments to gate on each attribute value instead of
 // each combination.
 //
+// With minutes given (see [Segment.Minutes]), each segment and the total also
+// get the change detector's breach checks ([DetectBreach]), on divergence and,
+// if limited, on candidate errors: they fail a unit whose rate has risen
+// above its limit, however long it ran clean before. A unit failed by them
+// alone says so in DecidedBy.
+//
 // Guarantee. Take one unit (a segment, or the total) and its divergence
 // check. If every pair's probability of diverging, given all the pairs before
 // it, is at least MaxRate, then
@@ -228,16 +234,18 @@ const TotalSegment = "total"
 //	P(Evaluate ever judges the unit pass) <= Alpha,
 //
 // however often it is asked while the counts grow, and even if the rate
-// drifts over time; for the default mixture the bound is about 0.6·Alpha
-// (see docs/gate.md). The same holds for candidate errors against
-// MaxCandidateErrorRate, and for the latency check when the candidate's p99
-// exceeds MaxP99LatencyRatio times the control's at the histograms'
-// resolution (latencies drawn independently from fixed distributions). A unit passes only if all its checks pass, so a unit beyond any
-// one of its limits is promoted with probability at most Alpha, and so is
+// drifts over time (see docs/gate.md). The same holds for candidate errors
+// against MaxCandidateErrorRate, and for the latency check when the
+// candidate's p99 exceeds MaxP99LatencyRatio times the control's at the
+// histograms' resolution (latencies drawn independently from fixed
+// distributions). A unit passes only if all its checks pass, so a unit beyond
+// any one of its limits is promoted with probability at most Alpha, and so is
 // the overall verdict when any judged unit is. Acting on individual segments'
 // verdicts instead, the expected number of wrongly promoted segments is at
 // most Alpha times the number beyond a limit. Symmetrically, a unit within
-// its limits is wrongly failed with probability at most Alpha per check.
+// its limits is wrongly failed with probability at most Alpha per rate or
+// latency check, plus the change detector's false alarms: at most one
+// expected per FalseBreachUnitMinutes minutes of the unit's traffic.
 func Evaluate(spec GateSpec, segments []Segment, overall SegmentStats) (GateResult, error) {
 	if err := spec.Validate(); err != nil {
 		return GateResult{}, err
