@@ -66,15 +66,32 @@ func newTilts(sign, centre, spread float64) tilts {
 // s hits in n trials. Every component is computed as λ·s − n·log1p(p·(e^λ−1)),
 // to about 1e-16 relative to λ·s: accurate for counts up to [MaxCount].
 func (t *tilts) logM(s, n, p float64) float64 {
+	ps := t.psi(p)
+	return t.logMpsi(s, n, &ps)
+}
+
+// psi returns every component's ψ_j(p) = log1p(p·(e^λ_j−1)), for tests at a
+// fixed p.
+func (t *tilts) psi(p float64) (ps [mixtureComponents]float64) {
+	for j := range ps {
+		ps[j] = math.Log1p(p * t.em1[j])
+	}
+	return ps
+}
+
+// logMpsi is logM at the rate whose ψ are ps.
+func (t *tilts) logMpsi(s, n float64, ps *[mixtureComponents]float64) float64 {
 	var v [mixtureComponents]float64
 	top := math.Inf(-1)
 	for j := range v {
-		v[j] = t.lw[j] + t.lam[j]*s - n*math.Log1p(p*t.em1[j])
+		v[j] = t.lw[j] + t.lam[j]*s - n*ps[j]
 		top = max(top, v[j])
 	}
 	var sum float64
 	for j := range v {
-		sum += math.Exp(v[j] - top)
+		if d := v[j] - top; d > -40 { // e^-40 is below float64's resolution of sum >= 1
+			sum += math.Exp(d)
+		}
 	}
 	return top + math.Log(sum)
 }
@@ -163,9 +180,11 @@ func (t *tilts) logMd(s, n, u float64) (val, slope float64) {
 	}
 	var sum, dsum float64
 	for j := range v {
-		e := math.Exp(v[j] - top)
-		sum += e
-		dsum += e * d[j]
+		if x := v[j] - top; x > -40 {
+			e := math.Exp(x)
+			sum += e
+			dsum += e * d[j]
+		}
 	}
 	return top + math.Log(sum), dsum / sum
 }
@@ -261,8 +280,9 @@ func trialsToBelow(hits, n, minN int64, alpha, limit float64) int64 {
 		return -1
 	}
 	c := math.Log(1 / alpha)
+	ps := belowMix.psi(limit)
 	passes := func(N float64) bool {
-		return belowMix.logM(phat*N, N, limit) >= c
+		return belowMix.logMpsi(phat*N, N, &ps) >= c
 	}
 	lo := float64(max(n, minN))
 	if passes(lo) {
@@ -319,8 +339,11 @@ func (h Histogram) QuantileBounds(q, alpha float64) (low, high time.Duration) {
 	}
 	// high: the first bucket b >= k whose upper edge has, surely enough, a
 	// fraction < 1-q of observations at or beyond it.
+	c := math.Log(2 / alpha)
+	nf := float64(n)
+	psBelow, psAbove := belowMix.psi(tail), aboveMix.psi(tail)
 	for b := k; b <= last; b++ {
-		if below(n-cumBefore[b+1], n, tail, alpha/2) {
+		if belowMix.logMpsi(float64(n-cumBefore[b+1]), nf, &psBelow) >= c {
 			high = time.Duration(bucketMid[b])
 			break
 		}
@@ -328,7 +351,7 @@ func (h Histogram) QuantileBounds(q, alpha float64) (low, high time.Duration) {
 	// low: the last bucket b <= k whose lower edge has, surely enough, a
 	// fraction > 1-q of observations at or beyond it.
 	for b := k; b >= 0; b-- {
-		if above(n-cumBefore[b], n, tail, alpha/2) {
+		if aboveMix.logMpsi(float64(n-cumBefore[b]), nf, &psAbove) >= c {
 			low = time.Duration(bucketMid[b])
 			break
 		}
