@@ -51,13 +51,13 @@ func TestGateSpecValidate(t *testing.T) {
 	}
 }
 
-func stats(div, pairs int64) SegmentStats { return SegmentStats{Pairs: pairs, Divergent: div} }
+func stats(div, pairs int64) SegmentStats {
+	return SegmentStats{Counters: Counters{Pairs: pairs, Divergent: div}}
+}
 
 func TestEvaluate(t *testing.T) {
-	slow := SegmentStats{Pairs: 10000, Divergent: 10,
-		ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 5*time.Millisecond)}
-	fast := SegmentStats{Pairs: 10000, Divergent: 10,
-		ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 2200*time.Microsecond)}
+	slow := SegmentStats{Counters: Counters{Pairs: 10000, Divergent: 10}, ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 5*time.Millisecond)}
+	fast := SegmentStats{Counters: Counters{Pairs: 10000, Divergent: 10}, ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 2200*time.Microsecond)}
 	seg := func(key string, st SegmentStats) Segment { return Segment{Key: key, Stats: st} }
 	tests := []struct {
 		name        string
@@ -91,10 +91,10 @@ func TestEvaluate(t *testing.T) {
 		{name: "MinPairs met", spec: GateSpec{MaxRate: 0.01, MinPairs: 5000}, total: stats(12, 6000), verdict: Pass,
 			reason: "6,000 pairs ≥ 5,000 minimum; divergence 0.2% (12 of 6,000 pairs), anytime upper bound 0.388% ≤ 1% limit"},
 		{name: "candidate errors fail", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
-			total: SegmentStats{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 120}, verdict: Fail,
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 120}}, verdict: Fail,
 			reason: "candidate errors 3% (120 of 4,000 pairs; control 0.1%), anytime lower bound 2.23% > 1% limit"},
 		{name: "candidate errors pass", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
-			total: SegmentStats{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}, verdict: Pass,
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}}, verdict: Pass,
 			reason: "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.292% ≤ 1% limit; candidate errors 0.1% (4 of 4,000 pairs; control 0.1%), anytime upper bound 0.292% ≤ 1% limit"},
 		{name: "slow candidate fails", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: slow, verdict: Fail,
 			reason: "p99 latency 2.59× control (5.09ms vs 1.96ms), at least 2.59× > 1.5× limit"},
@@ -236,10 +236,10 @@ func TestEvaluateJSON(t *testing.T) {
 	spec := GateSpec{MaxRate: 0.01, MinPairs: 10, PerSegment: true, MaxCandidateErrorRate: 0.02, MaxP99LatencyRatio: 1.2}
 	odd := []Segment{
 		{Key: "empty"},
-		{Key: "all divergent", Stats: SegmentStats{Pairs: 5, Divergent: 5, CandidateErrors: 5}},
-		{Key: "huge", Stats: SegmentStats{Pairs: MaxCount - 100, Divergent: MaxCount / 3, CandidateErrors: MaxCount / 200}},
-		{Key: "one-sided latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(3, time.Hour)}},
-		{Key: "tiny latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
+		{Key: "all divergent", Stats: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 5, CandidateErrors: 5}}},
+		{Key: "huge", Stats: SegmentStats{Counters: Counters{Pairs: MaxCount - 100, Divergent: MaxCount / 3, CandidateErrors: MaxCount / 200}}},
+		{Key: "one-sided latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(3, time.Hour)}},
+		{Key: "tiny latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
 	}
 	res, err := Evaluate(spec, odd, Total(odd))
 	if err != nil {
@@ -257,44 +257,48 @@ func TestEvaluateJSON(t *testing.T) {
 // TestEvaluateBadInput: counts no sample could have produced are an error
 // naming the unit and the field, never a verdict.
 func TestEvaluateBadInput(t *testing.T) {
-	ok := SegmentStats{Pairs: 100, Divergent: 1}
+	ok := SegmentStats{Counters: Counters{Pairs: 100, Divergent: 1}}
 	tests := []struct {
 		name    string
 		overall SegmentStats
 		seg     SegmentStats
 		want    string
 	}{
-		{name: "negative pairs", seg: SegmentStats{Pairs: -5},
+		{name: "negative pairs", seg: SegmentStats{Counters: Counters{Pairs: -5}},
 			want: `report: invalid stats: segment "s": Pairs -5 is negative`},
-		{name: "negative divergent", seg: SegmentStats{Pairs: 5, Divergent: -1},
+		{name: "negative divergent", seg: SegmentStats{Counters: Counters{Pairs: 5, Divergent: -1}},
 			want: `report: invalid stats: segment "s": Divergent -1 is negative`},
-		{name: "negative control errors", seg: SegmentStats{Pairs: 5, ControlErrors: -1},
+		{name: "negative control errors", seg: SegmentStats{Counters: Counters{Pairs: 5, ControlErrors: -1}},
 			want: `report: invalid stats: segment "s": ControlErrors -1 is negative`},
-		{name: "negative candidate errors", seg: SegmentStats{Pairs: 5, CandidateErrors: -3},
+		{name: "negative candidate errors", seg: SegmentStats{Counters: Counters{Pairs: 5, CandidateErrors: -3}},
 			want: `report: invalid stats: segment "s": CandidateErrors -3 is negative`},
-		{name: "negative skipped", seg: SegmentStats{Pairs: 5, Skipped: -1},
+		{name: "negative skipped", seg: SegmentStats{Counters: Counters{Pairs: 5, Skipped: -1}},
 			want: `report: invalid stats: segment "s": Skipped -1 is negative`},
-		{name: "negative timeouts", seg: SegmentStats{Pairs: 5, Timeouts: -1},
+		{name: "negative timeouts", seg: SegmentStats{Counters: Counters{Pairs: 5, Timeouts: -1}},
 			want: `report: invalid stats: segment "s": Timeouts -1 is negative`},
-		{name: "divergent exceeds pairs", seg: SegmentStats{Pairs: 5, Divergent: 9},
+		{name: "divergent exceeds pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 9}},
 			want: `report: invalid stats: segment "s": Divergent 9 exceeds Pairs 5`},
-		{name: "errors exceed pairs", seg: SegmentStats{Pairs: 5, CandidateErrors: 6},
+		{name: "errors exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, CandidateErrors: 6}},
 			want: `report: invalid stats: segment "s": CandidateErrors 6 exceeds Pairs 5`},
-		{name: "control errors exceed pairs", seg: SegmentStats{Pairs: 5, ControlErrors: 6},
+		{name: "control errors exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, ControlErrors: 6}},
 			want: `report: invalid stats: segment "s": ControlErrors 6 exceeds Pairs 5`},
-		{name: "timeouts exceed pairs", seg: SegmentStats{Pairs: 0, Timeouts: 1},
+		{name: "timeouts exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 0, Timeouts: 1}},
 			want: `report: invalid stats: segment "s": Timeouts 1 exceeds Pairs 0`},
-		{name: "beyond float64", seg: SegmentStats{Pairs: MaxCount + 1},
+		{name: "beyond float64", seg: SegmentStats{Counters: Counters{Pairs: MaxCount + 1}},
 			want: `report: invalid stats: segment "s": Pairs 9007199254740993 exceeds 9007199254740992, the largest count float64 resolves`},
-		{name: "negative bucket", seg: SegmentStats{Pairs: 5, CandidateLatency: Histogram{Counts: []int64{0, 3, -1}}},
+		{name: "negative bucket", seg: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: Histogram{Counts: []int64{0, 3, -1}}},
 			want: `report: invalid stats: segment "s": CandidateLatency bucket 2 count -1 is negative`},
-		{name: "too many buckets", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: make([]int64, HistogramBuckets+1)}},
+		{name: "too many buckets", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: make([]int64, HistogramBuckets+1)}},
 			want: `report: invalid stats: segment "s": ControlLatency has 219 buckets, more than 218`},
-		{name: "histogram beyond float64", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: []int64{MaxCount, 1}}},
+		{name: "histogram beyond float64", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: []int64{MaxCount, 1}}},
 			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
-		{name: "histogram that would overflow int64", seg: SegmentStats{Pairs: 5, ControlLatency: Histogram{Counts: []int64{math.MaxInt64, math.MaxInt64}}},
+		{name: "histogram that would overflow int64", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: []int64{math.MaxInt64, math.MaxInt64}}},
 			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
-		{name: "bad total", overall: SegmentStats{Pairs: 10, Divergent: 11}, seg: ok,
+		{name: "negative A/A pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, AAPairs: -1}},
+			want: `report: invalid stats: segment "s": AAPairs -1 is negative`},
+		{name: "A/A divergent exceeds A/A pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, AAPairs: 2, AADivergent: 3}},
+			want: `report: invalid stats: segment "s": AADivergent 3 exceeds AAPairs 2`},
+		{name: "bad total", overall: SegmentStats{Counters: Counters{Pairs: 10, Divergent: 11}}, seg: ok,
 			want: `report: invalid stats: total: Divergent 11 exceeds Pairs 10`},
 	}
 	for _, tt := range tests {
@@ -329,8 +333,7 @@ func TestEvaluateBadInput(t *testing.T) {
 func BenchmarkEvaluate(b *testing.B) {
 	segments := make([]Segment, 100)
 	for i := range segments {
-		st := SegmentStats{Pairs: int64(1000 + 100*i), Divergent: int64(i / 5),
-			ControlLatency: hist(int64(100+i), time.Millisecond, 3*time.Millisecond, 40*time.Millisecond)}
+		st := SegmentStats{Counters: Counters{Pairs: int64(1000 + 100*i), Divergent: int64(i / 5)}, ControlLatency: hist(int64(100+i), time.Millisecond, 3*time.Millisecond, 40*time.Millisecond)}
 		st.CandidateLatency = hist(int64(100+i), 1100*time.Microsecond, 3*time.Millisecond, 45*time.Millisecond)
 		segments[i] = Segment{Key: fmt.Sprintf("seg=%d", i), Attrs: map[string]string{"seg": fmt.Sprint(i)}, Stats: st}
 	}

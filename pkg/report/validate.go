@@ -46,6 +46,16 @@ func (s SegmentStats) problem() string {
 			return fmt.Sprintf("%s %d exceeds Pairs %d", c.name, c.v, s.Pairs)
 		}
 	}
+	switch { // A/A pairs are counted apart from Pairs
+	case s.AAPairs < 0:
+		return fmt.Sprintf("AAPairs %d is negative", s.AAPairs)
+	case s.AADivergent < 0:
+		return fmt.Sprintf("AADivergent %d is negative", s.AADivergent)
+	case s.AAPairs > MaxCount:
+		return fmt.Sprintf("AAPairs %d exceeds %d, the largest count float64 resolves", s.AAPairs, int64(MaxCount))
+	case s.AADivergent > s.AAPairs:
+		return fmt.Sprintf("AADivergent %d exceeds AAPairs %d", s.AADivergent, s.AAPairs)
+	}
 	if p := s.ControlLatency.problem(); p != "" {
 		return "ControlLatency " + p
 	}
@@ -86,7 +96,7 @@ func (h Histogram) problem() string {
 // returns "": invalid counts, or minutes out of time order.
 func minutesProblem(ms []Minute) string {
 	for i, m := range ms {
-		st := SegmentStats{Pairs: m.Pairs, Divergent: m.Divergent, CandidateErrors: m.CandidateErrors}
+		st := SegmentStats{Counters: Counters{Pairs: m.Pairs, Divergent: m.Divergent, CandidateErrors: m.CandidateErrors}}
 		if p := st.problem(); p != "" {
 			return fmt.Sprintf("Minutes[%d] %s", i, p)
 		}
