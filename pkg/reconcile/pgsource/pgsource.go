@@ -164,7 +164,7 @@ func (s *Source) describe(ctx context.Context) error {
 	}
 	type col struct {
 		name, typ, typname, coll, cat string
-		notnull                      bool
+		notnull                       bool
 	}
 	var cols []col
 	for rows.Next() {
