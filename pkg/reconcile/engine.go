@@ -133,6 +133,9 @@ type Plan struct {
 	// ignore entirely.
 	Checksum        bool
 	ChecksumColumns []string
+	// AsText says, per checksum column, whether it is hashed as text
+	// because the two sides' types hash differently by value.
+	AsText []bool
 	// ChecksumNote says why checksums are not used.
 	ChecksumNote string
 }
@@ -204,12 +207,12 @@ func check(ctx context.Context, old, new Source, opts Options) (Plan, error) {
 		}
 	}
 	slices.Sort(p.ChecksumColumns)
-	p.Checksum, p.ChecksumNote = checksumUsable(old, new, p, opts)
+	p.Checksum, p.ChecksumNote = checksumUsable(old, new, &p, opts)
 	return p, nil
 }
 
 // checksumUsable says whether both sides checksum alike, and if not, why.
-func checksumUsable(old, new Source, p Plan, opts Options) (bool, string) {
+func checksumUsable(old, new Source, p *Plan, opts Options) (bool, string) {
 	if opts.NoChecksum {
 		return false, "checksums turned off"
 	}
@@ -223,9 +226,14 @@ func checksumUsable(old, new Source, p Plan, opts Options) (bool, string) {
 	if oa != na {
 		return false, fmt.Sprintf("the sides checksum differently (%s, %s)", oa, na)
 	}
+	p.AsText = make([]bool, len(p.ChecksumColumns))
 	for i, c := range p.ChecksumColumns {
-		if of[i] != nf[i] {
-			return false, fmt.Sprintf("column %q is hashed as %s on the %s side and as %s on the %s side", c, of[i], p.Old.Side, nf[i], p.New.Side)
+		switch {
+		case of[i].Value != "" && of[i].Value == nf[i].Value:
+		case of[i].Text == nf[i].Text:
+			p.AsText[i] = true
+		default:
+			return false, fmt.Sprintf("column %q is hashed as %s on the %s side and as %s on the %s side", c, of[i].Text, p.Old.Side, nf[i].Text, p.New.Side)
 		}
 	}
 	return true, ""

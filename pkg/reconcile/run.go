@@ -130,7 +130,7 @@ func (r *runner) readAhead(ctx context.Context, out chan<- item) {
 	n := r.opts.ChunkRows
 	for {
 		it := item{after: after}
-		req := Request{After: after, Limit: n, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns}
+		req := Request{After: after, Limit: n, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns, AsText: r.plan.AsText}
 		full := false
 		if r.oldSum != nil {
 			it.sum, it.err = r.oldSum.Checksum(ctx, req)
@@ -197,7 +197,7 @@ func (r *runner) chunk(ctx context.Context, it item) (*pendingChunk, error) {
 	pc := &pendingChunk{c: r.newChunk(it.after, it.through), oldRows: it.n}
 	if r.newSum != nil {
 		pc.c.Checksummed = true
-		ns, err := r.newSum.Checksum(ctx, Request{After: it.after, Through: it.through, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns})
+		ns, err := r.newSum.Checksum(ctx, Request{After: it.after, Through: it.through, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns, AsText: r.plan.AsText})
 		if err != nil {
 			return nil, fmt.Errorf("reconcile: %s side: %w", r.plan.New.Side, err)
 		}
@@ -239,7 +239,7 @@ func (r *runner) compareSums(ctx context.Context, pc *pendingChunk, after, throu
 	part := int((os.Rows + int64(r.opts.Split) - 1) / int64(r.opts.Split))
 	prev := after
 	for {
-		req := Request{After: prev, Through: through, Limit: part, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns}
+		req := Request{After: prev, Through: through, Limit: part, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns, AsText: r.plan.AsText}
 		osub, err := r.oldSum.Checksum(ctx, req)
 		if err != nil {
 			return fmt.Errorf("reconcile: %s side: %w", r.plan.Old.Side, err)
@@ -250,7 +250,7 @@ func (r *runner) compareSums(ctx context.Context, pc *pendingChunk, after, throu
 			k := osub.Last
 			subThrough = &k
 		}
-		nsub, err := r.newSum.Checksum(ctx, Request{After: prev, Through: subThrough, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns})
+		nsub, err := r.newSum.Checksum(ctx, Request{After: prev, Through: subThrough, Segments: r.opts.Segments, Columns: r.plan.ChecksumColumns, AsText: r.plan.AsText})
 		if err != nil {
 			return fmt.Errorf("reconcile: %s side: %w", r.plan.New.Side, err)
 		}

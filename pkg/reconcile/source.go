@@ -37,7 +37,7 @@ type Checksummer interface {
 	// checksums only when their functions and the forms of every covered
 	// column are equal; the name must change whenever the function or the
 	// canonical form changes.
-	ChecksumForm(columns []string) (algorithm string, forms []string)
+	ChecksumForm(columns []string) (algorithm string, forms []Form)
 	// Checksum summarises the rows [Source.Rows] would return for req (Keys
 	// is never set): their number, a hash of their canonical form over the
 	// key and req.Columns only, the last key (when req.Limit is set), and the
@@ -68,6 +68,21 @@ type Request struct {
 	// Columns names the columns a [Checksummer.Checksum] covers, beside the
 	// key.
 	Columns []string
+	// AsText says, per column of Columns, to hash it in its text form (see
+	// [Form]) rather than by value.
+	AsText []bool
+}
+
+// Form says how a [Checksummer] hashes one column. A column is hashed by
+// value when both sides' Value forms are equal and not empty, else as text
+// when their Text forms are equal; otherwise checksums are not used.
+type Form struct {
+	// Value names the family of types whose values hash alike, e.g.
+	// "integer"; empty when the column cannot be hashed by value.
+	Value string
+	// Text names the canonical text form, e.g. "number" for decimal
+	// literals, so that numeric 1.50 and float8 1.5 hash alike.
+	Text string
 }
 
 // Row is one row of a [Source].

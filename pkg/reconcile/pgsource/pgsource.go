@@ -41,7 +41,7 @@ import (
 
 // ChecksumAlgorithm names the checksum of this package; see the package
 // documentation.
-const ChecksumAlgorithm = "pg-hashtextextended-sum-v1"
+const ChecksumAlgorithm = "pg-hash-record-sum-v1"
 
 // Config says where one side's dataset is.
 type Config struct {
@@ -72,6 +72,7 @@ type Source struct {
 	keyExpr string // the key with its collation, for comparisons
 	desc    reconcile.Description
 	types   map[string]string // column -> type name
+	hashes  map[string]bool   // column -> its type has a hash function
 	kind    byte              // relkind
 	probe   string            // hashtextextended of a fixed text
 }
@@ -132,8 +133,8 @@ func (s *Source) describe(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pgsource: %s side: cannot reach the database: %w", s.cfg.Side, redact(err, s.cfg.URL))
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT hashtextextended('parity reconcile', 0)::text`).Scan(&s.probe); err != nil {
-		return fmt.Errorf("pgsource: %s side: PostgreSQL 11 or later is needed: %w", s.cfg.Side, err)
+	if err := s.pool.QueryRow(ctx, `SELECT hash_record_extended(ROW('parity reconcile'::text, 1.5::numeric, 2::int8, 2.5::float8, true), 0)::text`).Scan(&s.probe); err != nil {
+		return fmt.Errorf("pgsource: %s side: PostgreSQL 14 or later is needed: %w", s.cfg.Side, err)
 	}
 	ident, err := parseIdent(s.cfg.Table)
 	if err != nil {
@@ -155,7 +156,10 @@ func (s *Source) describe(ctx context.Context) error {
 		return s.errf("is not a table or a view")
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.attnotnull, coalesce(co.collname, ''), t.typcategory::text
+		SELECT a.attname, format_type(a.atttypid, a.atttypmod), t.typname, a.attnotnull, coalesce(co.collname, ''), t.typcategory::text,
+			EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+				WHERE am.amname = 'hash' AND oc.opcdefault AND (oc.opcintype = a.atttypid OR (t.typcategory = 'A' AND oc.opcintype = 'anyarray'::regtype
+					AND EXISTS (SELECT 1 FROM pg_opclass e WHERE e.opcmethod = am.oid AND e.opcdefault AND e.opcintype = t.typelem))))
 		FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 		LEFT JOIN pg_collation co ON co.oid = a.attcollation AND a.attcollation <> 0
 		WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`, oid)
@@ -164,12 +168,12 @@ func (s *Source) describe(ctx context.Context) error {
 	}
 	type col struct {
 		name, typ, typname, coll, cat string
-		notnull                       bool
+		notnull, hashable             bool
 	}
 	var cols []col
 	for rows.Next() {
 		var c col
-		if err := rows.Scan(&c.name, &c.typ, &c.typname, &c.notnull, &c.coll, &c.cat); err != nil {
+		if err := rows.Scan(&c.name, &c.typ, &c.typname, &c.notnull, &c.coll, &c.cat, &c.hashable); err != nil {
 			rows.Close()
 			return s.errf("read the columns: %v", err)
 		}
@@ -178,13 +182,14 @@ func (s *Source) describe(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return s.errf("read the columns: %v", err)
 	}
-	s.types = map[string]string{}
+	s.types, s.hashes = map[string]string{}, map[string]bool{}
 	s.desc = reconcile.Description{Side: s.cfg.Side, Name: strings.Trim(s.cfg.Table, `"`), Key: s.cfg.Key}
 	var key *col
 	for i := range cols {
 		c := &cols[i]
 		s.desc.Columns = append(s.desc.Columns, reconcile.Column{Name: c.name, Type: c.typ})
 		s.types[c.name] = c.typname
+		s.hashes[c.name] = c.hashable || c.typname == "varchar" // varchar hashes with text's function
 		if c.name == s.cfg.Key {
 			key = c
 		}
@@ -395,43 +400,53 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 	return out, nil
 }
 
-// Checksum forms of columns: a number's text is its decimal literal
-// (numeric without trailing zeros, floats in their shortest exact form), a
-// string's its characters; any other type's text is compared only against
-// the same type.
-const (
-	formNumber = "number"
-	formString = "string"
-)
-
-func columnForm(typname string) string {
-	switch typname {
-	case "int2", "int4", "int8", "numeric", "float4", "float8":
-		return formNumber
-	case "text", "varchar", "name":
-		return formString
-	}
-	return typname
-}
-
 // ChecksumForm names the checksum function (with a probe of PostgreSQL's
 // hash, so that servers whose hashes differ are never compared) and each
-// column's form.
-func (s *Source) ChecksumForm(columns []string) (string, []string) {
-	forms := make([]string, len(columns))
+// column's form: hashed by value, values equal under the type's equality
+// hash alike, so forms name the family of types whose hashes agree
+// (integers of every width; float4 and float8; text and varchar; else the
+// type itself); hashed as text, numbers are decimal literals (numeric
+// without trailing zeros, floats in their shortest exact form) and
+// strings their characters.
+func (s *Source) ChecksumForm(columns []string) (string, []reconcile.Form) {
+	forms := make([]reconcile.Form, len(columns))
 	for i, c := range columns {
-		forms[i] = columnForm(s.types[c])
+		typname := s.types[c]
+		var f reconcile.Form
+		switch typname {
+		case "int2", "int4", "int8":
+			f = reconcile.Form{Value: "integer", Text: "number"}
+		case "numeric":
+			f = reconcile.Form{Value: "numeric", Text: "number"}
+		case "float4", "float8":
+			f = reconcile.Form{Value: "float", Text: "number"}
+		case "text", "varchar":
+			f = reconcile.Form{Value: "text", Text: "string"}
+		default:
+			f = reconcile.Form{Value: typname, Text: typname + " as text"}
+		}
+		if !s.hashes[c] {
+			f.Value = "" // no hash function: by text only
+		}
+		forms[i] = f
 	}
 	return ChecksumAlgorithm + "/" + s.probe, forms
 }
 
-// canon renders a column for the checksum, in its form's canonical text.
-func (s *Source) canon(col string) string {
+// canon renders a column for the checksum: its value, or its canonical
+// text.
+func (s *Source) canon(col string, text bool) string {
 	q := "t." + pgx.Identifier{col}.Sanitize()
-	if s.types[col] == "numeric" {
-		return "trim_scale(" + q + ")"
+	typname := s.types[col]
+	switch {
+	case !text && (typname == "text" || typname == "varchar"):
+		return q + ` COLLATE "C"` // bytewise equality, whatever the collation
+	case !text:
+		return q
+	case typname == "numeric":
+		return "trim_scale(" + q + ")::text"
 	}
-	return q
+	return q + "::text"
 }
 
 // Checksum summarises the rows the request selects inside the database; see
@@ -445,14 +460,14 @@ func (s *Source) Checksum(ctx context.Context, req reconcile.Request) (reconcile
 	if err != nil {
 		return reconcile.Sum{}, err
 	}
-	parts := []string{"t." + s.key}
-	for _, c := range req.Columns {
+	parts := []string{s.keyExpr}
+	for i, c := range req.Columns {
 		if _, ok := s.types[c]; !ok {
 			return reconcile.Sum{}, s.errf("column %q does not exist", c)
 		}
-		parts = append(parts, s.canon(c))
+		parts = append(parts, s.canon(c, i < len(req.AsText) && req.AsText[i]))
 	}
-	hash := fmt.Sprintf(`hashtextextended(ROW(%s)::text, 0)`, strings.Join(parts, ", "))
+	hash := fmt.Sprintf(`hash_record_extended(ROW(%s), 0)`, strings.Join(parts, ", "))
 	segList := ""
 	for i := range req.Segments {
 		segList += fmt.Sprintf(", s%d", i)
