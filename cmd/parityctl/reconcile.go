@@ -31,7 +31,10 @@ const (
 
 const reconcileUsage = `usage:
   parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [--experiment E] [--json] ...
-                                                                 (parityctl reconcile run -h lists the flags)`
+                                                                 (parityctl reconcile run -h lists the flags)
+  parityctl reconcile start --experiment E --old-source S --old-table T --new-source S --new-table T --key COLUMN [--segments C,...] [--rate N]
+  parityctl reconcile status --experiment E | --id N
+  parityctl reconcile pause|resume|cancel --id N`
 
 // stderrIsTerminal says whether progress may be drawn; a variable so tests
 // can set it.
@@ -52,6 +55,8 @@ func reconcileCmd(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "parityctl reconcile:", err)
 		}
 		return code
+	case "start", "status", "pause", "resume", "cancel":
+		return sweepCmd(args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintln(stderr, reconcileUsage)
 	return exitCouldNotRun
