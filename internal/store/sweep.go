@@ -175,7 +175,7 @@ func (s *Store) CommitSweepChunk(ctx context.Context, c SweepChunk) error {
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE reconcile_sweeps SET checkpoint = $4, chunks = chunks + 1, rows_done = rows_done + $5,
-				estimate = $6, counts = $7, status = $8, updated_at = now(), lease_until = now() + $9::interval,
+				estimate = CASE WHEN $8 = 'complete' THEN rows_done + $5 ELSE greatest($6, rows_done + $5) END, counts = $7, status = $8, updated_at = now(), lease_until = now() + $9::interval,
 				finished_at = CASE WHEN $8 = 'complete' THEN now() END
 			WHERE id = $1 AND owner = $2 AND status = 'running' AND checkpoint IS NOT DISTINCT FROM $3`,
 			c.ID, c.Owner, c.From, c.To, c.Rows, c.Estimate, c.Counts, status, c.Lease.String())

@@ -311,14 +311,28 @@ func (s *Source) Describe(context.Context) (reconcile.Description, error) { retu
 // ChecksumAlgorithm names the checksum.
 func (s *Source) ChecksumAlgorithm() string { return ChecksumAlgorithm }
 
-// EstimateRows returns the planner's estimate of the row count (-1 for a
-// view).
+// EstimateRows returns the planner's estimate of the row count, or, for a
+// table never analysed and for a view, a count bounded to 5 seconds (0 when
+// that is not enough).
 func (s *Source) EstimateRows(ctx context.Context) (int64, error) {
 	var n float64
 	if err := s.pool.QueryRow(ctx, `SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)`, s.rel).Scan(&n); err != nil {
 		return 0, fmt.Errorf("pgsource: estimate rows: %w", err)
 	}
-	return int64(n), nil
+	if n > 0 && s.kind != 'v' {
+		return int64(n), nil
+	}
+	var count int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL statement_timeout = '5s'"); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, "SELECT count(*) FROM "+s.rel).Scan(&count)
+	})
+	if err != nil {
+		return 0, nil // no estimate: progress shows rows done only
+	}
+	return count, nil
 }
 
 // where renders the request's selection and its arguments.
