@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -58,6 +60,18 @@ func TestSweepCommands(t *testing.T) {
 	}
 	if code, _, errOut := parityctl(append([]string{"reconcile", "pause", "--id", "1"}, common...)...); code != exitDiffer || !strings.Contains(errOut, "is complete: cannot pause") {
 		t.Errorf("pause a complete sweep: exit %d, %q", code, errOut)
+	}
+	// The dashboard shows the sweep with its progress.
+	resp, err := http.Get(app.URL() + "/experiments/orders-db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`id="sweeps"`, `data-sweep="1"`, `<progress max="100" value="100">`, `legacy.orders → cloud.orders`, `2 divergent, 1 missing in new`} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("the experiment page lacks %q", want)
+		}
 	}
 	// The sweep's counts are an operation like any other.
 	_, out, _ = parityctl("gate", "--url", app.URL(), "--experiment", "orders-db", "--min-pairs", "10", "--max-rate", "0.5%")
