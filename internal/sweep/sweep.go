@@ -32,6 +32,7 @@ import (
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/reconcile"
 	"github.com/parityhq/parity/pkg/reconcile/pgsource"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // Spec is a sweep's configuration, stored with it as JSON.
@@ -270,8 +271,10 @@ func (r *Runner) run(ctx context.Context, sw store.Sweep) error {
 	return err
 }
 
-// chunkBatch turns a chunk into the store's counts: every row compared is a
-// pair, every row that did not match divergent.
+// chunkBatch turns a chunk into the store's counts ([report.Counters]):
+// every row compared is a pair, every row that did not match (divergent,
+// missing in new, extra in new, invalid) a divergent one; the kinds are
+// told apart by the sweep's own counts and by signature.
 func chunkBatch(sw store.Sweep, c *reconcile.Chunk, now time.Time) *store.Batch {
 	b := &store.Batch{}
 	minute := now.UTC().Truncate(time.Minute)
@@ -281,7 +284,7 @@ func chunkBatch(sw store.Sweep, c *reconcile.Chunk, now time.Time) *store.Batch 
 			attrs = map[string]string{}
 		}
 		b.Counts = append(b.Counts, store.Count{Experiment: sw.Experiment, Operation: sw.Operation, Segment: key, Attrs: attrs,
-			Minute: minute, Pairs: s.Counts.Compared, Divergent: s.Counts.Differences(), LastStage: "reconcile", LastSeen: now})
+			Minute: minute, Counters: report.Counters{Pairs: s.Counts.Compared, Divergent: s.Counts.Differences()}, LastStage: "reconcile", LastSeen: now})
 		for sig, x := range s.Signatures {
 			pats, _ := json.Marshal(x.Patterns)
 			if x.Patterns == nil {
