@@ -3,6 +3,9 @@ SHELL   := bash
 GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
+# Test-only Go modules with their own dependencies (Argo Rollouts, Flagger),
+# kept out of Parity's go.mod.
+MODULES := e2e/promotion/argo e2e/promotion/flagger
 
 .PHONY: help demo example example-node rollout-demo test test-node test-short bench fuzz fmt lint tidy-check build
 
@@ -34,6 +37,8 @@ example-node: ## the Node.js orders example (examples/node-orders) with traffic,
 
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	cd e2e/promotion/argo && $(GO) test -count=1 -timeout 20m ./...
+	cd e2e/promotion/flagger && $(GO) test -count=1 -timeout 20m ./...
 	$(MAKE) test-node
 
 test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
@@ -63,8 +68,14 @@ fmt: ## format the code
 lint: tidy-check ## gofmt, go vet and a tidy go.mod
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 tidy-check: ## fail when go mod tidy would change go.mod or go.sum
 	@cp go.mod /tmp/parity.go.mod && cp go.sum /tmp/parity.go.sum
 	@$(GO) mod tidy
 	@diff -q go.mod /tmp/parity.go.mod >/dev/null && diff -q go.sum /tmp/parity.go.sum >/dev/null || { echo "go mod tidy changes go.mod/go.sum"; cp /tmp/parity.go.mod go.mod; cp /tmp/parity.go.sum go.sum; exit 1; }
+	@for m in $(MODULES); do \
+		cp $$m/go.mod /tmp/parity.mod.mod && cp $$m/go.sum /tmp/parity.mod.sum && (cd $$m && $(GO) mod tidy) && \
+		diff -q $$m/go.mod /tmp/parity.mod.mod >/dev/null && diff -q $$m/go.sum /tmp/parity.mod.sum >/dev/null || \
+		{ echo "go mod tidy changes $$m/go.mod or go.sum"; cp /tmp/parity.mod.mod $$m/go.mod; cp /tmp/parity.mod.sum $$m/go.sum; exit 1; }; \
+	done

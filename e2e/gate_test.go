@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -49,6 +50,8 @@ func gatedSystem(t *testing.T, experiment string) *collector.App {
 func TestGateAPI(t *testing.T) {
 	const experiment = "e2e-gate"
 	app := gatedSystem(t, experiment)
+	// The pairs were counted from now on: the step's start is a minute ago.
+	since := "since=" + url.QueryEscape(time.Now().UTC().Add(-time.Minute).Truncate(time.Minute).Format(time.RFC3339))
 	gate := func(query string) (int, collector.GateView, string) {
 		t.Helper()
 		resp, err := http.Get(app.URL() + "/api/v1/experiments/" + experiment + "/gate?" + query)
@@ -78,7 +81,7 @@ func TestGateAPI(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, v, body := gate(tt.query)
+			code, v, body := gate(tt.query + "&" + since)
 			if code != http.StatusOK || string(v.Verdict) != tt.verdict {
 				t.Fatalf("gate?%s: %d verdict %q, want %s (%s)\n%s", tt.query, code, v.Verdict, tt.verdict, tt.explanation, body)
 			}
@@ -96,6 +99,11 @@ func TestGateAPI(t *testing.T) {
 	}
 	if code, _, _ := gate("max_rate=1%25"); code != http.StatusOK {
 		t.Errorf("percent rate refused")
+	}
+	// With no anchor the same counts never pass: a sliding window is judged.
+	if code, v, body := gate("max_rate=50%25&per_segment=false&min_pairs=0"); code != http.StatusOK ||
+		v.Verdict != "inconclusive" || v.Anchor.Kind != "none" || !strings.Contains(v.Reason, "analysis=") {
+		t.Errorf("no anchor: %d %s, want inconclusive, anchor none, a reason saying how to anchor", code, body)
 	}
 	// An experiment with no pair yet is "not yet", never "missing": rollout
 	// tools wait on inconclusive and abort on an error status.
@@ -116,10 +124,10 @@ func TestGateAPI(t *testing.T) {
 		experiment, query string
 		confirm, rollback int
 	}{
-		{experiment, "max_rate=50%25&per_segment=false&min_pairs=0", 200, 412}, // pass
-		{experiment, "max_rate=1%25", 412, 200},                                // fail
-		{experiment, "max_rate=0.5&min_pairs=100000", 412, 412},                // inconclusive
-		{"nope", "", 412, 412},                                                 // no pairs yet
+		{experiment, "max_rate=50%25&per_segment=false&min_pairs=0&" + since, 200, 412}, // pass
+		{experiment, "max_rate=1%25&" + since, 412, 200},                                // fail
+		{experiment, "max_rate=0.5&min_pairs=100000&" + since, 412, 412},                // inconclusive
+		{"nope", "", 412, 412}, // no pairs yet
 	}
 	for _, tt := range tests2 {
 		for hook, want := range map[string]int{"confirm": tt.confirm, "rollback": tt.rollback} {
@@ -145,7 +153,8 @@ func TestParityctlGateExitCodes(t *testing.T) {
 		args []string
 		code int
 	}{
-		{[]string{"--max-rate", "50%", "--per-segment=false", "--min-pairs", "0"}, 0},
+		{[]string{"--max-rate", "50%", "--per-segment=false", "--min-pairs", "0", "--since", time.Now().UTC().Add(-time.Minute).Truncate(time.Minute).Format(time.RFC3339)}, 0},
+		{[]string{"--max-rate", "50%", "--per-segment=false", "--min-pairs", "0"}, 2}, // no anchor: never a pass
 		{[]string{"--max-rate", "0.01", "--per-segment=false"}, 1},
 		{[]string{"--max-rate", "50%", "--min-pairs", "100000"}, 2},
 		{[]string{"--max-rate", "150%"}, 3},

@@ -1,7 +1,7 @@
 // Command parityctl asks a Parity collector questions from scripts and CI,
 // and manages the collector's API tokens.
 //
-//	parityctl gate --experiment X [--max-rate 0.1%] [--min-pairs N] [--window 1h] [--since T] [--json] [--token T]
+//	parityctl gate --experiment X [--analysis NAME | --since T] [--max-rate 0.1%] [--min-pairs N] [--json] [--token T]
 //	parityctl token create --name NAME --role viewer|operator|ingest
 //	parityctl token revoke --name NAME
 //	parityctl token list [--all]
@@ -117,6 +117,7 @@ func gate(args []string, stdout io.Writer) (int, error) {
 	minPairs := fs.Int64("min-pairs", -1, "fewest pairs a segment needs to pass (default: the experiment's gate)")
 	window := fs.String("window", "", "sum counts over this window, e.g. 1h (default: the experiment's gate)")
 	since := fs.String("since", "", "sum counts since this RFC 3339 time, e.g. the rollout step's start (keeps the verdict valid over repeated looks)")
+	analysis := fs.String("analysis", "", "name this analysis, e.g. the CI pipeline's id: the collector anchors it at its first look and every later look with the name sums counts from there (keeps the verdict valid over repeated looks)")
 	perSegment := fs.String("per-segment", "", "true: every segment must pass; false: only the total is judged (default: the experiment's gate)")
 	asJSON := fs.Bool("json", false, "print the collector's full answer as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
@@ -130,7 +131,7 @@ func gate(args []string, stdout io.Writer) (int, error) {
 		return exitError, errors.New("--experiment is required")
 	}
 	q := url.Values{}
-	for name, v := range map[string]string{"max_rate": *maxRate, "window": *window, "since": *since, "per_segment": *perSegment} {
+	for name, v := range map[string]string{"max_rate": *maxRate, "window": *window, "since": *since, "analysis": *analysis, "per_segment": *perSegment} {
 		if v != "" {
 			q.Set(name, v)
 		}

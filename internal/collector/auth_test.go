@@ -280,7 +280,8 @@ func TestAnonymousViewers(t *testing.T) {
 // confirm and rollback webhooks also take a token from the body's metadata.
 func TestFlaggerWebhookToken(t *testing.T) {
 	s := newSecured(t, false)
-	target := s.url + "/api/v1/experiments/orders/gate/confirm?min_pairs=0&max_rate=50%25"
+	target := s.url + "/api/v1/experiments/orders/gate/confirm?min_pairs=0&max_rate=50%25&since=" +
+		url.QueryEscape(time.Now().UTC().Add(-time.Hour).Format(time.RFC3339))
 	body := func(tok string) string {
 		b, _ := json.Marshal(map[string]any{"name": "orders", "namespace": "shop", "phase": "Progressing", "metadata": map[string]string{"token": tok}})
 		return string(b)

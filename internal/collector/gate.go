@@ -1,10 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,6 +73,13 @@ func gateOverrides(c echo.Context, g GateSpecView) (GateSpecView, time.Time, err
 		}
 		g.PerSegment = b
 	}
+	if v := q.Get("per_operation"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return g, time.Time{}, badParam("per_operation", fmt.Sprintf("%q is not true or false", v))
+		}
+		g.PerOperation = &b
+	}
 	if v := q.Get("window"); v != "" {
 		if _, err := parseWindow(v); err != nil {
 			return g, time.Time{}, badParam("window", err.Error())
@@ -101,17 +110,26 @@ func parseRate(v string) (float64, error) {
 	return f, nil
 }
 
-// evaluateGate judges an experiment under g, over the counts since since (or
-// the window when since is zero).
-func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView, since time.Time) (GateView, error) {
+// evaluateGate judges an experiment under g over the counts since anchor
+// (or, for AnchorNone, over g's window), each (operation, segment) unit on
+// its own unless g says otherwise. A verdict with no anchor is never pass.
+func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView, anchor controller.Anchor) (GateView, error) {
 	spec, window, err := g.Spec()
 	if err != nil {
 		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
-	if since.IsZero() && window > 0 {
-		since = time.Now().Add(-window)
+	if anchor.Kind == controller.AnchorNone {
+		anchor.Since = time.Time{}
+		if window > 0 {
+			anchor.Since = time.Now().UTC().Add(-window)
+		}
 	}
-	segs, err := s.segmentStats(ctx, name, store.SegmentQuery{Since: since})
+	var segs []report.Segment
+	if g.PerOperation == nil || *g.PerOperation {
+		segs, err = controller.UnitStats(ctx, s.db, name, anchor.Since)
+	} else {
+		segs, err = s.segmentStats(ctx, name, store.SegmentQuery{Since: anchor.Since})
+	}
 	noPairs := errors.Is(err, store.ErrNotFound)
 	if err != nil && !noPairs {
 		return GateView{}, err
@@ -120,7 +138,7 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 	if err != nil {
 		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
-	v := GateView{Experiment: name, Since: since, Spec: g, GateResult: res}
+	v := GateView{Experiment: name, Since: anchor.Since, Spec: g, Anchor: anchor, GateResult: res}
 	if noPairs {
 		// An experiment is known from its first pair: before it, the answer
 		// is "not yet", which rollout tools wait on, never "missing", which
@@ -128,6 +146,12 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 		v.Verdict = report.Inconclusive
 		v.Reason = noPairsReason(name)
 		v.NoPairs = true
+	}
+	if anchor.Kind == controller.AnchorNone && v.Verdict == report.Pass {
+		// A sliding window judges a different sample at every look: looked at
+		// often enough, it passes a segment at the limit (docs/gate.md).
+		v.Verdict = report.Inconclusive
+		v.Reason = "no anchor: the counts pass over the sliding window, but a pass needs counts from a fixed start: name the analysis (?analysis=NAME), give the step's start (?since=), or plan a rollout"
 	}
 	return v, nil
 }
@@ -152,12 +176,18 @@ func (s *handlers) withLatencies(ctx context.Context, name string, q store.Segme
 	return controller.WithLatencies(ctx, s.db, name, q, rows)
 }
 
-func (s *handlers) gate(c echo.Context) (GateView, error) {
+// gate judges the experiment of the request from its anchor, in this order:
+// the request's since; the experiment's current rollout step (judged as the
+// controller judges it); a named analysis (?analysis=, or for Flagger's
+// webhooks the canary revision in webhook), anchored at its first look; and
+// otherwise none — a sliding window, never pass.
+func (s *handlers) gate(c echo.Context, webhook string) (GateView, error) {
 	name, err := nameParam(c, "name")
 	if err != nil {
 		return GateView{}, err
 	}
-	g, err := s.storedGate(c.Request().Context(), name)
+	ctx := c.Request().Context()
+	g, err := s.storedGate(ctx, name)
 	if err != nil {
 		return GateView{}, err
 	}
@@ -165,13 +195,109 @@ func (s *handlers) gate(c echo.Context) (GateView, error) {
 	if err != nil {
 		return GateView{}, err
 	}
-	return s.evaluateGate(c.Request().Context(), name, g, since)
+	analysis, err := analysisParam(c)
+	if err != nil {
+		return GateView{}, err
+	}
+	if analysis == "" {
+		analysis = webhook
+	}
+	if !since.IsZero() {
+		return s.evaluateGate(ctx, name, g, controller.Anchor{Kind: controller.AnchorSince, Since: since.UTC(),
+			Reason: "the request's since"})
+	}
+	if s.ctl != nil {
+		r, err := s.db.Rollout(ctx, name)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return GateView{}, err
+		}
+		if err == nil && r.Step > 0 {
+			plan, err := controller.ParsePlan(r.Plan)
+			if err != nil {
+				return GateView{}, err
+			}
+			if _, _, err := g.Spec(); err != nil {
+				return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
+			}
+			gv, gated, err := s.ctl.GateWith(ctx, r, plan, g)
+			if err != nil {
+				return GateView{}, err
+			}
+			if gated {
+				return gv, nil
+			}
+		}
+	}
+	if analysis != "" {
+		at, err := s.db.Anchor(ctx, name, analysis, time.Now())
+		if err != nil {
+			return GateView{}, err
+		}
+		return s.evaluateGate(ctx, name, g, controller.Anchor{Kind: controller.AnchorAnalysis, Since: at, Analysis: analysis,
+			Reason: "the first look of analysis " + analysis})
+	}
+	return s.evaluateGate(ctx, name, g, windowAnchor)
+}
+
+// windowAnchor is the anchor of a look with none: the spec's sliding window.
+var windowAnchor = controller.Anchor{Kind: controller.AnchorNone,
+	Reason: "none: a sliding window, which can fail or stay inconclusive but never pass; name the analysis (?analysis=NAME), give the step's start (?since=), or plan a rollout"}
+
+// maxAnalysisName bounds an analysis name.
+const maxAnalysisName = 200
+
+// analysisParam reads ?analysis=: up to 200 printable ASCII characters
+// without spaces.
+func analysisParam(c echo.Context) (string, error) {
+	v := c.QueryParam("analysis")
+	if len(v) > maxAnalysisName {
+		return "", badParam("analysis", fmt.Sprintf("longer than %d bytes", maxAnalysisName))
+	}
+	for _, r := range v {
+		if r <= ' ' || r > '~' {
+			return "", badParam("analysis", fmt.Sprintf("%q has a character other than printable ASCII", v))
+		}
+	}
+	return v, nil
+}
+
+// flaggerAnalysis names the analysis of a Flagger webhook call by the
+// canary and its revision's checksum, read from the payload; "" when the
+// payload has no checksum. The body is put back for the handler.
+func flaggerAnalysis(r *http.Request) string {
+	if r.Body == nil {
+		return ""
+	}
+	const limit = 64 << 10
+	head, err := io.ReadAll(io.LimitReader(r.Body, limit))
+	r.Body = readCloser{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
+	if err != nil {
+		return ""
+	}
+	var p struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+		Checksum  string `json:"checksum"`
+	}
+	if json.Unmarshal(head, &p) != nil || p.Checksum == "" {
+		return ""
+	}
+	name := "flagger/" + p.Namespace + "/" + p.Name + "/" + p.Checksum
+	for _, r := range name {
+		if r <= ' ' || r > '~' {
+			return ""
+		}
+	}
+	if len(name) > maxAnalysisName {
+		return ""
+	}
+	return name
 }
 
 // apiGate answers GET /api/v1/experiments/{name}/gate: the verdict as JSON,
 // always 200 when one could be reached (Argo Rollouts reads the verdict).
 func (s *handlers) apiGate(c echo.Context) error {
-	v, err := s.gate(c)
+	v, err := s.gate(c, "")
 	if err != nil {
 		return err
 	}
@@ -181,7 +307,7 @@ func (s *handlers) apiGate(c echo.Context) error {
 // apiGateConfirm is Flagger's confirm-promotion webhook: 200 lets the
 // promotion go on, 412 holds it (Flagger treats any status above 202 as no).
 func (s *handlers) apiGateConfirm(c echo.Context) error {
-	v, err := s.gate(c)
+	v, err := s.gate(c, flaggerAnalysis(c.Request()))
 	if err != nil {
 		return err
 	}
@@ -196,7 +322,7 @@ func (s *handlers) apiGateConfirm(c echo.Context) error {
 // interval while a canary is analysed and rolls back on any status up to
 // 202: 200 when the gate fails, 412 otherwise.
 func (s *handlers) apiGateRollback(c echo.Context) error {
-	v, err := s.gate(c)
+	v, err := s.gate(c, flaggerAnalysis(c.Request()))
 	if err != nil {
 		return err
 	}

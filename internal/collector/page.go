@@ -143,7 +143,11 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	gate, err := s.evaluateGate(ctx, name, g, time.Time{})
+	// The dashboard's column judges each segment over the sliding window:
+	// shown, never a pass (evaluateGate), as the window has no anchor.
+	pooled := false
+	g.PerOperation = &pooled
+	gate, err := s.evaluateGate(ctx, name, g, windowAnchor)
 	if err != nil {
 		return err
 	}

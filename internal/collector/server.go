@@ -46,6 +46,7 @@ type Reader interface {
 	Variants(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.VariantCount, error)
 	Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]store.SeriesPoint, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+	Anchor(ctx context.Context, experiment, name string, at time.Time) (time.Time, error)
 	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 	SaveRedaction(ctx context.Context, experiment string, rules json.RawMessage, author string) (store.Redaction, error)
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
@@ -581,7 +582,7 @@ func (s *handlers) overviewPage(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		if v, err := s.evaluateGate(ctx, e.Name, g, time.Time{}); err == nil {
+		if v, err := s.evaluateGate(ctx, e.Name, g, windowAnchor); err == nil {
 			row.Gate, row.Why = v.Verdict, v.Reason
 		}
 		byHour := map[int64]store.SeriesPoint{}

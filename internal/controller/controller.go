@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -398,6 +399,31 @@ type baseline struct {
 	At time.Time `json:"at,omitzero"`
 	// Segments are the counts per unit (see [unitKey]), by name.
 	Segments map[string]report.Counters `json:"segments,omitempty"`
+	// Latencies are the latency histograms per unit at the snapshot, over
+	// the same hours the gate later reads (latencies are kept per hour), so
+	// the latency check judges only what was observed after it, as the
+	// counts do. Absent in baselines stored before they were kept.
+	Latencies map[string]unitLatency `json:"latencies,omitempty"`
+}
+
+// unitLatency is a unit's pair of latency histograms, encoded as
+// [report.Histogram.Encode].
+type unitLatency struct {
+	Control   []int64 `json:"control,omitempty"`
+	Candidate []int64 `json:"candidate,omitempty"`
+}
+
+// subHistogram removes base's observations from h (never below zero).
+func subHistogram(h report.Histogram, enc []int64) report.Histogram {
+	base, err := report.DecodeHistogram(enc)
+	if err != nil || len(base.Counts) == 0 {
+		return h
+	}
+	out := report.Histogram{Counts: slices.Clone(h.Counts)}
+	for i := range min(len(out.Counts), len(base.Counts)) {
+		out.Counts[i] = max(0, out.Counts[i]-base.Counts[i])
+	}
+	return out
 }
 
 // UnmarshalJSON reads a baseline, including one stored before counters were
@@ -451,7 +477,8 @@ func pending(at time.Time) []byte {
 }
 
 func (c *Controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
-	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string]report.Counters{}}
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string]report.Counters{},
+		Latencies: map[string]unitLatency{}}
 	units, err := c.units(ctx, experiment, b.Since)
 	if err != nil {
 		return nil, err
@@ -459,6 +486,13 @@ func (c *Controller) snapshot(ctx context.Context, experiment string, at time.Ti
 	for _, u := range units {
 		for _, r := range u.rows {
 			b.Segments[unitKey(u.op, r.Segment)] = r.Counters
+		}
+		lats, err := c.db.Latencies(ctx, experiment, store.SegmentQuery{Since: b.Since, Operation: u.op})
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		for _, l := range lats {
+			b.Latencies[unitKey(u.op, l.Segment)] = unitLatency{Control: l.Control, Candidate: l.Candidate}
 		}
 	}
 	return json.Marshal(b)
@@ -507,17 +541,34 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	if err != nil {
 		return GateView{}, false, err
 	}
+	return c.GateWith(ctx, r, plan, g)
+}
+
+// GateWith is [Controller.Gate] under the spec g instead of the stored one:
+// the public gate API asks it for an experiment with a rollout, so people,
+// CI jobs and the controller judge the same counts the same way.
+func (c *Controller) GateWith(ctx context.Context, r store.Rollout, plan rollout.Plan, g GateSpec) (gv GateView, gated bool, err error) {
+	if r.Step == 0 {
+		return GateView{}, false, nil
+	}
 	spec, _, err := g.Spec()
 	if err != nil {
 		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
+	anchor := Anchor{Kind: AnchorRollout, Since: r.EnteredAt,
+		Reason: fmt.Sprintf("the start of rollout step %d (%s), once it settled", r.Step, stepName(plan, r.Step))}
 	var b baseline
 	if err := json.Unmarshal(r.Baseline, &b); err != nil || !b.Taken {
-		return GateView{Experiment: r.Experiment, Since: r.EnteredAt, Spec: g, GateResult: report.GateResult{
-			Verdict: report.Inconclusive, Alpha: cmp.Or(spec.Alpha, report.DefaultAlpha),
-			Reason: fmt.Sprintf("settling: the step's first %s are not judged, so that pairs from before it are not counted", c.settleTime),
+		why := fmt.Sprintf("settling: the step's first %s are not judged, so that pairs from before it are not counted", c.settleTime)
+		none := report.NewRate(0, 0)
+		return GateView{Experiment: r.Experiment, Since: r.EnteredAt, Spec: g, Anchor: anchor, GateResult: report.GateResult{
+			Verdict: report.Inconclusive, Alpha: cmp.Or(spec.Alpha, report.DefaultAlpha), Reason: why,
+			Overall: report.SegmentResult{Segment: report.TotalSegment, Verdict: report.Inconclusive, Reason: why,
+				Divergence: none, AnytimeDivergence: none, MorePairs: -1, Checks: []report.Check{}},
+			Segments: []report.SegmentResult{},
 		}}, true, nil
 	}
+	anchor.Since = cmp.Or(b.At, r.EnteredAt)
 	units, err := c.units(ctx, r.Experiment, b.Since)
 	if err != nil {
 		return GateView{}, false, err
@@ -540,6 +591,11 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		}
 		for _, sg := range opSegs {
 			sg.Key = unitKey(u.op, sg.Key)
+			// Only the latencies observed since the snapshot, as the counts.
+			if l, ok := b.Latencies[sg.Key]; ok {
+				sg.Stats.ControlLatency = subHistogram(sg.Stats.ControlLatency, l.Control)
+				sg.Stats.CandidateLatency = subHistogram(sg.Stats.CandidateLatency, l.Candidate)
+			}
 			segs = append(segs, sg)
 		}
 	}
@@ -547,7 +603,15 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	if err != nil {
 		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
-	return GateView{Experiment: r.Experiment, Since: cmp.Or(b.At, r.EnteredAt), Spec: g, GateResult: res}, true, nil
+	return GateView{Experiment: r.Experiment, Since: anchor.Since, Spec: g, Anchor: anchor, GateResult: res}, true, nil
+}
+
+// stepName names step n (from 1) of plan for people.
+func stepName(plan rollout.Plan, n int) string {
+	if n < 1 || n > len(plan.Steps) {
+		return "unknown"
+	}
+	return cmp.Or(plan.Steps[n-1].Name, string(plan.Steps[n-1].Stage))
 }
 
 // gateDetail is the evidence an audit entry keeps: the verdict and the

@@ -26,6 +26,11 @@ type GateSpec struct {
 	Window string `json:"window"`
 	// PerSegment passes only when every segment passes.
 	PerSegment bool `json:"per_segment"`
+	// PerOperation judges each (operation, segment) unit on its own, as the
+	// controller always does, so one operation's bug is not diluted by
+	// another's agreeing pairs; nil means true. False pools the operations
+	// of a segment (the public gate only).
+	PerOperation *bool `json:"per_operation,omitempty"`
 	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
 	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
 	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
@@ -61,10 +66,35 @@ type GateView struct {
 	Experiment string    `json:"experiment"`
 	Since      time.Time `json:"since"`
 	Spec       GateSpec  `json:"spec"`
+	// Anchor says where the counts judged start, and why there.
+	Anchor Anchor `json:"anchor"`
 	// NoPairs is true while the experiment has recorded no pair at all: the
 	// verdict is then inconclusive, never an error.
 	NoPairs bool `json:"no_pairs,omitempty"`
 	report.GateResult
+}
+
+// Anchor kinds: where a verdict's counts start.
+const (
+	// AnchorRollout: the start of the experiment's current rollout step.
+	AnchorRollout = "rollout"
+	// AnchorAnalysis: the first look of a named analysis.
+	AnchorAnalysis = "analysis"
+	// AnchorSince: the request's since.
+	AnchorSince = "since"
+	// AnchorNone: a sliding window; such a verdict is never pass.
+	AnchorNone = "none"
+)
+
+// Anchor is the fixed start a verdict's counts are summed from. Only a fixed
+// start keeps the gate's guarantee over repeated looks (docs/gate.md), so a
+// verdict with no anchor is at most inconclusive.
+type Anchor struct {
+	Kind  string    `json:"kind"`
+	Since time.Time `json:"since"`
+	// Analysis names the analysis of an AnchorAnalysis.
+	Analysis string `json:"analysis,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 // MaxWindow bounds a window.
@@ -139,6 +169,44 @@ func WithLatencies(ctx context.Context, db LatencyReader, name string, q store.S
 			st.CandidateLatency, _ = report.DecodeHistogram(l.Candidate)
 		}
 		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: st})
+	}
+	return out, nil
+}
+
+// UnitReader reads what the gate judges.
+type UnitReader interface {
+	Operations(ctx context.Context, experiment string) ([]string, error)
+	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
+	LatencyReader
+}
+
+// UnitStats returns the statistics of each (operation, segment) unit of
+// experiment counted since since, keyed "operation segment" as the
+// controller keys its units. It wraps [store.ErrNotFound] for an experiment
+// with no pairs.
+func UnitStats(ctx context.Context, db UnitReader, experiment string, since time.Time) ([]report.Segment, error) {
+	ops, err := db.Operations(ctx, experiment)
+	if err != nil {
+		return nil, err
+	}
+	var out []report.Segment
+	for _, op := range ops {
+		q := store.SegmentQuery{Since: since, Operation: op}
+		rows, err := db.Segments(ctx, experiment, q)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		if len(rows) == 0 {
+			continue
+		}
+		segs, err := WithLatencies(ctx, db, experiment, q, rows)
+		if err != nil {
+			return nil, err
+		}
+		for _, sg := range segs {
+			sg.Key = unitKey(op, sg.Key)
+			out = append(out, sg)
+		}
 	}
 	return out, nil
 }
