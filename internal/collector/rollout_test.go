@@ -16,6 +16,7 @@ import (
 
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/rollout"
 )
@@ -39,6 +40,7 @@ func newRolloutHarnessSettle(t *testing.T, settle time.Duration) *rolloutHarness
 		Addr: "127.0.0.1:0", DatabaseURL: testutil.FreshDatabase(t), NATSURL: ns.ClientURL(), Workers: 1,
 		AnonymousViewers: "false", OperatorTokens: []string{flagOperator}, IngestTokens: []string{flagIngest},
 		RolloutInterval: 50 * time.Millisecond, RolloutSettle: settle, Logger: slog.New(slog.DiscardHandler),
+		Verifier: verifier.Options{LatencyInterval: 100 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
