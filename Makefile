@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example rollout-demo test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example rollout-demo reconcile-example test test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
+
+reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
+	$(GO) run ./examples/reconcile
 
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)

@@ -73,6 +73,11 @@ func TestSweepCommands(t *testing.T) {
 			t.Errorf("the experiment page lacks %q", want)
 		}
 	}
+	resp, err = http.Get(app.URL() + "/experiments/orders-db?operation=reconcile:orders")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the experiment page for the sweep's operation: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
 	// The sweep's counts are an operation like any other.
 	_, out, _ = parityctl("gate", "--url", app.URL(), "--experiment", "orders-db", "--min-pairs", "10", "--max-rate", "0.5%")
 	if !strings.Contains(out, "country=") {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -300,6 +301,16 @@ func optionalName(c echo.Context, param string) (string, error) {
 	return v, nil
 }
 
+// optionalOperation reads the operation query parameter: a name, or the
+// operation of a reconciliation sweep, "reconcile:<name>".
+func optionalOperation(c echo.Context) (string, error) {
+	v := c.QueryParam("operation")
+	if v != "" && !validName(strings.TrimPrefix(v, "reconcile:")) {
+		return "", badParam("operation", fmt.Sprintf("%q is not a valid name", v))
+	}
+	return v, nil
+}
+
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
@@ -384,7 +395,7 @@ func (s *handlers) segments(c echo.Context, defWindow string) (SegmentsView, err
 	if err != nil {
 		return SegmentsView{}, err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return SegmentsView{}, err
 	}
@@ -460,7 +471,7 @@ func (s *handlers) sampleQuery(c echo.Context) (string, store.SampleQuery, error
 	if err != nil {
 		return "", store.SampleQuery{}, err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return "", store.SampleQuery{}, err
 	}

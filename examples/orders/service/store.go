@@ -114,8 +114,7 @@ func createDatabase(ctx context.Context, adminURL, dbURL string) error {
 // The seed: the same orders in both schemas. Orders 1 to 5 are the ones
 // [Traffic] reads, orders 6 to 8 the ones whose status it changes (see
 // [Traffic] for why they differ), and orders [ColdFirst] to [ColdLast] are
-// cold:
-// the traffic never touches them, as most rows of a real migration. With
+// cold: the traffic never touches them, as most rows of a real migration. With
 // seedBugs, the backfill into the new schema rounded order 4's total
 // differently and has not reached order 5 yet, which the traffic's reads
 // show; and it did the same to cold orders [ColdRounded] and
