@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example rollout-demo reconcile-example test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo reconcile-example test test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,8 +26,21 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
 	$(GO) run ./examples/reconcile
 
-test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	cd examples/node-orders && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	@echo "Parity dashboard at http://127.0.0.1:8080 (experiment orders-node), Node orders service at http://127.0.0.1:8082 (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
+	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
+	cd examples/node-orders && node server.mjs --traffic 50; wait
+
+test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) test-node
+
+test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
 
 test-short: ## the unit tests only (no end-to-end tests)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
