@@ -185,6 +185,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/sweeps/:id", s.apiSweep)
 	api.POST("/sweeps/:id/:action", s.apiSweepAction, middleware.BodyLimit("16K"))
 	e.POST("/experiments/:name/sweeps/:id/:action", s.sweepFormAction, middleware.BodyLimit("16K"))
+	e.POST("/experiments/:name/sweeps", s.sweepFormStart, middleware.BodyLimit("16K"))
 	api.GET("/experiments/:name/rollout/events", s.apiRolloutEvents)
 	api.PUT("/experiments/:name/rollout", s.apiPutRollout, middleware.BodyLimit("1M"))
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))

@@ -1,12 +1,18 @@
 package collector
 
 import (
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/internal/sweep"
 )
 
 // SweepRow is one sweep in the experiment page's reconciliation section.
@@ -47,9 +53,18 @@ func sweepRows(sws []store.Sweep, now time.Time) []SweepRow {
 	return rows
 }
 
-// pageSweeps is the experiment page's sweeps, newest first (none without a
-// sweep store).
-func (s *handlers) pageSweeps(c echo.Context, name string) ([]SweepRow, error) {
+// SweepSection is the view model of the experiment page's reconciliation
+// section: its sweeps, newest first, and the source databases a new sweep
+// may name (none: sweeps cannot run on this collector).
+type SweepSection struct {
+	Experiment string
+	Rows       []SweepRow
+	Sources    []string
+}
+
+// pageSweeps is the experiment page's reconciliation section; nil when
+// there is nothing to show.
+func (s *handlers) pageSweeps(c echo.Context, name string) (*SweepSection, error) {
 	if s.sweeps == nil {
 		return nil, nil
 	}
@@ -57,7 +72,39 @@ func (s *handlers) pageSweeps(c echo.Context, name string) ([]SweepRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return sweepRows(sws, time.Now()), nil
+	if len(sws) == 0 && len(s.sweepSources) == 0 {
+		return nil, nil
+	}
+	return &SweepSection{Experiment: name, Rows: sweepRows(sws, time.Now()), Sources: slices.Sorted(maps.Keys(s.sweepSources))}, nil
+}
+
+// sweepFormStart is the dashboard's form to start a sweep: it redirects
+// back to the experiment page.
+func (s *handlers) sweepFormStart(c echo.Context) error {
+	name, err := nameParam(c, "name")
+	if err != nil {
+		return err
+	}
+	db, err := s.sweepsOrUnavailable()
+	if err != nil {
+		return err
+	}
+	req := StartSweep{Spec: sweep.Spec{
+		Old: sweep.Side{Source: c.FormValue("old_source"), Table: strings.TrimSpace(c.FormValue("old_table"))},
+		New: sweep.Side{Source: c.FormValue("new_source"), Table: strings.TrimSpace(c.FormValue("new_table"))},
+		Key: strings.TrimSpace(c.FormValue("key")), Segments: cli.List(c.FormValue("segments")),
+	}}
+	if v := strings.TrimSpace(c.FormValue("rate")); v != "" {
+		rate, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return badParam("rate", "\""+v+"\" is not a number")
+		}
+		req.Rate = rate
+	}
+	if _, err := s.startSweep(c, db, name, req); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/experiments/"+name+"#sweeps")
 }
 
 // sweepFormAction is the dashboard's form to pause, resume or cancel a

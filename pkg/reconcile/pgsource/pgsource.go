@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -397,9 +398,22 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 		out = make([]reconcile.Row, 0, req.Limit)
 	}
 	nseg := len(req.Segments)
+	// Keys and documents are copied into large shared blocks: two
+	// allocations per row otherwise dominate a full comparison. A block is
+	// never written after a row points into it.
+	var block []byte
+	take := func(b []byte) []byte {
+		if len(block)+len(b) > cap(block) {
+			block = make([]byte, 0, max(64<<10, len(b)))
+		}
+		start := len(block)
+		block = append(block, b...)
+		return block[start:len(block):len(block)]
+	}
 	for rows.Next() {
 		raw := rows.RawValues()
-		r := reconcile.Row{Key: string(raw[0]), Doc: append([]byte(nil), raw[1]...)}
+		key := take(raw[0])
+		r := reconcile.Row{Key: unsafe.String(unsafe.SliceData(key), len(key)), Doc: take(raw[1])}
 		if nseg > 0 {
 			r.Segment = make([]string, nseg)
 			for i := range nseg {
