@@ -27,7 +27,7 @@ func openStore(t testing.TB, opts store.Options) *store.Store {
 }
 
 // latestSchema is the number of the newest file in migrations/.
-const latestSchema = 5
+const latestSchema = 6
 
 func schemaVersion(t *testing.T, s *store.Store) int32 {
 	t.Helper()
