@@ -67,9 +67,11 @@ type Store interface {
 	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
 	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
 	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
-	// Operations, Segments and Latencies give the counts the gate judges.
+	// Operations, Segments, Minutes and Latencies give the counts the gate
+	// judges; Minutes is the series the change detector reads.
 	Operations(ctx context.Context, experiment string) ([]string, error)
 	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
+	Minutes(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.MinuteCount, error)
 	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
 }
@@ -527,11 +529,21 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		if len(kept) == 0 {
 			continue
 		}
-		opSegs, err := WithLatencies(ctx, c.db, r.Experiment, store.SegmentQuery{Since: b.Since, Operation: u.op}, kept)
+		q := store.SegmentQuery{Since: b.Since, Operation: u.op}
+		opSegs, err := WithLatencies(ctx, c.db, r.Experiment, q, kept)
 		if err != nil {
 			return GateView{}, false, err
 		}
+		mins, err := c.db.Minutes(ctx, r.Experiment, q)
+		if err != nil {
+			return GateView{}, false, err
+		}
+		bySeg := map[string][]store.MinuteCount{}
+		for _, m := range mins {
+			bySeg[m.Segment] = append(bySeg[m.Segment], m)
+		}
 		for _, sg := range opSegs {
+			sg.Minutes = stepMinutes(bySeg[sg.Key], b.Segments[unitKey(u.op, sg.Key)])
 			sg.Key = unitKey(u.op, sg.Key)
 			segs = append(segs, sg)
 		}
@@ -541,6 +553,31 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
 	return GateView{Experiment: r.Experiment, Since: cmp.Or(b.At, r.EnteredAt), Spec: g, GateResult: res}, true, nil
+}
+
+// stepMinutes turns a unit's stored minutes since the step's start into the
+// change detector's series, less the baseline: the pairs counted in those
+// minutes before the step settled, taken from its earliest minutes. Only the
+// minute the step settled in can be split, and a part of it whose divergent
+// pairs outnumber its pairs keeps as many pairs as divergent ones, so every
+// minute stays valid. The series is never nil, so the detector always runs.
+func stepMinutes(ms []store.MinuteCount, base report.Counters) []report.Minute {
+	out := make([]report.Minute, 0, len(ms))
+	pairs, div, cand := base.Pairs, base.Divergent, base.CandidateErrors
+	take := func(have int64, left *int64) int64 {
+		n := min(have, max(*left, 0))
+		*left -= n
+		return have - n
+	}
+	for _, m := range ms {
+		x := report.Minute{At: m.Minute, Pairs: take(m.Pairs, &pairs), Divergent: take(m.Divergent, &div),
+			CandidateErrors: take(m.CandidateErrors, &cand)}
+		x.Pairs = max(x.Pairs, x.Divergent, x.CandidateErrors)
+		if x.Pairs > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // gateDetail is the evidence an audit entry keeps: the verdict and the
@@ -556,19 +593,21 @@ func gateDetail(gv GateView) any {
 		Divergent int64   `json:"divergent"`
 		Rate      float64 `json:"rate"`
 		Reason    string  `json:"reason"`
+		DecidedBy string  `json:"decided_by,omitempty"`
 	}
 	d := struct {
-		Verdict  string    `json:"verdict"`
-		Reason   string    `json:"reason"`
-		Since    time.Time `json:"since"`
-		Segments []seg     `json:"segments"`
-	}{Verdict: string(gv.Verdict), Reason: gv.Reason, Since: gv.Since}
+		Verdict   string    `json:"verdict"`
+		Reason    string    `json:"reason"`
+		DecidedBy string    `json:"decided_by,omitempty"`
+		Since     time.Time `json:"since"`
+		Segments  []seg     `json:"segments"`
+	}{Verdict: string(gv.Verdict), Reason: gv.Reason, DecidedBy: gv.DecidedBy, Since: gv.Since}
 	for _, s := range gv.Segments {
 		if gv.Verdict == report.Fail && s.Verdict != report.Fail {
 			continue // a breach keeps the segments that breached
 		}
 		d.Segments = append(d.Segments, seg{Segment: s.Segment, Verdict: string(s.Verdict), Pairs: s.Divergence.Total,
-			Divergent: s.Divergence.Hits, Rate: s.Divergence.Value, Reason: s.Reason})
+			Divergent: s.Divergence.Hits, Rate: s.Divergence.Value, Reason: s.Reason, DecidedBy: s.DecidedBy})
 	}
 	return d
 }

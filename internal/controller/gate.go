@@ -29,6 +29,9 @@ type GateSpec struct {
 	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
 	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
 	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
+	// MaxControlErrorRate limits the old path's failures, which are not
+	// divergence; unchecked when 0.
+	MaxControlErrorRate float64 `json:"max_control_error_rate,omitempty"`
 	// Alpha bounds the chance of promoting a segment beyond a limit, over
 	// any number of looks. Defaults to 0.05.
 	Alpha float64 `json:"alpha,omitempty"`
@@ -49,7 +52,8 @@ func (g GateSpec) Spec() (report.GateSpec, time.Duration, error) {
 		window = d
 	}
 	s := report.GateSpec{MaxRate: g.MaxRate, MinPairs: g.MinPairs, Window: window, PerSegment: g.PerSegment,
-		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio, Alpha: g.Alpha}
+		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio,
+		MaxControlErrorRate: g.MaxControlErrorRate, Alpha: g.Alpha}
 	if err := s.Validate(); err != nil {
 		return report.GateSpec{}, 0, err
 	}
