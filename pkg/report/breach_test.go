@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +249,28 @@ func BenchmarkDetectBreach(b *testing.B) {
 	for b.Loop() {
 		if DetectBreach(ms, divergent, 0.01, th).Detected {
 			b.Fatal("false alarm")
+		}
+	}
+}
+
+// BenchmarkEvaluateMinutes is BenchmarkEvaluate's 100 segments with a
+// six-hour minute series each, so every unit also runs the change detector.
+func BenchmarkEvaluateMinutes(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	segments := make([]Segment, 100)
+	for i := range segments {
+		ms := make([]Minute, 360)
+		for j := range ms {
+			ms[j] = Minute{At: t0.Add(time.Duration(j) * time.Minute), Pairs: 200, Divergent: binomial(r, 200, 0.002)}
+		}
+		segments[i] = Segment{Key: "seg=" + strconv.Itoa(i), Stats: sumStats(ms), Minutes: ms}
+	}
+	total := Total(segments)
+	spec := GateSpec{MaxRate: 0.01, PerSegment: true, MaxCandidateErrorRate: 0.01}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Evaluate(spec, segments, total); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
