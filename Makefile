@@ -46,7 +46,8 @@ build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 bench: ## run the benchmarks and print each figure as a ratio against its reference measured in the same run
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m ./pkg/... | tee bench.txt
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m $$($(GO) list ./pkg/... | grep -v /pgsource) | tee bench.txt
+	$(GO) test -run='^$$' -bench='B13|B14' -benchmem -benchtime=3x -timeout 30m ./pkg/reconcile/pgsource/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$|B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
