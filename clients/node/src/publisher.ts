@@ -37,7 +37,7 @@ export interface PublisherOptions {
   ackTimeoutMs?: number;
   /** Names this publisher in its reports. Default: host name and process id. */
   instance?: string;
-  /** How often counters are reported on REPORT_SUBJECT, in ms; negative: never. Default 10000. */
+  /** How often counters are reported on REPORT_SUBJECT, in ms; negative: never. 0 or unset: 10000. */
   reportIntervalMs?: number;
   /**
    * Receives publishing errors (invalid pairs, refused or unacknowledged
@@ -170,7 +170,7 @@ export class Publisher implements PairPublisher {
     this.#queueSize = checkInt("queueSize", opts.queueSize, DEFAULT_QUEUE_SIZE, 0);
     this.#maxPending = checkInt("maxPending", opts.maxPending, DEFAULT_MAX_PENDING, 0);
     this.#ackTimeoutMs = checkInt("ackTimeoutMs", opts.ackTimeoutMs, DEFAULT_ACK_TIMEOUT_MS, 0);
-    const report = opts.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS;
+    const report = opts.reportIntervalMs || DEFAULT_REPORT_INTERVAL_MS; // 0: the default
     if (typeof report !== "number" || !Number.isFinite(report)) throw new InvalidOptionError(`parity: invalid option: reportIntervalMs: must be a number, got ${String(report)}`);
     if (opts.onError !== undefined && typeof opts.onError !== "function") throw new InvalidOptionError("parity: invalid option: onError: must be a function");
     this.#instance = opts.instance || `${hostname()}-${process.pid}`;
