@@ -201,29 +201,6 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Marshal validates p and encodes it. It fills Version when it is zero.
-func Marshal(p *Pair) ([]byte, error) {
-	if p.Version == 0 {
-		p.Version = Version
-	}
-	// json.Marshal checks the raw values itself; on failure, validate them
-	// again only to name the field.
-	if err := p.validate(false); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		if verr := p.validate(true); verr != nil {
-			return nil, verr
-		}
-		return nil, fmt.Errorf("envelope: encode: %w", err)
-	}
-	if len(b) > MaxSize {
-		return nil, ErrTooLarge
-	}
-	return b, nil
-}
-
 // Decode parses and validates one envelope. It never panics; every error
 // wraps [ErrInvalid] and names the problem.
 func Decode(data []byte) (*Pair, error) {
