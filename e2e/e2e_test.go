@@ -228,13 +228,14 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 	const experiment = "e2e-bad"
 	app, nc := startSystem(t, "ingest-token-0123456789")
 	bad := map[string]string{
-		"not json":        `{"version":1,`,
-		"wrong version":   `{"version":2}`,
-		"missing version": `{"id":"x"}`,
-		"invalid utf-8":   "{\"version\":1,\"id\":\"\xff\"}",
-		"wrong type":      `{"version":1,"id":7}`,
-		"unknown kind":    `{"version":1,"id":"k1","experiment":"e2e-bad","operation":"Op","kind":"delete","time":"2026-01-01T00:00:00Z","stage":"shadow","user":{"key":"u"},"control":{"duration_ns":1},"candidate":{"duration_ns":1}}`,
-		"deep nesting":    `{"version":1,"control":{"value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`,
+		"not json":         `{"version":1,`,
+		"wrong version":    `{"version":3}`,
+		"batch without id": `{"version":2,"pairs":[]}`,
+		"missing version":  `{"id":"x"}`,
+		"invalid utf-8":    "{\"version\":1,\"id\":\"\xff\"}",
+		"wrong type":       `{"version":1,"id":7}`,
+		"unknown kind":     `{"version":1,"id":"k1","experiment":"e2e-bad","operation":"Op","kind":"delete","time":"2026-01-01T00:00:00Z","stage":"shadow","user":{"key":"u"},"control":{"duration_ns":1},"candidate":{"duration_ns":1}}`,
+		"deep nesting":     `{"version":1,"control":{"value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`,
 	}
 	now := time.Now().UTC()
 	good := 0
@@ -247,15 +248,22 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := nc.Publish(p.Subject(), b); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: p.Subject(), Data: b, Header: nats.Header{jetstream.MsgIDHeader: {p.ID}}}); err != nil {
 			t.Fatal(err)
 		}
 		good++
 	}
+	// A valid pair without its id as Nats-Msg-Id is refused: republished,
+	// it would be counted again.
+	noID, _ := makePair(experiment, 98, now)
+	b, _ := envelope.Marshal(noID)
+	if err := nc.Publish(noID.Subject(), b); err != nil {
+		t.Fatal(err)
+	}
 	// A valid envelope on another experiment's subject is refused too.
 	p, _ := makePair("other-experiment", 99, now)
-	b, _ := envelope.Marshal(p)
-	if err := nc.Publish(envelope.Subject(experiment, "GetOrder"), b); err != nil {
+	b, _ = envelope.Marshal(p)
+	if err := nc.PublishMsg(&nats.Msg{Subject: envelope.Subject(experiment, "GetOrder"), Data: b, Header: nats.Header{jetstream.MsgIDHeader: {p.ID}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -280,13 +288,13 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, func() string {
 		getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
-		if dl.Total != int64(len(bad)+1) {
-			return fmt.Sprintf("%d dead letters, want %d", dl.Total, len(bad)+1)
+		if dl.Total != int64(len(bad)+2) {
+			return fmt.Sprintf("%d dead letters, want %d", dl.Total, len(bad)+2)
 		}
 		return ""
 	})
 	for _, d := range dl.DeadLetters {
-		if !strings.Contains(d.Reason, "envelope") && !strings.Contains(d.Reason, "subject") {
+		if !strings.Contains(d.Reason, "envelope") && !strings.Contains(d.Reason, "subject") && !strings.Contains(d.Reason, "Nats-Msg-Id") {
 			t.Errorf("dead letter reason %q does not say what was wrong", d.Reason)
 		}
 	}
@@ -297,7 +305,7 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 func TestIngestOverHTTP(t *testing.T) {
 	const experiment = "e2e-http"
 	const token = "ingest-token-0123456789"
-	app, _ := startSystem(t, token)
+	app, nc := startSystem(t, token)
 	now := time.Now().UTC()
 	var lines []string
 	for i := range 3 {
@@ -349,6 +357,21 @@ func TestIngestOverHTTP(t *testing.T) {
 		}
 		return ""
 	})
+	// The same request sent again (a client retrying after a lost answer)
+	// is accepted and stored once: its batch carries the same id, derived
+	// from its pairs' ids.
+	if resp, r := post("Bearer " + token); resp.StatusCode != http.StatusOK || r.Accepted != 3 {
+		t.Fatalf("repeated ingest: status %d, %+v; want 200 with 3 accepted", resp.StatusCode, r)
+	}
+	js, _ := jetstream.New(nc)
+	testutil.Eventually(t, 30*time.Second, func() string { return settled(js, func() string { return "" }) })
+	var total int64
+	for _, c := range apiCounts(t, app, experiment) {
+		total += c.pairs
+	}
+	if total != 3 {
+		t.Fatalf("%d pairs counted after the request was repeated, want 3", total)
+	}
 }
 
 // TestPipelineShowsHooksAndBacklog: hooks report their counters, and the

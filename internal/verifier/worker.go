@@ -414,8 +414,14 @@ func (w *Worker) add(b *batch, m jetstream.Msg) {
 	w.judge(b, len(b.msgs)-1)
 }
 
-// judge decodes and judges message i of the batch, adding it to the counts or
-// to the dead letters. It never panics.
+// judge decodes message i of the batch, a single pair or a batch of them,
+// and judges each pair, adding it to the counts or to the dead letters. A
+// message that cannot be read at all is dead-lettered and terminated; a bad
+// pair inside a readable batch is dead-lettered alone and the rest are
+// counted, so the message is acknowledged. Every pair of a message is
+// counted in the same batch, and so in the same transaction as the
+// message's stream sequence: a redelivered message is counted whole or not
+// at all. judge never panics.
 func (w *Worker) judge(b *batch, i int) {
 	pm := &b.msgs[i]
 	defer func() {
@@ -423,24 +429,81 @@ func (w *Worker) judge(b *batch, i int) {
 			w.deadLetter(b, pm, fmt.Sprintf("verifier: internal error judging pair: %v", r))
 		}
 	}()
-	p, err := envelope.Decode(pm.msg.Data())
+	m, err := envelope.DecodeMessage(pm.msg.Data())
 	if err != nil {
 		w.deadLetter(b, pm, err.Error())
 		return
 	}
-	if subj := p.Subject(); subj != pm.msg.Subject() {
-		w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
+	if reason := identityProblem(pm.msg.Headers().Get(jetstream.MsgIDHeader), m.ID); reason != "" {
+		w.deadLetter(b, pm, reason)
 		return
 	}
-	// One differ for both the verdict and a sample's detail, so a rules
-	// reload in between cannot give them different versions.
-	d := w.rules.forExperiment(p.Experiment)
-	res := d.Judge(p)
-	w.count(b, p, d, &res)
+	var seen map[string]bool // ids of this batch's pairs so far
+	if len(m.Items) > 1 {
+		seen = make(map[string]bool, len(m.Items))
+	}
+	for k, it := range m.Items {
+		where := ""
+		if m.Version != envelope.Version {
+			where = fmt.Sprintf("pair %d of %d in batch %s: ", k+1, len(m.Items), m.ID)
+		}
+		if it.Err != nil {
+			w.deadLetterPair(b, pm, it.Raw, where+it.Err.Error())
+			continue
+		}
+		p := it.Pair
+		if subj := p.Subject(); subj != pm.msg.Subject() {
+			w.deadLetterPair(b, pm, it.Raw, fmt.Sprintf("verifier: %senvelope for %s published on subject %s", where, subj, pm.msg.Subject()))
+			continue
+		}
+		if seen != nil {
+			if seen[p.ID] {
+				w.duplicates.Add(1) // the same pair twice in one message counts once
+				continue
+			}
+			seen[p.ID] = true
+		}
+		// One differ for both the verdict and a sample's detail, so a rules
+		// reload in between cannot give them different versions.
+		d := w.rules.forExperiment(p.Experiment)
+		res := d.Judge(p)
+		w.count(b, p, d, &res)
+	}
 }
 
+// identityProblem returns why a message's Nats-Msg-Id header does not
+// identify it, or "" when it does. The header must be the envelope's own id
+// (the pair's, or the batch's): JetStream stores one message per header
+// value within its duplicate window, so a missing header would let a
+// republished pair be counted again, and a header borrowed from another
+// envelope would let JetStream drop a different pair as a duplicate.
+func identityProblem(header, id string) string {
+	switch {
+	case header == "":
+		return fmt.Sprintf("verifier: no %s header: publish the envelope with its id %q as %s, so a republished envelope is stored once",
+			jetstream.MsgIDHeader, id, jetstream.MsgIDHeader)
+	case header != id:
+		return fmt.Sprintf("verifier: %s header %q is not the envelope's id %q", jetstream.MsgIDHeader, truncate(header, 40), id)
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// deadLetter sets the whole message aside with reason and terminates it.
 func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
-	data := pm.msg.Data()
+	reason = w.deadLetterPair(b, pm, pm.msg.Data(), reason)
+	pm.term = reason
+}
+
+// deadLetterPair stores data, one pair of the message or all of it, as a
+// dead letter with reason, and returns the reason as stored.
+func (w *Worker) deadLetterPair(b *batch, pm *pending, data []byte, reason string) string {
 	size := len(data)
 	if len(data) > store.MaxDeadLetterBytes {
 		data = data[:store.MaxDeadLetterBytes]
@@ -456,7 +519,7 @@ func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
 		Source: "nats", Subject: pm.msg.Subject(), Reason: reason,
 		Data: append([]byte(nil), data...), Size: size, At: time.Now().UTC(),
 	})
-	pm.term = reason
+	return reason
 }
 
 func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Result) {

@@ -97,6 +97,25 @@ func (w *BatchWriter) Add(p *Pair) error {
 	return nil
 }
 
+// AddEncoded appends a pair that is already encoded: raw must be a
+// version-1 envelope that [Decode] accepted, and id its pair's id. It
+// returns [ErrBatchFull] as [BatchWriter.Add] does.
+func (w *BatchWriter) AddEncoded(raw []byte, id string) error {
+	if w.n >= w.maxPairs || w.n > 0 && len(w.buf)+1+len(raw)+batchTail > w.maxBytes {
+		return ErrBatchFull
+	}
+	if w.n > 0 {
+		w.buf = append(w.buf, ',')
+	} else {
+		w.firstID = id
+	}
+	w.buf = append(w.buf, raw...)
+	w.h.Write([]byte(id))
+	w.h.Write([]byte{'\n'})
+	w.n++
+	return nil
+}
+
 // Finish completes the batch and returns the message to publish and the id
 // to send as its Nats-Msg-Id header. A batch of one pair is sent as that
 // pair's version-1 envelope, with the pair's id. A larger one is a
