@@ -317,6 +317,9 @@ func TestIngestOverHTTP(t *testing.T) {
 		lines = append(lines, string(b))
 	}
 	lines = append(lines, `{"version":1,"id":"bad","experiment":"e2e-http"}`)
+	future, _ := makePair(experiment, 3, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
+	fb, _ := envelope.Marshal(future)
+	lines = append(lines, string(fb))
 	body := strings.Join(lines, "\n")
 
 	post := func(auth string) (*http.Response, collector.IngestResponse) {
@@ -341,11 +344,14 @@ func TestIngestOverHTTP(t *testing.T) {
 		t.Errorf("wrong token: status %d, want 401", resp.StatusCode)
 	}
 	resp, r := post("Bearer " + token)
-	if resp.StatusCode != http.StatusOK || r.Accepted != 3 || r.Rejected != 1 || r.Failed != 0 {
-		t.Fatalf("ingest: status %d, %+v; want 200 with 3 accepted and 1 rejected", resp.StatusCode, r)
+	if resp.StatusCode != http.StatusOK || r.Accepted != 3 || r.Rejected != 2 || r.Failed != 0 {
+		t.Fatalf("ingest: status %d, %+v; want 200 with 3 accepted and 2 rejected", resp.StatusCode, r)
 	}
 	if it := r.Items[3]; it.Status != "rejected" || !strings.Contains(it.Error, "field") {
 		t.Errorf("bad item answer %+v does not name the problem", it)
+	}
+	if it := r.Items[4]; it.Status != "rejected" || !strings.Contains(it.Error, "9999-12-31T00:00:00Z is more than 5m0s ahead") {
+		t.Errorf("item dated 9999: %+v, want rejected for being ahead of the clock", it)
 	}
 	testutil.Eventually(t, 30*time.Second, func() string {
 		var total int64

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/publish"
 )
@@ -31,6 +32,9 @@ const (
 // stored it.
 type ingester struct {
 	js jetstream.JetStream
+	// window is the range of pair times accepted, as the verifiers accept
+	// them: a pair outside it is rejected here rather than dead-lettered.
+	window verifier.TimeWindow
 
 	accepted, rejected, failed atomic.Uint64
 }
@@ -101,12 +105,16 @@ func (in *ingester) publish(ctx context.Context, items []json.RawMessage) Ingest
 	resp := IngestResponse{Items: make([]IngestItem, len(items))}
 	// Valid pairs are published in batch envelopes, one subject at a time,
 	// as the Go hook sends them; an item's status is its batch's.
+	now := time.Now()
 	bySubject := map[string][]int{}
 	var subjects []string
 	for i, raw := range items {
 		it := &resp.Items[i]
 		it.Index = i
 		p, err := envelope.Decode(raw)
+		if err == nil && in.window != (verifier.TimeWindow{}) {
+			err = in.window.Check(p.Time, now)
+		}
 		if err != nil {
 			it.Status, it.Error = "rejected", err.Error()
 			continue

@@ -24,10 +24,19 @@ type StreamOptions struct {
 	MaxAge time.Duration
 	// Replicas is the stream's replication factor (1, 3 or 5). Defaults to 1.
 	Replicas int
-	// Duplicates is the window within which a pair id published twice is
-	// stored once. Defaults to 2m.
+	// Duplicates is the window within which a message published twice
+	// with the same Nats-Msg-Id (its envelope's id) is stored once. It needs
+	// to cover the hooks' retries: the Go hook resends a message only until
+	// its AckTimeout (5s by default), an HTTP client retries a failed
+	// request within seconds. The server keeps every id of the window in
+	// memory, so a longer window costs memory in proportion to the message
+	// rate; the verifier's check of each message's id against its envelope
+	// (docs/guarantees.md) does not depend on it. Defaults to 30s.
 	Duplicates time.Duration
 }
+
+// DefaultDuplicates is the default duplicate window of the pair stream.
+const DefaultDuplicates = 30 * time.Second
 
 // DefaultStreamName is the name of the pair stream.
 const DefaultStreamName = "PARITY_PAIRS"
@@ -46,7 +55,7 @@ func (o *StreamOptions) setDefaults() error {
 		o.Replicas = 1
 	}
 	if o.Duplicates == 0 {
-		o.Duplicates = 2 * time.Minute
+		o.Duplicates = DefaultDuplicates
 	}
 	switch {
 	case o.MaxBytes < 0:

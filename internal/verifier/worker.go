@@ -67,6 +67,16 @@ type Options struct {
 	// without a chance to flush loses at most this much of its latency
 	// observations; counts are unaffected. Defaults to 10s.
 	LatencyInterval time.Duration
+	// MaxClockSkew is how far ahead of the verifier's clock a pair's time
+	// may be: hosts' clocks disagree a little, never by hours. A pair dated
+	// further ahead is dead-lettered with that reason, so it cannot pin an
+	// experiment's last-seen time in the future. Defaults to 5m.
+	MaxClockSkew time.Duration
+	// MaxPairAge is how far behind the verifier's clock a pair's time may
+	// be. A pair can wait in the stream for Stream.MaxAge (say while every
+	// verifier is down), so this defaults to Stream.MaxAge plus an hour; an
+	// older pair is dead-lettered with that reason.
+	MaxPairAge time.Duration
 	// Logger receives operational messages; never pair values. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -106,7 +116,17 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if o.MaxPairAge == 0 {
+		o.MaxPairAge = o.Stream.MaxAge + time.Hour
+	}
 	switch {
+	case o.MaxClockSkew < 0:
+		return fmt.Errorf("%w: MaxClockSkew: must not be negative", ErrInvalidOption)
+	case o.MaxPairAge < 0:
+		return fmt.Errorf("%w: MaxPairAge: must not be negative", ErrInvalidOption)
 	case o.FlushInterval < 0 || o.FlushInterval > time.Second:
 		return fmt.Errorf("%w: FlushInterval: must be between 0 and 1s, got %v", ErrInvalidOption, o.FlushInterval)
 	case o.MaxBatch < 0:
@@ -126,6 +146,36 @@ func (o *Options) setDefaults() error {
 		if a == "" || strings.ContainsAny(a, ",= ") {
 			return fmt.Errorf("%w: SegmentAttrs[%d]: %q is not an attribute name", ErrInvalidOption, i, a)
 		}
+	}
+	return nil
+}
+
+// DefaultMaxClockSkew is the default of [Options.MaxClockSkew].
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// TimeWindow is the range of pair times a verifier accepts around its own
+// clock: at most Ahead in the future and Behind in the past.
+type TimeWindow struct{ Ahead, Behind time.Duration }
+
+// TimeWindow returns the window o accepts, with o's defaults applied.
+func (o Options) TimeWindow() (TimeWindow, error) {
+	if err := o.setDefaults(); err != nil {
+		return TimeWindow{}, err
+	}
+	return TimeWindow{Ahead: o.MaxClockSkew, Behind: o.MaxPairAge}, nil
+}
+
+// Check returns a [*envelope.FieldError] for the field "time" when t is
+// outside the window around now, saying which bound it broke and the flag
+// that sets it, or nil when t is inside.
+func (tw TimeWindow) Check(t, now time.Time) error {
+	switch {
+	case t.After(now.Add(tw.Ahead)):
+		return &envelope.FieldError{Field: "time", Problem: fmt.Sprintf("%s is more than %v ahead of the verifier's clock (--max-clock-skew)",
+			t.UTC().Format(time.RFC3339), tw.Ahead)}
+	case t.Before(now.Add(-tw.Behind)):
+		return &envelope.FieldError{Field: "time", Problem: fmt.Sprintf("%s is more than %v before the verifier's clock (--max-pair-age)",
+			t.UTC().Format(time.RFC3339), tw.Behind)}
 	}
 	return nil
 }
@@ -152,6 +202,8 @@ type Worker struct {
 	opts  Options
 	log   *slog.Logger
 	rules *judges
+	// window is the range of pair times accepted around the clock.
+	window TimeWindow
 	// Latencies gathered since they were last written, and when that was;
 	// used by the flushing goroutine only.
 	lat        map[latencyKey]*latencies
@@ -171,6 +223,7 @@ func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
 	}
 	log := opts.Logger.With("component", "verifier")
 	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log),
+		window: TimeWindow{Ahead: opts.MaxClockSkew, Behind: opts.MaxPairAge},
 		lat: make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
 }
 
@@ -438,6 +491,7 @@ func (w *Worker) judge(b *batch, i int) {
 		w.deadLetter(b, pm, reason)
 		return
 	}
+	now := time.Now()
 	var seen map[string]bool // ids of this batch's pairs so far
 	if len(m.Items) > 1 {
 		seen = make(map[string]bool, len(m.Items))
@@ -454,6 +508,10 @@ func (w *Worker) judge(b *batch, i int) {
 		p := it.Pair
 		if subj := p.Subject(); subj != pm.msg.Subject() {
 			w.deadLetterPair(b, pm, it.Raw, fmt.Sprintf("verifier: %senvelope for %s published on subject %s", where, subj, pm.msg.Subject()))
+			continue
+		}
+		if err := w.window.Check(p.Time, now); err != nil {
+			w.deadLetterPair(b, pm, it.Raw, where+err.Error())
 			continue
 		}
 		if seen != nil {

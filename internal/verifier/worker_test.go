@@ -53,6 +53,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"ack wait too short", Options{AckWait: time.Millisecond}, "AckWait"},
 		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "SegmentAttrs[0]"},
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
+		{"negative clock skew", Options{MaxClockSkew: -time.Second}, "MaxClockSkew"},
+		{"negative pair age", Options{MaxPairAge: -time.Second}, "MaxPairAge"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -483,5 +485,101 @@ func TestSegmentKeyBounded(t *testing.T) {
 	if len(one) > maxSegmentKey || len(two) > maxSegmentKey || one == two || !strings.HasPrefix(one, "a=aaa") {
 		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
 			one, len(one), two, len(two), maxSegmentKey)
+	}
+}
+
+func TestTimeWindowCheck(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	tw := TimeWindow{Ahead: 5 * time.Minute, Behind: 25 * time.Hour}
+	tests := []struct {
+		name string
+		t    time.Time
+		want string // "" accepted, else a phrase of the reason
+	}{
+		{"now", now, ""},
+		{"a little ahead (clock skew)", now.Add(4 * time.Minute), ""},
+		{"a day behind (waited in the stream)", now.Add(-24 * time.Hour), ""},
+		{"an hour ahead", now.Add(time.Hour), "2026-12-04T13:00:00Z is more than 5m0s ahead of the verifier's clock (--max-clock-skew)"},
+		{"year 9999", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), "9999-12-31T00:00:00Z is more than 5m0s ahead"},
+		{"two days behind", now.Add(-48 * time.Hour), "2026-12-02T12:00:00Z is more than 25h0m0s before the verifier's clock (--max-pair-age)"},
+		{"year 2", time.Date(2, 1, 1, 0, 0, 0, 0, time.UTC), "0002-01-01T00:00:00Z is more than 25h0m0s before"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tw.Check(tt.t, now)
+			var fe *envelope.FieldError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check = %v, want accepted", err)
+			case tt.want != "" && (!errors.As(err, &fe) || fe.Field != "time" || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Check = %v, want a time error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPairsOutsideTheTimeWindow: pairs dated far ahead or behind the clock
+// are dead-lettered with the bound they broke (one dated 9999 must not pin
+// the experiment's last-seen time in the future); the window is an option.
+func TestPairsOutsideTheTimeWindow(t *testing.T) {
+	r := newRig(t)
+	_, _, _ = r.worker(t, r.st, Options{MaxClockSkew: 2 * time.Hour, MaxPairAge: 48 * time.Hour})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, at := range []time.Time{
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), // dead letter
+		now.Add(-72 * time.Hour),                       // dead letter
+		now.Add(time.Hour),                             // within the configured 2h skew
+		now.Add(-47 * time.Hour),                       // within the configured 48h
+	} {
+		p := rigPair(100+i, at)
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.js.Publish(ctx, p.Subject(), b, jetstream.WithMsgID(p.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.total = 2
+	testutil.Eventually(t, 20*time.Second, func() string {
+		dl, err := r.st.DeadLetters(ctx, 10)
+		if err != nil {
+			return err.Error()
+		}
+		if len(dl) != 2 {
+			return fmt.Sprintf("%d dead letters, want 2", len(dl))
+		}
+		return ""
+	})
+	dl, _ := r.st.DeadLetters(ctx, 10)
+	reasons := dl[0].Reason + "\n" + dl[1].Reason
+	for _, want := range []string{"field time: 9999-12-31T00:00:00Z is more than 2h0m0s ahead", "is more than 48h0m0s before"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("dead letter reasons %q lack %q", reasons, want)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() string {
+		rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{})
+		if err != nil {
+			return err.Error()
+		}
+		var n int64
+		for _, s := range rows {
+			n += s.Pairs
+		}
+		if n != 2 {
+			return fmt.Sprintf("%d pairs counted, want the 2 inside the window", n)
+		}
+		return ""
+	})
+	exps, err := r.st.Experiments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exps {
+		if e.LastSeen.After(now.Add(2 * time.Hour)) {
+			t.Errorf("experiment %s last seen %v, in the future", e.Name, e.LastSeen)
+		}
 	}
 }
