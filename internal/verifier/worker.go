@@ -224,7 +224,7 @@ func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
 	log := opts.Logger.With("component", "verifier")
 	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log),
 		window: TimeWindow{Ahead: opts.MaxClockSkew, Behind: opts.MaxPairAge},
-		lat: make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
+		lat:    make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
 }
 
 // Stats returns the worker's counters.

@@ -528,9 +528,9 @@ func TestPairsOutsideTheTimeWindow(t *testing.T) {
 	now := time.Now().UTC()
 	for i, at := range []time.Time{
 		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), // dead letter
-		now.Add(-72 * time.Hour),                       // dead letter
-		now.Add(time.Hour),                             // within the configured 2h skew
-		now.Add(-47 * time.Hour),                       // within the configured 48h
+		now.Add(-72 * time.Hour),                      // dead letter
+		now.Add(time.Hour),                            // within the configured 2h skew
+		now.Add(-47 * time.Hour),                      // within the configured 48h
 	} {
 		p := rigPair(100+i, at)
 		b, err := envelope.Marshal(p)
