@@ -316,6 +316,12 @@ func decodeBatch(data []byte) (Message, error) {
 	}
 	for i := range m.Items {
 		it := &m.Items[i]
+		if it.Pair != nil { // read in the same pass as the batch
+			if it.Err = it.Pair.validate(false); it.Err != nil {
+				it.Pair = nil
+			}
+			continue
+		}
 		it.Pair, it.Err = Decode(it.Raw)
 	}
 	return m, nil
@@ -332,12 +338,24 @@ func (s *scanner) pairs() ([]Item, bool) {
 	}
 	items := make([]Item, 0, 16)
 	for {
+		// Each pair is read as it is reached, by the single-pass decoder;
+		// one it leaves to the general decoder is only delimited here.
 		start := s.pos
-		if !s.value(nil, 0) {
+		var p *Pair
+		if len(items) < MaxBatchPairs {
+			p = new(Pair)
+			end, ok := fastDecodeAt(s.data, start, p)
+			if ok {
+				s.pos = end
+			} else {
+				p = nil
+			}
+		}
+		if p == nil && !s.value(nil, 0) {
 			return nil, false
 		}
 		if len(items) <= MaxBatchPairs {
-			items = append(items, Item{Raw: s.data[start:s.pos:s.pos]})
+			items = append(items, Item{Raw: s.data[start:s.pos:s.pos], Pair: p})
 		}
 		s.skipSpace()
 		if s.pos >= len(s.data) {

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -203,3 +204,52 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 func errorsAs(err error, target **FieldError) bool { return errors.As(err, target) }
+
+// plainWord agrees with a byte-by-byte check for every byte value in every
+// position of a word of otherwise plain bytes.
+func TestPlainWord(t *testing.T) {
+	for pos := range 8 {
+		for v := range 256 {
+			w := []byte("abcdefgh")
+			w[pos] = byte(v)
+			want := true
+			for _, c := range w {
+				want = want && c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+			}
+			if got := plainWord(binary.LittleEndian.Uint64(w)); got != want {
+				t.Errorf("plainWord(%q) = %v, want %v", w, got, want)
+			}
+		}
+	}
+}
+
+// A batch's pairs decode exactly as each would alone, whether the batch's
+// own pass reads them or leaves them to Decode.
+func FuzzDecodeMessage(f *testing.F) {
+	seeds := codecSeeds()
+	f.Add([]byte(`{"version":2,"id":"b","pairs":[` + seeds[0] + `,` + seeds[2] + `,` + seeds[7] + `]}`))
+	f.Add([]byte(`{"version":2,"pairs":[` + seeds[0] + `],"id":"b","x":1}`))
+	f.Add([]byte(`{"version":2,"id":"b","pairs":[]}`))
+	f.Add([]byte(seeds[0]))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := DecodeMessage(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v does not wrap ErrInvalid", err)
+			}
+			return
+		}
+		if len(m.Items) == 0 || len(m.Items) > MaxBatchPairs {
+			t.Fatalf("%d items", len(m.Items))
+		}
+		for i, it := range m.Items {
+			p, err := Decode(it.Raw)
+			if (err == nil) != (it.Err == nil) || err != nil && err.Error() != it.Err.Error() {
+				t.Fatalf("item %d: error %v, alone %v", i, it.Err, err)
+			}
+			if err == nil && !reflect.DeepEqual(p, it.Pair) {
+				t.Fatalf("item %d: %+v, alone %+v", i, it.Pair, p)
+			}
+		}
+	})
+}

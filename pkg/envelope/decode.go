@@ -65,8 +65,21 @@ type decoder struct{ scanner }
 // fastDecode decodes data into p, reporting false when data is not an
 // envelope of the usual shape (or not valid at all).
 func fastDecode(data []byte, p *Pair) bool {
-	d := decoder{scanner{data: data}}
-	d.skipSpace()
+	s := scanner{data: data}
+	s.skipSpace()
+	end, ok := fastDecodeAt(data, s.pos, p)
+	if !ok {
+		return false
+	}
+	s.pos = end
+	s.skipSpace()
+	return s.pos == len(data)
+}
+
+// fastDecodeAt decodes the envelope starting at data[pos] into p and
+// returns where it ends, reporting false as fastDecode does.
+func fastDecodeAt(data []byte, pos int, p *Pair) (int, bool) {
+	d := decoder{scanner{data: data, pos: pos}}
 	var seen uint
 	var ctl, cand bool
 	var ctlDur, candDur bool
@@ -116,13 +129,9 @@ func fastDecode(data []byte, p *Pair) bool {
 		}
 		return false
 	})
-	if !ok {
-		return false
-	}
-	d.skipSpace()
 	// Everything but a complete envelope with both durations goes to the
 	// general decoder, which names what is missing in the order it checks.
-	return d.pos == len(data) && seen&fVersion != 0 && ctl && cand && ctlDur && candDur &&
+	return d.pos, ok && seen&fVersion != 0 && ctl && cand && ctlDur && candDur &&
 		(seen&fTime == 0 || !p.Time.IsZero())
 }
 

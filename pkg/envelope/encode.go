@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"encoding/binary"
 	"slices"
 	"strconv"
 	"time"
@@ -378,11 +379,35 @@ func (s *scanner) array(out *[]byte, depth int) bool {
 	}
 }
 
+// Word-at-a-time constants for str's fast path.
+const (
+	ones   = 0x0101010101010101
+	highs  = 0x8080808080808080
+	quotes = ones * '"'
+	slashs = ones * '\\'
+)
+
+// plainWord reports whether the 8 bytes of x are all printable ASCII other
+// than '"' and '\': bytes a string can hold as they are.
+func plainWord(x uint64) bool {
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	return x&highs == 0 && // ASCII
+		(x-ones*0x20)&^x&highs == 0 && // no byte below 0x20 (valid as every byte is below 0x80)
+		hasZero(x^quotes) == 0 && hasZero(x^slashs) == 0
+}
+
 // str scans a string starting at its opening quote and leaves s.pos after
 // the closing one. It checks escapes, control characters and UTF-8.
 func (s *scanner) str() bool {
 	s.pos++ // "
 	for s.pos < len(s.data) {
+		// Runs of plain ASCII, eight bytes at a time.
+		for s.pos+8 <= len(s.data) && plainWord(binary.LittleEndian.Uint64(s.data[s.pos:])) {
+			s.pos += 8
+		}
+		if s.pos >= len(s.data) {
+			break
+		}
 		c := s.data[s.pos]
 		switch {
 		case c == '"':
