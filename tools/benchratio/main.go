@@ -93,6 +93,8 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkB6$`), "walB/pair", "<=x", 0.05},
 	{regexp.MustCompile(`^BenchmarkB7$`), "pairs/s", ">=x", 0.95},
 	{regexp.MustCompile(`^BenchmarkB10$`), "p99-ns", "<=x", 1.5},
+	{regexp.MustCompile(`^BenchmarkB13/reconcile$`), "rows/s", ">=x", 0.5},
+	{regexp.MustCompile(`^BenchmarkB14/identical$`), "ns/op", "<=x", 0.2},
 }
 
 // judge returns the target text and met/missed for a figure, or "-", "-".
