@@ -798,7 +798,7 @@ func Segment(attrs map[string]string, keys []string) (string, map[string]string)
 		if v == "" {
 			v = "(none)"
 		}
-		v = strings.NewReplacer(",", "_", "=", "_").Replace(v)
+		v = segmentSeparators.Replace(v)
 		vals[k] = v
 		if i > 0 {
 			sb.WriteByte(',')
@@ -817,6 +817,11 @@ func Segment(attrs map[string]string, keys []string) (string, map[string]string)
 	}
 	return key, vals
 }
+
+// segmentSeparators replaces the characters that separate a segment key's
+// parts in attribute values (built once: a Replacer is safe for concurrent
+// use, and building one per pair was a measurable part of B1).
+var segmentSeparators = strings.NewReplacer(",", "_", "=", "_")
 
 // maxSegmentKey bounds a segment key's length in bytes.
 const maxSegmentKey = 512
