@@ -68,7 +68,7 @@ func TestStepMinutes(t *testing.T) {
 		{name: "none", ms: nil, want: []report.Minute{}},
 	}
 	for _, tt := range tests {
-		got := stepMinutes(tt.ms, tt.base)
+		got := StepMinutes(tt.ms, tt.base)
 		if got == nil || !slices.Equal(got, tt.want) {
 			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}

@@ -541,16 +541,11 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		if err != nil {
 			return GateView{}, false, err
 		}
-		mins, err := c.db.Minutes(ctx, r.Experiment, q)
+		err = WithMinutes(ctx, c.db, r.Experiment, q, opSegs, func(seg string) report.Counters { return b.Segments[unitKey(u.op, seg)] })
 		if err != nil {
 			return GateView{}, false, err
 		}
-		bySeg := map[string][]store.MinuteCount{}
-		for _, m := range mins {
-			bySeg[m.Segment] = append(bySeg[m.Segment], m)
-		}
 		for _, sg := range opSegs {
-			sg.Minutes = stepMinutes(bySeg[sg.Key], b.Segments[unitKey(u.op, sg.Key)])
 			sg.Key = unitKey(u.op, sg.Key)
 			segs = append(segs, sg)
 		}
@@ -560,31 +555,6 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
 	return GateView{Experiment: r.Experiment, Since: cmp.Or(b.At, r.EnteredAt), Spec: g, GateResult: res}, true, nil
-}
-
-// stepMinutes turns a unit's stored minutes since the step's start into the
-// change detector's series, less the baseline: the pairs counted in those
-// minutes before the step settled, taken from its earliest minutes. Only the
-// minute the step settled in can be split, and a part of it whose divergent
-// pairs outnumber its pairs keeps as many pairs as divergent ones, so every
-// minute stays valid. The series is never nil, so the detector always runs.
-func stepMinutes(ms []store.MinuteCount, base report.Counters) []report.Minute {
-	out := make([]report.Minute, 0, len(ms))
-	pairs, div, cand := base.Pairs, base.Divergent, base.CandidateErrors
-	take := func(have int64, left *int64) int64 {
-		n := min(have, max(*left, 0))
-		*left -= n
-		return have - n
-	}
-	for _, m := range ms {
-		x := report.Minute{At: m.Minute, Pairs: take(m.Pairs, &pairs), Divergent: take(m.Divergent, &div),
-			CandidateErrors: take(m.CandidateErrors, &cand)}
-		x.Pairs = max(x.Pairs, x.Divergent, x.CandidateErrors)
-		if x.Pairs > 0 {
-			out = append(out, x)
-		}
-	}
-	return out
 }
 
 // gateDetail is the evidence an audit entry keeps: the verdict and the
