@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example rollout-demo test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example rollout-demo test test-alloc test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,8 +23,19 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
 
+# The packages whose tests promise zero allocations (testing.AllocsPerRun).
+ALLOC_PKGS ?= ./pkg/diff/ ./pkg/publish/ ./pkg/rollout/ ./pkg/migration/
+
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory test-alloc
+
+test-alloc: ## the allocation tests, without -race (the race detector skews allocation counts)
+	@out=$$($(GO) test -count=1 -run 'Alloc' -v $(ALLOC_PKGS) 2>&1); rc=$$?; \
+	echo "$$out" | grep -E '^(--- |ok|FAIL|panic)' ; \
+	if echo "$$out" | grep -q 'no tests to run'; then echo "test-alloc: a package in ALLOC_PKGS has no allocation test"; exit 1; fi; \
+	if echo "$$out" | grep -q -- '--- SKIP'; then echo "test-alloc: an allocation test skipped"; exit 1; fi; \
+	exit $$rc
 
 test-short: ## the unit tests only (no end-to-end tests)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
