@@ -18,6 +18,7 @@ import (
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
+	"github.com/parityhq/parity/internal/secret"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/publish"
@@ -135,12 +136,16 @@ func (o *Options) setDefaults() error {
 	}
 	seen := map[string]string{}
 	for _, f := range []struct {
-		field string
-		ts    []string
-	}{{"IngestTokens", o.IngestTokens}, {"OperatorTokens", o.OperatorTokens}, {"ViewerTokens", o.ViewerTokens}} {
+		field, flag string
+		ts          []string
+	}{
+		{"IngestTokens", "--ingest-token, PARITY_INGEST_TOKENS", o.IngestTokens},
+		{"OperatorTokens", "--operator-token, PARITY_OPERATOR_TOKENS", o.OperatorTokens},
+		{"ViewerTokens", "--viewer-token, PARITY_VIEWER_TOKENS", o.ViewerTokens},
+	} {
 		for i, t := range f.ts {
-			if len(t) < 16 {
-				return fmt.Errorf("collector: invalid option %s[%d]: must be at least 16 characters", f.field, i)
+			if err := secret.Check(t, secret.Token); err != nil {
+				return fmt.Errorf("collector: invalid option %s[%d] (%s): %w", f.field, i, f.flag, err)
 			}
 			if other, dup := seen[t]; dup && other != f.field {
 				return fmt.Errorf("collector: invalid option %s[%d]: the same token is also in %s", f.field, i, other)
@@ -155,8 +160,13 @@ func (o *Options) setDefaults() error {
 	default:
 		return fmt.Errorf("collector: invalid option AnonymousViewers: %q (want auto, true or false)", o.AnonymousViewers)
 	}
-	if o.SessionSecret != "" && len(o.SessionSecret) < MinSessionSecret {
-		return fmt.Errorf("collector: invalid option SessionSecret: must be at least %d bytes", MinSessionSecret)
+	if o.SessionSecret != "" {
+		if err := secret.Check(o.SessionSecret, secret.SigningKey); err != nil {
+			return fmt.Errorf("collector: invalid option SessionSecret (--session-secret, PARITY_SESSION_SECRET): %w", err)
+		}
+	}
+	if err := secret.CheckURL(o.DatabaseURL); err != nil {
+		return fmt.Errorf("collector: invalid option DatabaseURL (--database-url, DATABASE_URL): %w", err)
 	}
 	if o.SessionTTL == 0 {
 		o.SessionTTL = DefaultSessionTTL

@@ -114,8 +114,6 @@ const (
 	sessionCookie     = "parity_session"
 	csrfCookie        = "parity_csrf"
 	DefaultSessionTTL = 12 * time.Hour
-	// MinSessionSecret is the shortest --session-secret accepted, in bytes.
-	MinSessionSecret = 32
 )
 
 // authConfig configures [authn].
