@@ -183,7 +183,11 @@ func (s *handlers) signatures(c echo.Context, defWindow string) ([]SignatureView
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Signatures(c.Request().Context(), name, store.SignatureQuery{Since: since, Operation: op, Segment: c.QueryParam("segment"), Limit: limit})
+	seg, err := queryText(c, "segment", 512)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Signatures(c.Request().Context(), name, store.SignatureQuery{Since: since, Operation: op, Segment: seg, Limit: limit})
 	if err != nil {
 		return nil, notFoundOr(err, "experiment "+name)
 	}
