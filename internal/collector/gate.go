@@ -1,10 +1,12 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -123,6 +125,23 @@ func gateOverrides(c echo.Context, g GateSpecView) (GateSpecView, time.Time, err
 	return g, since, err
 }
 
+// optionalJSONBody refuses a request body that is present but not one
+// JSON value (of at most 64 KiB).
+func optionalJSONBody(c echo.Context) error {
+	const limit = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: not readable")
+	}
+	switch {
+	case len(b) > limit:
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "body: more than 64 KiB")
+	case len(bytes.TrimSpace(b)) > 0 && !json.Valid(b):
+		return echo.NewHTTPError(http.StatusBadRequest, "body: not JSON")
+	}
+	return nil
+}
+
 // parseRate reads a rate as a fraction (0.001) or a percentage (0.1%).
 func parseRate(v string) (float64, error) {
 	s, pct := strings.CutSuffix(strings.TrimSpace(v), "%")
@@ -221,6 +240,11 @@ func (s *handlers) apiGate(c echo.Context) error {
 // apiGateConfirm is Flagger's confirm-promotion webhook: 200 lets the
 // promotion go on, 412 holds it.
 func (s *handlers) apiGateConfirm(c echo.Context) error {
+	// The body is optional (Flagger sends its webhook payload, others
+	// nothing); when there is one it must be JSON, as for every JSON route.
+	if err := optionalJSONBody(c); err != nil {
+		return err
+	}
 	v, err := s.gate(c)
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -85,6 +86,9 @@ func decodeBody(c echo.Context, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "body: "+err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: unexpected data after the JSON value")
 	}
 	return nil
 }
