@@ -96,6 +96,8 @@ type Options struct {
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
+	// HTTP configures HSTS and OFREP's rate limit and CORS.
+	HTTP HTTPOptions
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -167,6 +169,9 @@ func (o *Options) setDefaults() error {
 	}
 	if err := secret.CheckURL(o.DatabaseURL); err != nil {
 		return fmt.Errorf("collector: invalid option DatabaseURL (--database-url, DATABASE_URL): %w", err)
+	}
+	if err := o.HTTP.setDefaults(); err != nil {
+		return err
 	}
 	if o.SessionTTL == 0 {
 		o.SessionTTL = DefaultSessionTTL
@@ -283,7 +288,9 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			},
 			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
 		}),
-		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		notify:     func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		http:       opts.HTTP,
+		ofrepLimit: newOFREPLimiter(opts.HTTP.OFREPRate, opts.HTTP.OFREPBurst, nil),
 	}
 	kv, err := EnsureRolloutBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {

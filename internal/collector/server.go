@@ -75,6 +75,10 @@ type handlers struct {
 	flags *flagTable
 	// ctl moves rollouts; newEcho makes one without KV publishing if nil.
 	ctl *controller
+	// http is HSTS and OFREP's CORS; ofrepLimit OFREP's rate limit (nil:
+	// none).
+	http       HTTPOptions
+	ofrepLimit *ofrepLimiter
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -126,9 +130,13 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		},
 	}))
 	e.Use(middleware.Recover())
+	e.Use(hsts(s.http.TrustForwardedProto))
 	// Every parameter of every route is checked before anything else reads
 	// it (params.go).
 	e.Use(checkParams)
+	// OFREP's CORS before access control: a preflight carries no
+	// credentials (httpsec.go).
+	e.Use(ofrepCORS(s.http.OFREPCORSOrigins))
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ContentSecurityPolicy: "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
@@ -138,6 +146,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	// claims to be; then each route's role (routeAccess in auth.go).
 	e.Use(csrf())
 	e.Use(s.auth.middleware)
+	if s.ofrepLimit != nil {
+		e.Use(s.ofrepLimit.limit) // after auth: a client is its token
+	}
 	s.auth.routes = e.Routes
 
 	e.StaticFS("/static", echo.MustSubFS(web.FS, "static"))
