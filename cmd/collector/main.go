@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
+	"github.com/parityhq/parity/internal/store"
 )
 
 func main() {
@@ -33,12 +35,12 @@ func main() {
 func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs := cli.New("collector")
 	o := &collector.Options{}
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.Addr, "addr", collector.DefaultAddr, "HTTP listen address")
 	fs.StringVar(&o.DatabaseURL, "database-url", cli.DefaultDatabaseURL, "PostgreSQL URL; the database is created if missing")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL(s), comma-separated; empty runs an embedded NATS server with JetStream")
 	nats := cli.NATSFlags(fs)
-	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", "127.0.0.1:4223", "listen address of the embedded NATS server (port -1: any free port)")
-	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")
+	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", collector.DefaultEmbeddedNATSAddr, "listen address of the embedded NATS server (port -1: any free port)")
+	fs.StringVar(&o.DataDir, "data-dir", collector.DefaultDataDir, "directory for the embedded NATS server's data")
 	fs.IntVar(&o.Workers, "workers", 0, "in-process verifier workers (0: 2 with embedded NATS, none with --nats-url; -1: none)")
 	tokens := fs.String("ingest-token", "", "comma-separated bearer tokens accepted by POST /api/v1/pairs (each at least 16 characters)")
 	opTokens := fs.String("operator-token", "", "comma-separated bearer tokens that may change diff rules and gates, and read (each at least 16 characters)")
@@ -46,11 +48,12 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
-	fs.DurationVar(&o.SampleRetention, "sample-retention", 7*24*time.Hour, "how long divergence samples are kept (negative: forever)")
-	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
-	fs.DurationVar(&o.RolloutInterval, "rollout-interval", collector.DefaultRolloutInterval, "how often the rollout controller evaluates each active rollout's gate")
-	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
+	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
+	fs.DurationVar(&o.SampleRetention, "sample-retention", collector.DefaultSampleRetention, "how long divergence samples are kept (negative: forever)")
+	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
+	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
+	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
+	sources := fs.String("reconcile-sources", "", "databases reconciliation sweeps may read, as name=URL pairs separated by spaces (prefer the variable: URLs carry passwords)")
 	fs.BoolVar(&o.HTTP.TrustForwardedProto, "trust-forwarded-proto", false, "behind a TLS-terminating proxy that sets X-Forwarded-Proto: send Strict-Transport-Security when it says https")
 	fs.Float64Var(&o.HTTP.OFREPRate, "ofrep-rate", collector.DefaultOFREPRate, "OFREP evaluations per second per client (token or address) before 429; negative: no limit")
 	fs.IntVar(&o.HTTP.OFREPBurst, "ofrep-burst", 0, "OFREP evaluations a client may make at once (0: twice --ofrep-rate)")
@@ -64,7 +67,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
 		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
-		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
+		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL", "reconcile-sources": "PARITY_RECONCILE_SOURCES",
 		"trust-forwarded-proto": "PARITY_TRUST_FORWARDED_PROTO", "ofrep-rate": "PARITY_OFREP_RATE", "ofrep-burst": "PARITY_OFREP_BURST",
 		"ofrep-cors-origins": "PARITY_OFREP_CORS_ORIGINS",
 	} {
@@ -88,6 +91,9 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		if !*demo {
 			o.DemoRate = 0
 		}
+		if o.ReconcileSources, err = parseSources(*sources); err != nil {
+			return err
+		}
 		if o.NATSOptions, err = nats(); err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}
@@ -102,4 +108,25 @@ func parse(args []string) (collector.Options, error) {
 		return collector.Options{}, err
 	}
 	return *o, finish()
+}
+
+// parseSources reads "name=URL name=URL" (spaces or newlines between
+// pairs). Errors never quote a URL.
+func parseSources(s string) (map[string]string, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(fields))
+	for i, f := range fields {
+		name, u, ok := strings.Cut(f, "=")
+		if !ok || name == "" || u == "" {
+			return nil, fmt.Errorf("collector: --reconcile-sources: entry %d is not name=URL", i+1)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("collector: --reconcile-sources: %q given twice", name)
+		}
+		out[name] = u
+	}
+	return out, nil
 }

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,17 +17,30 @@ import (
 
 	"github.com/parityhq/parity/internal/auth"
 	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
 	"github.com/parityhq/parity/internal/secret"
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/internal/sweep"
 	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/diff"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
 // DefaultDatabaseURL is the PostgreSQL used when none is given: the local
 // server, database "parity" (created if missing).
 const DefaultDatabaseURL = cli.DefaultDatabaseURL
+
+// Defaults of [Options], for the command's flags to show.
+const (
+	DefaultAddr                = "127.0.0.1:8080"
+	DefaultEmbeddedNATSAddr    = "127.0.0.1:4223"
+	DefaultDataDir             = "parity-data"
+	DefaultSampleRetention     = 7 * 24 * time.Hour
+	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+)
 
 // Options configure the collector. The zero value runs the whole system in one
 // process; every default is documented on its field.
@@ -87,11 +101,15 @@ type Options struct {
 	// days; negative keeps them forever.
 	DeadLetterRetention time.Duration
 	// RolloutInterval is how often the rollout controller evaluates every
-	// active rollout's gate. Defaults to DefaultRolloutInterval.
+	// active rollout's gate. Defaults to controller.DefaultInterval.
 	RolloutInterval time.Duration
+	// ReconcileSources are the databases reconciliation sweeps may read,
+	// by name (docs/reconcile.md); none: sweeps can be recorded but none
+	// runs.
+	ReconcileSources map[string]string
 	// RolloutSettle is how long after a change of a rollout its gate's
 	// window starts, so that pairs from before the change are not judged as
-	// the new step's. Defaults to DefaultRolloutSettle.
+	// the new step's. Defaults to controller.DefaultSettle.
 	RolloutSettle time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
@@ -104,16 +122,16 @@ type Options struct {
 
 func (o *Options) setDefaults() error {
 	if o.Addr == "" {
-		o.Addr = "127.0.0.1:8080"
+		o.Addr = DefaultAddr
 	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = DefaultDatabaseURL
 	}
 	if o.EmbeddedNATSAddr == "" {
-		o.EmbeddedNATSAddr = "127.0.0.1:4223"
+		o.EmbeddedNATSAddr = DefaultEmbeddedNATSAddr
 	}
 	if o.DataDir == "" {
-		o.DataDir = "parity-data"
+		o.DataDir = DefaultDataDir
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
@@ -125,10 +143,10 @@ func (o *Options) setDefaults() error {
 		o.Logger = slog.Default()
 	}
 	if o.SampleRetention == 0 {
-		o.SampleRetention = 7 * 24 * time.Hour
+		o.SampleRetention = DefaultSampleRetention
 	}
 	if o.DeadLetterRetention == 0 {
-		o.DeadLetterRetention = 30 * 24 * time.Hour
+		o.DeadLetterRetention = DefaultDeadLetterRetention
 	}
 	switch {
 	case o.Workers < -1:
@@ -288,21 +306,27 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			},
 			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
 		}),
-		notify:     func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		notify:     func(experiment string) error { return nc.Publish(natsnames.RulesChangedSubject, []byte(experiment)) },
 		http:       opts.HTTP,
 		ofrepLimit: newOFREPLimiter(opts.HTTP.OFREPRate, opts.HTTP.OFREPBurst, nil),
 	}
-	kv, err := EnsureRolloutBucket(ctx, js, opts.Verifier.Stream.Replicas)
+	kv, err := controller.EnsureBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	s.ctl = newController(s, kv, opts.RolloutInterval, opts.RolloutSettle)
+	s.flags = newFlagTable()
+	s.ctl = controller.New(a.st, s.flags, controller.Options{KV: kv, Interval: opts.RolloutInterval, Settle: opts.RolloutSettle, Logger: a.log})
+	s.sweeps, s.sweepSources = a.st, opts.ReconcileSources
+	if len(opts.ReconcileSources) > 0 {
+		runner := sweep.New(a.st, sweep.Options{Sources: opts.ReconcileSources, Log: a.log, Rules: a.rulesOf})
+		a.wg.Go(func() { runner.Run(runCtx) })
+	}
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err
 	}
-	a.wg.Go(func() { s.ctl.run(runCtx) })
+	a.wg.Go(func() { s.ctl.Run(runCtx) })
 	e.GET("/metrics", metricsHandler(a.registry(js, s.ingest)))
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)
@@ -490,4 +514,22 @@ func Run(ctx context.Context, opts Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(runErr, a.Shutdown(sctx))
+}
+
+// rulesOf compiles an experiment's latest diff rules (exact comparison when
+// none were saved), for the sweep runner.
+func (a *App) rulesOf(ctx context.Context, experiment string) (*diff.Differ, error) {
+	r, err := a.st.Rules(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		return diff.Exact(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rules diff.Rules
+	if err := json.Unmarshal(r.Rules, &rules); err != nil {
+		return nil, fmt.Errorf("collector: rules of %s: %w", experiment, err)
+	}
+	rules.Version = r.Version
+	return diff.Compile(rules)
 }

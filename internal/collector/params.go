@@ -1,6 +1,7 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/parityhq/parity/internal/controller"
 )
 
 // Request parameters have one way in. [checkParams] refuses, for every
@@ -242,24 +245,13 @@ func windowParam(c echo.Context, def string) (string, time.Time, error) {
 	return w, time.Now().Add(-d), nil
 }
 
-// parseWindow reads a duration such as 15m, 24h or 7d, from 1m to 90d. Its
-// errors do not quote w.
+// parseWindow reads a duration such as 15m, 24h or 7d, from 1m to 90d
+// (controller.ParseWindow); unlike that function's, its errors do not quote
+// w.
 func parseWindow(w string) (time.Duration, error) {
-	var d time.Duration
-	if n, ok := strings.CutSuffix(w, "d"); ok && n != "" {
-		days, err := strconv.Atoi(n)
-		if err != nil || days > 1000 {
-			return 0, fmt.Errorf("not a duration like 15m, 24h, 7d or all")
-		}
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(w); err != nil {
-			return 0, fmt.Errorf("not a duration like 15m, 24h, 7d or all")
-		}
-	}
-	if d < time.Minute || d > maxWindow {
-		return 0, fmt.Errorf("must be between 1m and 90d")
+	d, err := controller.ParseWindow(w)
+	if err != nil {
+		return 0, errors.New("must be a duration like 15m, 24h or 7d (or all), between 1m and 90d")
 	}
 	return d, nil
 }
@@ -303,11 +295,15 @@ func validName(s string) bool {
 	return true
 }
 
-// idParam returns path parameter id, a positive whole number.
-func idParam(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
+// idParam returns path parameter id, a sample id.
+func idParam(c echo.Context) (int64, error) { return pathInt(c, "id", "a sample id") }
+
+// pathInt returns path parameter param, a positive whole number: what it
+// names (for the error).
+func pathInt(c echo.Context, param, what string) (int64, error) {
+	id, err := strconv.ParseInt(c.Param(param), 10, 64)
 	if err != nil || id < 1 {
-		return 0, badParam("id", "not a sample id (a positive whole number)")
+		return 0, badParam(param, "not "+what+" (a positive whole number)")
 	}
 	return id, nil
 }

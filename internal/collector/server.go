@@ -19,13 +19,17 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/web"
 )
 
-// Reader is what the dashboard and the API read. *store.Store satisfies it.
+// Reader is what the dashboard and the API read, and the few settings they
+// save (rules, redaction, gate). Rollouts change only through the
+// controller, which declares what it needs itself ([controller.Store]).
+// *store.Store satisfies both.
 type Reader interface {
 	Experiments(ctx context.Context) ([]store.Experiment, error)
 	Operations(ctx context.Context, experiment string) ([]string, error)
@@ -49,17 +53,18 @@ type Reader interface {
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
 	Rollouts(ctx context.Context) ([]store.Rollout, error)
 	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
-	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
-	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
-	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
 	Ping(ctx context.Context) error
 }
 
 type handlers struct {
-	db     Reader
-	log    *slog.Logger
-	ingest *ingester // nil: no JetStream to ingest into
+	db Reader
+	// sweeps keeps reconciliation sweeps; nil: the sweep routes answer 503.
+	// sweepSources names the databases sweeps may read (never their URLs).
+	sweeps       sweepStore
+	sweepSources map[string]string
+	log          *slog.Logger
+	ingest       *ingester // nil: no JetStream to ingest into
 	// auth decides who may use which route (routeAccess); required.
 	auth *authn
 	// notify announces an experiment's rule change to the verifiers; nil
@@ -73,8 +78,9 @@ type handlers struct {
 	// flags are the rollout documents served over OFREP; never nil once
 	// newEcho ran.
 	flags *flagTable
-	// ctl moves rollouts; newEcho makes one without KV publishing if nil.
-	ctl *controller
+	// ctl moves rollouts; newEcho makes one over db (when it is also a
+	// controller.Store) without KV publishing if nil.
+	ctl *controller.Controller
 	// http is HSTS and OFREP's CORS; ofrepLimit OFREP's rate limit (nil:
 	// none).
 	http       HTTPOptions
@@ -96,7 +102,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		s.flags = newFlagTable()
 	}
 	if s.ctl == nil {
-		s.ctl = newController(s, nil, 0, 0)
+		// Tests that never touch rollouts build handlers over a bare Reader.
+		db, _ := s.db.(controller.Store)
+		s.ctl = controller.New(db, s.flags, controller.Options{Logger: s.log})
 	}
 	funcs := template.FuncMap{
 		"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
@@ -184,6 +192,11 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/pipeline", s.apiPipeline)
 	api.GET("/rollouts", s.apiRollouts)
 	api.GET("/experiments/:name/rollout", s.apiRollout)
+	api.GET("/experiments/:name/sweeps", s.apiSweeps)
+	api.POST("/experiments/:name/sweeps", s.apiStartSweep, middleware.BodyLimit("64K"))
+	api.GET("/sweeps/:id", s.apiSweep)
+	api.POST("/sweeps/:id/:action", s.apiSweepAction, middleware.BodyLimit("16K"))
+	e.POST("/experiments/:name/sweeps/:id/:action", s.sweepFormAction, middleware.BodyLimit("16K"))
 	api.GET("/experiments/:name/rollout/events", s.apiRolloutEvents)
 	api.PUT("/experiments/:name/rollout", s.apiPutRollout, middleware.BodyLimit("1M"))
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))
@@ -517,7 +530,7 @@ func (s *handlers) overviewPage(c echo.Context) error {
 	}
 	position := map[string]string{}
 	for _, r := range rollouts {
-		if plan, err := parsePlan(r.Plan); err == nil {
+		if plan, err := controller.ParsePlan(r.Plan); err == nil {
 			position[r.Experiment] = fmt.Sprintf("step %d of %d, %s", r.Step, len(plan.Steps), r.Status)
 		}
 	}
