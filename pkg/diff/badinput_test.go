@@ -128,7 +128,7 @@ func TestBadInput(t *testing.T) {
 
 // maxWork is the most work units a comparison of values of size bytes in
 // all may cost: linear in their size.
-func maxWork(size int) int { return 40*size + 100000 }
+func maxWork(size int) int { return 2*size + 100000 }
 
 // A deep difference renders a long path, but a bounded one.
 func TestDeepPath(t *testing.T) {
