@@ -102,6 +102,7 @@ func newSecured(t *testing.T, anonymousViewers bool) *securedServer {
 	log := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s.h = &handlers{
 		db: st, log: log, ingest: &ingester{}, // no JetStream: an empty body answers 400 before publishing
+		sweeps: st,
 		auth: newAuthn(authConfig{
 			Static: map[auth.Role][]string{auth.RoleViewer: {flagViewer}, auth.RoleOperator: {flagOperator}, auth.RoleIngest: {flagIngest}},
 			DB:     tokens, Anonymous: anonymousViewers, Now: s.clock.Now, Log: log,
