@@ -86,10 +86,17 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("not a valid JSON array of pairs: %v", err)
 		}
 	} else {
+		// NDJSON: a line that is not JSON is rejected as an item, but a
+		// body none of whose lines is JSON is no NDJSON at all.
+		anyJSON := false
 		for line := range bytes.SplitSeq(trimmed, []byte("\n")) {
 			if line = bytes.TrimSpace(line); len(line) > 0 {
 				items = append(items, line)
+				anyJSON = anyJSON || json.Valid(line)
 			}
+		}
+		if !anyJSON {
+			return nil, fmt.Errorf("not JSON: send a JSON array of pairs or one pair per line (NDJSON)")
 		}
 	}
 	switch {

@@ -311,8 +311,9 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 	p := newPublisher(t, nc, publish.Options{QueueSize: 4, OnError: onError})
 	stall(t, p, stalled) // the goroutine holds the invalid pair; the queue is empty
 
+	// The goroutine is stalled, so a Publish that waited for room would
+	// never return: returning at all shows it does not wait.
 	var accepted, refused int
-	start := time.Now()
 	for i := range 100 {
 		if p.Publish(validPair(i)) {
 			accepted++
@@ -320,12 +321,8 @@ func TestQueueFullDropsWithoutBlocking(t *testing.T) {
 			refused++
 		}
 	}
-	elapsed := time.Since(start)
 	if accepted != 4 || refused != 96 {
 		t.Fatalf("accepted %d, refused %d; want 4, 96", accepted, refused)
-	}
-	if elapsed > time.Second { // generous for -race on a busy machine; a blocked Publish would hang
-		t.Fatalf("100 Publish calls on a full queue took %v", elapsed)
 	}
 	checkStats(t, p, publish.Stats{Offered: 101, Enqueued: 5, Dropped: 96, Failed: 1, Pending: 4})
 
@@ -503,15 +500,13 @@ func TestServerDown(t *testing.T) {
 		}
 		return ""
 	})
+	// Publish only enqueues (TestQueueFullDropsWithoutBlocking shows it
+	// never waits), so the pairs are accepted with the server down.
 	const n = 50
-	start := time.Now()
 	for i := range n {
 		if !p.Publish(validPair(i)) {
 			t.Fatalf("Publish %d returned false", i)
 		}
-	}
-	if d := time.Since(start); d > time.Second {
-		t.Fatalf("%d Publish calls with the server down took %v", n, d)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

@@ -95,6 +95,12 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkB10$`), "p99-ns", "<=x", 1.5},
 	{regexp.MustCompile(`^BenchmarkB13/reconcile$`), "rows/s", ">=x", 0.5},
 	{regexp.MustCompile(`^BenchmarkB14/identical$`), "ns/op", "<=x", 0.2},
+	// Issue 18.10: the worst pair (two 1 MB arrays, every element
+	// different, matched as multisets) per KB, against a typical pair of the
+	// same size and against parsing it.
+	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-typical$`), "us/KB", "<=x", 4},
+	{regexp.MustCompile(`^BenchmarkWorstCase/explain-vs-typical$`), "us/KB", "<=x", 8},
+	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-parse$`), "us/KB", "<=x", 10},
 }
 
 // judge returns the target text and met/missed for a figure, or "-", "-".
