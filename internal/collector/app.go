@@ -301,9 +301,13 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		return nil, fmt.Errorf("collector: subscribe to hook reports: %w", err)
 	}
 	stream, durable := consumerNames(opts.Verifier)
+	window, err := opts.Verifier.TimeWindow()
+	if err != nil {
+		return nil, err
+	}
 	s := &handlers{
 		hooks: hk, js: js, stream: stream, durable: durable,
-		db: a.st, log: a.log, ingest: &ingester{js: js},
+		db: a.st, log: a.log, ingest: &ingester{js: js, window: window},
 		auth: newAuthn(authConfig{
 			Static: map[auth.Role][]string{
 				auth.RoleIngest: opts.IngestTokens, auth.RoleOperator: opts.OperatorTokens, auth.RoleViewer: opts.ViewerTokens,
