@@ -68,7 +68,9 @@ var nodeSegments = []segment{{"IN", "pro", 10}, {"US", "free", 0}, {"DE", "pro",
 // system: it reads and writes through Reader and Writer (stage from the
 // OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
 // JetStream, and the verifiers and the collector must count exactly the
-// pairs and divergences of every segment.
+// pairs and divergences of every segment. Edge cases (unicode, truncation,
+// quotes in errors, skipped, timeout, panic, unencodable results) must all
+// be envelopes the Go verifier accepts.
 func TestNodeClientCountedExactly(t *testing.T) {
 	const n = 2000
 	const experiment = "node-e2e"
@@ -97,10 +99,12 @@ func TestNodeClientCountedExactly(t *testing.T) {
 		t.Fatalf("node publish-pairs: %v\n%s%s", err, stdout.Bytes(), stderr.Bytes())
 	}
 	var got struct {
-		Want      map[string]struct{ Pairs, Divergent int64 }
-		Reader    map[string]any
-		Writer    map[string]any
-		Publisher struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
+		Want       map[string]struct{ Pairs, Divergent int64 }
+		Edges      int
+		EdgeReader struct{ Published, Timeouts, Panics, MarshalErrors int }
+		Reader     map[string]any
+		Writer     map[string]any
+		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
 		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
@@ -110,8 +114,11 @@ func TestNodeClientCountedExactly(t *testing.T) {
 			t.Fatalf("the Node script expects %+v in %s, Go %+v", g, k, w)
 		}
 	}
-	if p := got.Publisher; p.Published != n || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
-		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n, got.Reader, got.Writer)
+	if e := got.EdgeReader; got.Edges != 6 || e.Published != 5 || e.Timeouts != 1 || e.Panics != 1 || e.MarshalErrors != 1 {
+		t.Fatalf("edge cases: %d, edge reader %+v; want 6, and 5 reads published with 1 timeout, 1 panic, 1 result that could not be encoded", got.Edges, e)
+	}
+	if p := got.Publisher; p.Published != n+int64(got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
+		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
 	}
 
 	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
@@ -121,8 +128,10 @@ func TestNodeClientCountedExactly(t *testing.T) {
 			judged += w.Stats().Judged
 			dead += w.Stats().DeadLettered
 		}
-		if judged != n || dead != 0 {
-			return fmt.Sprintf("workers judged %d pairs and dead-lettered %d, want %d and 0", judged, dead, n)
+		// The edge cases are judged too: every envelope the Node client
+		// wrote is one the Go verifier accepts.
+		if judged != uint64(n+got.Edges) || dead != 0 {
+			return fmt.Sprintf("workers judged %d pairs and dead-lettered %d, want %d and 0", judged, dead, n+got.Edges)
 		}
 		return ""
 	})
