@@ -4,7 +4,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -89,16 +88,22 @@ func (s *handlers) sweepFormStart(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	req := StartSweep{Spec: sweep.Spec{
-		Old: sweep.Side{Source: c.FormValue("old_source"), Table: strings.TrimSpace(c.FormValue("old_table"))},
-		New: sweep.Side{Source: c.FormValue("new_source"), Table: strings.TrimSpace(c.FormValue("new_table"))},
-		Key: strings.TrimSpace(c.FormValue("key")), Segments: cli.List(c.FormValue("segments")),
-	}}
-	if v := strings.TrimSpace(c.FormValue("rate")); v != "" {
-		rate, err := strconv.ParseFloat(v, 64)
+	form := map[string]string{}
+	for _, f := range []string{"old_source", "old_table", "new_source", "new_table", "key", "segments"} {
+		v, err := formText(c, f, 256)
 		if err != nil {
-			return badParam("rate", "\""+v+"\" is not a number")
+			return err
 		}
+		form[f] = strings.TrimSpace(v)
+	}
+	req := StartSweep{Spec: sweep.Spec{
+		Old: sweep.Side{Source: form["old_source"], Table: form["old_table"]},
+		New: sweep.Side{Source: form["new_source"], Table: form["new_table"]},
+		Key: form["key"], Segments: cli.List(form["segments"]),
+	}}
+	if rate, ok, err := formFloat(c, "rate"); err != nil {
+		return err
+	} else if ok {
 		req.Rate = rate
 	}
 	if _, err := s.startSweep(c, db, name, req); err != nil {
