@@ -107,22 +107,27 @@ func (s *handlers) apiStartSweep(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
+	sw, err := s.startSweep(c, db, name, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, sweepView(sw, time.Now()))
+}
+
+// startSweep validates and records a new sweep of experiment name.
+func (s *handlers) startSweep(c echo.Context, db sweepStore, name string, req StartSweep) (store.Sweep, error) {
 	if err := req.Spec.Validate(s.sweepSources); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), sweep.ErrInvalid.Error()+": "))
+		return store.Sweep{}, echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), sweep.ErrInvalid.Error()+": "))
 	}
 	if req.Name == "" {
 		req.Name = req.Old.Table
 	}
 	spec, err := json.Marshal(req.Spec)
 	if err != nil {
-		return err
+		return store.Sweep{}, err
 	}
-	sw, err := db.CreateSweep(c.Request().Context(), store.Sweep{Experiment: name, Name: req.Name, Operation: sweep.Operation(req.Name),
+	return db.CreateSweep(c.Request().Context(), store.Sweep{Experiment: name, Name: req.Name, Operation: sweep.Operation(req.Name),
 		Spec: spec, CreatedBy: authorOf(c, "")})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, sweepView(sw, time.Now()))
 }
 
 // apiSweeps answers GET /api/v1/experiments/{name}/sweeps: newest first.
@@ -147,13 +152,7 @@ func (s *handlers) apiSweeps(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func sweepID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, badParam("id", "\""+c.Param("id")+"\" is not a sweep id")
-	}
-	return id, nil
-}
+func sweepID(c echo.Context) (int64, error) { return pathInt(c, "id", "a sweep id") }
 
 // apiSweep answers GET /api/v1/sweeps/{id}.
 func (s *handlers) apiSweep(c echo.Context) error {
@@ -185,9 +184,10 @@ func (s *handlers) apiSweepAction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	action := pathText(c, "action")
 	var to string
 	var from []string
-	switch c.Param("action") {
+	switch action {
 	case "pause":
 		to, from = store.SweepPaused, []string{store.SweepRunning}
 	case "resume":
@@ -195,14 +195,14 @@ func (s *handlers) apiSweepAction(c echo.Context) error {
 	case "cancel":
 		to, from = store.SweepCancelled, []string{store.SweepRunning, store.SweepPaused, store.SweepFailed}
 	default:
-		return badParam("action", "\""+c.Param("action")+"\": want pause, resume or cancel")
+		return badParam("action", "want pause, resume or cancel")
 	}
 	sw, err := db.SetSweepStatus(c.Request().Context(), id, to, "", from...)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "no such sweep")
 	case errors.Is(err, store.ErrSweepMoved):
-		return echo.NewHTTPError(http.StatusConflict, "sweep "+strconv.FormatInt(id, 10)+" is "+sw.Status+": cannot "+c.Param("action"))
+		return echo.NewHTTPError(http.StatusConflict, "sweep "+strconv.FormatInt(id, 10)+" is "+sw.Status+": cannot "+action)
 	case err != nil:
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parityhq/parity/internal/secret"
 	"github.com/parityhq/parity/internal/store"
 )
 
@@ -47,6 +48,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = DefaultHTTPAddr
+	}
+	if err := secret.CheckURL(o.DatabaseURL); err != nil {
+		return fmt.Errorf("verifier: invalid option DatabaseURL (--database-url, DATABASE_URL): %w", err)
 	}
 	st, err := store.Open(ctx, o.DatabaseURL, o.Store)
 	if err != nil {
@@ -112,6 +116,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	return errors.Join(errs...)
 }
 
+// maxHeaderBytes bounds a request's headers (Go's default reads 1 MB).
+const maxHeaderBytes = 16 << 10
+
 // serveHTTP serves /metrics, /healthz (the process runs) and /readyz (ready
 // reports nil) on addr.
 func serveHTTP(addr string, m *Metrics, ready func(context.Context) error) (*http.Server, error) {
@@ -133,7 +140,8 @@ func serveHTTP(addr string, m *Metrics, ready func(context.Context) error) (*htt
 	if err != nil {
 		return nil, fmt.Errorf("verifier: listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes, Addr: ln.Addr().String()}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }
