@@ -239,14 +239,19 @@ func TestArgoAgainstCollector(t *testing.T) {
 
 	const bad = "payments-db"
 	l.SetGate(t, bad, `{"max_rate": 0.05, "min_pairs": 500, "per_segment": true}`)
-	l.Send(t, bad, 0, 400, 2, 400) // half diverge
-	m := func() v1alpha1.Measurement {
+	lookBad := func() v1alpha1.Measurement {
 		dd := d
 		tmpl := d.template.DeepCopy()
 		tmpl.Spec.Metrics[0].Provider.Web.URL = strings.Replace(tmpl.Spec.Metrics[0].Provider.Web.URL, "{{args.experiment}}", bad, 1)
 		dd.template = tmpl
 		return argoLook(t, dd, l.URL(), l.Viewer)
-	}()
+	}
+	// The analysis's first look anchors it, before the canary's pairs.
+	if m := lookBad(); m.Phase != v1alpha1.AnalysisPhaseInconclusive {
+		t.Fatalf("payments-db before its pairs: Argo measured %s (%s), want Inconclusive", m.Phase, m.Message)
+	}
+	l.Send(t, bad, 0, 400, 2, 400) // half diverge
+	m := lookBad()
 	if m.Phase != v1alpha1.AnalysisPhaseFailed {
 		t.Fatalf("half divergent: Argo measured %s (%s), want Failed", m.Phase, m.Message)
 	}

@@ -72,12 +72,17 @@ func TestFlaggerAgainstCollector(t *testing.T) {
 		if !promote && !strings.Contains(why, `"verdict"`) {
 			t.Errorf("%s: a held promotion shows %q, not the verdict", name, why)
 		}
+		// The verdict is anchored at the first look of this canary revision.
+		if !promote && !strings.Contains(why, `"analysis":"flagger/shop/orders/`) {
+			t.Errorf("%s: the verdict is not anchored on the canary's checksum: %s", name, why)
+		}
 	}
 	stage("no pairs yet", "orders-db", false, false)
 	l.Send(t, "orders-db", 0, 50, 0, 50)
 	stage("too few pairs", "orders-db", false, false)
 	l.Send(t, "orders-db", 50, 1950, 0, 2000)
 	stage("clean", "orders-db", true, false)
+	stage("another canary, no pairs yet", "payments-db", false, false) // anchors its analysis
 	l.Send(t, "payments-db", 0, 400, 2, 400)
 	stage("half divergent", "payments-db", false, true)
 
