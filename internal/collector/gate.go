@@ -252,9 +252,9 @@ const maxAnalysisName = 200
 // analysisParam reads ?analysis=: up to 200 printable ASCII characters
 // without spaces.
 func analysisParam(c echo.Context) (string, error) {
-	v := c.QueryParam("analysis")
-	if len(v) > maxAnalysisName {
-		return "", badParam("analysis", fmt.Sprintf("longer than %d bytes", maxAnalysisName))
+	v, err := queryText(c, "analysis", maxAnalysisName)
+	if err != nil {
+		return "", err
 	}
 	for _, r := range v {
 		if r <= ' ' || r > '~' {

@@ -2,6 +2,8 @@ package collector
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -25,7 +27,9 @@ import (
 func TestOpenAPIMatchesResponses(t *testing.T) {
 	doc := loadOpenAPI(t)
 	ctx := context.Background()
-	operator := "operator-" + strings.Repeat("x", 24)
+	var raw [24]byte
+	_, _ = rand.Read(raw[:])
+	operator := hex.EncodeToString(raw[:])
 	app, err := Start(ctx, Options{
 		Addr:             "127.0.0.1:0",
 		DatabaseURL:      testutil.FreshDatabase(t),

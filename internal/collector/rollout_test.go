@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -508,7 +509,10 @@ func TestRolloutJudgesOperationsApart(t *testing.T) {
 	h.waitSettled()
 	h.ingestOp("Get", "US", 2000, 0)
 	h.ingestOp("Put", "US", 40, 20)
-	code, body := h.do("GET", "/api/v1/experiments/ctl/gate?window=1h&max_rate=0.05&min_pairs=20", flagOperator, "")
+	// Pooling the segment's operations (and anchoring by hand, as the
+	// rollout anchor would judge per operation), the segment passes.
+	code, body := h.do("GET", "/api/v1/experiments/ctl/gate?per_operation=false&max_rate=0.05&min_pairs=20&since="+
+		url.QueryEscape(time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)), flagOperator, "")
 	if code != http.StatusOK || !strings.Contains(body, `"verdict":"pass"`) {
 		t.Fatalf("the segment as a whole should pass (%d): %s", code, body)
 	}

@@ -9,3 +9,7 @@ CREATE TABLE gate_anchors (
     PRIMARY KEY (experiment, name)
 );
 CREATE INDEX gate_anchors_anchored_at ON gate_anchors (anchored_at);
+
+---- create above / drop below ----
+
+DROP TABLE gate_anchors;
