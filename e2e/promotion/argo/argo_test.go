@@ -135,13 +135,14 @@ func argoRun(t *testing.T, d documented, base, tok string, spacing time.Duration
 	kube := k8sfake.NewSimpleClientset(gateSecret(d, tok))
 	inf := informers.NewSharedInformerFactory(client, 0)
 	kinf := kubeinformers.NewSharedInformerFactory(kube, 0)
+	q := workqueue.NewNamedRateLimitingQueue(queue.DefaultArgoRolloutsRateLimiter(), "AnalysisRuns")
 	c := analysis.NewController(analysis.ControllerConfig{
 		KubeClientSet:        kube,
 		ArgoProjClientset:    client,
 		AnalysisRunInformer:  inf.Argoproj().V1alpha1().AnalysisRuns(),
 		JobInformer:          kinf.Batch().V1().Jobs(),
 		JobPodsInformer:      kinf.Core().V1().Pods(),
-		AnalysisRunWorkQueue: workqueue.NewNamedRateLimitingQueue(queue.DefaultArgoRolloutsRateLimiter(), "AnalysisRuns"),
+		AnalysisRunWorkQueue: q,
 		MetricsServer: metrics.NewMetricsServer(metrics.ServerConfig{Addr: "127.0.0.1:0",
 			K8SRequestProvider: &metrics.K8sRequestsCountProvider{}}),
 		Recorder: record.NewFakeEventRecorder(),
@@ -150,7 +151,9 @@ func argoRun(t *testing.T, d documented, base, tok string, spacing time.Duration
 	kinf.Start(ctx.Done())
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = c.Run(ctx, 1) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	// Argo's workers return once their queue is shut down, as the
+	// controller's manager does on exit.
+	t.Cleanup(func() { cancel(); q.ShutDown(); wg.Wait() })
 
 	run := analysisRun(t, d, base, "parity-gate-"+canaryHash)
 	run.Spec.Metrics[0].Interval = v1alpha1.DurationString(spacing.String())
@@ -297,9 +300,12 @@ func TestArgoAgainstCollector(t *testing.T) {
 			s := &scripted{t: t, tok: l.Viewer, answers: tt.answers}
 			srv := httptest.NewServer(s)
 			defer srv.Close()
-			run := argoRun(t, d, srv.URL, l.Viewer, 20*time.Millisecond)
+			// Looks spaced well apart that the informer sees each status
+			// before the next reconcile, as with Argo's minutes.
+			run := argoRun(t, d, srv.URL, l.Viewer, 300*time.Millisecond)
 			res := run.Status.MetricResults
-			if run.Status.Phase != tt.phase || len(res) != 1 || int(res[0].Count) != tt.looks {
+			// Argo counts a measurement that errs in Error, not in Count.
+			if run.Status.Phase != tt.phase || len(res) != 1 || int(res[0].Count+res[0].Error) != tt.looks {
 				t.Errorf("analysis %s after %+v (%s), want %s after %d looks", run.Status.Phase, res, run.Status.Message, tt.phase, tt.looks)
 			}
 			s.mu.Lock()
