@@ -214,6 +214,34 @@ func (r *rig) exact(t *testing.T) {
 	})
 }
 
+// settled waits until the workers' consumer has delivered every message
+// published and every one is acknowledged. A worker acknowledges a batch
+// after it has added it to its statistics, so they are final then.
+func (r *rig) settled(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	name := DefaultStreamOptions().Name
+	testutil.Eventually(t, 20*time.Second, func() string {
+		str, err := r.js.Stream(ctx, name)
+		if err != nil {
+			return err.Error()
+		}
+		c, err := r.js.Consumer(ctx, name, DefaultOptions().Durable)
+		if err != nil {
+			return err.Error()
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		last := str.CachedInfo().State.LastSeq
+		if ci.Delivered.Stream < last || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Sprintf("consumer delivered up to %d of %d, %d pending, %d awaiting an ack", ci.Delivered.Stream, last, ci.NumPending, ci.NumAckPending)
+		}
+		return ""
+	})
+}
+
 // TestCommitThenCrash: a worker commits a batch and dies before acking. The
 // server redelivers the messages to the next worker, which finds them in the
 // applied sequences and does not count them again.
@@ -448,20 +476,7 @@ func TestCountedByAnotherWorkerFirst(t *testing.T) {
 	}
 
 	w, _, _ := r.worker(t, r.st, Options{})
-	testutil.Eventually(t, 20*time.Second, func() string {
-		c, err := r.js.Consumer(ctx, info.Config.Name, DefaultOptions().Durable)
-		if err != nil {
-			return err.Error()
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return err.Error()
-		}
-		if ci.Delivered.Stream < info.State.LastSeq || ci.NumPending != 0 || ci.NumAckPending != 0 {
-			return fmt.Sprintf("consumer delivered up to %d, %d pending, %d awaiting an ack", ci.Delivered.Stream, ci.NumPending, ci.NumAckPending)
-		}
-		return ""
-	})
+	r.settled(t)
 	if st := w.Stats(); st.Judged != 0 || st.Divergent != 0 || st.Duplicates != n || st.Flushes != 0 {
 		t.Errorf("worker stats %+v: want nothing judged and %d duplicates, as nothing of its batch was written", st, n)
 	}
@@ -510,6 +525,10 @@ func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	w2, _, _ := r.worker(t, r.st, Options{})
 	r.publish(t, 2000)
 	r.exact(t)
+	// The counts are visible a moment before the committing worker adds
+	// them to its statistics; once every message is acknowledged, the
+	// statistics are final.
+	r.settled(t)
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
 		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
 	}
