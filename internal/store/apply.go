@@ -42,10 +42,12 @@ import (
 //
 // When an earlier batch already recorded some of b.Seqs under b.Stream, Apply
 // writes nothing. If it recorded all of them, every message of b is counted
-// already (typically b itself committed but the reply was lost, and this is a
-// retry), and Apply returns nil. If it recorded only some, Apply returns an
-// error wrapping [ErrAlreadyApplied]: retrying b cannot succeed; ask
-// [Store.Applied] which messages to drop and build a new batch from the rest.
+// already (b itself committed but the reply was lost, and this is a retry;
+// or another worker counted them first), and Apply returns an error wrapping
+// [ErrAllApplied]: the messages may be acknowledged. If it recorded only
+// some, Apply returns an error wrapping [ErrAlreadyApplied]: retrying b
+// cannot succeed; ask [Store.Applied] which messages to drop and build a new
+// batch from the rest.
 //
 // Apply does not modify b. Counts, signature counts, latencies, variant counts
 // and samples may repeat a key; Apply sums them, also after folding. New
@@ -88,9 +90,10 @@ const claimLockSpace = 0x73657173 // "seqs"
 // alreadyApplied explains a batch refused because an earlier batch recorded
 // some of its sequences. The earlier batch has committed (the exclusion
 // constraint waits for it), so Applied sees it. When every sequence is
-// already recorded, every message of b was counted already (most likely b
-// itself committed and only the reply was lost): writing nothing is the
-// correct outcome, and Apply reports success so a retry loop ends.
+// already recorded, every message of b was counted already (b itself
+// committed and only the reply was lost, or another worker was first):
+// writing nothing is the correct outcome, and Apply says so with
+// [ErrAllApplied], so the caller does not count b's pairs as its own.
 func (s *Store) alreadyApplied(ctx context.Context, b *Batch, cause error) error {
 	done, err := s.Applied(ctx, b.Stream, b.Seqs)
 	if err != nil { // undecided: a retry will decide
@@ -103,7 +106,7 @@ func (s *Store) alreadyApplied(ctx context.Context, b *Batch, cause error) error
 		}
 	}
 	if n == 0 {
-		return nil
+		return fmt.Errorf("%w: all %d (stream %q)", ErrAllApplied, len(b.Seqs), b.Stream)
 	}
 	return fmt.Errorf("%w: %d of the batch's %d (stream %q); drop those messages and apply the rest: %w",
 		ErrAlreadyApplied, len(b.Seqs)-n, len(b.Seqs), b.Stream, cause)

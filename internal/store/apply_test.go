@@ -404,9 +404,9 @@ func TestAppliedAndPrune(t *testing.T) {
 		t.Error("refused batch recorded its sequences")
 	}
 	// A batch whose sequences are all recorded already (a retry after a lost
-	// commit reply) succeeds and writes nothing.
-	if err := s.Apply(ctx, &store.Batch{Stream: stream, Seqs: []uint64{2, 1}, Counts: []store.Count{count("x", "get", "a", 0, 100, 0)}}); err != nil {
-		t.Errorf("Apply of an all-applied batch = %v, want nil", err)
+	// commit reply, or another worker first) writes nothing and says so.
+	if err := s.Apply(ctx, &store.Batch{Stream: stream, Seqs: []uint64{2, 1}, Counts: []store.Count{count("x", "get", "a", 0, 100, 0)}}); !errors.Is(err, store.ErrAllApplied) {
+		t.Errorf("Apply of an all-applied batch = %v, want ErrAllApplied", err)
 	}
 	if got := pairsBySegment(segments(t, s, "x", store.SegmentQuery{}))["a"]; got[0] != 5 {
 		t.Errorf("all-applied batch was counted: pairs %d, want 5", got[0])
@@ -431,6 +431,7 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 		name        string
 		seqs        func(worker int) []uint64
 		wantApplied int // Apply calls that return nil
+		wantAll     int // Apply calls that return ErrAllApplied
 		explanation string
 	}{
 		{
@@ -442,8 +443,9 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 		{
 			name:        "identical",
 			seqs:        func(int) []uint64 { return []uint64{100, 101} },
-			wantApplied: 4,
-			explanation: "the same batch sent again (a retry after a lost reply) succeeds without writing",
+			wantApplied: 1,
+			wantAll:     3,
+			explanation: "the same batch sent again (a retry after a lost reply) writes nothing and says all was applied",
 		},
 	}
 	for _, tt := range tests {
@@ -460,17 +462,19 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			ok := 0
+			ok, all := 0, 0
 			for _, err := range errs {
 				switch {
 				case err == nil:
 					ok++
+				case errors.Is(err, store.ErrAllApplied):
+					all++
 				case !errors.Is(err, store.ErrAlreadyApplied):
 					t.Errorf("Apply: %v", err)
 				}
 			}
-			if ok != tt.wantApplied {
-				t.Errorf("%d Apply calls succeeded, want %d: %s", ok, tt.wantApplied, tt.explanation)
+			if ok != tt.wantApplied || all != tt.wantAll {
+				t.Errorf("%d Apply calls succeeded and %d found all applied, want %d and %d: %s", ok, all, tt.wantApplied, tt.wantAll, tt.explanation)
 			}
 			if got := pairsBySegment(segments(t, s, "x", store.SegmentQuery{}))["a"][0]; got != 1 {
 				t.Errorf("pairs = %d, want 1: %s", got, tt.explanation)

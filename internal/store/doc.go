@@ -40,8 +40,9 @@
 //     ([Batch.Stream], [Batch.Seqs]) in the same transaction, so a verifier can
 //     ask [Store.Applied] which redelivered messages are already counted. No
 //     message is counted twice, even when two verifiers race: a batch whose
-//     sequences were all recorded before (a retry after a lost commit reply)
-//     is a successful no-op, and a batch that overlaps an earlier one only in
+//     sequences were all recorded before (a retry after a lost commit reply,
+//     or messages another verifier counted first) writes nothing and fails
+//     with [ErrAllApplied], and a batch that overlaps an earlier one only in
 //     part writes nothing and fails with [ErrAlreadyApplied]. Batches that
 //     carry sequences of one stream are written one at a time (an advisory
 //     lock per stream, held to commit), so racing claims never deadlock.

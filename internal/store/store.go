@@ -29,6 +29,15 @@ var (
 	// batch was written, and retrying it unchanged cannot succeed: ask
 	// [Store.Applied] which messages to drop and apply a batch of the rest.
 	ErrAlreadyApplied = errors.New("store: stream sequences already applied")
+	// ErrAllApplied reports that [Store.Apply] wrote nothing because earlier
+	// batches already recorded every one of its stream sequences: all its
+	// messages are counted already. That is the outcome a retry after a lost
+	// commit reply expects (the earlier batch was this one), and also what a
+	// worker meets whose redelivered messages another worker counted first;
+	// either way the messages may be acknowledged. It is an error, not nil,
+	// so the caller can tell "written now" from "written before" and count
+	// each batch's pairs in its own statistics once (see internal/verifier).
+	ErrAllApplied = errors.New("store: every stream sequence already applied")
 	// ErrInvalidOption reports an [Options] field with a value out of range.
 	ErrInvalidOption = errors.New("store: invalid option")
 )

@@ -861,7 +861,34 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 			sb.Seqs = append(sb.Seqs, pm.seq)
 		}
 	}
-	err := w.retry(ctx, b, func(ctx context.Context) error { return w.store.Apply(ctx, sb) })
+	// maybeCommitted: an attempt failed in a way that may have come after
+	// its commit (say the reply was lost), so finding every sequence
+	// recorded afterwards may be this batch's own doing.
+	maybeCommitted := false
+	err := w.retry(ctx, b, func(ctx context.Context) error {
+		err := w.store.Apply(ctx, sb)
+		if err != nil && !errors.Is(err, store.ErrAlreadyApplied) && !errors.Is(err, store.ErrAllApplied) {
+			maybeCommitted = true
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrAllApplied) {
+		if !maybeCommitted {
+			// Every message was counted by another worker first (it got
+			// them redelivered while this one was slow): nothing of this
+			// batch was written, so none of its pairs, dead letters or
+			// latencies are this worker's to report. Ack them as the
+			// duplicates they are.
+			for _, pm := range b.msgs {
+				if !pm.duplicate {
+					w.duplicates.Add(1)
+				}
+			}
+			ackAll(b)
+			return nil
+		}
+		err = nil // the earlier attempt committed; only its reply was lost
+	}
 	if errors.Is(err, store.ErrAlreadyApplied) {
 		// Another worker counted some of these messages between our check
 		// and our commit: judge the batch again without them.
@@ -887,6 +914,13 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 	w.judged.Add(judged)
 	w.divergent.Add(divergent)
 	w.deadLettered.Add(uint64(len(b.deadLetters)))
+	ackAll(b)
+	return nil
+}
+
+// ackAll acknowledges every message of a counted batch, or terminates it
+// with its reason when it was dead-lettered.
+func ackAll(b *batch) {
 	for _, pm := range b.msgs {
 		if pm.term != "" {
 			_ = pm.msg.TermWithReason(pm.term)
@@ -894,7 +928,6 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 			_ = pm.msg.Ack()
 		}
 	}
-	return nil
 }
 
 // rebuild returns a new batch of b's messages in which every message the
@@ -967,7 +1000,7 @@ func (w *Worker) retry(ctx context.Context, b *batch, f func(context.Context) er
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err := f(actx)
 		cancel()
-		if err == nil || errors.Is(err, store.ErrAlreadyApplied) {
+		if err == nil || errors.Is(err, store.ErrAlreadyApplied) || errors.Is(err, store.ErrAllApplied) {
 			return err
 		}
 		w.flushErrors.Add(1)

@@ -214,6 +214,34 @@ func (r *rig) exact(t *testing.T) {
 	})
 }
 
+// settled waits until the workers' consumer has delivered every message
+// published and every one is acknowledged. A worker acknowledges a batch
+// after it has added it to its statistics, so they are final then.
+func (r *rig) settled(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	name := DefaultStreamOptions().Name
+	testutil.Eventually(t, 20*time.Second, func() string {
+		str, err := r.js.Stream(ctx, name)
+		if err != nil {
+			return err.Error()
+		}
+		c, err := r.js.Consumer(ctx, name, DefaultOptions().Durable)
+		if err != nil {
+			return err.Error()
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		last := str.CachedInfo().State.LastSeq
+		if ci.Delivered.Stream < last || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Sprintf("consumer delivered up to %d of %d, %d pending, %d awaiting an ack", ci.Delivered.Stream, last, ci.NumPending, ci.NumAckPending)
+		}
+		return ""
+	})
+}
+
 // TestCommitThenCrash: a worker commits a batch and dies before acking. The
 // server redelivers the messages to the next worker, which finds them in the
 // applied sequences and does not count them again.
@@ -403,9 +431,64 @@ func TestLostCommitReply(t *testing.T) {
 		if w.Stats().FlushErrors == 0 {
 			return "the lost reply was not retried"
 		}
+		if w.Stats().Judged != 200 {
+			return fmt.Sprintf("worker judged %d pairs, want 200: the committed attempt is its own", w.Stats().Judged)
+		}
 		return ""
 	})
 	r.exact(t)
+}
+
+// TestCountedByAnotherWorkerFirst: every message of a worker's batch was
+// already counted by another worker (which got them redelivered while this
+// one was slow) by the time it commits. The store writes nothing, and the
+// worker must not report those pairs as judged by it: its Judged is what it
+// wrote, so the workers' Judged add up to the pairs stored. (Before, the
+// store answered such a batch with nil, as for a retry after a lost reply,
+// and two workers sharing a consumer under load reported 2,034 pairs judged
+// of 2,000 stored.)
+func TestCountedByAnotherWorkerFirst(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	const n = 10
+	r.publish(t, n)
+	str, err := r.js.Stream(ctx, DefaultStreamOptions().Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "Another worker" committed these messages: their sequences are
+	// recorded (its counts are left out, so any count stored is this
+	// worker's).
+	var seqs []uint64
+	for q := info.State.FirstSeq; q <= info.State.LastSeq; q++ {
+		seqs = append(seqs, q)
+	}
+	if len(seqs) != n {
+		t.Fatalf("stream holds sequences %v, want %d", seqs, n)
+	}
+	epoch := fmt.Sprintf("%s@%d", info.Config.Name, info.Created.UnixNano())
+	if err := r.st.Apply(ctx, &store.Batch{Stream: epoch, Seqs: seqs}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, _, _ := r.worker(t, r.st, Options{})
+	r.settled(t)
+	if st := w.Stats(); st.Judged != 0 || st.Divergent != 0 || st.Duplicates != n || st.Flushes != 0 {
+		t.Errorf("worker stats %+v: want nothing judged and %d duplicates, as nothing of its batch was written", st, n)
+	}
+	rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	for _, s := range rows {
+		if s.Pairs != 0 {
+			t.Errorf("segment %s holds %d pairs, want none: another worker counted them", s.Segment, s.Pairs)
+		}
+	}
 }
 
 // TestStoreOutage: while the store fails the worker acks nothing, keeps its
@@ -442,6 +525,10 @@ func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	w2, _, _ := r.worker(t, r.st, Options{})
 	r.publish(t, 2000)
 	r.exact(t)
+	// The counts are visible a moment before the committing worker adds
+	// them to its statistics; once every message is acknowledged, the
+	// statistics are final.
+	r.settled(t)
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
 		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
 	}
