@@ -53,12 +53,13 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
+	fs.BoolVar(&o.DemoFresh, "demo-fresh", false, "with --demo: drop the database first so the demo starts clean (only a database named *_demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
-		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
+		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO", "demo-fresh": "PARITY_DEMO_FRESH",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
 	} {

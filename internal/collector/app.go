@@ -95,6 +95,10 @@ type Options struct {
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
+	// DemoFresh drops the database before starting, so a demo starts from
+	// nothing. It needs DemoRate and a database whose name ends in "_demo"
+	// (see [store.DropDatabase]).
+	DemoFresh bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -132,6 +136,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("collector: invalid option Workers: %d (use -1 for none)", o.Workers)
 	case o.DemoRate < 0:
 		return fmt.Errorf("collector: invalid option DemoRate: must not be negative, got %d", o.DemoRate)
+	case o.DemoFresh && o.DemoRate == 0:
+		return fmt.Errorf("collector: invalid option DemoFresh: only with demo traffic (DemoRate)")
 	}
 	seen := map[string]string{}
 	for _, f := range []struct {
@@ -222,6 +228,11 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			_ = a.Shutdown(context.Background()) // release what was started
 		}
 	}()
+	if opts.DemoFresh {
+		if err := store.DropDatabase(ctx, opts.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
 	if a.st, err = store.Open(ctx, opts.DatabaseURL, opts.Store); err != nil {
 		return nil, err
 	}
