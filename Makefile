@@ -39,8 +39,8 @@ example: ## the orders example service with traffic on :8091, and Parity's dashb
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
-test-short: ## the unit tests only (no end-to-end tests)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+test-short: ## the tests that need no PostgreSQL (go test -short: those that do skip, and only under -short)
+	$(GO) test -short -count=1 $(PKGS)
 
 build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...

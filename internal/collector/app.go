@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -383,13 +384,34 @@ func (a *App) startDemo(ctx context.Context) error {
 	if a.pub, err = publish.New(nc, publish.Options{}); err != nil {
 		return err
 	}
+	if err := a.demoGate(ctx); err != nil {
+		return err
+	}
 	a.log.Info("collector: demo traffic", "experiment", demo.Experiment, "pairs_per_second", a.opts.DemoRate,
-		"expected", fmt.Sprintf("segment country=IN,plan=pro diverges in %.0f%% of pairs at items[1].price; all others agree", demo.DivergentRate*100))
+		"expected", fmt.Sprintf("segment %s diverges in exactly %d of every 100 pairs at items[1].price; all others agree", demo.DivergentSegment, demo.DivergentPerHundred))
 	a.wg.Go(func() {
 		if err := demo.Run(ctx, a.pub, a.opts.DemoRate); err != nil {
 			a.errc <- err
 		}
 	})
+	return nil
+}
+
+// demoGate stores the demo's gate ([demo.Gate]) unless its experiment has
+// one already, so the good segments pass within the first minute.
+func (a *App) demoGate(ctx context.Context) error {
+	if _, err := a.st.GateSpec(ctx, demo.Experiment); !errors.Is(err, store.ErrNotFound) {
+		return err // nil: kept from an earlier run
+	}
+	g := DefaultGate
+	g.MaxRate, g.MinPairs = demo.Gate.MaxRate, demo.Gate.MinPairs
+	doc, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.SaveGateSpec(ctx, demo.Experiment, doc, "demo"); err != nil {
+		return fmt.Errorf("collector: demo gate: %w", err)
+	}
 	return nil
 }
 
