@@ -56,7 +56,11 @@ type Count struct {
 	AAPairs     int64
 	AADivergent int64
 	LastStage   string
-	LastSeen    time.Time
+	// FirstSeen and LastSeen are the times of the earliest and the latest
+	// pair counted; zero means Minute. The experiment's first seen is its
+	// earliest pair's time, not the start of that pair's minute or hour.
+	FirstSeen time.Time
+	LastSeen  time.Time
 }
 
 // Sample is one divergent pair kept for drill-down.

@@ -472,6 +472,9 @@ func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Res
 		c.LastSeen = p.Time.UTC()
 		c.LastStage = string(p.Stage)
 	}
+	if c.FirstSeen.IsZero() || p.Time.Before(c.FirstSeen) {
+		c.FirstSeen = p.Time.UTC()
+	}
 	divergent := res.Verdict.Divergent()
 	if p.Mode == envelope.ModeAA {
 		// Control against a second read of control: a mismatch is noise.
