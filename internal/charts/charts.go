@@ -63,8 +63,9 @@ type Options struct {
 	// share one scale); it is still raised to keep Limit in view.
 	YMax float64
 	// Until, when after the last point, extends the time axis to it (a
-	// chart that ends "now").
-	Until time.Time
+	// chart that ends "now"); From, when before the first point, starts it
+	// there (charts side by side that share a time axis).
+	From, Until time.Time
 }
 
 // Tick is an axis mark at Pos (SVG units) with its label.
@@ -99,6 +100,7 @@ type Chart struct {
 	LimitLabel     string
 	Empty          bool // no data: draws a note instead
 	EmptyText      string
+	Spark          bool // a sparkline: no axes
 }
 
 const (
@@ -164,6 +166,28 @@ func Bounds(name string, pts []BoundPoint, o Options) Chart {
 	return c
 }
 
+// Spark lays out a sparkline: one series, no axes, 120×24 unless Options
+// say otherwise; the scale runs from 0 to the largest value (or Limit).
+func Spark(pts []Point, o Options) Chart {
+	if o.Width == 0 {
+		o.Width, o.Height = 120, 24
+	}
+	top := 0.0
+	var ats []time.Time
+	for _, p := range pts {
+		ats = append(ats, p.At)
+		top = math.Max(top, p.Value)
+	}
+	c := frame(o, ats, top)
+	c.Left, c.Right, c.Top, c.Bottom = 1, o.Width-1, 2, o.Height-2
+	c.XTicks, c.YTicks, c.LimitLabel = nil, nil, ""
+	c.Spark = true
+	if !c.Empty {
+		c.Lines = []Line{c.line(o.Title, "", pts, o.Step)}
+	}
+	return c
+}
+
 // frame sets up the axes for points at ats with values up to top.
 func frame(o Options, ats []time.Time, top float64) Chart {
 	if o.Width == 0 {
@@ -189,6 +213,9 @@ func frame(o Options, ats []time.Time, top float64) Chart {
 	}
 	if o.Until.After(c.To) {
 		c.To = o.Until
+	}
+	if !o.From.IsZero() && o.From.Before(c.From) {
+		c.From = o.From
 	}
 	if !c.To.After(c.From) {
 		pad := max(o.Step, time.Minute)
