@@ -137,7 +137,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	if overview := b.text("main"); !strings.Contains(overview, experiment) {
 		t.Errorf("overview lacks %s: %q", experiment, overview)
 	}
-	b.screenshot("overview")
 
 	b.do("experiment page", chromedp.Click(link), chromedp.WaitVisible(`#segments`),
 		chromedp.SetValue(`#window`, "all"), chromedp.Click(`form.filters button`),
@@ -156,7 +155,6 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := b.eval(rowsJS); strings.Count(got, "country=") != 4 {
 		t.Errorf("segment table rows %q, want 4 segments", got)
 	}
-	b.screenshot("experiment")
 
 	// The operation filter narrows the table to the US segment's operation.
 	b.do("filter", chromedp.SetValue(`#operation`, "ListOrders"), chromedp.Click(`form.filters button`),
@@ -177,5 +175,4 @@ func TestDashboardInBrowser(t *testing.T) {
 	if cand := b.text(`section[aria-label="Candidate"] pre`); !strings.Contains(cand, "249") {
 		t.Errorf("candidate %q lacks the differing value", cand)
 	}
-	b.screenshot("sample")
 }

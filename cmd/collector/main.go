@@ -13,6 +13,7 @@ import (
 
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/demo"
 )
 
 func main() {
@@ -51,8 +52,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", collector.DefaultRolloutInterval, "how often the rollout controller evaluates each active rollout's gate")
 	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
-	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
-	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
+	demoOn := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
+	fs.IntVar(&o.DemoRate, "demo-rate", demo.DefaultRate, "demo pairs per second (with --demo)")
 	fs.BoolVar(&o.DemoFresh, "demo-fresh", false, "with --demo: drop the database first so the demo starts clean (only a database named *_demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
@@ -79,7 +80,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		if o.RolloutSettle <= 0 {
 			return fmt.Errorf("collector: --rollout-settle: %v is not positive", o.RolloutSettle)
 		}
-		if !*demo {
+		if !*demoOn {
 			o.DemoRate = 0
 		}
 		if o.NATSOptions, err = nats(); err != nil {

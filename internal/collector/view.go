@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -48,6 +49,26 @@ func formatCount(n int64) string {
 		b.WriteRune(c)
 	}
 	return b.String()
+}
+
+// numText is formatCount for any integer a template holds.
+func numText(n any) string {
+	switch v := n.(type) {
+	case int:
+		return formatCount(int64(v))
+	case int64:
+		return formatCount(v)
+	case uint64:
+		if v > math.MaxInt64 {
+			return strconv.FormatUint(v, 10)
+		}
+		return formatCount(int64(v))
+	case int32:
+		return formatCount(int64(v))
+	case uint32:
+		return formatCount(int64(v))
+	}
+	return fmt.Sprint(n)
 }
 
 // --- one verdict per page ---------------------------------------------------

@@ -37,6 +37,8 @@ const (
 	DivergentSegment = "country=IN,plan=pro"
 	// Segments is how many segments the demo's traffic has.
 	Segments = 8
+	// DefaultRate is the demo's pairs per second (`make demo`).
+	DefaultRate = 200
 )
 
 // Gate is the promotion gate the demo stores for its experiment (when none
