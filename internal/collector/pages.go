@@ -54,14 +54,14 @@ type overviewRow struct {
 	Rollout string
 }
 
-// buildOverview pages, sorts and searches exps and fills in the rows of the
-// page shown; verdicts, sparklines and rollout positions are given for the
+// buildOverview fills in the rows of the page sel selected out of total
+// experiments; verdicts, sparklines and rollout positions are given for the
 // names on that page only.
-func buildOverview(exps []ExperimentView, q overviewQuery, verdicts map[string]pageVerdict, series map[string][]store.SeriesPoint,
+func buildOverview(sel overviewSelection, total int, q overviewQuery, verdicts map[string]pageVerdict, series map[string][]store.SeriesPoint,
 	position map[string]string, now time.Time) overviewPage {
-	shown, matched, pages, at := selectExperiments(exps, q)
+	at, pages := sel.Page, sel.Pages
 	q.Page = at
-	p := overviewPage{pageBase: pageBase{Title: "Experiments"}, Query: q, Total: len(exps), Matched: matched, Page: at, Pages: pages,
+	p := overviewPage{pageBase: pageBase{Title: "Experiments"}, Query: q, Total: total, Matched: sel.Matched, Page: at, Pages: pages,
 		SortLinks: overviewSortLinks(q)}
 	if at > 1 {
 		p.PrevURL = overviewURL(q, func(o *overviewQuery) { o.Page = at - 1 })
@@ -69,7 +69,7 @@ func buildOverview(exps []ExperimentView, q overviewQuery, verdicts map[string]p
 	if at < pages {
 		p.NextURL = overviewURL(q, func(o *overviewQuery) { o.Page = at + 1 })
 	}
-	for _, e := range shown {
+	for _, e := range sel.Shown {
 		row := overviewRow{ExperimentView: e, Rollout: position[e.Name], Class: "unjudged",
 			Spark: sparkChart(series[e.Name], e.Name, now)}
 		if v, ok := verdicts[e.Name]; ok {
@@ -103,10 +103,10 @@ func (s *handlers) overview(c echo.Context) error {
 			exps = append(exps, ExperimentView{Name: r.Experiment}) // planned before any pair: listed too
 		}
 	}
-	shown, _, _, _ := selectExperiments(exps, q)
-	names := make([]string, len(shown))
+	sel := selectExperiments(exps, q)
+	names := make([]string, len(sel.Shown))
 	verdicts := map[string]pageVerdict{}
-	for i, e := range shown {
+	for i, e := range sel.Shown {
 		names[i] = e.Name
 		if e.Rate.Total == 0 {
 			continue // no pairs: nothing to judge
@@ -132,7 +132,7 @@ func (s *handlers) overview(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	page := buildOverview(exps, q, verdicts, series, position, now)
+	page := buildOverview(sel, len(exps), q, verdicts, series, position, now)
 	if page.Pipeline, err = s.pipeline(ctx); err != nil {
 		return err
 	}

@@ -278,7 +278,7 @@ func roundDuration(d time.Duration) string {
 // --- the overview -------------------------------------------------------------
 
 // overviewPageSize is how many experiments the overview shows per page.
-const overviewPageSize = 50
+const overviewPageSize = 25
 
 // overviewQuery is the overview's search, sort and page.
 type overviewQuery struct {
@@ -348,36 +348,42 @@ func parseOverviewQuery(q url.Values) (overviewQuery, error) {
 	return o, nil
 }
 
-// selectExperiments filters, sorts and pages exps; matched is how many
-// passed the search, pages how many pages they fill. A page past the last
-// shows the last.
-func selectExperiments(exps []ExperimentView, q overviewQuery) (page []ExperimentView, matched, pages, at int) {
+// overviewSelection is one page of the overview's experiments.
+type overviewSelection struct {
+	Shown   []ExperimentView
+	Matched int // experiments the search matched
+	Pages   int
+	Page    int // the page shown: a page past the last shows the last
+}
+
+// selectExperiments filters, sorts and pages exps. Names are unique, so the
+// order is total: ties on the sorted column go by name.
+func selectExperiments(exps []ExperimentView, q overviewQuery) overviewSelection {
 	needle := strings.ToLower(q.Search)
-	kept := make([]ExperimentView, 0, len(exps))
-	for _, e := range exps {
-		if needle == "" || strings.Contains(strings.ToLower(e.Name), needle) {
-			kept = append(kept, e)
+	kept := make([]*ExperimentView, 0, len(exps))
+	for i := range exps {
+		if needle == "" || strings.Contains(strings.ToLower(exps[i].Name), needle) {
+			kept = append(kept, &exps[i])
 		}
 	}
 	by := overviewSorts[q.Sort]
-	slices.SortStableFunc(kept, func(a, b ExperimentView) int {
-		c := by(a, b)
+	slices.SortFunc(kept, func(a, b *ExperimentView) int {
+		c := by(*a, *b)
 		if c == 0 {
 			c = strings.Compare(a.Name, b.Name)
-			if q.Dir == "desc" {
-				c = -c // ties stay in name order either way
-			}
 		}
 		if q.Dir == "desc" {
 			return -c
 		}
 		return c
 	})
-	pages = max(1, (len(kept)+overviewPageSize-1)/overviewPageSize)
-	at = min(max(q.Page, 1), pages)
-	lo := (at - 1) * overviewPageSize
-	hi := min(lo+overviewPageSize, len(kept))
-	return kept[lo:hi], len(kept), pages, at
+	sel := overviewSelection{Matched: len(kept), Pages: max(1, (len(kept)+overviewPageSize-1)/overviewPageSize)}
+	sel.Page = min(max(q.Page, 1), sel.Pages)
+	lo := (sel.Page - 1) * overviewPageSize
+	for _, e := range kept[lo:min(lo+overviewPageSize, len(kept))] {
+		sel.Shown = append(sel.Shown, *e)
+	}
+	return sel
 }
 
 // overviewURL is the overview's address with q, changing what set says.

@@ -113,27 +113,28 @@ func exps(n int) []ExperimentView {
 }
 
 func TestSelectExperiments(t *testing.T) {
-	all := exps(120)
-	page, matched, pages, at := selectExperiments(all, overviewQuery{Sort: "name", Dir: "asc", Page: 1})
-	if len(page) != overviewPageSize || matched != 120 || pages != 3 || at != 1 || page[0].Name != "exp-000" {
-		t.Fatalf("page 1: %d rows of %d, %d pages, at %d, first %s", len(page), matched, pages, at, page[0].Name)
+	all := exps(60)
+	sel := selectExperiments(all, overviewQuery{Sort: "name", Dir: "asc", Page: 1})
+	if len(sel.Shown) != overviewPageSize || sel.Matched != 60 || sel.Pages != 3 || sel.Page != 1 || sel.Shown[0].Name != "exp-000" {
+		t.Fatalf("page 1: %d rows of %d, %d pages, at %d, first %s", len(sel.Shown), sel.Matched, sel.Pages, sel.Page, sel.Shown[0].Name)
 	}
-	page, _, _, at = selectExperiments(all, overviewQuery{Sort: "name", Dir: "asc", Page: 9})
-	if at != 3 || len(page) != 20 || page[19].Name != "exp-119" {
-		t.Errorf("a page past the last: at %d, %d rows, last %s; want the last page", at, len(page), page[len(page)-1].Name)
+	sel = selectExperiments(all, overviewQuery{Sort: "name", Dir: "asc", Page: 9})
+	if sel.Page != 3 || len(sel.Shown) != 10 || sel.Shown[9].Name != "exp-059" {
+		t.Errorf("a page past the last: at %d, %d rows; want the last page", sel.Page, len(sel.Shown))
 	}
-	page, matched, pages, _ = selectExperiments(all, overviewQuery{Search: "EXP-11", Sort: "pairs", Dir: "desc", Page: 1})
-	if matched != 10 || pages != 1 || page[0].Name != "exp-119" || page[9].Name != "exp-110" {
-		t.Errorf("search exp-11 by pairs desc: %d matched, first %s last %s", matched, page[0].Name, page[len(page)-1].Name)
+	sel = selectExperiments(all, overviewQuery{Search: "EXP-05", Sort: "pairs", Dir: "desc", Page: 1})
+	if sel.Matched != 10 || sel.Pages != 1 || sel.Shown[0].Name != "exp-059" || sel.Shown[9].Name != "exp-050" {
+		t.Errorf("search exp-05 by pairs desc: %d matched: %+v", sel.Matched, sel.Shown)
 	}
-	page, _, _, _ = selectExperiments(all, overviewQuery{Sort: "rate", Dir: "desc", Page: 1})
-	for i := 1; i < len(page); i++ {
-		if page[i].Rate.Value > page[i-1].Rate.Value {
-			t.Fatalf("rate desc out of order at %d: %v after %v", i, page[i].Rate.Value, page[i-1].Rate.Value)
+	sel = selectExperiments(all, overviewQuery{Sort: "rate", Dir: "desc", Page: 1})
+	for i := 1; i < len(sel.Shown); i++ {
+		a, b := sel.Shown[i-1], sel.Shown[i]
+		if b.Rate.Value > a.Rate.Value || b.Rate.Value == a.Rate.Value && b.Name > a.Name {
+			t.Fatalf("rate desc out of order at %d: %s %v after %s %v", i, b.Name, b.Rate.Value, a.Name, a.Rate.Value)
 		}
 	}
-	if _, matched, pages, _ := selectExperiments(all, overviewQuery{Search: "nothing", Sort: "name", Dir: "asc", Page: 1}); matched != 0 || pages != 1 {
-		t.Errorf("no match: %d matched, %d pages", matched, pages)
+	if sel := selectExperiments(all, overviewQuery{Search: "nothing", Sort: "name", Dir: "asc", Page: 1}); sel.Matched != 0 || sel.Pages != 1 || len(sel.Shown) != 0 {
+		t.Errorf("no match: %+v", sel)
 	}
 }
 
