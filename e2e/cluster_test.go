@@ -20,6 +20,7 @@ import (
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
@@ -110,7 +111,7 @@ func connectCluster(t *testing.T, servers []*server.Server) *nats.Conn {
 func streamLeader(js jetstream.JetStream) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	st, err := js.Stream(ctx, verifier.DefaultStreamName)
+	st, err := js.Stream(ctx, natsnames.PairStream)
 	if err != nil {
 		return "", err
 	}
@@ -178,7 +179,7 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st, err := js.Stream(context.Background(), verifier.DefaultStreamName); err != nil || st.CachedInfo().Config.Replicas != 3 {
+	if st, err := js.Stream(context.Background(), natsnames.PairStream); err != nil || st.CachedInfo().Config.Replicas != 3 {
 		t.Fatalf("pair stream: %v, want 3 replicas", err)
 	}
 	counted := func(experiment string) int64 {
@@ -339,7 +340,7 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 	// The node to stop leads both the stream and the verifiers' consumer, so
 	// that both fail over: move the stream's leadership to the consumer's
 	// leader when they differ.
-	cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
+	cons, err := js.Consumer(context.Background(), natsnames.PairStream, natsnames.VerifierDurable)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +357,7 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 			t.Fatalf("the stream stays led by %s, the consumer by %s", leader, consumerLeader)
 		}
 		req := fmt.Sprintf(`{"placement":{"preferred":%q}}`, consumerLeader)
-		resp, err := admin.Request("$JS.API.STREAM.LEADER.STEPDOWN."+verifier.DefaultStreamName, []byte(req), 5*time.Second)
+		resp, err := admin.Request("$JS.API.STREAM.LEADER.STEPDOWN."+natsnames.PairStream, []byte(req), 5*time.Second)
 		if err != nil {
 			t.Fatalf("stream leader step-down: %v", err)
 		}
@@ -469,7 +470,7 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 	testutil.Eventually(t, 45*time.Second, func() string {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		cons, err := js.Consumer(ctx, verifier.DefaultStreamName, verifier.DefaultDurable)
+		cons, err := js.Consumer(ctx, natsnames.PairStream, natsnames.VerifierDurable)
 		if err != nil {
 			return err.Error()
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
@@ -397,7 +398,7 @@ func getPage(t *testing.T, url string) (int, string) {
 // nothing awaiting an ack (a worker acks only after its commit), else what
 // is left, followed by more; for testutil.Eventually.
 func settled(js jetstream.JetStream, more func() string) string {
-	cons, err := js.Consumer(context.Background(), verifier.DefaultStreamName, verifier.DefaultDurable)
+	cons, err := js.Consumer(context.Background(), natsnames.PairStream, natsnames.VerifierDurable)
 	if err != nil {
 		return err.Error()
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
-	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
@@ -224,7 +224,7 @@ func TestCountsExactThroughFailures(t *testing.T) {
 	ns = testutil.RunJetStreamAt(t, natsDir, natsPort)
 	js, _ := jetstream.New(testutil.Connect(t, ns))
 	testutil.Eventually(t, 30*time.Second, func() string {
-		if _, err := js.Stream(context.Background(), verifier.DefaultStreamName); err != nil {
+		if _, err := js.Stream(context.Background(), natsnames.PairStream); err != nil {
 			return "stream not back: " + err.Error()
 		}
 		if !pubConn.IsConnected() {

@@ -11,7 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/parityhq/parity/examples/rollout/scenario"
-	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
 )
@@ -46,18 +46,18 @@ func TestClosedLoopRollout(t *testing.T) {
 		from, to      int
 	}
 	want := []entry{
-		{collector.ActionPlan, collector.CauseManual, 0, 0},
-		{collector.ActionResume, collector.CauseManual, 0, 0},
-		{collector.ActionPromote, collector.CauseGatePassed, 0, 1},
-		{collector.ActionPromote, collector.CauseGatePassed, 1, 2},
-		{collector.ActionPromote, collector.CauseGatePassed, 2, 3},
-		{collector.ActionRollback, collector.CauseGateFailed, 3, 2},
-		{collector.ActionResume, collector.CauseManual, 2, 2},
-		{collector.ActionPromote, collector.CauseGatePassed, 2, 3},
-		{collector.ActionPromote, collector.CauseGatePassed, 3, 4},
-		{collector.ActionPromote, collector.CauseGatePassed, 4, 5},
-		{collector.ActionPromote, collector.CauseGatePassed, 5, 6},
-		{collector.ActionPromote, collector.CauseGatePassed, 6, 7},
+		{controller.ActionPlan, controller.CauseManual, 0, 0},
+		{controller.ActionResume, controller.CauseManual, 0, 0},
+		{controller.ActionPromote, controller.CauseGatePassed, 0, 1},
+		{controller.ActionPromote, controller.CauseGatePassed, 1, 2},
+		{controller.ActionPromote, controller.CauseGatePassed, 2, 3},
+		{controller.ActionRollback, controller.CauseGateFailed, 3, 2},
+		{controller.ActionResume, controller.CauseManual, 2, 2},
+		{controller.ActionPromote, controller.CauseGatePassed, 2, 3},
+		{controller.ActionPromote, controller.CauseGatePassed, 3, 4},
+		{controller.ActionPromote, controller.CauseGatePassed, 4, 5},
+		{controller.ActionPromote, controller.CauseGatePassed, 5, 6},
+		{controller.ActionPromote, controller.CauseGatePassed, 6, 7},
 	}
 	var got []entry
 	for _, e := range res.Events {
@@ -68,11 +68,11 @@ func TestClosedLoopRollout(t *testing.T) {
 	}
 	ev := res.Events
 	breach, resumed, complete := ev[5], ev[6], ev[11]
-	if breach.Actor != collector.ControllerActor || !strings.Contains(breach.Reason, "country=IN") ||
+	if breach.Actor != controller.ControllerActor || !strings.Contains(breach.Reason, "country=IN") ||
 		!strings.Contains(string(breach.Detail), "country=IN") || strings.Contains(string(breach.Detail), "country=US") {
 		t.Errorf("the breach entry does not name IN alone: %+v", breach)
 	}
-	if resumed.Actor == collector.ControllerActor || !strings.Contains(resumed.Reason, "fixed") {
+	if resumed.Actor == controller.ControllerActor || !strings.Contains(resumed.Reason, "fixed") {
 		t.Errorf("the resume after the fix: %+v", resumed)
 	}
 	if breach.Status != "paused" || complete.Status != "active" {

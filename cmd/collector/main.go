@@ -9,11 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
+	"github.com/parityhq/parity/internal/store"
 )
 
 func main() {
@@ -34,12 +35,12 @@ func main() {
 func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs := cli.New("collector")
 	o := &collector.Options{}
-	fs.StringVar(&o.Addr, "addr", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&o.Addr, "addr", collector.DefaultAddr, "HTTP listen address")
 	fs.StringVar(&o.DatabaseURL, "database-url", cli.DefaultDatabaseURL, "PostgreSQL URL; the database is created if missing")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "NATS server URL(s), comma-separated; empty runs an embedded NATS server with JetStream")
 	nats := cli.NATSFlags(fs)
-	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", "127.0.0.1:4223", "listen address of the embedded NATS server (port -1: any free port)")
-	fs.StringVar(&o.DataDir, "data-dir", "parity-data", "directory for the embedded NATS server's data")
+	fs.StringVar(&o.EmbeddedNATSAddr, "embedded-nats-addr", collector.DefaultEmbeddedNATSAddr, "listen address of the embedded NATS server (port -1: any free port)")
+	fs.StringVar(&o.DataDir, "data-dir", collector.DefaultDataDir, "directory for the embedded NATS server's data")
 	fs.IntVar(&o.Workers, "workers", 0, "in-process verifier workers (0: 2 with embedded NATS, none with --nats-url; -1: none)")
 	tokens := fs.String("ingest-token", "", "comma-separated bearer tokens accepted by POST /api/v1/pairs (each at least 16 characters)")
 	opTokens := fs.String("operator-token", "", "comma-separated bearer tokens that may change diff rules and gates, and read (each at least 16 characters)")
@@ -47,11 +48,11 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
-	fs.DurationVar(&o.SampleRetention, "sample-retention", 7*24*time.Hour, "how long divergence samples are kept (negative: forever)")
-	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", 30*24*time.Hour, "how long dead letters are kept (negative: forever)")
-	fs.DurationVar(&o.RolloutInterval, "rollout-interval", collector.DefaultRolloutInterval, "how often the rollout controller evaluates each active rollout's gate")
-	fs.DurationVar(&o.RolloutSettle, "rollout-settle", collector.DefaultRolloutSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
+	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
+	fs.DurationVar(&o.SampleRetention, "sample-retention", collector.DefaultSampleRetention, "how long divergence samples are kept (negative: forever)")
+	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
+	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
+	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
 	demoOn := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", demo.DefaultRate, "demo pairs per second (with --demo)")
 	fs.BoolVar(&o.DemoFresh, "demo-fresh", false, "with --demo: drop the database first so the demo starts clean (only a database named *_demo)")

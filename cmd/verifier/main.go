@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
 )
 
@@ -35,9 +36,9 @@ func flags() (*cli.FlagSet, *verifier.RunOptions, func() error) {
 	fs.StringVar(&o.DatabaseURL, "database-url", cli.DefaultDatabaseURL, "PostgreSQL URL; the database is created if missing")
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server URL(s), comma-separated")
 	nats := cli.NATSFlags(fs)
-	fs.IntVar(&o.Workers, "workers", 1, "workers in this process, each on its own NATS connection")
-	fs.StringVar(&o.HTTPAddr, "http-addr", "127.0.0.1:9090", "serves /metrics, /healthz and /readyz (\"-\": none)")
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", 100, "distinct segments per experiment before further ones fold into \"other\"")
+	fs.IntVar(&o.Workers, "workers", verifier.DefaultWorkers, "workers in this process, each on its own NATS connection")
+	fs.StringVar(&o.HTTPAddr, "http-addr", verifier.DefaultHTTPAddr, "serves /metrics, /healthz and /readyz (\"-\": none)")
+	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
 	vf := cli.VerifierFlags(fs, &o.Worker)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{

@@ -3,7 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
-	"time"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 
@@ -45,14 +45,15 @@ func NATSFlags(fs *FlagSet) func() ([]nats.Option, error) {
 // VerifierFlags registers the verifier's flags into o and returns a function
 // that finishes them (lists, validation) after parsing.
 func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
-	attrs := fs.String("segment-attrs", "country,plan", "comma-separated user attributes a segment is made of")
-	fs.DurationVar(&o.FlushInterval, "flush-interval", 500*time.Millisecond, "longest time a judged pair waits before it is written (at most 1s)")
-	fs.IntVar(&o.MaxBatch, "max-batch", 4000, "flush early when this many messages wait")
-	fs.IntVar(&o.MaxAckPending, "max-ack-pending", 20000, "unacknowledged messages allowed across all verifiers")
-	fs.DurationVar(&o.AckWait, "ack-wait", 30*time.Second, "how long an unacknowledged pair waits before it is redelivered to another verifier")
-	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", 1<<30, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
-	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", 24*time.Hour, "how long an unconsumed pair is kept")
-	fs.IntVar(&o.Stream.Replicas, "stream-replicas", 1, "pair stream replicas (1, 3 or 5)")
+	d := verifier.DefaultOptions()
+	attrs := fs.String("segment-attrs", strings.Join(d.SegmentAttrs, ","), "comma-separated user attributes a segment is made of")
+	fs.DurationVar(&o.FlushInterval, "flush-interval", d.FlushInterval, "longest time a judged pair waits before it is written (at most 1s)")
+	fs.IntVar(&o.MaxBatch, "max-batch", d.MaxBatch, "flush early when this many messages wait")
+	fs.IntVar(&o.MaxAckPending, "max-ack-pending", d.MaxAckPending, "unacknowledged messages allowed across all verifiers")
+	fs.DurationVar(&o.AckWait, "ack-wait", d.AckWait, "how long an unacknowledged pair waits before it is redelivered to another verifier")
+	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", d.Stream.MaxBytes, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
+	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", d.Stream.MaxAge, "how long an unconsumed pair is kept")
+	fs.IntVar(&o.Stream.Replicas, "stream-replicas", d.Stream.Replicas, "pair stream replicas (1, 3 or 5)")
 	for name, env := range map[string]string{
 		"segment-attrs": "PARITY_SEGMENT_ATTRS", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
 		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",

@@ -17,16 +17,27 @@ import (
 
 	"github.com/parityhq/parity/internal/auth"
 	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
 // DefaultDatabaseURL is the PostgreSQL used when none is given: the local
 // server, database "parity" (created if missing).
 const DefaultDatabaseURL = cli.DefaultDatabaseURL
+
+// Defaults of [Options], for the command's flags to show.
+const (
+	DefaultAddr                = "127.0.0.1:8080"
+	DefaultEmbeddedNATSAddr    = "127.0.0.1:4223"
+	DefaultDataDir             = "parity-data"
+	DefaultSampleRetention     = 7 * 24 * time.Hour
+	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+)
 
 // Options configure the collector. The zero value runs the whole system in one
 // process; every default is documented on its field.
@@ -87,11 +98,11 @@ type Options struct {
 	// days; negative keeps them forever.
 	DeadLetterRetention time.Duration
 	// RolloutInterval is how often the rollout controller evaluates every
-	// active rollout's gate. Defaults to DefaultRolloutInterval.
+	// active rollout's gate. Defaults to controller.DefaultInterval.
 	RolloutInterval time.Duration
 	// RolloutSettle is how long after a change of a rollout its gate's
 	// window starts, so that pairs from before the change are not judged as
-	// the new step's. Defaults to DefaultRolloutSettle.
+	// the new step's. Defaults to controller.DefaultSettle.
 	RolloutSettle time.Duration
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
@@ -106,16 +117,16 @@ type Options struct {
 
 func (o *Options) setDefaults() error {
 	if o.Addr == "" {
-		o.Addr = "127.0.0.1:8080"
+		o.Addr = DefaultAddr
 	}
 	if o.DatabaseURL == "" {
 		o.DatabaseURL = DefaultDatabaseURL
 	}
 	if o.EmbeddedNATSAddr == "" {
-		o.EmbeddedNATSAddr = "127.0.0.1:4223"
+		o.EmbeddedNATSAddr = DefaultEmbeddedNATSAddr
 	}
 	if o.DataDir == "" {
-		o.DataDir = "parity-data"
+		o.DataDir = DefaultDataDir
 	}
 	if o.Workers == 0 {
 		o.Workers = 2
@@ -127,10 +138,10 @@ func (o *Options) setDefaults() error {
 		o.Logger = slog.Default()
 	}
 	if o.SampleRetention == 0 {
-		o.SampleRetention = 7 * 24 * time.Hour
+		o.SampleRetention = DefaultSampleRetention
 	}
 	if o.DeadLetterRetention == 0 {
-		o.DeadLetterRetention = 30 * 24 * time.Hour
+		o.DeadLetterRetention = DefaultDeadLetterRetention
 	}
 	switch {
 	case o.Workers < -1:
@@ -285,19 +296,20 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			},
 			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
 		}),
-		notify: func(experiment string) error { return nc.Publish(verifier.RulesChangedSubject, []byte(experiment)) },
+		notify: func(experiment string) error { return nc.Publish(natsnames.RulesChangedSubject, []byte(experiment)) },
 	}
-	kv, err := EnsureRolloutBucket(ctx, js, opts.Verifier.Stream.Replicas)
+	kv, err := controller.EnsureBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {
 		return nil, err
 	}
-	s.ctl = newController(s, kv, opts.RolloutInterval, opts.RolloutSettle)
+	s.flags = newFlagTable()
+	s.ctl = controller.New(a.st, s.flags, controller.Options{KV: kv, Interval: opts.RolloutInterval, Settle: opts.RolloutSettle, Logger: a.log})
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
 		return nil, err
 	}
-	a.wg.Go(func() { s.ctl.run(runCtx) })
+	a.wg.Go(func() { s.ctl.Run(runCtx) })
 	e.GET("/metrics", metricsHandler(a.registry(js, s.ingest)))
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)

@@ -4,15 +4,14 @@
 // URL, an embedded NATS server with JetStream), in-process verifier workers,
 // and optionally demo traffic, so one process is the whole system on a laptop.
 //
-// The collector also runs the rollout controller (controller.go): every
-// change of a rollout, an operator's or its own, is checked by
-// [rollout.Transition], written to PostgreSQL with its audit entry under a
-// compare-and-set on the rollout's revision (so several collectors may run
-// it against one database), and published to the NATS KV bucket
-// [rollout.KVBucket] that Parity's OpenFeature provider watches, and to the
-// OFREP endpoints (ofrep.go). docs/rollout.md describes the rules.
+// The collector runs the rollout controller (package
+// [github.com/parityhq/parity/internal/controller]) and serves what it
+// decides: the rollout API maps the controller's errors to status codes
+// (invalid 400, not found 404, refused or changed meanwhile 409), and the
+// OFREP endpoints (ofrep.go) serve the documents it hands to the flag table.
 //
-// Handlers are thin over [internal/store] and [pkg/report]. Read endpoints
+// Handlers are thin over [internal/store], [internal/controller] and
+// [pkg/report]. Read endpoints
 // reject bad query parameters with a 400 naming the parameter and unknown
 // experiments with a 404.
 //

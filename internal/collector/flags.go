@@ -21,8 +21,8 @@ type flagTable struct {
 
 func newFlagTable() *flagTable { return &flagTable{docs: map[string]rollout.Document{}, version: "0"} }
 
-// set replaces every document.
-func (t *flagTable) set(docs []rollout.Document) {
+// Set replaces every document.
+func (t *flagTable) Set(docs []rollout.Document) {
 	m := make(map[string]rollout.Document, len(docs))
 	for _, d := range docs {
 		m[d.Flag] = d
@@ -44,9 +44,9 @@ func (t *flagTable) set(docs []rollout.Document) {
 	t.mu.Unlock()
 }
 
-// put adds or replaces one document, unless the table has a newer revision of
+// Put adds or replaces one document, unless the table has a newer revision of
 // it.
-func (t *flagTable) put(d rollout.Document) {
+func (t *flagTable) Put(d rollout.Document) {
 	t.mu.RLock()
 	docs := make([]rollout.Document, 0, len(t.docs)+1)
 	for k, v := range t.docs {
@@ -57,7 +57,7 @@ func (t *flagTable) put(d rollout.Document) {
 		}
 	}
 	t.mu.RUnlock()
-	t.set(append(docs, d))
+	t.Set(append(docs, d))
 }
 
 // get returns the document of flag.

@@ -3,7 +3,6 @@ package collector
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -12,72 +11,23 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/report"
 )
 
 // GateSpecView is a promotion gate as the API reads and writes it.
-type GateSpecView struct {
-	// MaxRate is the highest acceptable divergence rate: 0.001 is 0.1%.
-	MaxRate float64 `json:"max_rate"`
-	// MinPairs is the fewest pairs a segment needs to pass.
-	MinPairs int64 `json:"min_pairs"`
-	// Window is how far back counts are summed, e.g. "1h". A request's
-	// since parameter (the start of the rollout step) replaces it; that keeps
-	// the gate's guarantee over repeated looks (docs/gate.md).
-	Window string `json:"window"`
-	// PerSegment passes only when every segment passes.
-	PerSegment bool `json:"per_segment"`
-	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
-	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
-	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
-	// Alpha bounds the chance of promoting a segment beyond a limit, over
-	// any number of looks. Defaults to 0.05.
-	Alpha float64 `json:"alpha,omitempty"`
-}
+type GateSpecView = controller.GateSpec
 
 // DefaultGate is the gate of an experiment that has none stored.
-var DefaultGate = GateSpecView{MaxRate: 0.001, MinPairs: 1000, Window: "1h", PerSegment: true}
-
-func (g GateSpecView) spec() (report.GateSpec, time.Duration, error) {
-	var window time.Duration
-	if g.Window != "" {
-		d, err := parseWindow(g.Window)
-		if err != nil {
-			return report.GateSpec{}, 0, fmt.Errorf("window: %w", err)
-		}
-		window = d
-	}
-	s := report.GateSpec{MaxRate: g.MaxRate, MinPairs: g.MinPairs, Window: window, PerSegment: g.PerSegment,
-		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio, Alpha: g.Alpha}
-	if err := s.Validate(); err != nil {
-		return report.GateSpec{}, 0, err
-	}
-	return s, window, nil
-}
+var DefaultGate = controller.DefaultGate
 
 // GateView is the gate's verdict on an experiment.
-type GateView struct {
-	Experiment string       `json:"experiment"`
-	Since      time.Time    `json:"since"`
-	Spec       GateSpecView `json:"spec"`
-	report.GateResult
-}
+type GateView = controller.GateView
 
 // storedGate returns the experiment's gate, or DefaultGate.
 func (s *handlers) storedGate(ctx context.Context, name string) (GateSpecView, error) {
-	g, err := s.db.GateSpec(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		return DefaultGate, nil
-	}
-	if err != nil {
-		return GateSpecView{}, err
-	}
-	var v GateSpecView
-	if err := json.Unmarshal(g.Spec, &v); err != nil {
-		return GateSpecView{}, fmt.Errorf("collector: stored gate of %s: %w", name, err)
-	}
-	return v, nil
+	return controller.StoredGate(ctx, s.db, name)
 }
 
 // gateOverrides applies the request's parameters to the stored gate.
@@ -153,7 +103,7 @@ func parseRate(v string) (float64, error) {
 // evaluateGate judges an experiment under g, over the counts since since (or
 // the window when since is zero).
 func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView, since time.Time) (GateView, error) {
-	spec, window, err := g.spec()
+	spec, window, err := g.Spec()
 	if err != nil {
 		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
@@ -194,8 +144,7 @@ func (s *handlers) segmentStats(ctx context.Context, name string, q store.Segmen
 func countedSegments(rows []store.SegmentCount) []report.Segment {
 	out := make([]report.Segment, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: report.SegmentStats{Pairs: r.Pairs, Divergent: r.Divergent,
-			ControlErrors: r.ControlErrors, CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts}})
+		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: report.SegmentStats{Counters: r.Counters}})
 	}
 	return out
 }
@@ -203,27 +152,7 @@ func countedSegments(rows []store.SegmentCount) []report.Segment {
 // withLatencies turns counted rows into segment statistics with their
 // latencies over q, in the rows' order.
 func (s *handlers) withLatencies(ctx context.Context, name string, q store.SegmentQuery, rows []store.SegmentCount) ([]report.Segment, error) {
-	lats, err := s.db.Latencies(ctx, name, q)
-	if err != nil {
-		return nil, err
-	}
-	byKey := map[string]store.LatencyRow{}
-	for _, l := range lats {
-		byKey[l.Segment] = l
-	}
-	out := make([]report.Segment, 0, len(rows))
-	for _, r := range rows {
-		st := report.SegmentStats{Pairs: r.Pairs, Divergent: r.Divergent, ControlErrors: r.ControlErrors,
-			CandidateErrors: r.CandidateErrors, Skipped: r.Skipped, Timeouts: r.Timeouts}
-		if l, ok := byKey[r.Segment]; ok {
-			// Decoding a histogram the store wrote cannot fail; a damaged one
-			// is left empty rather than failing the gate.
-			st.ControlLatency, _ = report.DecodeHistogram(l.Control)
-			st.CandidateLatency, _ = report.DecodeHistogram(l.Candidate)
-		}
-		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: st})
-	}
-	return out, nil
+	return controller.WithLatencies(ctx, s.db, name, q, rows)
 }
 
 func (s *handlers) gate(c echo.Context) (GateView, error) {
@@ -287,7 +216,7 @@ func (s *handlers) apiPutGateSpec(c echo.Context) error {
 	if err := decodeBody(c, &g); err != nil {
 		return err
 	}
-	if _, _, err := g.spec(); err != nil {
+	if _, _, err := g.Spec(); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
 	doc, _ := json.Marshal(g) // plain fields always marshal

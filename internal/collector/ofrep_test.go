@@ -116,7 +116,7 @@ func ofrepClient(t *testing.T, base string, opts ...ofrep.Option) *openfeature.C
 // seen on the next evaluation.
 func TestOFREPProvider(t *testing.T) {
 	s := newOFREPServer(t, false)
-	s.h.flags.set([]rollout.Document{ofrepDoc(t, 3, 1)})
+	s.h.flags.Set([]rollout.Document{ofrepDoc(t, 3, 1)})
 	client := ofrepClient(t, s.url, ofrep.WithBearerToken(flagIngest))
 	plan := ofrepPlan(t)
 	split, rest := keyInBucket(t, plan.Experiment, 30, true), keyInBucket(t, plan.Experiment, 30, false)
@@ -172,7 +172,7 @@ func TestOFREPProvider(t *testing.T) {
 		if v := client.String(t.Context(), ofrepFlag, "fallback", evalCtx); v != string(envelope.StageLive) {
 			t.Fatalf("before: %q, want live", v)
 		}
-		s.h.flags.set([]rollout.Document{ofrepDoc(t, 0, 2)}) // rolled back to the base
+		s.h.flags.Set([]rollout.Document{ofrepDoc(t, 0, 2)}) // rolled back to the base
 		got, err := client.StringValueDetails(t.Context(), ofrepFlag, "fallback", evalCtx)
 		if err != nil {
 			t.Fatal(err)
@@ -207,7 +207,7 @@ func TestOFREPBulkETag(t *testing.T) {
 		Steps: []rollout.Step{{Stage: envelope.StageDualWrite, Audience: rollout.Audience{Rules: []rollout.Rule{{Attribute: "country", In: []string{"IN"}}}}}}},
 		State: rollout.State{Step: 1}, Status: rollout.StatusPaused, Revision: 4}
 	docs := []rollout.Document{ofrepDoc(t, 3, 1), billing}
-	s.h.flags.set(docs)
+	s.h.flags.Set(docs)
 	url := s.url + "/ofrep/v1/evaluate/flags"
 	ctxA := `{"context": {"targetingKey": "123", "country": "IN", "tier": 2}}`
 
@@ -271,7 +271,7 @@ func TestOFREPBulkETag(t *testing.T) {
 	}
 
 	t.Run("same revisions again", func(t *testing.T) {
-		s.h.flags.set([]rollout.Document{billing, ofrepDoc(t, 3, 1)}) // as another collector of the cluster would hold them
+		s.h.flags.Set([]rollout.Document{billing, ofrepDoc(t, 3, 1)}) // as another collector of the cluster would hold them
 		if got304, got := bulk(t, ctxA, etag); !got304 || got != etag {
 			t.Errorf("ETag %s, want %s: no revision changed", got, etag)
 		}
@@ -279,7 +279,7 @@ func TestOFREPBulkETag(t *testing.T) {
 	t.Run("new revision", func(t *testing.T) {
 		resumed := billing
 		resumed.Status, resumed.Revision = rollout.StatusActive, 5
-		s.h.flags.put(resumed)
+		s.h.flags.Put(resumed)
 		if got304, got := bulk(t, ctxA, etag); got304 || got == etag || got == "" {
 			t.Errorf("304 %v with ETag %s after a revision changed, want 200 with a new ETag", got304, got)
 		}
@@ -292,7 +292,7 @@ func TestOFREPBulkETag(t *testing.T) {
 // merely unusual is evaluated.
 func TestOFREPErrors(t *testing.T) {
 	s := newOFREPServer(t, false)
-	s.h.flags.set([]rollout.Document{ofrepDoc(t, 3, 1)})
+	s.h.flags.Set([]rollout.Document{ofrepDoc(t, 3, 1)})
 	const secret = "jane@example.com"
 	tests := []struct {
 		name, body string
@@ -360,7 +360,7 @@ func TestOFREPAccess(t *testing.T) {
 		t.Fatal("a non-loopback collector allows anonymous viewers")
 	}
 	s := newSecured(t, open)
-	s.h.flags.set([]rollout.Document{ofrepDoc(t, 3, 1)})
+	s.h.flags.Set([]rollout.Document{ofrepDoc(t, 3, 1)})
 	requests := []struct{ name, method, path, body string }{
 		{"single", "POST", "/ofrep/v1/evaluate/flags/" + ofrepFlag, `{"context": {"targetingKey": "123"}}`},
 		{"bulk", "POST", "/ofrep/v1/evaluate/flags", `{"context": {"targetingKey": "123"}}`},
@@ -414,7 +414,7 @@ func TestOFREPAccess(t *testing.T) {
 	t.Run("anonymous viewers", func(t *testing.T) {
 		open, _ := (&Options{Addr: "127.0.0.1:8080", AnonymousViewers: AnonymousViewersAuto}).anonymousViewers()
 		a := newOFREPServer(t, open)
-		a.h.flags.set([]rollout.Document{ofrepDoc(t, 3, 1)})
+		a.h.flags.Set([]rollout.Document{ofrepDoc(t, 3, 1)})
 		for _, r := range requests {
 			if resp, body := call(t, nil, r.method, a.url+r.path, "", r.body); resp.StatusCode != http.StatusOK {
 				t.Errorf("%s without a token on loopback: %d %s, want 200", r.name, resp.StatusCode, body)
@@ -458,7 +458,7 @@ func TestOFREPConfiguration(t *testing.T) {
 // the log, whether the evaluation succeeds or fails.
 func TestOFREPNoContextInLogs(t *testing.T) {
 	s := newOFREPServer(t, false)
-	s.h.flags.set([]rollout.Document{ofrepDoc(t, 3, 1)})
+	s.h.flags.Set([]rollout.Document{ofrepDoc(t, 3, 1)})
 	const key, email = "tk-7f3a9c21e5", "jane.doe@example.com"
 	ctx := `{"context": {"targetingKey": "` + key + `", "email": "` + email + `"}}`
 	for _, body := range []string{ctx, ctx + " trailing", `{"context": {"targetingKey": {"k": "` + key + `"}, "email": "` + email + `"}}`} {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // seedExperiments opens a fresh store holding n experiments, each with two
@@ -38,7 +39,7 @@ func seedExperiments(b *testing.B, n int) *store.Store {
 			at := now.Add(-time.Duration(h) * time.Hour)
 			for _, seg := range []string{"country=IN", "country=US"} {
 				batch.Counts = append(batch.Counts, store.Count{Experiment: name, Operation: "get", Segment: seg,
-					Attrs: map[string]string{"country": seg[8:]}, Minute: at, Pairs: int64(100 + i%50), Divergent: int64(i % 3),
+					Attrs: map[string]string{"country": seg[8:]}, Minute: at, Counters: report.Counters{Pairs: int64(100 + i%50), Divergent: int64(i % 3)},
 					LastStage: "shadow", LastSeen: at})
 			}
 		}

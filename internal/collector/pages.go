@@ -18,6 +18,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/report"
@@ -96,7 +97,7 @@ func (s *handlers) overview(c echo.Context) error {
 	}
 	position := map[string]string{}
 	for _, r := range rollouts {
-		if plan, err := parsePlan(r.Plan); err == nil {
+		if plan, err := controller.ParsePlan(r.Plan); err == nil {
 			position[r.Experiment] = "step " + strconv.Itoa(r.Step) + " of " + strconv.Itoa(len(plan.Steps)) + ", " + r.Status
 		}
 		if !slices.ContainsFunc(exps, func(e ExperimentView) bool { return e.Name == r.Experiment }) {

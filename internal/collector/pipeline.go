@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
@@ -33,7 +34,7 @@ func newHooks() *hooks { return &hooks{latest: map[string]publish.Report{}, maxN
 
 // subscribe listens for hook reports on nc until the subscription is drained.
 func (h *hooks) subscribe(nc *nats.Conn) (*nats.Subscription, error) {
-	return nc.Subscribe(publish.ReportSubject, func(m *nats.Msg) {
+	return nc.Subscribe(natsnames.HookReportSubject, func(m *nats.Msg) {
 		var r publish.Report
 		if json.Unmarshal(m.Data, &r) != nil || r.Instance == "" || len(r.Instance) > 200 {
 			return // not a report: ignore rather than trust it
@@ -83,12 +84,7 @@ func (h *hooks) view(now time.Time) ([]HookView, publish.Stats) {
 			continue
 		}
 		out = append(out, HookView{Report: r, Stale: age > hookStaleAfter})
-		t.Offered += r.Offered
-		t.Enqueued += r.Enqueued
-		t.Dropped += r.Dropped
-		t.Published += r.Published
-		t.Failed += r.Failed
-		t.Pending += r.Pending
+		t.Add(r.Stats)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
 	return out, t
@@ -131,10 +127,10 @@ func (s *handlers) apiPipeline(c echo.Context) error {
 func consumerNames(o verifier.Options) (stream, durable string) {
 	stream, durable = o.Stream.Name, o.Durable
 	if stream == "" {
-		stream = verifier.DefaultStreamName
+		stream = natsnames.PairStream
 	}
 	if durable == "" {
-		durable = verifier.DefaultDurable
+		durable = natsnames.VerifierDurable
 	}
 	return stream, durable
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/rollout"
 )
@@ -97,22 +98,21 @@ func (s *handlers) rolloutView(c echo.Context, name string) (RolloutView, error)
 	if err != nil {
 		return RolloutView{}, notFoundOr(err, "rollout of "+name)
 	}
-	plan, err := parsePlan(r.Plan)
+	plan, err := controller.ParsePlan(r.Plan)
 	if err != nil {
 		return RolloutView{}, err
 	}
 	v := RolloutView{Experiment: r.Experiment, Flag: r.Flag, Plan: plan, Step: r.Step, Status: r.Status,
 		Revision: r.Revision, EnteredAt: r.EnteredAt, UpdatedAt: r.UpdatedAt}
-	var b baseline
-	v.Settling = json.Unmarshal(r.Baseline, &b) != nil || !b.Taken
+	v.Settling = controller.Settling(r)
 	if r.Step > 0 {
 		v.Current = &StepView{Index: r.Step - 1, Step: plan.Steps[r.Step-1]}
-		v.HoldLeft = max(0, (v.Current.Hold - s.ctl.now().Sub(r.EnteredAt)).Seconds())
+		v.HoldLeft = max(0, (v.Current.Hold - s.ctl.Now().Sub(r.EnteredAt)).Seconds())
 	}
 	if r.Step < len(plan.Steps) {
 		v.Next = &StepView{Index: r.Step, Step: plan.Steps[r.Step]}
 	}
-	gv, gated, err := s.ctl.gate(ctx, r, plan)
+	gv, gated, err := s.ctl.Gate(ctx, r, plan)
 	if err != nil {
 		return RolloutView{}, err
 	}
@@ -129,15 +129,18 @@ func (s *handlers) rolloutView(c echo.Context, name string) (RolloutView, error)
 
 // rolloutError turns the controller's refusals into HTTP answers.
 func rolloutError(err error) error {
-	var he *echo.HTTPError
-	switch {
-	case err == nil || errors.As(err, &he):
-		return err
-	case errors.Is(err, errRefused):
-		return echo.NewHTTPError(http.StatusConflict, strings.TrimPrefix(err.Error(), errRefused.Error()+": "))
-	case errors.Is(err, store.ErrConflict):
-		return echo.NewHTTPError(http.StatusConflict, "the rollout changed meanwhile; read it again and retry")
-	case errors.Is(err, rollout.ErrInvalidPlan):
+	var ce *controller.Error
+	if errors.As(err, &ce) {
+		code := http.StatusConflict // ErrRefused, ErrConflict
+		switch {
+		case errors.Is(ce.Kind, controller.ErrInvalid):
+			code = http.StatusBadRequest
+		case errors.Is(ce.Kind, controller.ErrNotFound):
+			code = http.StatusNotFound
+		}
+		return echo.NewHTTPError(code, ce.Err.Error())
+	}
+	if errors.Is(err, rollout.ErrInvalidPlan) {
 		return echo.NewHTTPError(http.StatusBadRequest, err.Error())
 	}
 	return err
@@ -160,7 +163,7 @@ func (s *handlers) apiRollouts(c echo.Context) error {
 	}
 	out := make([]item, 0, len(rs))
 	for _, r := range rs {
-		plan, _ := parsePlan(r.Plan) // an invalid stored plan still lists
+		plan, _ := controller.ParsePlan(r.Plan) // an invalid stored plan still lists
 		out = append(out, item{r.Experiment, r.Flag, r.Step, len(plan.Steps), r.Status, r.Revision, r.EnteredAt})
 	}
 	return c.JSON(http.StatusOK, out)
@@ -212,7 +215,7 @@ func (s *handlers) apiPutRollout(c echo.Context) error {
 	if strings.TrimSpace(u.Reason) == "" {
 		return echo.NewHTTPError(http.StatusBadRequest, `body: field "reason" is required; the audit log keeps it`)
 	}
-	if _, err := s.ctl.savePlan(c.Request().Context(), name, u.Flag, u.Plan, authorOf(c, ""), u.Reason); err != nil {
+	if _, err := s.ctl.SavePlan(c.Request().Context(), name, u.Flag, u.Plan, authorOf(c, ""), u.Reason); err != nil {
 		return rolloutError(err)
 	}
 	return s.apiRollout(c)
@@ -228,7 +231,7 @@ func (s *handlers) apiRolloutAction(c echo.Context) error {
 	if err := decodeBody(c, &a); err != nil {
 		return err
 	}
-	if _, err := s.ctl.act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(a.Reason), a.Step); err != nil {
+	if _, err := s.ctl.Act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(a.Reason), a.Step); err != nil {
 		return rolloutError(err)
 	}
 	return s.apiRollout(c)
@@ -249,7 +252,7 @@ func (s *handlers) rolloutFormAction(c echo.Context) error {
 		}
 		to = &n
 	}
-	if _, err := s.ctl.act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(c.FormValue("reason")), to); err != nil {
+	if _, err := s.ctl.Act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(c.FormValue("reason")), to); err != nil {
 		return rolloutError(err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/experiments/"+name+"#rollout")

@@ -16,12 +16,16 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/web"
 )
 
-// Reader is what the dashboard and the API read. *store.Store satisfies it.
+// Reader is what the dashboard and the API read, and the few settings they
+// save (rules, redaction, gate). Rollouts change only through the
+// controller, which declares what it needs itself ([controller.Store]).
+// *store.Store satisfies both.
 type Reader interface {
 	Experiments(ctx context.Context) ([]store.Experiment, error)
 	Operations(ctx context.Context, experiment string) ([]string, error)
@@ -45,10 +49,7 @@ type Reader interface {
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
 	Rollouts(ctx context.Context) ([]store.Rollout, error)
 	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
-	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
-	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
-	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
 	Ping(ctx context.Context) error
 }
 
@@ -69,8 +70,9 @@ type handlers struct {
 	// flags are the rollout documents served over OFREP; never nil once
 	// newEcho ran.
 	flags *flagTable
-	// ctl moves rollouts; newEcho makes one without KV publishing if nil.
-	ctl *controller
+	// ctl moves rollouts; newEcho makes one over db (when it is also a
+	// controller.Store) without KV publishing if nil.
+	ctl *controller.Controller
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -88,7 +90,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		s.flags = newFlagTable()
 	}
 	if s.ctl == nil {
-		s.ctl = newController(s, nil, 0, 0)
+		// Tests that never touch rollouts build handlers over a bare Reader.
+		db, _ := s.db.(controller.Store)
+		s.ctl = controller.New(db, s.flags, controller.Options{Logger: s.log})
 	}
 	funcs := template.FuncMap{
 		"pct":      func(f float64) string { return strconv.FormatFloat(f*100, 'f', 2, 64) + "%" },
@@ -270,25 +274,7 @@ func windowParam(c echo.Context, def string) (string, time.Time, error) {
 	return w, time.Now().Add(-d), nil
 }
 
-func parseWindow(w string) (time.Duration, error) {
-	var d time.Duration
-	if n, ok := cutSuffix(w, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil {
-			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
-		}
-		d = time.Duration(days) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(w); err != nil {
-			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
-		}
-	}
-	if d < time.Minute || d > maxWindow {
-		return 0, fmt.Errorf("%q must be between 1m and 90d", w)
-	}
-	return d, nil
-}
+func parseWindow(w string) (time.Duration, error) { return controller.ParseWindow(w) }
 
 func cutSuffix(s, suffix string) (string, bool) {
 	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // seeded returns a handler over a fresh database holding one experiment with
@@ -42,9 +43,9 @@ func seedStore(t *testing.T) *store.Store {
 		Stream: "test@1", Seqs: []uint64{1, 2},
 		Counts: []store.Count{
 			{Experiment: "orders", Operation: "GetOrder", Segment: "country=IN", Attrs: map[string]string{"country": "IN"}, Minute: minute,
-				Pairs: 200, Divergent: 20, CandidateErrors: 3, LastStage: "shadow", LastSeen: minute},
+				Counters: report.Counters{Pairs: 200, Divergent: 20, CandidateErrors: 3}, LastStage: "shadow", LastSeen: minute},
 			{Experiment: "orders", Operation: "ListOrders", Segment: "country=US", Attrs: map[string]string{"country": "US"}, Minute: minute,
-				Pairs: 100, Divergent: 0, LastStage: "shadow", LastSeen: minute},
+				Counters: report.Counters{Pairs: 100}, LastStage: "shadow", LastSeen: minute},
 		},
 		Samples: []store.Sample{{PairID: "p1", Experiment: "orders", Operation: "GetOrder", Segment: "country=IN", Kind: "read",
 			Stage: "shadow", UserKey: "u1", Time: minute, Control: json.RawMessage(`{"value":{"price":250}}`),

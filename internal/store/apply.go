@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -36,7 +37,7 @@ import (
 // experiment registered before: an experiment's first and last seen are its
 // pairs' times ([Count.FirstSeen], [Count.LastSeen], sample times).
 //
-// A/A counts ([Count.AAPairs], [Count.AADivergent]) are stored beside the
+// A/A counts ([report.Counters.AAPairs], [report.Counters.AADivergent]) are stored beside the
 // others but never added to an experiment's totals ([Experiment.Pairs],
 // [Experiment.Divergent]); a Count holding only A/A pairs is stored all the
 // same.
@@ -429,22 +430,6 @@ INSERT INTO segments (experiment, segment, attrs, first_seen)
 SELECT e, s, a::jsonb, f FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(e, s, a, f)
 ON CONFLICT DO NOTHING`
 
-	sqlUpsertCounts = `
-INSERT INTO pair_counts AS c (experiment, operation, segment, minute,
-	pairs, divergent, control_errors, candidate_errors, skipped, timeouts, last_seen, aa_pairs, aa_divergent)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[],
-	$5::int8[], $6::int8[], $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::timestamptz[], $12::int8[], $13::int8[])
-ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
-	pairs            = c.pairs + EXCLUDED.pairs,
-	divergent        = c.divergent + EXCLUDED.divergent,
-	control_errors   = c.control_errors + EXCLUDED.control_errors,
-	candidate_errors = c.candidate_errors + EXCLUDED.candidate_errors,
-	skipped          = c.skipped + EXCLUDED.skipped,
-	timeouts         = c.timeouts + EXCLUDED.timeouts,
-	aa_pairs         = c.aa_pairs + EXCLUDED.aa_pairs,
-	aa_divergent     = c.aa_divergent + EXCLUDED.aa_divergent,
-	last_seen        = greatest(c.last_seen, EXCLUDED.last_seen)`
-
 	sqlUpsertSignatureCounts = `
 INSERT INTO signature_counts AS c (experiment, operation, segment, minute, signature, count, first_seen, last_seen)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
@@ -453,35 +438,6 @@ ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
 	count      = c.count + EXCLUDED.count,
 	first_seen = least(c.first_seen, EXCLUDED.first_seen),
 	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
-
-	// One row per (experiment, operation, segment, hour): the hour's counters
-	// (the rollup of pair_counts) and its latency histograms. unnest cannot
-	// take ragged arrays, so the histograms travel as one flat array ($14)
-	// with each row's [lo, hi] subscripts into it; an empty histogram has
-	// hi < lo and slices to '{}'. last_seen is NULL for a row without counts,
-	// and greatest() skips NULLs. An empty histogram leaves the stored one as
-	// it is without a call to parity_hist_add.
-	sqlUpsertHours = `
-INSERT INTO latency_hours AS h (experiment, operation, segment, hour, pairs, divergent, control_errors,
-	candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen, control, candidate)
-SELECT e, o, s, t, p, d, ce, ca, sk, ti, ap, ad, ls, ($14::int8[])[cl:ch], ($14::int8[])[dl:dh]
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int8[], $6::int8[], $7::int8[], $8::int8[],
-	$9::int8[], $10::int8[], $11::int8[], $12::int8[], $13::timestamptz[], $15::int4[], $16::int4[], $17::int4[], $18::int4[])
-	AS u(e, o, s, t, p, d, ce, ca, sk, ti, ap, ad, ls, cl, ch, dl, dh)
-ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
-	pairs            = h.pairs + EXCLUDED.pairs,
-	divergent        = h.divergent + EXCLUDED.divergent,
-	control_errors   = h.control_errors + EXCLUDED.control_errors,
-	candidate_errors = h.candidate_errors + EXCLUDED.candidate_errors,
-	skipped          = h.skipped + EXCLUDED.skipped,
-	timeouts         = h.timeouts + EXCLUDED.timeouts,
-	aa_pairs         = h.aa_pairs + EXCLUDED.aa_pairs,
-	aa_divergent     = h.aa_divergent + EXCLUDED.aa_divergent,
-	last_seen        = greatest(h.last_seen, EXCLUDED.last_seen),
-	control          = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
-	                        ELSE parity_hist_add(h.control, EXCLUDED.control) END,
-	candidate        = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
-	                        ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
 
 	sqlUpsertVariants = `
 INSERT INTO variant_counts AS v (experiment, operation, variant, reason, minute, pairs, divergent)
@@ -530,6 +486,57 @@ INSERT INTO dead_letters (source, subject, reason, data, size, at)
 SELECT s, j, r, d, z, a FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::int8[], $6::timestamptz[])
 	WITH ORDINALITY AS t(s, j, r, d, z, a, n)
 ORDER BY n`
+)
+
+// addCounters sets each counter column of the conflicting row (aliased
+// alias) to the stored value plus the incoming one.
+func addCounters(alias string) string {
+	return counterList(func(c string) string { return c + " = " + alias + "." + c + " + EXCLUDED." + c })
+}
+
+// int8Params returns n array parameters $from, $from+1, … cast to int8[].
+func int8Params(from, n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("$%d::int8[]", from+i)
+	}
+	return strings.Join(parts, ", ")
+}
+
+var (
+	// sqlUpsertCounts takes experiments, operations, segments, minutes and
+	// last-seen times ($1–$5), then one array per counter in
+	// [report.Counters.Fields] order.
+	sqlUpsertCounts = `
+INSERT INTO pair_counts AS c (experiment, operation, segment, minute, last_seen, ` + countersCols + `)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], ` + int8Params(6, report.NumCounters) + `)
+ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
+	` + addCounters("c") + `,
+	last_seen = greatest(c.last_seen, EXCLUDED.last_seen)`
+
+	// sqlUpsertHours writes one row per (experiment, operation, segment,
+	// hour): the hour's counters (the rollup of pair_counts) and its latency
+	// histograms. It takes experiments, operations, segments, hours and
+	// last-seen times ($1–$5), the histograms' flat array and its subscripts
+	// ($6–$10), then one array per counter in [report.Counters.Fields]
+	// order. unnest cannot take ragged arrays, so the histograms travel as
+	// one flat array ($6) with each row's [lo, hi] subscripts into it; an
+	// empty histogram has hi < lo and slices to '{}'. last_seen is NULL for a
+	// row without counts, and greatest() skips NULLs. An empty histogram
+	// leaves the stored one as it is without a call to parity_hist_add.
+	sqlUpsertHours = `
+INSERT INTO latency_hours AS h (experiment, operation, segment, hour, last_seen, control, candidate, ` + countersCols + `)
+SELECT e, o, s, t, ls, ($6::int8[])[cl:ch], ($6::int8[])[dl:dh], ` + counterList(func(c string) string { return "u." + c }) + `
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
+	$7::int4[], $8::int4[], $9::int4[], $10::int4[], ` + int8Params(11, report.NumCounters) + `)
+	AS u(e, o, s, t, ls, cl, ch, dl, dh, ` + countersCols + `)
+ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
+	` + addCounters("h") + `,
+	last_seen        = greatest(h.last_seen, EXCLUDED.last_seen),
+	control          = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
+	                        ELSE parity_hist_add(h.control, EXCLUDED.control) END,
+	candidate        = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
+	                        ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
 )
 
 // write runs in the transaction: two pipelined round trips around the segment
@@ -654,14 +661,7 @@ func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
 			continue
 		}
 		r := &rows[i]
-		r.Pairs += c.Pairs
-		r.Divergent += c.Divergent
-		r.ControlErrors += c.ControlErrors
-		r.CandidateErrors += c.CandidateErrors
-		r.Skipped += c.Skipped
-		r.Timeouts += c.Timeouts
-		r.AAPairs += c.AAPairs
-		r.AADivergent += c.AADivergent
+		r.Counters.Add(c.Counters)
 		if c.LastSeen.After(r.LastSeen) {
 			r.LastSeen = c.LastSeen
 		}
@@ -672,31 +672,43 @@ func (p *prepared) queueCounts(fold folded, b *pgx.Batch) {
 			cmp.Compare(a.Segment, b.Segment), a.Minute.Compare(b.Minute))
 	})
 	n := len(rows)
-	var (
-		exps, ops, segs                 = make([]string, n), make([]string, n), make([]string, n)
-		minutes, lastSeen               = make([]time.Time, n), make([]time.Time, n)
-		pairs, divergent, cerr, candErr = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		skipped, timeouts               = make([]int64, n), make([]int64, n)
-		aaPairs, aaDivergent            = make([]int64, n), make([]int64, n)
-	)
+	exps, ops, segs := make([]string, n), make([]string, n), make([]string, n)
+	minutes, lastSeen := make([]time.Time, n), make([]time.Time, n)
+	counters := counterArrays(n)
 	for i, r := range rows {
 		exps[i], ops[i], segs[i], minutes[i], lastSeen[i] = r.Experiment, r.Operation, r.Segment, r.Minute, r.LastSeen
-		pairs[i], divergent[i], cerr[i], candErr[i] = r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors
-		skipped[i], timeouts[i], aaPairs[i], aaDivergent[i] = r.Skipped, r.Timeouts, r.AAPairs, r.AADivergent
+		for j, v := range r.Values() {
+			counters[j][i] = v
+		}
 	}
-	b.Queue(sqlUpsertCounts, exps, ops, segs, minutes, pairs, divergent, cerr, candErr, skipped, timeouts, lastSeen,
-		aaPairs, aaDivergent)
+	b.Queue(sqlUpsertCounts, withCounters(counters, exps, ops, segs, minutes, lastSeen)...)
+}
+
+// counterArrays returns one array of n values per counter, as the upserts
+// take them.
+func counterArrays(n int) [report.NumCounters][]int64 {
+	var out [report.NumCounters][]int64
+	for i := range out {
+		out[i] = make([]int64, n)
+	}
+	return out
+}
+
+// withCounters returns args followed by the counter arrays.
+func withCounters(counters [report.NumCounters][]int64, args ...any) []any {
+	for _, c := range counters {
+		args = append(args, c)
+	}
+	return args
 }
 
 // hourRow is one row of latency_hours as a batch adds to it.
 type hourRow struct {
 	experiment, operation, segment string
 	hour                           time.Time
-	// pairs, divergent, control and candidate errors, skipped, timeouts,
-	// A/A pairs, A/A divergent: in the table's column order.
-	counters           [8]int64
-	lastSeen           *time.Time // nil: no count reached the row
-	control, candidate report.Histogram
+	counters                       report.Counters
+	lastSeen                       *time.Time // nil: no count reached the row
+	control, candidate             report.Histogram
 }
 
 // queueHours folds the counts and latencies, sums the counts of each
@@ -721,10 +733,7 @@ func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 	}
 	for _, c := range p.counts {
 		r := row(c.Experiment, c.Operation, c.Segment, c.Minute.Truncate(time.Hour))
-		for i, v := range [8]int64{c.Pairs, c.Divergent, c.ControlErrors, c.CandidateErrors, c.Skipped, c.Timeouts,
-			c.AAPairs, c.AADivergent} {
-			r.counters[i] += v
-		}
+		r.counters.Add(c.Counters)
 		if r.lastSeen == nil || c.LastSeen.After(*r.lastSeen) {
 			r.lastSeen = &c.LastSeen
 		}
@@ -742,10 +751,7 @@ func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 	n := len(rows)
 	exps, ops, segs := make([]string, n), make([]string, n), make([]string, n)
 	hours, lastSeen := make([]time.Time, n), make([]*time.Time, n)
-	var counters [8][]int64
-	for i := range counters {
-		counters[i] = make([]int64, n)
-	}
+	counters := counterArrays(n)
 	flat := make([]int64, 0, 64*n) // never nil: a NULL array would slice to NULL
 	cl, ch, dl, dh := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	// bounds appends h's encoding to flat and returns its 1-based subscripts.
@@ -756,14 +762,13 @@ func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 	}
 	for i, r := range rows {
 		exps[i], ops[i], segs[i], hours[i], lastSeen[i] = r.experiment, r.operation, r.segment, r.hour, r.lastSeen
-		for j, v := range r.counters {
+		for j, v := range r.counters.Values() {
 			counters[j][i] = v
 		}
 		cl[i], ch[i] = bounds(r.control)
 		dl[i], dh[i] = bounds(r.candidate)
 	}
-	b.Queue(sqlUpsertHours, exps, ops, segs, hours, counters[0], counters[1], counters[2], counters[3], counters[4],
-		counters[5], counters[6], counters[7], lastSeen, flat, cl, ch, dl, dh)
+	b.Queue(sqlUpsertHours, withCounters(counters, exps, ops, segs, hours, lastSeen, flat, cl, ch, dl, dh)...)
 }
 
 type variantKey struct {

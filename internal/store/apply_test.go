@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 var t0 = time.Date(2026, 11, 21, 10, 0, 0, 0, time.UTC)
@@ -21,11 +22,7 @@ func minute(i int) time.Time { return t0.Add(time.Duration(i) * time.Minute) }
 
 // count is a Count with the fields tests vary.
 func count(exp, op, seg string, min int, pairs, divergent int64) store.Count {
-	return store.Count{
-		Experiment: exp, Operation: op, Segment: seg, Attrs: map[string]string{"seg": seg},
-		Minute: minute(min), Pairs: pairs, Divergent: divergent,
-		LastStage: "shadow", LastSeen: minute(min).Add(30 * time.Second),
-	}
+	return store.Count{Counters: report.Counters{Pairs: pairs, Divergent: divergent}, Experiment: exp, Operation: op, Segment: seg, Attrs: map[string]string{"seg": seg}, Minute: minute(min), LastStage: "shadow", LastSeen: minute(min).Add(30 * time.Second)}
 }
 
 func sample(exp, op, seg string, at time.Time) store.Sample {

@@ -75,11 +75,7 @@ func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations, latencyEv
 		withLatencies := latencyEvery > 0 && flush%latencyEvery == 0
 		for i := range segments * operations {
 			seg := fmt.Sprintf("country=C%02d", i%segments)
-			batch.Counts = append(batch.Counts, store.Count{
-				Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg,
-				Attrs: map[string]string{"country": seg[8:]}, Minute: m,
-				Pairs: int64(perKey), Divergent: 1, LastStage: "shadow", LastSeen: m,
-			})
+			batch.Counts = append(batch.Counts, store.Count{Counters: report.Counters{Pairs: int64(perKey), Divergent: 1}, Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg, Attrs: map[string]string{"country": seg[8:]}, Minute: m, LastStage: "shadow", LastSeen: m})
 			sig := fmt.Sprintf("sig%d", i%signatures)
 			batch.Signatures = append(batch.Signatures, store.SignatureCount{
 				Experiment: "bench", Operation: fmt.Sprintf("op%d", i/segments), Segment: seg, Minute: m,

@@ -17,8 +17,8 @@
 //   - Counts are exact. Apply adds each [Count] and [SignatureCount] to what
 //     is stored with an upsert; nothing is sampled or estimated. An
 //     experiment's totals in [Experiment] are kept in the same transaction as
-//     its per-minute counts. A/A counts ([Count.AAPairs]) are kept beside the
-//     others and are in neither [Count.Pairs] nor the experiment's totals.
+//     its per-minute counts. A/A counts ([report.Counters.AAPairs]) are kept beside the
+//     others and are in neither [report.Counters.Pairs] nor the experiment's totals.
 //   - Latency histograms are exact too: each [Latency] is merged into the
 //     stored histograms of its (experiment, operation, segment, hour), so a
 //     stored histogram is the [report.Histogram.Merge] of every histogram

@@ -236,7 +236,7 @@ func TestMigration003OnDatabaseAt002(t *testing.T) {
 	var h report.Histogram
 	h.Observe(3 * time.Millisecond)
 	err = s.Apply(ctx, &Batch{
-		Counts:    []Count{{Experiment: "x", Operation: "get", Segment: "a", Minute: t0.Add(5 * time.Minute), Pairs: 1000}},
+		Counts:    []Count{{Experiment: "x", Operation: "get", Segment: "a", Minute: t0.Add(5 * time.Minute), Counters: report.Counters{Pairs: 1000}}},
 		Latencies: []Latency{{Experiment: "x", Operation: "get", Segment: "a", Hour: t0, Control: h.Encode()}},
 		Variants:  []VariantCount{{Experiment: "x", Operation: "get", Variant: "on", Minute: t0, Pairs: 1}},
 	})

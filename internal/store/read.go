@@ -86,8 +86,11 @@ func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery)
 	out := []SegmentCount{}
 	var c SegmentCount
 	var attrs []byte
-	_, err = pgx.ForEachRow(rows, []any{&c.Segment, &attrs, &c.Pairs, &c.Divergent, &c.ControlErrors,
-		&c.CandidateErrors, &c.Skipped, &c.Timeouts, &c.AAPairs, &c.AADivergent, &c.LastSeen}, func() error {
+	scan := []any{&c.Segment, &attrs}
+	for _, f := range c.Fields() {
+		scan = append(scan, f)
+	}
+	_, err = pgx.ForEachRow(rows, append(scan, &c.LastSeen), func() error {
 		var err error
 		if c.Attrs, err = s.attrs.decode(attrs); err != nil {
 			return fmt.Errorf("segment %q: attrs: %w", c.Segment, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 func TestRedactionKeptKeyAndPrune(t *testing.T) {
@@ -37,7 +38,7 @@ func TestRedactionKeptKeyAndPrune(t *testing.T) {
 
 	old, recent := time.Now().Add(-48*time.Hour).UTC(), time.Now().UTC()
 	err = s.Apply(ctx, &store.Batch{
-		Counts: []store.Count{{Experiment: "x", Operation: "op", Segment: "all", Minute: recent.Truncate(time.Minute), Pairs: 2, Divergent: 2, LastSeen: recent}},
+		Counts: []store.Count{{Experiment: "x", Operation: "op", Segment: "all", Minute: recent.Truncate(time.Minute), Counters: report.Counters{Pairs: 2, Divergent: 2}, LastSeen: recent}},
 		Samples: []store.Sample{
 			{PairID: "old", Experiment: "x", Operation: "op", Segment: "all", Time: old, Control: json.RawMessage(`{}`), Candidate: json.RawMessage(`{}`)},
 			{PairID: "new", Experiment: "x", Operation: "op", Segment: "all", Time: recent, Control: json.RawMessage(`{}`), Candidate: json.RawMessage(`{}`)},

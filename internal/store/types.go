@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // OtherSegment is the segment that values past an experiment's segment cap
@@ -45,17 +47,11 @@ type Count struct {
 	Attrs  map[string]string
 	Minute time.Time // truncated to the minute, UTC
 
-	Pairs           int64 // pairs judged
-	Divergent       int64 // pairs whose candidate did not agree with control
-	ControlErrors   int64 // pairs whose control side failed (error, panic or timeout)
-	CandidateErrors int64 // pairs whose candidate side failed (error, panic or timeout)
-	Skipped         int64 // write pairs whose non-authoritative write was skipped
-	Timeouts        int64 // pairs whose candidate timed out
-	// AAPairs and AADivergent count A/A pairs (candidate = a second read of
-	// control): they measure noise and are not in Pairs or Divergent.
-	AAPairs     int64
-	AADivergent int64
-	LastStage   string
+	// Counters are what the minute's pairs added; Apply adds them to the
+	// stored ones. A/A counts are stored beside the others but never added
+	// to an experiment's totals.
+	report.Counters
+	LastStage string
 	// FirstSeen and LastSeen are the times of the earliest and the latest
 	// pair counted; zero means Minute. The experiment's first seen is its
 	// earliest pair's time, not the start of that pair's minute or hour.
@@ -183,17 +179,10 @@ type SegmentQuery struct {
 
 // SegmentCount is one row of the segment table.
 type SegmentCount struct {
-	Segment         string
-	Attrs           map[string]string
-	Pairs           int64
-	Divergent       int64
-	ControlErrors   int64
-	CandidateErrors int64
-	Skipped         int64
-	Timeouts        int64
-	AAPairs         int64
-	AADivergent     int64
-	LastSeen        time.Time
+	Segment string
+	Attrs   map[string]string
+	report.Counters
+	LastSeen time.Time
 }
 
 // SampleQuery selects samples for drill-down.

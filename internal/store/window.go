@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // ErrInvalidQuery reports a query argument out of range, such as a
@@ -24,9 +26,37 @@ func (p *params) add(v any) string {
 	return "$" + strconv.Itoa(len(*p))
 }
 
+// counterColumns are the columns of pair_counts and latency_hours that hold
+// a [report.Counters], in [report.Counters.Fields] order. Its length is
+// [report.NumCounters], so a counter added there fails to compile here until
+// it has a column (and a migration).
+var counterColumns = [report.NumCounters]string{
+	"pairs", "divergent", "control_errors", "candidate_errors", "skipped", "timeouts", "aa_pairs", "aa_divergent",
+}
+
+// counterList returns counterColumns, each passed through f, joined with
+// ", ": the one place statements spell the counters.
+func counterList(f func(col string) string) string {
+	parts := make([]string, len(counterColumns))
+	for i, c := range counterColumns {
+		parts[i] = f(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
 // countColumns are the columns of every row countsFrom yields, after segment
 // and t.
-const countColumns = `pairs, divergent, control_errors, candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen`
+var countColumns = countersCols + ", last_seen"
+
+// countersCols lists the counter columns.
+var countersCols = counterList(func(c string) string { return c })
+
+// sumCounters sums each counter column under its own name; aggCounters reads
+// them from the aggregate a.
+var (
+	sumCounters = counterList(func(c string) string { return "sum(" + c + ")::int8 AS " + c })
+	aggCounters = counterList(func(c string) string { return "a." + c })
+)
 
 // countsFrom returns a FROM item, aliased c, holding the count rows of the
 // experiment that the SQL expression exp names (a placeholder, or a column of
@@ -107,15 +137,12 @@ func segmentsStatement(experiment string, q SegmentQuery, hours bool) (string, [
 	return `
 WITH agg AS (
 	SELECT segment,
-		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent,
-		sum(control_errors)::int8 AS control_errors, sum(candidate_errors)::int8 AS candidate_errors,
-		sum(skipped)::int8 AS skipped, sum(timeouts)::int8 AS timeouts,
-		sum(aa_pairs)::int8 AS aa_pairs, sum(aa_divergent)::int8 AS aa_divergent, max(last_seen) AS last_seen
+		` + sumCounters + `,
+		max(last_seen) AS last_seen
 	FROM ` + from + `
 	GROUP BY segment
 )
-SELECT a.segment, coalesce(s.attrs, '{}'), a.pairs, a.divergent, a.control_errors, a.candidate_errors,
-	a.skipped, a.timeouts, a.aa_pairs, a.aa_divergent, a.last_seen
+SELECT a.segment, coalesce(s.attrs, '{}'), ` + aggCounters + `, a.last_seen
 FROM agg a LEFT JOIN segments s ON s.experiment = $1 AND s.segment = a.segment
 ORDER BY a.segment`, p
 }

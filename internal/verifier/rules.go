@@ -14,14 +14,9 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/redact"
 )
-
-// RulesChangedSubject is the core NATS subject on which the collector
-// announces, with the experiment's name as the payload, that the experiment's
-// diff rules or redaction changed. Every worker reloads them; a missed notice is caught by
-// the periodic reload.
-const RulesChangedSubject = "parity.rules.changed"
 
 // RulesStore is where workers read diff rules and redactions. *store.Store
 // satisfies it.
@@ -177,7 +172,7 @@ func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) err
 func (w *Worker) watchRules(ctx context.Context) (func(), error) {
 	ctx, cancel := context.WithCancel(ctx)
 	changed := make(chan string, 64)
-	sub, err := w.js.Conn().Subscribe(RulesChangedSubject, func(m *nats.Msg) {
+	sub, err := w.js.Conn().Subscribe(natsnames.RulesChangedSubject, func(m *nats.Msg) {
 		select {
 		case changed <- string(m.Data):
 		default: // a burst of notices: the periodic reload catches up

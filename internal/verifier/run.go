@@ -24,23 +24,29 @@ type RunOptions struct {
 	NATSURL     string
 	NATSOptions []nats.Option
 	// Workers is the number of workers in this process, each on its own
-	// connection. Defaults to 1.
+	// connection. Defaults to DefaultWorkers.
 	Workers int
 	Store   store.Options
 	Worker  Options
 	// HTTPAddr serves /metrics, /healthz and /readyz. Defaults to
-	// "127.0.0.1:9090"; "-" serves nothing.
+	// DefaultHTTPAddr; "-" serves nothing.
 	HTTPAddr string
 }
+
+// Defaults of [RunOptions].
+const (
+	DefaultWorkers  = 1
+	DefaultHTTPAddr = "127.0.0.1:9090"
+)
 
 // Run opens the store, connects to NATS and runs the workers until ctx ends,
 // then lets each flush what it received.
 func Run(ctx context.Context, o RunOptions) error {
 	if o.Workers == 0 {
-		o.Workers = 1
+		o.Workers = DefaultWorkers
 	}
 	if o.HTTPAddr == "" {
-		o.HTTPAddr = "127.0.0.1:9090"
+		o.HTTPAddr = DefaultHTTPAddr
 	}
 	st, err := store.Open(ctx, o.DatabaseURL, o.Store)
 	if err != nil {

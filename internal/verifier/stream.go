@@ -9,12 +9,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // StreamOptions configure the pair stream. The zero value is valid.
 type StreamOptions struct {
-	// Name of the stream. Defaults to "PARITY_PAIRS".
+	// Name of the stream. Defaults to natsnames.PairStream ("PARITY_PAIRS").
 	Name string
 	// MaxBytes caps the stream's size; when full, new publishes are refused
 	// (DiscardNew) and the hooks count them as failed, so nothing already
@@ -29,24 +29,29 @@ type StreamOptions struct {
 	Duplicates time.Duration
 }
 
-// DefaultStreamName is the name of the pair stream.
-const DefaultStreamName = "PARITY_PAIRS"
+// DefaultStreamOptions returns the options a zero [StreamOptions] stands
+// for.
+func DefaultStreamOptions() StreamOptions {
+	return StreamOptions{Name: natsnames.PairStream, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, Replicas: 1,
+		Duplicates: 2 * time.Minute}
+}
 
 func (o *StreamOptions) setDefaults() error {
+	d := DefaultStreamOptions()
 	if o.Name == "" {
-		o.Name = DefaultStreamName
+		o.Name = d.Name
 	}
 	if o.MaxBytes == 0 {
-		o.MaxBytes = 1 << 30
+		o.MaxBytes = d.MaxBytes
 	}
 	if o.MaxAge == 0 {
-		o.MaxAge = 24 * time.Hour
+		o.MaxAge = d.MaxAge
 	}
 	if o.Replicas == 0 {
-		o.Replicas = 1
+		o.Replicas = d.Replicas
 	}
 	if o.Duplicates == 0 {
-		o.Duplicates = 2 * time.Minute
+		o.Duplicates = d.Duplicates
 	}
 	switch {
 	case o.MaxBytes < 0:
@@ -69,7 +74,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 	cfg := jetstream.StreamConfig{
 		Name:        opts.Name,
 		Description: "Parity pairs: old and new results of migrated calls",
-		Subjects:    []string{envelope.SubjectPrefix + ".>"},
+		Subjects:    []string{natsnames.PairSubjects},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		MaxBytes:    opts.MaxBytes,
@@ -102,9 +107,6 @@ func sameSettings(have, want jetstream.StreamConfig) bool {
 		have.Discard == want.Discard && have.Duplicates == want.Duplicates && have.Replicas == want.Replicas
 }
 
-// DefaultDurable is the name of the durable consumer all verifiers share.
-const DefaultDurable = "parity-verifiers"
-
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream, durable string, o *Options) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       durable,
@@ -113,7 +115,7 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, stream, durable
 		AckWait:       o.AckWait,
 		MaxDeliver:    -1, // poison messages are terminated explicitly; infrastructure failures must not lose pairs
 		MaxAckPending: o.MaxAckPending,
-		FilterSubject: envelope.SubjectPrefix + ".>",
+		FilterSubject: natsnames.PairSubjects,
 	}
 	// Read first and write only when the settings differ: verifiers that
 	// all create the consumer at once, each through a different server of a

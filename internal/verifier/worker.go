@@ -17,6 +17,7 @@ import (
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/redact"
 	"github.com/parityhq/parity/pkg/report"
 )
@@ -37,7 +38,8 @@ type Store interface {
 // documented on its field.
 type Options struct {
 	Stream StreamOptions
-	// Durable is the consumer all workers share. Defaults to "parity-verifiers".
+	// Durable is the consumer all workers share. Defaults to
+	// natsnames.VerifierDurable ("parity-verifiers").
 	Durable string
 	// SegmentAttrs are the user attributes a segment is made of, in order.
 	// Defaults to ["country", "plan"]. The user's key is never one.
@@ -72,36 +74,54 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultOptions returns the options a zero [Options] stands for: every
+// default in one place, for the commands' flags to show.
+func DefaultOptions() Options {
+	return Options{
+		Stream:          DefaultStreamOptions(),
+		Durable:         natsnames.VerifierDurable,
+		SegmentAttrs:    []string{"country", "plan"},
+		FlushInterval:   500 * time.Millisecond,
+		MaxBatch:        4000,
+		MaxAckPending:   20000,
+		AckWait:         30 * time.Second,
+		SamplesPerFlush: 5,
+		RulesReload:     30 * time.Second,
+		LatencyInterval: 10 * time.Second,
+	}
+}
+
 func (o *Options) setDefaults() error {
 	if err := o.Stream.setDefaults(); err != nil {
 		return err
 	}
+	d := DefaultOptions()
 	if o.Durable == "" {
-		o.Durable = DefaultDurable
+		o.Durable = d.Durable
 	}
 	if o.SegmentAttrs == nil {
-		o.SegmentAttrs = []string{"country", "plan"}
+		o.SegmentAttrs = d.SegmentAttrs
 	}
 	if o.FlushInterval == 0 {
-		o.FlushInterval = 500 * time.Millisecond
+		o.FlushInterval = d.FlushInterval
 	}
 	if o.MaxBatch == 0 {
-		o.MaxBatch = 4000
+		o.MaxBatch = d.MaxBatch
 	}
 	if o.MaxAckPending == 0 {
-		o.MaxAckPending = 20000
+		o.MaxAckPending = d.MaxAckPending
 	}
 	if o.AckWait == 0 {
-		o.AckWait = 30 * time.Second
+		o.AckWait = d.AckWait
 	}
 	if o.SamplesPerFlush == 0 {
-		o.SamplesPerFlush = 5
+		o.SamplesPerFlush = d.SamplesPerFlush
 	}
 	if o.RulesReload == 0 {
-		o.RulesReload = 30 * time.Second
+		o.RulesReload = d.RulesReload
 	}
 	if o.LatencyInterval == 0 {
-		o.LatencyInterval = 10 * time.Second
+		o.LatencyInterval = d.LatencyInterval
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // Version is the envelope version this package writes and accepts.
@@ -22,8 +24,9 @@ const Version = 1
 const MaxSize = 1_000_000
 
 // SubjectPrefix is the first part of every pair subject: pairs are published
-// to SubjectPrefix.<experiment>.<operation>.
-const SubjectPrefix = "parity.pairs"
+// to SubjectPrefix.<experiment>.<operation>. It is
+// [natsnames.PairSubjectPrefix], where every NATS name lives.
+const SubjectPrefix = natsnames.PairSubjectPrefix
 
 // Limits on the parts of a pair. They keep segments, keys and subjects bounded.
 const (

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // Defaults for the zero fields of [Options].
@@ -98,8 +99,9 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// ReportSubject is where publishers report their counters.
-const ReportSubject = "parity.hooks.stats"
+// ReportSubject is where publishers report their counters:
+// [natsnames.HookReportSubject], where every NATS name lives.
+const ReportSubject = natsnames.HookReportSubject
 
 // DefaultReportInterval is how often a publisher reports its counters.
 const DefaultReportInterval = 10 * time.Second
@@ -122,6 +124,16 @@ type Stats struct {
 	Published uint64 `json:"published"` // pairs acknowledged by JetStream, duplicates included
 	Failed    uint64 `json:"failed"`    // pairs invalid, refused, not acknowledged in time, or abandoned by Close
 	Pending   uint64 `json:"pending"`   // pairs queued or awaiting an ack
+}
+
+// Add adds o to s, counter by counter: the totals of several publishers.
+func (s *Stats) Add(o Stats) {
+	s.Offered += o.Offered
+	s.Enqueued += o.Enqueued
+	s.Dropped += o.Dropped
+	s.Published += o.Published
+	s.Failed += o.Failed
+	s.Pending += o.Pending
 }
 
 // Publisher publishes pairs to JetStream from a background goroutine. Its

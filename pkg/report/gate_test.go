@@ -51,13 +51,13 @@ func TestGateSpecValidate(t *testing.T) {
 	}
 }
 
-func stats(div, pairs int64) SegmentStats { return SegmentStats{Pairs: pairs, Divergent: div} }
+func stats(div, pairs int64) SegmentStats {
+	return SegmentStats{Counters: Counters{Pairs: pairs, Divergent: div}}
+}
 
 func TestEvaluate(t *testing.T) {
-	slow := SegmentStats{Pairs: 10000, Divergent: 10,
-		ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 5*time.Millisecond)}
-	fast := SegmentStats{Pairs: 10000, Divergent: 10,
-		ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 2200*time.Microsecond)}
+	slow := SegmentStats{Counters: Counters{Pairs: 10000, Divergent: 10}, ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 5*time.Millisecond)}
+	fast := SegmentStats{Counters: Counters{Pairs: 10000, Divergent: 10}, ControlLatency: hist(10000, 2*time.Millisecond), CandidateLatency: hist(10000, 2200*time.Microsecond)}
 	seg := func(key string, st SegmentStats) Segment { return Segment{Key: key, Stats: st} }
 	tests := []struct {
 		name        string
@@ -91,10 +91,10 @@ func TestEvaluate(t *testing.T) {
 		{name: "MinPairs met", spec: GateSpec{MaxRate: 0.01, MinPairs: 5000}, total: stats(12, 6000), verdict: Pass,
 			reason: "6,000 pairs ≥ 5,000 minimum; divergence 0.2% (12 of 6,000 pairs), anytime upper bound 0.457% ≤ 1% limit"},
 		{name: "candidate errors fail", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
-			total: SegmentStats{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 120}, verdict: Fail,
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 120}}, verdict: Fail,
 			reason: "candidate errors 3% (120 of 4,000 pairs; control 0.1%), anytime lower bound 2.11% > 1% limit"},
 		{name: "candidate errors pass", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
-			total: SegmentStats{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}, verdict: Pass,
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}}, verdict: Pass,
 			reason: "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.386% ≤ 1% limit; candidate errors 0.1% (4 of 4,000 pairs; control 0.1%), anytime upper bound 0.386% ≤ 1% limit"},
 		{name: "slow candidate fails", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: slow, verdict: Fail,
 			reason: "p99 latency 2.59× control (5.09ms vs 1.96ms), at least 2.59× > 1.5× limit"},
@@ -236,10 +236,10 @@ func TestEvaluateJSON(t *testing.T) {
 	spec := GateSpec{MaxRate: 0.01, MinPairs: 10, PerSegment: true, MaxCandidateErrorRate: 0.02, MaxP99LatencyRatio: 1.2}
 	odd := []Segment{
 		{Key: "empty"},
-		{Key: "negative", Stats: SegmentStats{Pairs: -5, Divergent: -1, CandidateErrors: -3}},
-		{Key: "over", Stats: SegmentStats{Pairs: 5, Divergent: 9, CandidateErrors: 9}},
-		{Key: "one-sided latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(3, time.Hour)}},
-		{Key: "tiny latency", Stats: SegmentStats{Pairs: 5, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
+		{Key: "negative", Stats: SegmentStats{Counters: Counters{Pairs: -5, Divergent: -1, CandidateErrors: -3}}},
+		{Key: "over", Stats: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 9, CandidateErrors: 9}}},
+		{Key: "one-sided latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(3, time.Hour)}},
+		{Key: "tiny latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
 	}
 	res, err := Evaluate(spec, odd, Total(odd))
 	if err != nil {
@@ -257,8 +257,7 @@ func TestEvaluateJSON(t *testing.T) {
 func BenchmarkEvaluate(b *testing.B) {
 	segments := make([]Segment, 100)
 	for i := range segments {
-		st := SegmentStats{Pairs: int64(1000 + 100*i), Divergent: int64(i / 5),
-			ControlLatency: hist(int64(100+i), time.Millisecond, 3*time.Millisecond, 40*time.Millisecond)}
+		st := SegmentStats{Counters: Counters{Pairs: int64(1000 + 100*i), Divergent: int64(i / 5)}, ControlLatency: hist(int64(100+i), time.Millisecond, 3*time.Millisecond, 40*time.Millisecond)}
 		st.CandidateLatency = hist(int64(100+i), 1100*time.Microsecond, 3*time.Millisecond, 45*time.Millisecond)
 		segments[i] = Segment{Key: fmt.Sprintf("seg=%d", i), Attrs: map[string]string{"seg": fmt.Sprint(i)}, Stats: st}
 	}

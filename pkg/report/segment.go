@@ -6,30 +6,21 @@ import (
 )
 
 // SegmentStats are the counts of one segment (or any union of segments and
-// minutes): the counters the verifiers store plus latency histograms of both
+// minutes): the [Counters] the verifiers store plus latency histograms of both
 // sides. The zero SegmentStats is empty and ready to use.
 type SegmentStats struct {
-	Pairs           int64 `json:"pairs"`              // pairs judged
-	Divergent       int64 `json:"divergent"`          // of Pairs, candidate disagreed with control
-	ControlErrors   int64 `json:"control_errors"`     // of Pairs, control failed
-	CandidateErrors int64 `json:"candidate_errors"`   // of Pairs, candidate failed
-	Skipped         int64 `json:"skipped_writes"`     // of Pairs, non-authoritative write skipped
-	Timeouts        int64 `json:"candidate_timeouts"` // of Pairs, candidate timed out
+	Counters
 
 	ControlLatency   Histogram `json:"control_latency"`
 	CandidateLatency Histogram `json:"candidate_latency"`
 }
 
-// Add adds o to s: counters add, histograms [Histogram.Merge]. Adding is
-// exact, commutative and associative, so stats merge across verifiers,
-// minutes and segments in any order. s never shares memory with o afterwards.
+// Add adds o to s: counters add ([Counters.Add]), histograms
+// [Histogram.Merge]. Adding is exact, commutative and associative, so stats
+// merge across verifiers, minutes and segments in any order. s never shares
+// memory with o afterwards.
 func (s *SegmentStats) Add(o SegmentStats) {
-	s.Pairs += o.Pairs
-	s.Divergent += o.Divergent
-	s.ControlErrors += o.ControlErrors
-	s.CandidateErrors += o.CandidateErrors
-	s.Skipped += o.Skipped
-	s.Timeouts += o.Timeouts
+	s.Counters.Add(o.Counters)
 	s.ControlLatency.Merge(o.ControlLatency)
 	s.CandidateLatency.Merge(o.CandidateLatency)
 }

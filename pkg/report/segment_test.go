@@ -17,14 +17,12 @@ func hist(n int64, ds ...time.Duration) Histogram {
 }
 
 func TestSegmentStatsAdd(t *testing.T) {
-	a := SegmentStats{Pairs: 100, Divergent: 2, ControlErrors: 1, CandidateErrors: 3, Skipped: 4, Timeouts: 5,
-		ControlLatency: hist(1, time.Millisecond), CandidateLatency: hist(2, time.Millisecond)}
-	b := SegmentStats{Pairs: 50, Divergent: 1, ControlErrors: 0, CandidateErrors: 2, Skipped: 1, Timeouts: 1,
-		ControlLatency: hist(3, time.Second)}
+	a := SegmentStats{Counters: Counters{Pairs: 100, Divergent: 2, ControlErrors: 1, CandidateErrors: 3, Skipped: 4, Timeouts: 5}, ControlLatency: hist(1, time.Millisecond), CandidateLatency: hist(2, time.Millisecond)}
+	b := SegmentStats{Counters: Counters{Pairs: 50, Divergent: 1, ControlErrors: 0, CandidateErrors: 2, Skipped: 1, Timeouts: 1}, ControlLatency: hist(3, time.Second)}
 	var sum SegmentStats
 	sum.Add(a)
 	sum.Add(b)
-	want := SegmentStats{Pairs: 150, Divergent: 3, ControlErrors: 1, CandidateErrors: 5, Skipped: 5, Timeouts: 6}
+	want := SegmentStats{Counters: Counters{Pairs: 150, Divergent: 3, ControlErrors: 1, CandidateErrors: 5, Skipped: 5, Timeouts: 6}}
 	got := sum
 	got.ControlLatency, got.CandidateLatency = Histogram{}, Histogram{}
 	if got.Pairs != want.Pairs || got.Divergent != want.Divergent || got.ControlErrors != want.ControlErrors ||
@@ -56,11 +54,11 @@ func TestErrors(t *testing.T) {
 	}{
 		{name: "no pairs", stats: SegmentStats{}, want: ErrorComparison{},
 			explanation: "no division by zero"},
-		{name: "candidate fails more", stats: SegmentStats{Pairs: 1000, ControlErrors: 2, CandidateErrors: 6},
+		{name: "candidate fails more", stats: SegmentStats{Counters: Counters{Pairs: 1000, ControlErrors: 2, CandidateErrors: 6}},
 			want: ErrorComparison{Control: 0.002, Candidate: 0.006, Difference: 0.004, Ratio: 3}},
-		{name: "candidate fails less", stats: SegmentStats{Pairs: 1000, ControlErrors: 4, CandidateErrors: 1},
+		{name: "candidate fails less", stats: SegmentStats{Counters: Counters{Pairs: 1000, ControlErrors: 4, CandidateErrors: 1}},
 			want: ErrorComparison{Control: 0.004, Candidate: 0.001, Difference: -0.003, Ratio: 0.25}},
-		{name: "control never fails", stats: SegmentStats{Pairs: 1000, CandidateErrors: 5},
+		{name: "control never fails", stats: SegmentStats{Counters: Counters{Pairs: 1000, CandidateErrors: 5}},
 			want:        ErrorComparison{Control: 0, Candidate: 0.005, Difference: 0.005, Ratio: 0},
 			explanation: "the ratio is undefined and reported as 0; the difference says it all"},
 	}
@@ -104,13 +102,13 @@ func TestLatencyRatio(t *testing.T) {
 func TestMarginals(t *testing.T) {
 	seg := func(country, plan string, pairs, div int64) Segment {
 		return Segment{Key: "country=" + country + ",plan=" + plan, Attrs: map[string]string{"country": country, "plan": plan},
-			Stats: SegmentStats{Pairs: pairs, Divergent: div}}
+			Stats: SegmentStats{Counters: Counters{Pairs: pairs, Divergent: div}}}
 	}
 	segments := []Segment{
 		seg("IN", "pro", 100, 1),
 		seg("US", "free", 1000, 3),
 		seg("IN", "free", 300, 2),
-		{Key: "other", Stats: SegmentStats{Pairs: 7, Divergent: 7}},
+		{Key: "other", Stats: SegmentStats{Counters: Counters{Pairs: 7, Divergent: 7}}},
 	}
 	got := Marginals(segments)
 	want := []struct {

@@ -6,14 +6,17 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/parityhq/parity/pkg/natsnames"
 )
 
 // Bucket and key of the rollout state in NATS JetStream's key-value store.
 // The collector writes one entry per flag, keyed by the flag key; providers
 // watch the bucket.
 const (
-	// KVBucket is the key-value bucket holding one [Document] per flag.
-	KVBucket = "PARITY_ROLLOUTS"
+	// KVBucket is the key-value bucket holding one [Document] per flag:
+	// [natsnames.RolloutBucket], where every NATS name lives.
+	KVBucket = natsnames.RolloutBucket
 	// DocumentVersion is the version of the [Document] format this package
 	// writes and reads. A reader refuses other versions rather than guess
 	// at fields it does not know.

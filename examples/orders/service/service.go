@@ -25,16 +25,17 @@ import (
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/migration"
 	"github.com/parityhq/parity/pkg/migration/parityprom"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
 
 // The names the service uses in its pairs, its flag and its stream.
 const (
-	Experiment  = "orders-pg"        // the experiment of every pair
-	OpGetOrder  = "get-order"        // the read: GET /orders/{id}
-	OpSetStatus = "set-status"       // the write: PUT /orders/{id}/status
-	FlagKey     = "orders-migration" // the string flag holding the stage
-	StreamName  = "PARITY_PAIRS"     // the stream created with CreateStream
+	Experiment  = "orders-pg"          // the experiment of every pair
+	OpGetOrder  = "get-order"          // the read: GET /orders/{id}
+	OpSetStatus = "set-status"         // the write: PUT /orders/{id}/status
+	FlagKey     = "orders-migration"   // the string flag holding the stage
+	StreamName  = natsnames.PairStream // the stream created with CreateStream
 )
 
 // Options configures the service. The zero value is valid: Addr, AdminURL,
@@ -231,7 +232,7 @@ func Setup(ctx context.Context, opts Options) (_ *App, err error) {
 			return nil, err
 		}
 		if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-			Name: StreamName, Subjects: []string{envelope.SubjectPrefix + ".>"}, MaxBytes: 256 << 20,
+			Name: StreamName, Subjects: []string{natsnames.PairSubjects}, MaxBytes: 256 << 20,
 		}); err != nil {
 			return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 		}

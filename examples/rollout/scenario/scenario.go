@@ -34,8 +34,10 @@ import (
 
 	"github.com/parityhq/parity/examples/orders/service"
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/flagprovider"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/rollout"
 )
 
@@ -116,7 +118,7 @@ func Plan(hold time.Duration) rollout.Plan {
 		{Name: "50%", Stage: envelope.StageLive, Audience: rollout.Audience{Percent: 50}, Hold: hold},
 		{Name: "everyone", Stage: envelope.StageLive, Audience: rollout.Audience{Percent: 100}, Hold: hold},
 		{Name: "retire old reads", Stage: envelope.StageRampDown, Audience: rollout.Audience{Percent: 100}, Hold: hold},
-		{Name: "complete", Stage: envelope.StageComplete, Audience: rollout.Audience{Percent: 100}, Gate: collector.GateNone},
+		{Name: "complete", Stage: envelope.StageComplete, Audience: rollout.Audience{Percent: 100}, Gate: controller.GateNone},
 	}}
 }
 
@@ -213,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	}
 	w := &watcher{api: api, say: say}
 	if err := w.until(ctx, cfg.Timeout, func(e collector.RolloutEventView) bool {
-		return e.Action == collector.ActionRollback && e.Cause == collector.CauseGateFailed
+		return e.Action == controller.ActionRollback && e.Cause == controller.CauseGateFailed
 	}); err != nil {
 		return nil, fmt.Errorf("scenario: waiting for the breach in %s: %w", BugCountry, err)
 	}
@@ -270,7 +272,7 @@ func drained(ctx context.Context, nc *nats.Conn, timeout time.Duration) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	st, err := js.Stream(ctx, "PARITY_PAIRS")
+	st, err := js.Stream(ctx, natsnames.PairStream)
 	if err != nil {
 		return fmt.Errorf("scenario: stream: %w", err)
 	}

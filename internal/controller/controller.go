@@ -1,4 +1,4 @@
-package collector
+package controller
 
 import (
 	"cmp"
@@ -7,18 +7,26 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"reflect"
 	"sync"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/pkg/rollout"
 )
+
+// conflictOr turns the store's compare-and-set failure into an [Error] of
+// kind ErrConflict; other errors pass unchanged.
+func conflictOr(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return &Error{Kind: ErrConflict, Err: errors.New("the rollout changed meanwhile; read it again and retry")}
+	}
+	return err
+}
 
 // Actions on a rollout, as the audit log records them.
 const (
@@ -45,24 +53,60 @@ const GateNone = "none"
 // ControllerActor is the audit log's actor for the controller's own changes.
 const ControllerActor = "controller"
 
-// DefaultRolloutInterval is how often the controller looks at every rollout.
-const DefaultRolloutInterval = 2 * time.Second
+// DefaultInterval is how often the controller looks at every rollout.
+const DefaultInterval = 2 * time.Second
 
-// DefaultRolloutSettle is how long after a change of a rollout its gate's
-// window starts.
-const DefaultRolloutSettle = 5 * time.Second
+// DefaultSettle is how long after a change of a rollout its gate's window
+// starts.
+const DefaultSettle = 5 * time.Second
 
-// errRefused marks a change the rollout's rules forbid (HTTP 409).
-var errRefused = errors.New("collector: refused")
+// Store is what the controller reads and writes. *store.Store satisfies it.
+type Store interface {
+	Rollouts(ctx context.Context) ([]store.Rollout, error)
+	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
+	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
+	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
+	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
+	// Operations, Segments and Latencies give the counts the gate judges.
+	Operations(ctx context.Context, experiment string) ([]string, error)
+	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
+	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
+	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+}
 
-// controller moves rollouts. Every change, an operator's or its own, goes
-// through [controller.apply]: checked with [rollout.Transition], written to
+// Flags is where the controller hands the rollout documents it serves: the
+// collector's OFREP table. Set replaces every document; Put adds or replaces
+// one unless the table holds a newer revision of it.
+type Flags interface {
+	Set(docs []rollout.Document)
+	Put(d rollout.Document)
+}
+
+// Options configure a [Controller]. The zero value is usable.
+type Options struct {
+	// KV is the bucket rollouts are published to ([EnsureBucket]); nil
+	// publishes nowhere but Flags.
+	KV jetstream.KeyValue
+	// Interval is how often [Controller.Run] looks at every rollout.
+	// Defaults to DefaultInterval.
+	Interval time.Duration
+	// Settle is how long after a change of a rollout its gate's window
+	// starts. Defaults to DefaultSettle.
+	Settle time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Controller moves rollouts. Every change, an operator's or its own, goes
+// through [Controller.apply]: checked with [rollout.Transition], written to
 // PostgreSQL with a compare-and-set on the revision together with its audit
 // entry, then published to the flag table and the NATS KV bucket. Several
 // collectors may run controllers against one database: the revision check
-// lets exactly one of them make each change.
-type controller struct {
-	h        *handlers
+// lets exactly one of them make each change. Its methods are safe for
+// concurrent use.
+type Controller struct {
+	db       Store
+	flags    Flags
 	kv       jetstream.KeyValue // nil: no KV publishing
 	interval time.Duration
 	// settleTime is how long after a change the gate's window starts.
@@ -74,22 +118,34 @@ type controller struct {
 	published map[string]int64 // flag → revision known to be in the KV bucket
 }
 
-func newController(h *handlers, kv jetstream.KeyValue, interval, settle time.Duration) *controller {
-	if interval <= 0 {
-		interval = DefaultRolloutInterval
+// New returns a controller over db that serves its documents to flags.
+func New(db Store, flags Flags, o Options) *Controller {
+	if o.Interval <= 0 {
+		o.Interval = DefaultInterval
 	}
-	if settle <= 0 {
-		settle = DefaultRolloutSettle
+	if o.Settle <= 0 {
+		o.Settle = DefaultSettle
 	}
-	return &controller{h: h, kv: kv, interval: interval, settleTime: settle, log: h.log, now: time.Now, published: map[string]int64{}}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Controller{db: db, flags: flags, kv: o.KV, interval: o.Interval, settleTime: o.Settle, log: o.Logger,
+		now: time.Now, published: map[string]int64{}}
 }
+
+// Now is the controller's clock.
+func (c *Controller) Now() time.Time { return c.now() }
+
+// SettleTime is how long after a change of a rollout its gate's window
+// starts.
+func (c *Controller) SettleTime() time.Duration { return c.settleTime }
 
 // settle takes the baseline of r's gate window once the step has run for
 // settleTime: by then the pairs made before the change have been verified
 // and counted (a flush is at most a second; a compared call is bounded by
 // its timeout). It stores the baseline without a new revision: what users
 // get does not change.
-func (c *controller) settle(ctx context.Context, r store.Rollout) (store.Rollout, error) {
+func (c *Controller) settle(ctx context.Context, r store.Rollout) (store.Rollout, error) {
 	var b baseline
 	if json.Unmarshal(r.Baseline, &b) == nil && b.Taken || c.now().Sub(r.EnteredAt) < c.settleTime {
 		return r, nil
@@ -98,42 +154,42 @@ func (c *controller) settle(ctx context.Context, r store.Rollout) (store.Rollout
 	if err != nil {
 		return r, err
 	}
-	if err := c.h.db.SetRolloutBaseline(ctx, r.Experiment, r.Revision, snap); err != nil {
+	if err := c.db.SetRolloutBaseline(ctx, r.Experiment, r.Revision, snap); err != nil {
 		return r, err
 	}
 	r.Baseline = snap
 	return r, nil
 }
 
-// EnsureRolloutBucket creates the KV bucket rollouts are published to, if
+// EnsureBucket creates the KV bucket rollouts are published to, if
 // missing, with replicas copies.
-func EnsureRolloutBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, rollout.KVBucket)
+func EnsureBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, natsnames.RolloutBucket)
 	if err == nil {
 		return kv, nil
 	}
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("collector: rollout bucket: %w", err)
+		return nil, fmt.Errorf("controller: rollout bucket: %w", err)
 	}
 	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: rollout.KVBucket, Description: "Parity rollout state, one document per flag", History: 5,
+		Bucket: natsnames.RolloutBucket, Description: "Parity rollout state, one document per flag", History: 5,
 		Storage: jetstream.FileStorage, Replicas: max(replicas, 1),
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
-		return js.KeyValue(ctx, rollout.KVBucket)
+		return js.KeyValue(ctx, natsnames.RolloutBucket)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("collector: create rollout bucket: %w", err)
+		return nil, fmt.Errorf("controller: create rollout bucket: %w", err)
 	}
 	return kv, nil
 }
 
-// run ticks until ctx ends.
-func (c *controller) run(ctx context.Context) {
+// Run ticks until ctx ends.
+func (c *Controller) Run(ctx context.Context) {
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
-		c.tick(ctx)
+		c.Tick(ctx)
 		select {
 		case <-ctx.Done():
 			return
@@ -142,22 +198,22 @@ func (c *controller) run(ctx context.Context) {
 	}
 }
 
-// tick refreshes the flag table from the database, lets the gate of every
+// Tick refreshes the flag table from the database, lets the gate of every
 // rollout that is not killed move it, and publishes what the KV bucket
 // lacks.
-func (c *controller) tick(ctx context.Context) {
-	rs, err := c.h.db.Rollouts(ctx)
+func (c *Controller) Tick(ctx context.Context) {
+	rs, err := c.db.Rollouts(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
-			c.log.Warn("collector: rollouts", "err", err)
+			c.log.Warn("controller: rollouts", "err", err)
 		}
 		return
 	}
 	docs := make([]rollout.Document, 0, len(rs))
 	for i, r := range rs {
-		plan, err := parsePlan(r.Plan)
+		plan, err := ParsePlan(r.Plan)
 		if err != nil {
-			c.log.Error("collector: stored rollout plan is invalid; not served", "experiment", r.Experiment, "err", err)
+			c.log.Error("controller: stored rollout plan is invalid; not served", "experiment", r.Experiment, "err", err)
 			continue
 		}
 		if r.Status != rollout.StatusKilled {
@@ -166,18 +222,18 @@ func (c *controller) tick(ctx context.Context) {
 				next, err = c.step(ctx, next, plan)
 			}
 			switch {
-			case errors.Is(err, store.ErrConflict): // another collector moved it; next tick
+			case errors.Is(err, ErrConflict): // another collector moved it; next tick
 			case err != nil && ctx.Err() == nil:
-				c.log.Warn("collector: rollout controller", "experiment", r.Experiment, "err", err)
+				c.log.Warn("controller: rollout controller", "experiment", r.Experiment, "err", err)
 			}
 			rs[i] = next
 		}
 		docs = append(docs, document(rs[i], plan))
 	}
-	c.h.flags.set(docs)
+	c.flags.Set(docs)
 	for _, d := range docs {
 		if err := c.publish(ctx, d); err != nil && ctx.Err() == nil {
-			c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+			c.log.Warn("controller: publish rollout", "flag", d.Flag, "err", err)
 		}
 	}
 }
@@ -187,7 +243,7 @@ func (c *controller) tick(ctx context.Context) {
 // stops advancing, not protecting), advance when an active rollout's gate
 // passed for the hold (with AutoPromote), else nothing. It returns the
 // rollout as it is afterwards.
-func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Plan) (store.Rollout, error) {
+func (c *Controller) step(ctx context.Context, r store.Rollout, plan rollout.Plan) (store.Rollout, error) {
 	n := r.Step
 	active := r.Status == rollout.StatusActive
 	if n == 0 {
@@ -197,7 +253,7 @@ func (c *controller) step(ctx context.Context, r store.Rollout, plan rollout.Pla
 		return c.apply(ctx, r, plan, change{action: ActionPromote, cause: CauseGatePassed, actor: ControllerActor, to: 1,
 			status: rollout.StatusActive, reason: "no step is applied yet, so there is no evidence to wait for: applying " + stepLabel(plan, 0)})
 	}
-	gv, gated, err := c.gate(ctx, r, plan)
+	gv, gated, err := c.Gate(ctx, r, plan)
 	if err != nil {
 		return r, err
 	}
@@ -245,10 +301,10 @@ type change struct {
 
 // apply makes ch to r: checks the transition, writes it with its audit entry
 // if r is still the current revision, and publishes the result.
-func (c *controller) apply(ctx context.Context, r store.Rollout, plan rollout.Plan, ch change) (store.Rollout, error) {
+func (c *Controller) apply(ctx context.Context, r store.Rollout, plan rollout.Plan, ch change) (store.Rollout, error) {
 	if ch.to != r.Step {
 		if err := rollout.Transition(plan, rollout.State{Step: r.Step}, rollout.State{Step: ch.to}); err != nil {
-			return r, fmt.Errorf("%w: %w", errRefused, err)
+			return r, &Error{Kind: ErrRefused, Err: err}
 		}
 	}
 	next := r
@@ -264,17 +320,17 @@ func (c *controller) apply(ctx context.Context, r store.Rollout, plan rollout.Pl
 	if ch.detail != nil {
 		ev.Detail, _ = json.Marshal(ch.detail) // plain data always marshals
 	}
-	saved, err := c.h.db.UpdateRollout(ctx, next, r.Revision, ev)
+	saved, err := c.db.UpdateRollout(ctx, next, r.Revision, ev)
 	if err != nil {
-		return r, err
+		return r, conflictOr(err)
 	}
-	c.log.Info("collector: rollout changed", "experiment", r.Experiment, "action", ch.action, "cause", ch.cause,
+	c.log.Info("controller: rollout changed", "experiment", r.Experiment, "action", ch.action, "cause", ch.cause,
 		"actor", ch.actor, "from_step", r.Step, "to_step", saved.Step, "status", saved.Status, "revision", saved.Revision)
 	d := document(saved, plan)
-	c.h.flags.put(d)
+	c.flags.Put(d)
 	if err := c.publish(ctx, d); err != nil {
 		// The next tick publishes it again; the change itself is made.
-		c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+		c.log.Warn("controller: publish rollout", "flag", d.Flag, "err", err)
 	}
 	return saved, nil
 }
@@ -283,7 +339,7 @@ func (c *controller) apply(ctx context.Context, r store.Rollout, plan rollout.Pl
 // revision or a later one. It updates with a compare-and-set on the entry's
 // revision, so the bucket's documents only ever move forward even when
 // several collectors publish at once.
-func (c *controller) publish(ctx context.Context, d rollout.Document) error {
+func (c *Controller) publish(ctx context.Context, d rollout.Document) error {
 	if c.kv == nil {
 		return nil
 	}
@@ -302,7 +358,7 @@ func (c *controller) publish(ctx context.Context, d rollout.Document) error {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			_, err = c.kv.Create(ctx, d.Flag, b)
 		case err != nil:
-			return fmt.Errorf("collector: read %s from the rollout bucket: %w", d.Flag, err)
+			return fmt.Errorf("controller: read %s from the rollout bucket: %w", d.Flag, err)
 		default:
 			if old, perr := rollout.ParseDocument(e.Value()); perr == nil && old.Revision >= d.Revision {
 				err = nil
@@ -317,7 +373,7 @@ func (c *controller) publish(ctx context.Context, d rollout.Document) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("collector: write %s to the rollout bucket: %w", d.Flag, err)
+	return fmt.Errorf("controller: write %s to the rollout bucket: %w", d.Flag, err)
 }
 
 // baseline is the counts a step's gate window starts from: the counts summed
@@ -325,15 +381,60 @@ func (c *controller) publish(ctx context.Context, d rollout.Document) error {
 // gate judges what was counted after that moment.
 //
 // The snapshot is taken only once the step has settled (see
-// [controller.settle]): pairs from before the change that are still being
+// [Controller.settle]): pairs from before the change that are still being
 // verified when it is made must not count for the new step. Until then Taken
 // is false and the gate is not judged.
 type baseline struct {
 	Since time.Time `json:"since"`
 	Taken bool      `json:"taken"`
 	// At is when the snapshot was taken: the start of the gate's window.
-	At       time.Time           `json:"at,omitzero"`
-	Segments map[string][6]int64 `json:"segments,omitempty"` // pairs, divergent, control errors, candidate errors, skipped, timeouts
+	At time.Time `json:"at,omitzero"`
+	// Segments are the counts per unit (see [unitKey]), by name.
+	Segments map[string]report.Counters `json:"segments,omitempty"`
+}
+
+// UnmarshalJSON reads a baseline, including one stored before counters were
+// persisted by name, whose segments held positional arrays [pairs,
+// divergent, control errors, candidate errors, skipped, timeouts].
+func (b *baseline) UnmarshalJSON(data []byte) error {
+	type plain baseline
+	var raw struct {
+		plain
+		Segments map[string]json.RawMessage `json:"segments,omitempty"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*b = baseline(raw.plain)
+	b.Segments = make(map[string]report.Counters, len(raw.Segments))
+	for k, v := range raw.Segments {
+		var c report.Counters
+		if len(v) > 0 && v[0] == '[' {
+			var pos []int64
+			if err := json.Unmarshal(v, &pos); err != nil {
+				return fmt.Errorf("segment %q: %w", k, err)
+			}
+			if len(pos) > report.NumCounters {
+				return fmt.Errorf("segment %q: %d positional counters, at most %d", k, len(pos), report.NumCounters)
+			}
+			fields := c.Fields()
+			for i, v := range pos {
+				*fields[i] = v
+			}
+		} else if err := json.Unmarshal(v, &c); err != nil {
+			return fmt.Errorf("segment %q: %w", k, err)
+		}
+		b.Segments[k] = c
+	}
+	return nil
+}
+
+// Settling reports whether r's current step has not settled yet: its gate's
+// window has not started, as pairs from before the change may still be being
+// counted.
+func Settling(r store.Rollout) bool {
+	var b baseline
+	return json.Unmarshal(r.Baseline, &b) != nil || !b.Taken
 }
 
 // pending is the baseline of a step just entered at at: not yet taken.
@@ -342,19 +443,15 @@ func pending(at time.Time) []byte {
 	return b
 }
 
-func counts(r store.SegmentCount) [6]int64 {
-	return [6]int64{r.Pairs, r.Divergent, r.ControlErrors, r.CandidateErrors, r.Skipped, r.Timeouts}
-}
-
-func (c *controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
-	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string][6]int64{}}
+func (c *Controller) snapshot(ctx context.Context, experiment string, at time.Time) ([]byte, error) {
+	b := baseline{Since: at.UTC().Truncate(time.Minute), Taken: true, At: at.UTC(), Segments: map[string]report.Counters{}}
 	units, err := c.units(ctx, experiment, b.Since)
 	if err != nil {
 		return nil, err
 	}
 	for _, u := range units {
 		for _, r := range u.rows {
-			b.Segments[unitKey(u.op, r.Segment)] = counts(r)
+			b.Segments[unitKey(u.op, r.Segment)] = r.Counters
 		}
 	}
 	return json.Marshal(b)
@@ -369,8 +466,8 @@ type opRows struct {
 // units reads the counts since since per operation and segment: the gate
 // judges each (operation, segment) on its own, so that a bug in one
 // operation is not diluted by another's agreeing pairs in the same segment.
-func (c *controller) units(ctx context.Context, experiment string, since time.Time) ([]opRows, error) {
-	ops, err := c.h.db.Operations(ctx, experiment)
+func (c *Controller) units(ctx context.Context, experiment string, since time.Time) ([]opRows, error) {
+	ops, err := c.db.Operations(ctx, experiment)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -379,7 +476,7 @@ func (c *controller) units(ctx context.Context, experiment string, since time.Ti
 	}
 	out := make([]opRows, 0, len(ops))
 	for _, op := range ops {
-		rows, err := c.h.db.Segments(ctx, experiment, store.SegmentQuery{Since: since, Operation: op})
+		rows, err := c.db.Segments(ctx, experiment, store.SegmentQuery{Since: since, Operation: op})
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
@@ -392,20 +489,20 @@ func (c *controller) units(ctx context.Context, experiment string, since time.Ti
 // "get-order country=IN,plan=free". Operation names have no spaces.
 func unitKey(op, segment string) string { return op + " " + segment }
 
-// gate judges the current step of r over its window: the pairs counted since
-// the step settled, per operation and segment (see [controller.units]). gated is false when there is nothing to
+// Gate judges the current step of r over its window: the pairs counted since
+// the step settled, per operation and segment (see [Controller.units]). gated is false when there is nothing to
 // judge (no step applied, or the step's gate is "none").
-func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Plan) (gv GateView, gated bool, err error) {
+func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Plan) (gv GateView, gated bool, err error) {
 	if r.Step == 0 || plan.Steps[r.Step-1].Gate == GateNone {
 		return GateView{}, false, nil
 	}
-	g, err := c.h.storedGate(ctx, r.Experiment)
+	g, err := StoredGate(ctx, c.db, r.Experiment)
 	if err != nil {
 		return GateView{}, false, err
 	}
-	spec, _, err := g.spec()
+	spec, _, err := g.Spec()
 	if err != nil {
-		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
+		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
 	var b baseline
 	if err := json.Unmarshal(r.Baseline, &b); err != nil || !b.Taken {
@@ -422,13 +519,7 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	for _, u := range units {
 		kept := u.rows[:0]
 		for _, row := range u.rows {
-			base := b.Segments[unitKey(u.op, row.Segment)]
-			row.Pairs -= base[0]
-			row.Divergent -= base[1]
-			row.ControlErrors -= base[2]
-			row.CandidateErrors -= base[3]
-			row.Skipped -= base[4]
-			row.Timeouts -= base[5]
+			row.Counters.Sub(b.Segments[unitKey(u.op, row.Segment)])
 			if row.Pairs > 0 {
 				kept = append(kept, row)
 			}
@@ -436,7 +527,7 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		if len(kept) == 0 {
 			continue
 		}
-		opSegs, err := c.h.withLatencies(ctx, r.Experiment, store.SegmentQuery{Since: b.Since, Operation: u.op}, kept)
+		opSegs, err := WithLatencies(ctx, c.db, r.Experiment, store.SegmentQuery{Since: b.Since, Operation: u.op}, kept)
 		if err != nil {
 			return GateView{}, false, err
 		}
@@ -447,7 +538,7 @@ func (c *controller) gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 	}
 	res, err := report.Evaluate(spec, segs, report.Total(segs))
 	if err != nil {
-		return GateView{}, false, fmt.Errorf("collector: gate of %s: %w", r.Experiment, err)
+		return GateView{}, false, fmt.Errorf("controller: gate of %s: %w", r.Experiment, err)
 	}
 	return GateView{Experiment: r.Experiment, Since: cmp.Or(b.At, r.EnteredAt), Spec: g, GateResult: res}, true, nil
 }
@@ -482,10 +573,11 @@ func gateDetail(gv GateView) any {
 	return d
 }
 
-func parsePlan(b []byte) (rollout.Plan, error) {
+// ParsePlan reads a stored plan and validates it.
+func ParsePlan(b []byte) (rollout.Plan, error) {
 	var p rollout.Plan
 	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("collector: rollout plan: %w", err)
+		return p, fmt.Errorf("controller: rollout plan: %w", err)
 	}
 	return p, p.Validate()
 }
@@ -508,39 +600,39 @@ func stepLabel(p rollout.Plan, i int) string {
 
 // --- operator actions -------------------------------------------------------
 
-// savePlan creates the experiment's rollout, paused at step 0, or replaces
+// SavePlan creates the experiment's rollout, paused at step 0, or replaces
 // its plan. A plan may only be replaced without changing what users get: the
 // experiment, base stage and every applied step must stay as they are (roll
 // back first to change an applied step), and the flag cannot change.
-func (c *controller) savePlan(ctx context.Context, experiment, flag string, plan rollout.Plan, actor, reason string) (store.Rollout, error) {
+func (c *Controller) SavePlan(ctx context.Context, experiment, flag string, plan rollout.Plan, actor, reason string) (store.Rollout, error) {
 	if plan.Experiment == "" {
 		plan.Experiment = experiment
 	}
 	if plan.Experiment != experiment {
-		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("plan: experiment %q is not %q, the experiment in the path", plan.Experiment, experiment))
+		return store.Rollout{}, newError(ErrInvalid, "plan: experiment %q is not %q, the experiment in the path", plan.Experiment, experiment)
 	}
 	if flag == "" {
 		flag = experiment
 	}
 	if err := rollout.ValidFlagKey(flag); err != nil {
-		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		return store.Rollout{}, &Error{Kind: ErrInvalid, Err: err}
 	}
 	if err := validatePlan(plan); err != nil {
-		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, err.Error())
+		return store.Rollout{}, &Error{Kind: ErrInvalid, Err: err}
 	}
 	doc, _ := json.Marshal(plan) // plain data always marshals
-	cur, err := c.h.db.Rollout(ctx, experiment)
+	cur, err := c.db.Rollout(ctx, experiment)
 	if errors.Is(err, store.ErrNotFound) {
 		at := c.now()
-		r, err := c.h.db.CreateRollout(ctx, store.Rollout{Experiment: experiment, Flag: flag, Plan: doc, Status: rollout.StatusPaused, EnteredAt: at, Baseline: pending(at)},
+		r, err := c.db.CreateRollout(ctx, store.Rollout{Experiment: experiment, Flag: flag, Plan: doc, Status: rollout.StatusPaused, EnteredAt: at, Baseline: pending(at)},
 			store.RolloutEvent{Actor: actor, Action: ActionPlan, Cause: CauseManual, Reason: reason})
 		if err != nil {
-			return store.Rollout{}, err
+			return store.Rollout{}, conflictOr(err)
 		}
 		d := document(r, plan)
-		c.h.flags.put(d)
+		c.flags.Put(d)
 		if err := c.publish(ctx, d); err != nil {
-			c.log.Warn("collector: publish rollout", "flag", d.Flag, "err", err)
+			c.log.Warn("controller: publish rollout", "flag", d.Flag, "err", err)
 		}
 		return r, nil
 	}
@@ -548,12 +640,12 @@ func (c *controller) savePlan(ctx context.Context, experiment, flag string, plan
 		return store.Rollout{}, err
 	}
 	if cur.Flag != flag {
-		return store.Rollout{}, fmt.Errorf("%w: the rollout of %s serves flag %q; a plan cannot move it to %q", errRefused, experiment, cur.Flag, flag)
+		return store.Rollout{}, newError(ErrRefused, "the rollout of %s serves flag %q; a plan cannot move it to %q", experiment, cur.Flag, flag)
 	}
-	old, err := parsePlan(cur.Plan)
+	old, err := ParsePlan(cur.Plan)
 	if err == nil {
 		if err := samePrefix(old, plan, cur.Step); err != nil {
-			return store.Rollout{}, fmt.Errorf("%w: %w", errRefused, err)
+			return store.Rollout{}, &Error{Kind: ErrRefused, Err: err}
 		}
 	}
 	return c.apply(ctx, cur, plan, change{action: ActionPlan, cause: CauseManual, actor: actor, reason: reason, to: cur.Step, status: cur.Status, planDoc: doc})
@@ -592,17 +684,20 @@ func samePrefix(old, p rollout.Plan, n int) error {
 	return nil
 }
 
-// act carries out an operator's action. to is the target step of promote
+// Act carries out an operator's action. to is the target step of promote
 // and rollback (nil: the next or the previous step).
-func (c *controller) act(ctx context.Context, experiment, action, actor, reason string, to *int) (store.Rollout, error) {
+func (c *Controller) Act(ctx context.Context, experiment, action, actor, reason string, to *int) (store.Rollout, error) {
 	if reason == "" {
-		return store.Rollout{}, echo.NewHTTPError(http.StatusBadRequest, "reason: say why; the audit log keeps it")
+		return store.Rollout{}, newError(ErrInvalid, "reason: say why; the audit log keeps it")
 	}
-	r, err := c.h.db.Rollout(ctx, experiment)
+	r, err := c.db.Rollout(ctx, experiment)
 	if err != nil {
-		return store.Rollout{}, notFoundOr(err, "rollout of "+experiment)
+		if errors.Is(err, store.ErrNotFound) {
+			return store.Rollout{}, newError(ErrNotFound, "rollout of %s not found", experiment)
+		}
+		return store.Rollout{}, err
 	}
-	plan, err := parsePlan(r.Plan)
+	plan, err := ParsePlan(r.Plan)
 	if err != nil {
 		return store.Rollout{}, err
 	}
@@ -612,7 +707,7 @@ func (c *controller) act(ctx context.Context, experiment, action, actor, reason 
 			def = *to
 		}
 		if def < 0 || def > len(plan.Steps) {
-			return fmt.Errorf("%w: step %d is outside 0..%d", errRefused, def, len(plan.Steps))
+			return newError(ErrRefused, "step %d is outside 0..%d", def, len(plan.Steps))
 		}
 		ch.to = def
 		return nil
@@ -623,9 +718,9 @@ func (c *controller) act(ctx context.Context, experiment, action, actor, reason 
 			return r, err
 		}
 		if ch.to <= r.Step {
-			return r, fmt.Errorf("%w: promote goes forward; step %d is not after %d (use rollback)", errRefused, ch.to, r.Step)
+			return r, newError(ErrRefused, "promote goes forward; step %d is not after %d (use rollback)", ch.to, r.Step)
 		}
-		if gv, gated, err := c.gate(ctx, r, plan); err == nil && gated {
+		if gv, gated, err := c.Gate(ctx, r, plan); err == nil && gated {
 			ch.detail = gateDetail(gv)
 		}
 	case ActionRollback:
@@ -633,23 +728,23 @@ func (c *controller) act(ctx context.Context, experiment, action, actor, reason 
 			return r, err
 		}
 		if ch.to >= r.Step {
-			return r, fmt.Errorf("%w: rollback goes back; step %d is not before %d (use promote)", errRefused, ch.to, r.Step)
+			return r, newError(ErrRefused, "rollback goes back; step %d is not before %d (use promote)", ch.to, r.Step)
 		}
 		ch.status = rollout.StatusPaused // the controller must not undo it
 	case ActionPause:
 		if r.Status != rollout.StatusActive {
-			return r, fmt.Errorf("%w: the rollout is %s, not active", errRefused, r.Status)
+			return r, newError(ErrRefused, "the rollout is %s, not active", r.Status)
 		}
 		ch.status = rollout.StatusPaused
 	case ActionResume:
 		if r.Status == rollout.StatusActive {
-			return r, fmt.Errorf("%w: the rollout is already active", errRefused)
+			return r, newError(ErrRefused, "the rollout is already active")
 		}
 		ch.status, ch.restart = rollout.StatusActive, true // a new window: evidence from before does not count
 	case ActionKill:
 		ch.to, ch.status, ch.cause, ch.restart = rollout.Kill(plan, rollout.State{Step: r.Step}).Step, rollout.StatusKilled, CauseKillSwitch, true
 	default:
-		return r, echo.NewHTTPError(http.StatusNotFound, "no action "+action+" (promote, rollback, pause, resume, kill)")
+		return r, newError(ErrNotFound, "no action %s (promote, rollback, pause, resume, kill)", action)
 	}
 	return c.apply(ctx, r, plan, ch)
 }

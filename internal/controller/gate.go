@@ -1,0 +1,141 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
+)
+
+// GateSpec is an experiment's promotion gate as it is stored and as the API
+// reads and writes it.
+type GateSpec struct {
+	// MaxRate is the highest acceptable divergence rate: 0.001 is 0.1%.
+	MaxRate float64 `json:"max_rate"`
+	// MinPairs is the fewest pairs a segment needs to pass.
+	MinPairs int64 `json:"min_pairs"`
+	// Window is how far back counts are summed, e.g. "1h". A request's
+	// since parameter (the start of the rollout step) replaces it; that keeps
+	// the gate's guarantee over repeated looks (docs/gate.md).
+	Window string `json:"window"`
+	// PerSegment passes only when every segment passes.
+	PerSegment bool `json:"per_segment"`
+	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
+	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
+	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
+	// Alpha bounds the chance of promoting a segment beyond a limit, over
+	// any number of looks. Defaults to 0.05.
+	Alpha float64 `json:"alpha,omitempty"`
+}
+
+// DefaultGate is the gate of an experiment that has none stored.
+var DefaultGate = GateSpec{MaxRate: 0.001, MinPairs: 1000, Window: "1h", PerSegment: true}
+
+// Spec checks g and returns it as [report.Evaluate] takes it, with its
+// window (0 when g has none).
+func (g GateSpec) Spec() (report.GateSpec, time.Duration, error) {
+	var window time.Duration
+	if g.Window != "" {
+		d, err := ParseWindow(g.Window)
+		if err != nil {
+			return report.GateSpec{}, 0, fmt.Errorf("window: %w", err)
+		}
+		window = d
+	}
+	s := report.GateSpec{MaxRate: g.MaxRate, MinPairs: g.MinPairs, Window: window, PerSegment: g.PerSegment,
+		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio, Alpha: g.Alpha}
+	if err := s.Validate(); err != nil {
+		return report.GateSpec{}, 0, err
+	}
+	return s, window, nil
+}
+
+// GateView is the gate's verdict on an experiment.
+type GateView struct {
+	Experiment string    `json:"experiment"`
+	Since      time.Time `json:"since"`
+	Spec       GateSpec  `json:"spec"`
+	report.GateResult
+}
+
+// MaxWindow bounds a window.
+const MaxWindow = 90 * 24 * time.Hour
+
+// ParseWindow reads a window: a duration such as 15m or 24h, or a number of
+// days such as 7d, between a minute and [MaxWindow].
+func ParseWindow(w string) (time.Duration, error) {
+	var d time.Duration
+	if n, ok := strings.CutSuffix(w, "d"); ok && n != "" {
+		days, err := strconv.Atoi(n)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
+		}
+		d = time.Duration(days) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(w); err != nil {
+			return 0, fmt.Errorf("%q is not a duration like 15m, 24h, 7d or all", w)
+		}
+	}
+	if d < time.Minute || d > MaxWindow {
+		return 0, fmt.Errorf("%q must be between 1m and 90d", w)
+	}
+	return d, nil
+}
+
+// GateReader reads an experiment's stored gate.
+type GateReader interface {
+	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+}
+
+// StoredGate returns the experiment's stored gate, or [DefaultGate].
+func StoredGate(ctx context.Context, db GateReader, name string) (GateSpec, error) {
+	g, err := db.GateSpec(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return DefaultGate, nil
+	}
+	if err != nil {
+		return GateSpec{}, err
+	}
+	var v GateSpec
+	if err := json.Unmarshal(g.Spec, &v); err != nil {
+		return GateSpec{}, fmt.Errorf("controller: stored gate of %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// LatencyReader reads an experiment's latencies.
+type LatencyReader interface {
+	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
+}
+
+// WithLatencies turns counted rows into segment statistics with their
+// latencies over q, in the rows' order.
+func WithLatencies(ctx context.Context, db LatencyReader, name string, q store.SegmentQuery, rows []store.SegmentCount) ([]report.Segment, error) {
+	lats, err := db.Latencies(ctx, name, q)
+	if err != nil {
+		return nil, err
+	}
+	byKey := map[string]store.LatencyRow{}
+	for _, l := range lats {
+		byKey[l.Segment] = l
+	}
+	out := make([]report.Segment, 0, len(rows))
+	for _, r := range rows {
+		st := report.SegmentStats{Counters: r.Counters}
+		if l, ok := byKey[r.Segment]; ok {
+			// Decoding a histogram the store wrote cannot fail; a damaged one
+			// is left empty rather than failing the gate.
+			st.ControlLatency, _ = report.DecodeHistogram(l.Control)
+			st.CandidateLatency, _ = report.DecodeHistogram(l.Candidate)
+		}
+		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: st})
+	}
+	return out, nil
+}
