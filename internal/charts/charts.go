@@ -59,8 +59,8 @@ type Options struct {
 	Step time.Duration
 	// Limit, when positive, is drawn as a dashed line and kept in view.
 	Limit float64
-	// YMax, when positive, fixes the top of the rate axis (small multiples
-	// share one scale); it is still raised to keep Limit in view.
+	// YMax, when positive, fixes the top of the rate axis, rounded up (small
+	// multiples share one scale); it is still raised to keep Limit in view.
 	YMax float64
 	// Until, when after the last point, extends the time axis to it (a
 	// chart that ends "now"); From, when before the first point, starts it
@@ -221,9 +221,9 @@ func frame(o Options, ats []time.Time, top float64) Chart {
 		pad := max(o.Step, time.Minute)
 		c.From, c.To = c.From.Add(-pad), c.To.Add(pad)
 	}
-	c.YMax = o.YMax
-	if c.YMax <= 0 {
-		c.YMax = niceCeil(math.Max(top, 0.0001))
+	c.YMax = niceCeil(math.Max(top, 0.0001))
+	if o.YMax > 0 {
+		c.YMax = niceCeil(o.YMax)
 	}
 	if o.Limit > 0 && o.Limit*1.1 > c.YMax {
 		c.YMax = niceCeil(o.Limit * 1.1)

@@ -6,6 +6,7 @@ package collector
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"html/template"
@@ -49,7 +50,9 @@ type overviewRow struct {
 	Verdict report.Verdict
 	Why     string
 	Limit   float64
-	Class   string // the rate's colour: the verdict's
+	// PerSegment says the limit applies to each segment, not the total.
+	PerSegment bool
+	Class      string // the rate's colour: the verdict's
 	Spark   template.HTML
 	// Rollout is "step 3 of 7, active", or empty without a rollout.
 	Rollout string
@@ -75,6 +78,7 @@ func buildOverview(sel overviewSelection, total int, q overviewQuery, verdicts m
 			Spark: sparkChart(series[e.Name], e.Name, now)}
 		if v, ok := verdicts[e.Name]; ok {
 			row.Verdict, row.Why, row.Limit, row.Class = v.Verdict, v.Reason, v.Limit, verdictClass(v.Verdict)
+			row.PerSegment = v.Spec.PerSegment
 		}
 		p.Rows = append(p.Rows, row)
 	}
@@ -357,13 +361,11 @@ func (s *handlers) experiment(c echo.Context) error {
 			}
 		}
 	}
-	d.Step = chartStep(d.Now.Sub(from))
-	if d.Series, err = s.db.Series(ctx, name, q, d.Step); err != nil {
+	if d.Step, d.Series, err = s.fittedSeries(ctx, name, q, from, d.Now); err != nil {
 		return err
 	}
 	gateFrom := cmp.Or(d.Verdict.Since, from)
-	d.GateStep = chartStep(d.Now.Sub(gateFrom))
-	if d.GateSeries, err = s.db.Series(ctx, name, store.SegmentQuery{Since: gateFrom}, d.GateStep); err != nil {
+	if d.GateStep, d.GateSeries, err = s.fittedSeries(ctx, name, store.SegmentQuery{Since: gateFrom}, gateFrom, d.Now); err != nil {
 		return err
 	}
 	if d.Variants, err = s.db.Variants(ctx, name, q); err != nil {
@@ -391,6 +393,29 @@ func (s *handlers) experiment(c echo.Context) error {
 	}
 	page := buildExperimentPage(d)
 	return c.Render(http.StatusOK, "experiment.html", &page)
+}
+
+// fittedSeries reads the series of q in buckets that fit the data: when the
+// first pair is much later than from (a fresh experiment in a long
+// window), it reads again in finer buckets, so a chart of five minutes of
+// data has a point per minute rather than one point.
+func (s *handlers) fittedSeries(ctx context.Context, name string, q store.SegmentQuery, from, now time.Time) (time.Duration, []store.SeriesPoint, error) {
+	step := chartStep(now.Sub(from))
+	pts, err := s.db.Series(ctx, name, q, step)
+	if err != nil || len(pts) == 0 {
+		return step, pts, err
+	}
+	first := pts[0].At
+	for _, p := range pts {
+		if p.At.Before(first) {
+			first = p.At
+		}
+	}
+	if fine := chartStep(now.Sub(first)); fine < step {
+		step = fine
+		pts, err = s.db.Series(ctx, name, q, step)
+	}
+	return step, pts, err
 }
 
 // chartStep picks the bucket width for a span: at most about 96 points.

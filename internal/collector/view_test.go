@@ -200,3 +200,88 @@ func TestSparkChartHasNoLineWithoutData(t *testing.T) {
 		t.Errorf("no data: %s", got)
 	}
 }
+
+func counted(seg string, pairs, div int64) store.SegmentCount {
+	return store.SegmentCount{Segment: seg, Attrs: map[string]string{"country": seg[len("country="):]},
+		Counters: report.Counters{Pairs: pairs, Divergent: div}}
+}
+
+// The experiment page's model: rows coloured by their segment's verdict,
+// the page's limit, charts with the offender first, filters applied.
+func TestBuildExperimentPage(t *testing.T) {
+	now := time.Date(2026, 12, 4, 23, 10, 0, 0, time.UTC)
+	counts := []store.SegmentCount{counted("country=DE", 1000, 0), counted("country=IN", 1000, 80), counted("country=US", 10, 0)}
+	segs := make([]report.Segment, len(counts))
+	for i, c := range counts {
+		segs[i] = report.Segment{Key: c.Segment, Attrs: c.Attrs, Stats: report.SegmentStats{Counters: c.Counters}}
+	}
+	gate := GateView{Since: now.Add(-time.Hour), Spec: GateSpecView{MaxRate: 0.01, Window: "1h", PerSegment: true},
+		GateResult: report.GateResult{Verdict: report.Fail, Segments: []report.SegmentResult{
+			{Segment: "country=DE", Verdict: report.Pass}, {Segment: "country=IN", Verdict: report.Fail}, {Segment: "country=US", Verdict: report.Inconclusive, MorePairs: 990}}}}
+	var series []store.SeriesPoint
+	for _, c := range counts {
+		series = append(series, store.SeriesPoint{Segment: c.Segment, At: now.Add(-2 * time.Minute), Pairs: c.Pairs / 2, Divergent: c.Divergent / 2},
+			store.SeriesPoint{Segment: c.Segment, At: now.Add(-time.Minute), Pairs: c.Pairs / 2, Divergent: c.Divergent / 2})
+	}
+	u, _ := url.Parse("/experiments/x?window=24h")
+	d := experimentData{Name: "x", Window: "24h", Sort: "segment", Dir: "asc", URL: u, Counts: counts, Segs: segs,
+		Verdict: verdictOf(gate, nil), Series: series, GateSeries: series, Step: time.Minute, GateStep: time.Minute, Now: now,
+		Filters: map[string]string{}}
+	p := buildExperimentPage(d)
+	if p.LimitText != "limit 1%" || p.TotalClass != "fail" || len(p.Rows) != 3 || p.Total.Total != 2010 {
+		t.Fatalf("page: limit %q total class %q rows %d total %d", p.LimitText, p.TotalClass, len(p.Rows), p.Total.Total)
+	}
+	for i, want := range []string{"pass", "fail", "inconclusive"} {
+		if p.Rows[i].Class != want || p.Rows[i].Gate == nil {
+			t.Errorf("row %s: class %q, want %q", p.Rows[i].Segment, p.Rows[i].Class, want)
+		}
+	}
+	if len(p.RateCharts) != 3 || p.RateCharts[0].Segment != "country=IN" || p.RateCharts[1].Segment != "country=US" {
+		t.Errorf("rate charts %+v: want the failing segment first, then the undecided", p.RateCharts)
+	}
+	if len(p.BoundsCharts) != 3 || !strings.HasPrefix(p.BoundsCharts[0].Note, "fail: the lower bound") {
+		t.Errorf("bounds charts %+v", p.BoundsCharts)
+	}
+	if p.LiveURL != "/experiments/x?live=1&window=24h" || p.Live {
+		t.Errorf("live %v %q", p.Live, p.LiveURL)
+	}
+	// A filter keeps the matching rows; the attribute choices stay whole.
+	d.Filters = map[string]string{"country": "US"}
+	p = buildExperimentPage(d)
+	if len(p.Rows) != 1 || p.Rows[0].Segment != "country=US" || len(p.AttrValues["country"]) != 3 || len(p.RateCharts) != 1 {
+		t.Errorf("filtered: %d rows, values %v, %d charts", len(p.Rows), p.AttrValues, len(p.RateCharts))
+	}
+}
+
+func TestBuildOverview(t *testing.T) {
+	now := time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC)
+	all := exps(30)
+	q := overviewQuery{Sort: "name", Dir: "asc", Page: 2}
+	v := verdictOf(GateView{Spec: GateSpecView{MaxRate: 0.02, PerSegment: true}, GateResult: report.GateResult{Verdict: report.Pass}}, nil)
+	p := buildOverview(selectExperiments(all, q), len(all), q, map[string]pageVerdict{"exp-025": v}, nil, map[string]string{"exp-026": "step 1 of 3, active"}, now)
+	if p.Total != 30 || p.Page != 2 || p.Pages != 2 || len(p.Rows) != 5 || p.NextURL != "" || p.PrevURL != "/?dir=asc&sort=name" {
+		t.Fatalf("page: total %d page %d/%d rows %d prev %q next %q", p.Total, p.Page, p.Pages, len(p.Rows), p.PrevURL, p.NextURL)
+	}
+	if r := p.Rows[0]; r.Name != "exp-025" || r.Verdict != report.Pass || r.Class != "pass" || r.Limit != 0.02 || !r.PerSegment {
+		t.Errorf("judged row: %+v", r)
+	}
+	if r := p.Rows[1]; r.Class != "unjudged" || r.Rollout != "step 1 of 3, active" || !strings.Contains(string(r.Spark), "no pairs") {
+		t.Errorf("unjudged row: %+v", r)
+	}
+}
+
+func TestBuildSamplePage(t *testing.T) {
+	x := store.Sample{ID: 7, Experiment: "orders-db", Operation: "GetOrder", Segment: "country=IN,plan=pro", Paths: []string{"items[1].price"},
+		Control:   []byte(`{"value":{"items":[{"price":1},{"price":550}]},"duration_ns":5}`),
+		Candidate: []byte(`{"value":{"items":[{"price":1},{"price":549}]},"error":"late"}`)}
+	p := buildSamplePage(x)
+	if p.BackURL != "/experiments/orders-db?operation=GetOrder&segment=country%3DIN%2Cplan%3Dpro&window=all#samples" {
+		t.Errorf("back %q", p.BackURL)
+	}
+	if !strings.Contains(string(p.Control), `<mark data-path="items[1].price">550</mark>`) || !strings.Contains(string(p.Candidate), `<mark data-path="items[1].price">549</mark>`) {
+		t.Errorf("marks: %s / %s", p.Control, p.Candidate)
+	}
+	if p.ControlNote != `{"duration_ns":5}` || p.CandidateNote != `{"error":"late"}` || p.Title != "Sample 7" {
+		t.Errorf("notes %q %q title %q", p.ControlNote, p.CandidateNote, p.Title)
+	}
+}
