@@ -53,7 +53,7 @@ type overviewRow struct {
 	// PerSegment says the limit applies to each segment, not the total.
 	PerSegment bool
 	Class      string // the rate's colour: the verdict's
-	Spark   template.HTML
+	Spark      template.HTML
 	// Rollout is "step 3 of 7, active", or empty without a rollout.
 	Rollout string
 }
