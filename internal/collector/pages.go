@@ -349,17 +349,8 @@ func (s *handlers) experiment(c echo.Context) error {
 	d.Verdict = verdictOf(gate, d.Rollout)
 
 	from := since
-	if from.IsZero() { // "all": from the experiment's first pair
-		from = d.Now.Add(-24 * time.Hour)
-		exps, err := s.db.Experiments(ctx)
-		if err != nil {
-			return err
-		}
-		for _, e := range exps {
-			if e.Name == name && !e.FirstSeen.IsZero() {
-				from = e.FirstSeen
-			}
-		}
+	if from.IsZero() { // "all": the series fits itself to the first pair
+		from = d.Now.Add(-maxWindow)
 	}
 	if d.Step, d.Series, err = s.fittedSeries(ctx, name, q, from, d.Now); err != nil {
 		return err
