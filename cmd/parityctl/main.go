@@ -6,6 +6,7 @@
 //	parityctl token revoke --name NAME
 //	parityctl token list [--all]
 //	parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment X [--reason R] [--step N] [--file F]
+//	parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [--experiment E] [--json]
 //
 // Usage goes to standard error; -h or --help on any command prints it with
 // the exit codes and exits 0. Every flag is checked before anything is
@@ -21,6 +22,13 @@
 // collector's API (docs/rollout.md) with an operator token: it exits 0 when
 // done, 1 when the collector refused the change (the reason is printed, e.g.
 // a move that would lose writes) and 3 on any other error.
+//
+// reconcile run compares a table or view in the old database with one in
+// the new, every row, in the foreground (docs/reconcile.md): it exits 0 when
+// every row agrees, 1 when rows differ and 2 when it could not run. With
+// --json it prints one object (rows_compared, matched, divergent,
+// missing_in_new, extra_in_new, invalid, per segment, samples); on a terminal
+// it draws progress on standard error.
 //
 // token talks to the collector's PostgreSQL directly (--database-url or
 // DATABASE_URL), as an administrator: create prints the new token once on
@@ -65,6 +73,8 @@ const exitCodes = `exit codes:
            (a bad flag, an unknown experiment, the collector unreachable)
   rollout  0 done · 1 the collector refused the change (the reason is printed) · 3 any other error
   token    0 done · 1 any error
+  reconcile run    0 the tables agree · 1 rows differ · 2 could not run
+  reconcile start|status|pause|resume|cancel    0 done · 1 the collector refused · 2 any other error
   -h, --help on any command: 0`
 
 const usage = `usage:
@@ -73,6 +83,8 @@ const usage = `usage:
   parityctl token create --name NAME --role viewer|operator|ingest
   parityctl token revoke --name NAME
   parityctl token list [--all]
+  parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [--json] ...
+  parityctl reconcile start|status|pause|resume|cancel ...
 
 Add -h to any command for its flags, e.g. parityctl gate -h.
 
@@ -89,6 +101,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "token":
 		return token(args[1:], stdout, stderr)
+	case "reconcile":
+		return reconcileCmd(args[1:], stdout, stderr)
 	case "rollout":
 		code, err := rolloutCommand(args[1:], stdout, stderr)
 		if err != nil {

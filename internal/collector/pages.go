@@ -181,6 +181,7 @@ type experimentPage struct {
 	Noise        []diff.Proposal
 	Rules        store.Rules
 	Rollout      *RolloutView
+	Sweeps       []SweepRow
 }
 
 // experimentData is what the experiment handler reads for its page.
@@ -204,6 +205,7 @@ type experimentData struct {
 	Noise                   []diff.Proposal
 	Rules                   store.Rules
 	Rollout                 *RolloutView
+	Sweeps                  []SweepRow
 }
 
 // buildExperimentPage turns what the handler read into the page.
@@ -211,7 +213,7 @@ func buildExperimentPage(d experimentData) experimentPage {
 	p := experimentPage{pageBase: pageBase{Title: d.Name}, Name: d.Name, Window: d.Window, Windows: windows, Operation: d.Operation,
 		Operations: d.Operations, Verdict: d.Verdict, Filters: d.Filters, Sort: d.Sort, Dir: d.Dir,
 		SortLinks: sortLinks(d.URL, d.Sort, d.Dir), Variants: d.Variants, Segment: d.SampleSegment, Samples: d.Samples,
-		Signatures: d.Signatures, Noise: d.Noise, Rules: d.Rules, Rollout: d.Rollout, Step: d.Step.String(),
+		Signatures: d.Signatures, Noise: d.Noise, Rules: d.Rules, Rollout: d.Rollout, Sweeps: d.Sweeps, Step: d.Step.String(),
 		TotalClass: verdictClass(d.Verdict.Verdict)}
 	if d.Verdict.Limit > 0 {
 		p.LimitText = "limit " + pctText(d.Verdict.Limit)
@@ -380,6 +382,9 @@ func (s *handlers) experiment(c echo.Context) error {
 		return err
 	}
 	if d.Rules, err = s.latestRules(ctx, name); err != nil {
+		return err
+	}
+	if d.Sweeps, err = s.pageSweeps(c, name); err != nil {
 		return err
 	}
 	page := buildExperimentPage(d)

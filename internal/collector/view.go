@@ -195,7 +195,7 @@ func rateCharts(points []store.SeriesPoint, order []string, v pageVerdict, step 
 
 // boundsOverTime accumulates each segment's pairs bucket by bucket and
 // gives, at each bucket, the anytime-valid bounds the gate rests on.
-func boundsOverTime(points []store.SeriesPoint, alpha, limit float64) map[string][]charts.BoundPoint {
+func boundsOverTime(points []store.SeriesPoint, alpha float64) map[string][]charts.BoundPoint {
 	type acc struct{ hits, n int64 }
 	sums := map[string]*acc{}
 	out := map[string][]charts.BoundPoint{}
@@ -210,7 +210,8 @@ func boundsOverTime(points []store.SeriesPoint, alpha, limit float64) map[string
 		if a.n == 0 {
 			continue
 		}
-		lo, hi := report.ConfidenceSequence(a.hits, a.n, alpha, limit)
+		// Each side alone at alpha, as the gate's checks use them.
+		lo, hi := report.LowerBound(a.hits, a.n, alpha), report.UpperBound(a.hits, a.n, alpha)
 		out[p.Segment] = append(out[p.Segment], charts.BoundPoint{At: p.At, Value: float64(a.hits) / float64(a.n), Low: lo, High: hi})
 	}
 	return out
@@ -226,7 +227,7 @@ func boundsCharts(points []store.SeriesPoint, order []string, v pageVerdict, ste
 	if v.Limit <= 0 {
 		return nil
 	}
-	bounds := boundsOverTime(points, alpha, v.Limit)
+	bounds := boundsOverTime(points, alpha)
 	var out []segmentChart
 	for _, seg := range order {
 		pts := bounds[seg]

@@ -72,7 +72,7 @@ func TestBoundsOverTime(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC)
 	pts := append(series("good", t0, [2]int64{100, 0}, [2]int64{400, 0}, [2]int64{1000, 0}),
 		series("bad", t0, [2]int64{100, 8}, [2]int64{400, 32}, [2]int64{1000, 80})...)
-	b := boundsOverTime(pts, 0.05, 0.01)
+	b := boundsOverTime(pts, 0.05)
 	good, bad := b["good"], b["bad"]
 	if len(good) != 3 || len(bad) != 3 {
 		t.Fatalf("points %d and %d, want 3 each", len(good), len(bad))
@@ -92,7 +92,7 @@ func TestBoundsOverTime(t *testing.T) {
 
 func TestDecisionNote(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 23, 0, 0, 0, time.UTC)
-	pts := boundsOverTime(series("s", t0, [2]int64{250, 0}, [2]int64{250, 0}), 0.05, 0.01)["s"]
+	pts := boundsOverTime(series("s", t0, [2]int64{250, 0}, [2]int64{250, 0}), 0.05)["s"]
 	r := report.SegmentResult{Verdict: report.Inconclusive, MorePairs: 1500, AnytimeDivergence: report.Rate{Total: 500}}
 	// 500 pairs in one minute: 1,500 more take three.
 	if got := decisionNote(r, pts); got != "inconclusive: needs about 1,500 more pairs, about 3 min at the current pace" {
