@@ -232,7 +232,7 @@ func frame(o Options, ats []time.Time, top float64) Chart {
 		v := c.YMax * float64(i) / 4
 		c.YTicks = append(c.YTicks, Tick{c.y(v), Percent(v)})
 	}
-	c.XTicks = timeTicks(c.From, c.To, c.x)
+	c.XTicks = timeTicks(c.From, c.To, c.x, max(2, int((c.Right-c.Left)/70)))
 	if o.Limit > 0 {
 		c.LimitY, c.LimitLabel = c.y(o.Limit), "limit "+Percent(o.Limit)
 	}
@@ -270,15 +270,16 @@ func (c Chart) line(name, class string, pts []Point, step time.Duration) Line {
 	return l
 }
 
-// timeTicks puts ticks on round times between from and to: about five.
-func timeTicks(from, to time.Time, x func(time.Time) float64) []Tick {
+// timeTicks puts ticks on round times between from and to: at most most+1,
+// so that labels never run into each other (a label needs about 70 units).
+func timeTicks(from, to time.Time, x func(time.Time) float64, most int) []Tick {
 	span := to.Sub(from)
 	every := []time.Duration{10 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute,
 		5 * time.Minute, 10 * time.Minute, 15 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
 		3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour, 2 * 24 * time.Hour, 7 * 24 * time.Hour}
 	step := every[len(every)-1]
 	for _, e := range every {
-		if span/e <= 6 {
+		if span/e <= time.Duration(min(most, 6)) {
 			step = e
 			break
 		}

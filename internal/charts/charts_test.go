@@ -55,6 +55,19 @@ func TestTimeTicksAcrossSpans(t *testing.T) {
 
 // A single point gets an axis padded by a step either side, not a zero
 // span.
+// Small charts get fewer ticks, so labels never overlap.
+func TestTicksFitTheWidth(t *testing.T) {
+	c := Lines([]Series{{Points: []Point{{t0, 0}, {t0.Add(90 * time.Second), 0}}}}, Options{Width: 380, Height: 130})
+	if len(c.XTicks) > 5 || len(c.XTicks) < 2 {
+		t.Fatalf("%d ticks on a 380-wide chart: %+v", len(c.XTicks), c.XTicks)
+	}
+	for i := 1; i < len(c.XTicks); i++ {
+		if gap := c.XTicks[i].Pos - c.XTicks[i-1].Pos; gap < 60 {
+			t.Errorf("ticks %q and %q only %v apart", c.XTicks[i-1].Label, c.XTicks[i].Label, gap)
+		}
+	}
+}
+
 func TestSinglePoint(t *testing.T) {
 	c := Lines([]Series{{Name: "a", Points: []Point{{at(3), 0.08}}}}, Options{Step: time.Minute})
 	if !c.From.Equal(at(2)) || !c.To.Equal(at(4)) {
