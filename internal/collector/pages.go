@@ -91,9 +91,20 @@ func (s *handlers) overview(c echo.Context) error {
 		return err
 	}
 	ctx := c.Request().Context()
-	exps, err := s.experiments(ctx)
+	read := func(q overviewQuery) (overviewSelection, int, error) {
+		exps, matched, total, err := s.db.ExperimentPage(ctx, store.ExperimentQuery{Search: q.Search, Sort: q.Sort, Desc: q.Dir == "desc",
+			Offset: (q.Page - 1) * overviewPageSize, Limit: overviewPageSize})
+		return pageOf(exps, matched, q), total, err
+	}
+	sel, total, err := read(q)
 	if err != nil {
 		return err
+	}
+	if sel.Page > sel.Pages { // past the last page: show the last
+		q.Page = sel.Pages
+		if sel, total, err = read(q); err != nil {
+			return err
+		}
 	}
 	rollouts, err := s.db.Rollouts(ctx)
 	if err != nil {
@@ -104,40 +115,31 @@ func (s *handlers) overview(c echo.Context) error {
 		if plan, err := controller.ParsePlan(r.Plan); err == nil {
 			position[r.Experiment] = "step " + strconv.Itoa(r.Step) + " of " + strconv.Itoa(len(plan.Steps)) + ", " + r.Status
 		}
-		if !slices.ContainsFunc(exps, func(e ExperimentView) bool { return e.Name == r.Experiment }) {
-			exps = append(exps, ExperimentView{Name: r.Experiment}) // planned before any pair: listed too
-		}
 	}
-	sel := selectExperiments(exps, q)
 	names := make([]string, len(sel.Shown))
-	verdicts := map[string]pageVerdict{}
 	for i, e := range sel.Shown {
 		names[i] = e.Name
-		if e.Rate.Total == 0 {
-			continue // no pairs: nothing to judge
-		}
-		g, err := s.storedGate(ctx, e.Name)
-		if err != nil {
-			return err
-		}
-		gv, err := s.evaluateGate(ctx, e.Name, g, time.Time{})
-		if err != nil {
-			continue // a stored gate the collector cannot apply: shown as unjudged
-		}
+	}
+	gates, err := s.evaluateGates(ctx, names)
+	if err != nil {
+		return err
+	}
+	verdicts := map[string]pageVerdict{}
+	for name, gv := range gates {
 		var ro *RolloutView
-		if _, ok := position[e.Name]; ok {
-			if ro, err = s.pageRollout(c, e.Name); err != nil {
+		if _, ok := position[name]; ok {
+			if ro, err = s.pageRollout(c, name); err != nil {
 				return err
 			}
 		}
-		verdicts[e.Name] = verdictOf(gv, ro)
+		verdicts[name] = verdictOf(gv, ro)
 	}
 	now := time.Now()
 	series, err := s.db.OverviewOf(ctx, names, now.Add(-24*time.Hour), time.Hour)
 	if err != nil {
 		return err
 	}
-	page := buildOverview(sel, len(exps), q, verdicts, series, position, now)
+	page := buildOverview(sel, total, q, verdicts, series, position, now)
 	if page.Pipeline, err = s.pipeline(ctx); err != nil {
 		return err
 	}

@@ -28,6 +28,9 @@ import (
 // *store.Store satisfies both.
 type Reader interface {
 	Experiments(ctx context.Context) ([]store.Experiment, error)
+	ExperimentPage(ctx context.Context, q store.ExperimentQuery) ([]store.Experiment, int, int, error)
+	SegmentsOf(ctx context.Context, names []string, q store.SegmentQuery) (map[string][]store.SegmentCount, error)
+	GateSpecsOf(ctx context.Context, names []string) (map[string]store.GateSpec, error)
 	Operations(ctx context.Context, experiment string) ([]string, error)
 	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
 	Samples(ctx context.Context, experiment string, q store.SampleQuery) ([]store.Sample, error)

@@ -11,7 +11,6 @@ import (
 	"io"
 	"math"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -289,32 +288,8 @@ type overviewQuery struct {
 	Page   int    // from 1
 }
 
-var overviewSorts = map[string]func(a, b ExperimentView) int{
-	"name":  func(a, b ExperimentView) int { return strings.Compare(a.Name, b.Name) },
-	"pairs": func(a, b ExperimentView) int { return cmpInt(a.Rate.Total, b.Rate.Total) },
-	"rate":  func(a, b ExperimentView) int { return cmpFloat(a.Rate.Value, b.Rate.Value) },
-	"last":  func(a, b ExperimentView) int { return a.LastSeen.Compare(b.LastSeen) },
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
+// overviewSorts are the overview's sortable columns.
+var overviewSorts = map[string]bool{"name": true, "pairs": true, "rate": true, "last": true}
 
 // parseOverviewQuery reads ?q=&sort=&dir=&page=, with a 400 naming a bad
 // parameter.
@@ -326,7 +301,7 @@ func parseOverviewQuery(q url.Values) (overviewQuery, error) {
 	if o.Sort == "" {
 		o.Sort = "name"
 	}
-	if _, ok := overviewSorts[o.Sort]; !ok {
+	if !overviewSorts[o.Sort] {
 		return o, badParam("sort", "must be one of name, pairs, rate, last")
 	}
 	switch o.Dir {
@@ -357,32 +332,11 @@ type overviewSelection struct {
 	Page    int // the page shown: a page past the last shows the last
 }
 
-// selectExperiments filters, sorts and pages exps. Names are unique, so the
-// order is total: ties on the sorted column go by name.
-func selectExperiments(exps []ExperimentView, q overviewQuery) overviewSelection {
-	needle := strings.ToLower(q.Search)
-	kept := make([]*ExperimentView, 0, len(exps))
-	for i := range exps {
-		if needle == "" || strings.Contains(strings.ToLower(exps[i].Name), needle) {
-			kept = append(kept, &exps[i])
-		}
-	}
-	by := overviewSorts[q.Sort]
-	slices.SortFunc(kept, func(a, b *ExperimentView) int {
-		c := by(*a, *b)
-		if c == 0 {
-			c = strings.Compare(a.Name, b.Name)
-		}
-		if q.Dir == "desc" {
-			return -c
-		}
-		return c
-	})
-	sel := overviewSelection{Matched: len(kept), Pages: max(1, (len(kept)+overviewPageSize-1)/overviewPageSize)}
-	sel.Page = min(max(q.Page, 1), sel.Pages)
-	lo := (sel.Page - 1) * overviewPageSize
-	for _, e := range kept[lo:min(lo+overviewPageSize, len(kept))] {
-		sel.Shown = append(sel.Shown, *e)
+// pageOf places the store's page of matched experiments.
+func pageOf(exps []store.Experiment, matched int, q overviewQuery) overviewSelection {
+	sel := overviewSelection{Matched: matched, Pages: max(1, (matched+overviewPageSize-1)/overviewPageSize), Page: max(q.Page, 1)}
+	for _, e := range exps {
+		sel.Shown = append(sel.Shown, ExperimentView{Name: e.Name, Stage: e.Stage, Rate: report.NewRate(e.Divergent, e.Pairs), FirstSeen: e.FirstSeen, LastSeen: e.LastSeen})
 	}
 	return sel
 }
