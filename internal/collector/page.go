@@ -45,13 +45,13 @@ func latencyOf(st report.SegmentStats) latencyCells {
 // attrFilters reads ?attr=country:IN (repeatable): a row must match all.
 func attrFilters(c echo.Context) (map[string]string, error) {
 	out := map[string]string{}
-	for _, f := range c.QueryParams()["attr"] {
+	for _, f := range queryList(c, "attr") {
 		if f == "" {
 			continue // the form's "all"
 		}
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || !validName(k) || v == "" || len(v) > 128 {
-			return nil, badParam("attr", "\""+f+"\" is not name:value, e.g. country:IN")
+			return nil, badParam("attr", "not name:value, e.g. country:IN")
 		}
 		out[k] = v
 	}

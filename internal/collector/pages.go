@@ -86,7 +86,7 @@ func buildOverview(sel overviewSelection, total int, q overviewQuery, verdicts m
 }
 
 func (s *handlers) overview(c echo.Context) error {
-	q, err := parseOverviewQuery(c.QueryParams())
+	q, err := parseOverviewQuery(c)
 	if err != nil {
 		return err
 	}
@@ -192,6 +192,7 @@ type experimentData struct {
 	Filters                 map[string]string
 	Sort, Dir               string
 	URL                     *url.URL
+	Live                    bool // ?live=1: the page refreshes itself
 	Counts                  []store.SegmentCount
 	Segs                    []report.Segment // Counts with latencies, in the same order
 	Verdict                 pageVerdict
@@ -266,7 +267,7 @@ func buildExperimentPage(d experimentData) experimentPage {
 	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(rankOf(d.Verdict, b), rankOf(d.Verdict, a)) })
 	p.RateCharts = rateCharts(d.Series, order, d.Verdict, d.Step, d.Now)
 	p.BoundsCharts = boundsCharts(d.GateSeries, order, d.Verdict, d.GateStep, d.Now)
-	p.Live = d.URL.Query().Get("live") == "1"
+	p.Live = d.Live
 	live := *d.URL
 	lq := live.Query()
 	if p.Live {
@@ -310,15 +311,26 @@ func (s *handlers) experiment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sortBy, dir := c.QueryParam("sort"), c.QueryParam("dir")
+	sortBy, err := queryText(c, "sort", 64)
+	if err != nil {
+		return err
+	}
+	dir, err := queryEnum(c, "dir", "", "asc", "desc")
+	if err != nil {
+		return err
+	}
 	if sortBy == "" {
 		sortBy, dir = "segment", "asc"
 	}
 	if _, ok := sortKeys[sortBy]; !ok {
-		return badParam("sort", "\""+sortBy+"\" is not one of segment, pairs, divergent, rate, upper")
+		return badParam("sort", "must be one of segment, pairs, divergent, rate, upper")
 	}
-	if dir != "asc" && dir != "desc" {
+	if dir == "" {
 		return badParam("dir", "must be asc or desc")
+	}
+	live, err := queryEnum(c, "live", "", "1")
+	if err != nil {
+		return err
 	}
 	ctx := c.Request().Context()
 	q := store.SegmentQuery{Since: since, Operation: op}
@@ -335,7 +347,7 @@ func (s *handlers) experiment(c echo.Context) error {
 		return err
 	}
 	d := experimentData{Name: name, Window: window, Operation: op, Filters: filters, Sort: sortBy, Dir: dir,
-		URL: c.Request().URL, Counts: counts, Now: time.Now()}
+		URL: c.Request().URL, Live: live == "1", Counts: counts, Now: time.Now()}
 	if d.Segs, err = s.withLatencies(ctx, name, q, counts); err != nil {
 		return err
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/parityhq/parity/internal/charts"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/report"
@@ -289,38 +291,31 @@ type overviewQuery struct {
 }
 
 // overviewSorts are the overview's sortable columns.
-var overviewSorts = map[string]bool{"name": true, "pairs": true, "rate": true, "last": true}
+var overviewSorts = []string{"name", "pairs", "rate", "last"}
 
 // parseOverviewQuery reads ?q=&sort=&dir=&page=, with a 400 naming a bad
 // parameter.
-func parseOverviewQuery(q url.Values) (overviewQuery, error) {
-	o := overviewQuery{Search: strings.TrimSpace(q.Get("q")), Sort: q.Get("sort"), Dir: q.Get("dir"), Page: 1}
-	if len(o.Search) > 64 || strings.ContainsFunc(o.Search, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return o, badParam("q", "must be at most 64 printable characters")
+func parseOverviewQuery(c echo.Context) (overviewQuery, error) {
+	search, err := queryText(c, "q", 64)
+	if err != nil {
+		return overviewQuery{}, err
 	}
-	if o.Sort == "" {
-		o.Sort = "name"
+	o := overviewQuery{Search: strings.TrimSpace(search)}
+	if o.Sort, err = queryEnum(c, "sort", "name", "name", "pairs", "rate", "last"); err != nil {
+		return o, err
 	}
-	if !overviewSorts[o.Sort] {
-		return o, badParam("sort", "must be one of name, pairs, rate, last")
+	defDir := "desc"
+	if o.Sort == "name" {
+		defDir = "asc"
 	}
-	switch o.Dir {
-	case "":
-		o.Dir = "asc"
-		if o.Sort != "name" {
-			o.Dir = "desc"
-		}
-	case "asc", "desc":
-	default:
-		return o, badParam("dir", "must be asc or desc")
+	if o.Dir, err = queryEnum(c, "dir", defDir, "asc", "desc"); err != nil {
+		return o, err
 	}
-	if v := q.Get("page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1_000_000 {
-			return o, badParam("page", "must be a whole number from 1")
-		}
-		o.Page = n
+	page, err := queryInt(c, "page", 1, 1, 1_000_000)
+	if err != nil {
+		return o, err
 	}
+	o.Page = int(page)
 	return o, nil
 }
 
@@ -360,7 +355,7 @@ func overviewURL(q overviewQuery, set func(*overviewQuery)) string {
 // direction of the current one, back on page 1.
 func overviewSortLinks(q overviewQuery) map[string]string {
 	out := map[string]string{}
-	for k := range overviewSorts {
+	for _, k := range overviewSorts {
 		out[k] = overviewURL(q, func(o *overviewQuery) {
 			d := "desc"
 			if k == "name" {

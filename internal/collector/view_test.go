@@ -3,6 +3,7 @@ package collector
 import (
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -112,17 +113,21 @@ func exps(n int) []ExperimentView {
 	return out
 }
 
+func overviewCtx(query string) echo.Context {
+	return echo.New().NewContext(httptest.NewRequest("GET", "/?"+query, nil), httptest.NewRecorder())
+}
+
 func TestParseOverviewQuery(t *testing.T) {
-	q, err := parseOverviewQuery(url.Values{})
+	q, err := parseOverviewQuery(overviewCtx(""))
 	if err != nil || q != (overviewQuery{Sort: "name", Dir: "asc", Page: 1}) {
 		t.Errorf("defaults: %+v %v", q, err)
 	}
-	q, err = parseOverviewQuery(url.Values{"sort": {"rate"}, "q": {" orders "}, "page": {"2"}})
+	q, err = parseOverviewQuery(overviewCtx(url.Values{"sort": {"rate"}, "q": {" orders "}, "page": {"2"}}.Encode()))
 	if err != nil || q != (overviewQuery{Search: "orders", Sort: "rate", Dir: "desc", Page: 2}) {
 		t.Errorf("rate: %+v %v", q, err)
 	}
-	for param, v := range map[string]string{"sort": "size", "dir": "up", "page": "0", "q": "a\x00b"} {
-		_, err := parseOverviewQuery(url.Values{param: {v}})
+	for param, v := range map[string]string{"sort": "size", "dir": "up", "page": "0", "q": strings.Repeat("x", 65)} {
+		_, err := parseOverviewQuery(overviewCtx(url.Values{param: {v}}.Encode()))
 		var he *echo.HTTPError
 		if !errors.As(err, &he) || he.Code != 400 || !strings.Contains(fmt.Sprint(he.Message), param) {
 			t.Errorf("%s=%q: %v, want a 400 naming %s", param, v, err, param)

@@ -28,3 +28,7 @@ CREATE TABLE reconcile_sweeps (
 );
 CREATE INDEX reconcile_sweeps_experiment ON reconcile_sweeps (experiment, id DESC);
 CREATE INDEX reconcile_sweeps_runnable ON reconcile_sweeps (id) WHERE status = 'running';
+
+---- create above / drop below ----
+
+DROP TABLE reconcile_sweeps;
