@@ -280,7 +280,7 @@ func roundDuration(d time.Duration) string {
 // --- the overview -------------------------------------------------------------
 
 // overviewPageSize is how many experiments the overview shows per page.
-const overviewPageSize = 25
+const overviewPageSize = 20
 
 // overviewQuery is the overview's search, sort and page.
 type overviewQuery struct {
