@@ -145,7 +145,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if got := b.text(cell("country=BR,plan=free", "pairs")); got != fmt.Sprint(br.pairs) {
 		t.Errorf("BR pairs %q, want %d", got, br.pairs)
 	}
-	if got, want := b.text(cell("country=BR,plan=free", "rate")), fmt.Sprintf("%.2f%%", 100*float64(br.divergent)/float64(br.pairs)); got != want {
+	// The rate, coloured by the segment's verdict, with the default gate's
+	// limit beside it.
+	if got, want := b.text(cell("country=BR,plan=free", "rate")), fmt.Sprintf("%.2f%% limit 0.1%%", 100*float64(br.divergent)/float64(br.pairs)); got != want {
 		t.Errorf("BR rate %q, want %q", got, want)
 	}
 	if got := b.text(cell("country=IN,plan=pro", "divergent")); got != fmt.Sprint(in.divergent) {
