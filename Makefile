@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example example-node rollout-demo test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo reconcile-example test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,9 @@ example: ## the orders example service with traffic on :8091, and Parity's dashb
 	@MAKE_TARGET=example GO=$(GO) tools/serve.sh "make example" "$(EXAMPLE_PORT) $(EXAMPLE_APP_PORT) $(EXAMPLE_NATS_PORT)" "./cmd/collector ./examples/orders" \
 	  "$(EXAMPLE_PORT):bin/collector --addr 127.0.0.1:$(EXAMPLE_PORT) --embedded-nats-addr 127.0.0.1:$(EXAMPLE_NATS_PORT) --data-dir .parity/example --database-url $(PG_URL)/parity_example?sslmode=disable" \
 	  "$(EXAMPLE_APP_PORT):bin/orders --addr 127.0.0.1:$(EXAMPLE_APP_PORT) --nats-url nats://127.0.0.1:$(EXAMPLE_NATS_PORT) --traffic 50 --create-stream=false"
+
+reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
+	$(GO) run ./examples/reconcile
 
 example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build

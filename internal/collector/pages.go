@@ -183,7 +183,7 @@ type experimentPage struct {
 	Noise        []diff.Proposal
 	Rules        store.Rules
 	Rollout      *RolloutView
-	Sweeps       []SweepRow
+	Sweeps       *SweepSection
 }
 
 // experimentData is what the experiment handler reads for its page.
@@ -208,7 +208,7 @@ type experimentData struct {
 	Noise                   []diff.Proposal
 	Rules                   store.Rules
 	Rollout                 *RolloutView
-	Sweeps                  []SweepRow
+	Sweeps                  *SweepSection
 }
 
 // buildExperimentPage turns what the handler read into the page.
@@ -303,7 +303,7 @@ func (s *handlers) experiment(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return err
 	}
