@@ -114,6 +114,10 @@ type Options struct {
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
+	// DemoFresh drops the database before starting, so a demo starts from
+	// nothing. It needs DemoRate and a database whose name ends in "_demo"
+	// (see [store.DropDatabase]).
+	DemoFresh bool
 	// HTTP configures HSTS and OFREP's rate limit and CORS.
 	HTTP HTTPOptions
 	// Logger defaults to slog.Default().
@@ -153,6 +157,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("collector: invalid option Workers: %d (use -1 for none)", o.Workers)
 	case o.DemoRate < 0:
 		return fmt.Errorf("collector: invalid option DemoRate: must not be negative, got %d", o.DemoRate)
+	case o.DemoFresh && o.DemoRate == 0:
+		return fmt.Errorf("collector: invalid option DemoFresh: only with demo traffic (DemoRate)")
 	}
 	seen := map[string]string{}
 	for _, f := range []struct {
@@ -259,6 +265,11 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			_ = a.Shutdown(context.Background()) // release what was started
 		}
 	}()
+	if opts.DemoFresh {
+		if err := store.DropDatabase(ctx, opts.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
 	if a.st, err = store.Open(ctx, opts.DatabaseURL, opts.Store); err != nil {
 		return nil, err
 	}
@@ -424,13 +435,34 @@ func (a *App) startDemo(ctx context.Context) error {
 	if a.pub, err = publish.New(nc, publish.Options{}); err != nil {
 		return err
 	}
+	if err := a.demoGate(ctx); err != nil {
+		return err
+	}
 	a.log.Info("collector: demo traffic", "experiment", demo.Experiment, "pairs_per_second", a.opts.DemoRate,
-		"expected", fmt.Sprintf("segment country=IN,plan=pro diverges in %.0f%% of pairs at items[1].price; all others agree", demo.DivergentRate*100))
+		"expected", fmt.Sprintf("segment %s diverges in exactly %d of every 100 pairs at items[1].price; all others agree", demo.DivergentSegment, demo.DivergentPerHundred))
 	a.wg.Go(func() {
 		if err := demo.Run(ctx, a.pub, a.opts.DemoRate); err != nil {
 			a.errc <- err
 		}
 	})
+	return nil
+}
+
+// demoGate stores the demo's gate ([demo.Gate]) unless its experiment has
+// one already, so the good segments pass within the first minute.
+func (a *App) demoGate(ctx context.Context) error {
+	if _, err := a.st.GateSpec(ctx, demo.Experiment); !errors.Is(err, store.ErrNotFound) {
+		return err // nil: kept from an earlier run
+	}
+	g := DefaultGate
+	g.MaxRate, g.MinPairs = demo.Gate.MaxRate, demo.Gate.MinPairs
+	doc, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.SaveGateSpec(ctx, demo.Experiment, doc, "demo"); err != nil {
+		return fmt.Errorf("collector: demo gate: %w", err)
+	}
 	return nil
 }
 

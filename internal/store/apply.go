@@ -32,8 +32,10 @@ import (
 // histograms are both empty is ignored; one that [report.DecodeHistogram]
 // refuses fails the whole batch with an error wrapping
 // [report.ErrInvalidHistogram], and nothing is written. A batch holding only
-// latencies for an experiment registers it with the hour as its first and
-// last seen.
+// latencies (or variants) for an experiment registers it with the hour (or
+// minute) as its first and last seen, and never moves the times of an
+// experiment registered before: an experiment's first and last seen are its
+// pairs' times ([Count.FirstSeen], [Count.LastSeen], sample times).
 //
 // A/A counts ([report.Counters.AAPairs], [report.Counters.AADivergent]) are stored beside the
 // others but never added to an experiment's totals ([Experiment.Pairs],
@@ -136,8 +138,12 @@ type latencyIn struct {
 }
 
 type expAgg struct {
-	name             string
-	first, last      time.Time
+	name        string
+	first, last time.Time
+	// timed says first and last are pair times. An experiment only
+	// registered by latencies or variants (an hour or a minute, no pair time)
+	// is created with them but never moves a stored experiment's times.
+	timed            bool
 	stage            string
 	stageAt          time.Time // LastSeen of the count that set stage
 	sampleStageAt    time.Time // Time of the sample that set stage, if no count did
@@ -163,7 +169,7 @@ func prepare(b *Batch) (*prepared, error) {
 	exp := func(name string, at time.Time) *expAgg {
 		e := exps[name]
 		if e == nil {
-			e = &expAgg{name: name, first: at, last: at}
+			e = &expAgg{name: name, first: at, last: at, timed: true}
 			exps[name] = e
 		}
 		if at.Before(e.first) {
@@ -201,7 +207,14 @@ func prepare(b *Batch) (*prepared, error) {
 			c.LastSeen = c.Minute
 		}
 		c.LastSeen = c.LastSeen.UTC()
-		e := exp(c.Experiment, c.Minute)
+		if c.FirstSeen.IsZero() {
+			c.FirstSeen = c.Minute
+		}
+		if c.FirstSeen.After(c.LastSeen) {
+			c.FirstSeen = c.LastSeen
+		}
+		c.FirstSeen = c.FirstSeen.UTC()
+		e := exp(c.Experiment, c.FirstSeen)
 		if c.LastSeen.After(e.last) {
 			e.last = c.LastSeen
 		}
@@ -210,7 +223,7 @@ func prepare(b *Batch) (*prepared, error) {
 		if c.LastStage != "" && !c.LastSeen.Before(e.stageAt) {
 			e.stage, e.stageAt = c.LastStage, c.LastSeen
 		}
-		candidate(c.Experiment, c.Segment, cleanAttrs(c.Attrs), c.Minute)
+		candidate(c.Experiment, c.Segment, cleanAttrs(c.Attrs), c.FirstSeen)
 		c.Attrs = nil
 		p.counts = append(p.counts, c)
 	}
@@ -265,11 +278,11 @@ func prepare(b *Batch) (*prepared, error) {
 			sc.FirstSeen, sc.LastSeen = sc.LastSeen, sc.FirstSeen
 		}
 		sc.Patterns = cleanPatterns(sc.Patterns)
-		e := exp(sc.Experiment, sc.Minute)
+		e := exp(sc.Experiment, sc.FirstSeen)
 		if sc.LastSeen.After(e.last) {
 			e.last = sc.LastSeen
 		}
-		candidate(sc.Experiment, sc.Segment, "{}", sc.Minute)
+		candidate(sc.Experiment, sc.Segment, "{}", sc.FirstSeen)
 		p.sigs = append(p.sigs, sc)
 	}
 
@@ -284,7 +297,7 @@ func prepare(b *Batch) (*prepared, error) {
 			continue
 		}
 		if exps[li.experiment] == nil {
-			exp(li.experiment, li.hour)
+			exps[li.experiment] = &expAgg{name: li.experiment, first: li.hour, last: li.hour}
 		}
 		candidate(li.experiment, li.segment, "{}", li.hour)
 		p.lats = append(p.lats, li)
@@ -297,7 +310,9 @@ func prepare(b *Batch) (*prepared, error) {
 		v.Variant = cleanText(v.Variant)
 		v.Reason = cleanText(v.Reason)
 		v.Minute = v.Minute.Truncate(time.Minute).UTC()
-		exp(v.Experiment, v.Minute)
+		if exps[v.Experiment] == nil {
+			exps[v.Experiment] = &expAgg{name: v.Experiment, first: v.Minute, last: v.Minute}
+		}
 		p.variants = append(p.variants, v)
 	}
 
@@ -391,13 +406,21 @@ SELECT $1, range_agg(int8range(lo, hi, '[]')) FROM unnest($2::int8[], $3::int8[]
 	// being inserted blocks concurrent inserters of the same name), so
 	// segment admission below is serialised per experiment. Rows are taken in
 	// name order, so two batches never deadlock on them.
+	//
+	// $7 says which rows carry pair times; the others (registered only by
+	// latencies or variants) create an experiment but never move its times.
 	sqlUpsertExperiments = `
+WITH t AS (
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[], $7::bool[])
+		AS t(name, first_seen, last_seen, last_stage, pairs, divergent, timed))
 INSERT INTO experiments AS e (name, first_seen, last_seen, last_stage, pairs, divergent)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[])
+SELECT name, first_seen, last_seen, last_stage, pairs, divergent FROM t
 ORDER BY 1
 ON CONFLICT (name) DO UPDATE SET
-	first_seen = least(e.first_seen, EXCLUDED.first_seen),
-	last_seen  = greatest(e.last_seen, EXCLUDED.last_seen),
+	first_seen = CASE WHEN (SELECT timed FROM t WHERE t.name = EXCLUDED.name)
+	                  THEN least(e.first_seen, EXCLUDED.first_seen) ELSE e.first_seen END,
+	last_seen  = CASE WHEN (SELECT timed FROM t WHERE t.name = EXCLUDED.name)
+	                  THEN greatest(e.last_seen, EXCLUDED.last_seen) ELSE e.last_seen END,
 	last_stage = CASE WHEN EXCLUDED.last_stage <> '' AND EXCLUDED.last_seen >= e.last_seen
 	                  THEN EXCLUDED.last_stage ELSE e.last_stage END,
 	pairs      = e.pairs + EXCLUDED.pairs,
@@ -536,10 +559,12 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 		names, stages := make([]string, n), make([]string, n)
 		firsts, lasts := make([]time.Time, n), make([]time.Time, n)
 		pairs, divergent := make([]int64, n), make([]int64, n)
+		timed := make([]bool, n)
 		for i, e := range p.exps {
 			names[i], firsts[i], lasts[i], stages[i], pairs[i], divergent[i] = e.name, e.first, e.last, e.stage, e.pairs, e.divergent
+			timed[i] = e.timed
 		}
-		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent)
+		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent, timed)
 		b1.Queue(sqlSelectSegments, names).Query(func(rows pgx.Rows) error {
 			var exp, seg string
 			_, err := pgx.ForEachRow(rows, []any{&exp, &seg}, func() error {

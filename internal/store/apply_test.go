@@ -607,3 +607,50 @@ func TestUnknownIsNotFound(t *testing.T) {
 		t.Errorf("Samples(known, put) = %v, %v", got, err)
 	}
 }
+
+// TestExperimentPage: search, sort and page in the database, with rollouts
+// planned before any pair listed too.
+func TestExperimentPage(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, store.Options{})
+	var b store.Batch
+	for i := range 30 {
+		c := count(fmt.Sprintf("Exp-%02d", i), "get", "a", i%5, int64(100+i), int64(i%4))
+		b.Counts = append(b.Counts, c)
+	}
+	apply(t, s, &b)
+	if _, err := s.Pool().Exec(t.Context(), `INSERT INTO rollouts (experiment, flag, plan, step, status, revision, entered_at)
+		VALUES ('planned-exp', 'planned-exp', '{}', 0, 'paused', 1, now())`); err != nil {
+		t.Fatal(err)
+	}
+	names := func(page []store.Experiment) string {
+		var out []string
+		for _, e := range page {
+			out = append(out, e.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	page, matched, total, err := s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "name", Limit: 3})
+	if err != nil || names(page) != "Exp-00 Exp-01 Exp-02" || matched != 31 || total != 31 {
+		t.Fatalf("first page: %q %d %d %v", names(page), matched, total, err)
+	}
+	page, matched, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "exp-1", Sort: "pairs", Desc: true, Limit: 4, Offset: 4})
+	if err != nil || names(page) != "Exp-15 Exp-14 Exp-13 Exp-12" || matched != 10 {
+		t.Errorf("search exp-1 by pairs, second page: %q %d %v", names(page), matched, err)
+	}
+	page, _, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "rate", Desc: true, Limit: 2})
+	if err != nil || names(page) != "Exp-03 Exp-07" { // 3/103 is the highest rate, then 3/107
+		t.Errorf("by rate: %q %v", names(page), err)
+	}
+	page, _, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "planned", Sort: "last", Desc: true})
+	if err != nil || len(page) != 1 || page[0].Name != "planned-exp" || !page[0].LastSeen.IsZero() {
+		t.Errorf("a planned rollout: %+v %v", page, err)
+	}
+	page, matched, total, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "exp-", Sort: "name", Limit: 10, Offset: 100})
+	if err != nil || len(page) != 0 || matched != 30 || total != 31 {
+		t.Errorf("past the last page: %d rows, %d matched, %d total, %v", len(page), matched, total, err)
+	}
+	if _, _, _, err := s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "size"}); !errors.Is(err, store.ErrInvalidQuery) {
+		t.Errorf("a bad sort: %v", err)
+	}
+}

@@ -3,8 +3,11 @@
 // in PostgreSQL. The verifier writes through [Store.Apply] and loads its rules
 // with [Store.AllRules]; the collector reads through [Store.Experiments],
 // [Store.Segments], [Store.Latencies], [Store.Series], [Store.Overview],
-// [Store.Variants], [Store.Signatures], [Store.Samples] and friends, and saves
+// [Store.Variants], [Store.Signatures], [Store.Samples] and friends (the
+// overview pages through [Store.ExperimentPage] and reads a page's worth with
+// [Store.OverviewOf], [Store.SegmentsOf] and [Store.GateSpecsOf]), and saves
 // rules and gate specs with [Store.SaveRules] and [Store.SaveGateSpec].
+// [DropDatabase] drops a demo's database (only one named *_demo).
 //
 // Guarantees:
 //

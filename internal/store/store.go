@@ -193,6 +193,34 @@ func createDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	}
 }
 
+// DropDatabase drops the database databaseURL names, if it exists,
+// disconnecting its sessions; [Open] creates it again. It exists for demos
+// that start clean, and refuses a database whose name does not end in
+// "_demo", so it cannot be pointed at real data by mistake.
+func DropDatabase(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return redact(fmt.Errorf("store: parse database URL: %w", err), databaseURL)
+	}
+	if !strings.HasSuffix(cfg.Database, "_demo") {
+		return fmt.Errorf("store: refusing to drop database %q: only databases named *_demo are dropped", cfg.Database)
+	}
+	mcfg := cfg.Copy()
+	mcfg.Database = maintenanceDB
+	if mcfg.ConnectTimeout == 0 {
+		mcfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, mcfg)
+	if err != nil {
+		return redact(connectError(mcfg, err), databaseURL, cfg.Password)
+	}
+	defer closeConn(conn)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("store: drop database %q: %w", cfg.Database, err)
+	}
+	return nil
+}
+
 // migrateSchema applies the embedded migrations. tern takes an advisory lock
 // around both its version-table setup and the migrations themselves.
 func migrateSchema(ctx context.Context, conn *pgx.Conn) error {

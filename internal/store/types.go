@@ -52,6 +52,10 @@ type Count struct {
 	// to an experiment's totals.
 	report.Counters
 	LastStage string
+	// FirstSeen and LastSeen are the times of the earliest and the latest
+	// pair counted; zero means Minute. The experiment's first seen is its
+	// earliest pair's time, not the start of that pair's minute or hour.
+	FirstSeen time.Time
 	LastSeen  time.Time
 }
 

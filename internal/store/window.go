@@ -215,14 +215,28 @@ ORDER BY segment, at`, p...)
 // error wrapping [ErrInvalidQuery]; a step of whole hours reads the hourly
 // rollup.
 func (s *Store) Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
+	return s.OverviewOf(ctx, nil, since, step)
+}
+
+// OverviewOf is [Store.Overview] for the named experiments only (all of
+// them when names is nil), so that a page of the overview costs the same
+// however many experiments there are.
+func (s *Store) OverviewOf(ctx context.Context, names []string, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
 	if err := checkStep(step); err != nil {
 		return nil, fmt.Errorf("store: overview: %w", err)
 	}
 	p := params{step}
-	where := ""
+	var conds []string
 	if !since.IsZero() {
 		// An experiment's counts are no newer than its last pair.
-		where = "WHERE e.last_seen >= " + p.add(since)
+		conds = append(conds, "e.last_seen >= "+p.add(since))
+	}
+	if names != nil {
+		conds = append(conds, "e.name = ANY("+p.add(names)+"::text[])")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
 	}
 	from := countsFrom(&p, "e.name", since, time.Time{}, "", step%time.Hour == 0)
 	rows, err := s.pool.Query(ctx, `

@@ -625,6 +625,9 @@ func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Res
 		c.LastSeen = p.Time.UTC()
 		c.LastStage = string(p.Stage)
 	}
+	if c.FirstSeen.IsZero() || p.Time.Before(c.FirstSeen) {
+		c.FirstSeen = p.Time.UTC()
+	}
 	divergent := res.Verdict.Divergent()
 	co, ca := p.Control.Outcome(), p.Candidate.Outcome()
 	c.Count(report.PairOutcome{AA: p.Mode == envelope.ModeAA, Divergent: divergent,

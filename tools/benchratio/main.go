@@ -101,6 +101,8 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-typical$`), "us/KB", "<=x", 4},
 	{regexp.MustCompile(`^BenchmarkWorstCase/explain-vs-typical$`), "us/KB", "<=x", 8},
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-parse$`), "us/KB", "<=x", 10},
+	// Issue 18.2: the overview's p99 with 10,000 experiments against 10.
+	{regexp.MustCompile(`^BenchmarkOverviewScale/10000-experiments$`), "p99-ns", "<=x", 3},
 }
 
 // judge returns the target text and met/missed for a figure, or "-", "-".
