@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example example-node rollout-demo test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo reconcile-example test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
+
+reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
+	$(GO) run ./examples/reconcile
 
 example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
