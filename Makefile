@@ -66,6 +66,7 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B12$$' -benchtime=1x -timeout 30m ./internal/store/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='ApplyContention' -benchtime=300x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
