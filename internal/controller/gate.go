@@ -162,7 +162,10 @@ type MinuteReader interface {
 // than its last return to zero) needs only recent minutes, so it still finds
 // a rise within minutes; what it cannot see is a breach that happened and
 // ended entirely before the horizon, which the controller acted on when it
-// happened.
+// happened. The step's totals, read through [store.Store.Segments], widen a
+// start older than the retention to its hour: up to 59 minutes of pairs
+// from before the step then count towards its gate. Keep the retention
+// longer than rollout steps last.
 func WithMinutes(ctx context.Context, db MinuteReader, name string, q store.SegmentQuery, segs []report.Segment,
 	base func(segment string) report.Counters) error {
 	mins, err := db.Minutes(ctx, name, q)
@@ -176,9 +179,10 @@ func WithMinutes(ctx context.Context, db MinuteReader, name string, q store.Segm
 	anchor := q.Since.Truncate(time.Minute)
 	for i := range segs {
 		ms := bySeg[segs[i].Key]
-		// base counts pairs of the anchor's minute; when that minute is not
-		// in the series (it had no pairs, or it lies before the store's
-		// minute retention and is gone) there is nothing to take it from.
+		// base counts pairs of the anchor's minute (a baseline is taken in
+		// the minute it starts); when that minute is not in the series (it
+		// had no pairs, or it lies before the store's minute retention and
+		// is gone) there is nothing to take it from.
 		b := report.Counters{}
 		if len(ms) > 0 && ms[0].Minute.Equal(anchor) {
 			b = base(segs[i].Key)
