@@ -156,7 +156,11 @@ func badKinds(maxPayload int) []badKind {
 		{name: "10,001-level object nesting", want: "depth", make: deep(`{"a":`, `}`, 10_001)},
 
 		// Versions.
-		{name: "version 2", want: "unsupported version 2", array: true, make: edit(func(m map[string]any) { m["version"] = 2 })},
+		{name: "version 3", want: "unsupported version 3", array: true, make: edit(func(m map[string]any) { m["version"] = 3 })},
+		// Version 2 is a batch: a pair marked 2 is a batch without pairs
+		// over NATS, and not a pair over HTTP, which takes pairs only.
+		{name: "version 2 over NATS", want: "field pairs: missing", via: "nats", make: edit(func(m map[string]any) { m["version"] = 2 })},
+		{name: "version 2 over HTTP", want: "unsupported version 2 (a pair is version 1", via: "http", array: true, make: edit(func(m map[string]any) { m["version"] = 2 })},
 		{name: "version 0", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = 0 })},
 		{name: "version string", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = "1" })},
 		{name: "version 1.5", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = 1.5 })},

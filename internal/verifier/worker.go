@@ -509,6 +509,16 @@ func (w *Worker) judge(b *batch, i int) {
 		w.deadLetter(b, pm, err.Error())
 		return
 	}
+	// A single pair's own problems come first: a message is refused for
+	// its header only when its envelope would otherwise be counted. (A
+	// batch's pairs are judged one by one after the header, which belongs
+	// to the batch.)
+	if m.Version == envelope.Version {
+		if subj := m.Items[0].Pair.Subject(); subj != pm.msg.Subject() {
+			w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
+			return
+		}
+	}
 	if reason := identityProblem(pm.msg.Headers().Get(jetstream.MsgIDHeader), m.ID); reason != "" {
 		w.deadLetter(b, pm, reason)
 		return
