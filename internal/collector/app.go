@@ -40,6 +40,10 @@ const (
 	DefaultDataDir             = "parity-data"
 	DefaultSampleRetention     = 7 * 24 * time.Hour
 	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+	// DefaultMinuteRetention is how long the collector keeps per-minute
+	// counts ([store.Options.MinuteRetention]); older windows are answered
+	// from the hourly rollup.
+	DefaultMinuteRetention = 72 * time.Hour
 )
 
 // Options configure the collector. The zero value runs the whole system in one
@@ -92,7 +96,8 @@ type Options struct {
 	Auth auth.Options
 	// Verifier configures the in-process workers and the stream.
 	Verifier verifier.Options
-	// Store configures the PostgreSQL store.
+	// Store configures the PostgreSQL store. Its MinuteRetention defaults to
+	// [DefaultMinuteRetention] here (negative keeps minutes forever).
 	Store store.Options
 	// SampleRetention is how long divergence samples are kept. Defaults to
 	// 7 days; negative keeps them forever.
@@ -151,6 +156,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.DeadLetterRetention == 0 {
 		o.DeadLetterRetention = DefaultDeadLetterRetention
+	}
+	if o.Store.MinuteRetention == 0 {
+		o.Store.MinuteRetention = DefaultMinuteRetention
 	}
 	switch {
 	case o.Workers < -1:
@@ -466,7 +474,8 @@ func (a *App) demoGate(ctx context.Context) error {
 	return nil
 }
 
-// retain deletes samples and dead letters past their retention, at start
+// retain deletes samples, dead letters and per-minute counts past their
+// retention, at start
 // and every ten minutes, until ctx ends.
 func (a *App) retain(ctx context.Context) {
 	before := func(keep time.Duration) time.Time {
@@ -479,11 +488,15 @@ func (a *App) retain(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		n, d, err := a.st.Prune(ctx, before(a.opts.SampleRetention), before(a.opts.DeadLetterRetention))
+		var m int64
+		if err == nil {
+			m, err = a.st.PruneMinutes(ctx, time.Now())
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("collector: retention", "err", err)
-		case n+d > 0:
-			a.log.Info("collector: retention", "samples_deleted", n, "dead_letters_deleted", d)
+		case n+d+m > 0:
+			a.log.Info("collector: retention", "samples_deleted", n, "dead_letters_deleted", d, "minute_rows_deleted", m)
 		}
 		select {
 		case <-ctx.Done():

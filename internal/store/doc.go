@@ -32,6 +32,12 @@
 //     whole hours) and [Store.Overview] read the whole hours of a window from
 //     it and only its ragged ends minute by minute: the sums are those of the
 //     minutes, at about a sixtieth of the rows.
+//   - With [Options.MinuteRetention] set, [Store.PruneMinutes] deletes the
+//     per-minute counts before the start of the hour that long ago, and every
+//     read of counts answers what lies before that horizon from the hourly
+//     rollup, widening a window edge there to its whole hour: an answer is the
+//     same before and after the deletion. [Store.Minutes] returns only kept
+//     minutes.
 //   - Each experiment admits at most [Options.SegmentCap] distinct segments.
 //     A segment once admitted stays admitted; segments that arrive once the
 //     cap is reached are folded into [OtherSegment], for counts, signature

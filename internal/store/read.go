@@ -127,16 +127,24 @@ ORDER BY `+order+` `+dir+` NULLS LAST, name `+dir+` LIMIT $1::int8 OFFSET $2::in
 // Operations returns the operations experiment has counts for, sorted. It
 // returns an error wrapping [ErrNotFound] for an unknown experiment.
 func (s *Store) Operations(ctx context.Context, experiment string) ([]string, error) {
-	// A loose index scan over the primary key: one probe per operation
-	// rather than a read of every row of the experiment.
+	// A loose index scan over the primary keys: one probe per operation
+	// rather than a read of every row of the experiment. The hourly rollup
+	// is scanned too, for operations whose minutes are past their retention.
 	rows, err := s.pool.Query(ctx, `
 WITH RECURSIVE ops(op) AS (
 	SELECT min(operation) FROM pair_counts WHERE experiment = $1
 	UNION ALL
 	SELECT (SELECT min(operation) FROM pair_counts WHERE experiment = $1 AND operation > ops.op)
 	FROM ops WHERE ops.op IS NOT NULL
+), hops(op) AS (
+	SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL
+	UNION ALL
+	SELECT (SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL AND operation > hops.op)
+	FROM hops WHERE hops.op IS NOT NULL
 )
-SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
+SELECT op FROM ops WHERE op IS NOT NULL
+UNION
+SELECT op FROM hops WHERE op IS NOT NULL`, experiment)
 	if err != nil {
 		return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
 	}
@@ -164,7 +172,7 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // ragged ends minute by minute, so a day costs about 25 rows per segment and
 // operation rather than 1,440; the sums are the same.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
-	query, args := segmentsSQL(experiment, q)
+	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
@@ -382,15 +390,20 @@ ORDER BY t.count DESC, t.signature`, args...)
 // one pair may count towards several stats. Operations without pairs in the
 // window are absent from pairs; stats are ordered by operation, pattern and
 // kind. Mismatches whose signature's pattern set was never received count
-// towards no stat. It returns an error wrapping [ErrNotFound] for an unknown
-// experiment.
+// towards no stat. A since before the kept minutes ([Options.MinuteRetention])
+// is widened to the start of its hour. It returns an error wrapping
+// [ErrNotFound] for an unknown experiment.
 func (s *Store) PatternStats(ctx context.Context, experiment string, since time.Time) (pairs map[string]int64, stats []PatternStat, err error) {
-	args := []any{experiment}
+	// A since before the kept minutes is widened to its hour, for the
+	// signature counts as for the pairs, which then come from the rollup.
+	horizon := s.horizon(time.Now())
+	since, _ = widen(since, time.Time{}, horizon)
+	args := params{experiment}
 	where := "experiment = $1"
 	if !since.IsZero() {
-		args = append(args, since)
-		where += " AND minute >= $2"
+		where += " AND minute >= " + args.add(since)
 	}
+	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", true, horizon)
 	// One statement, so the pairs and the stats come from one snapshot even
 	// while verifiers write. Pattern rows are summed per (operation,
 	// signature) first, so each signature's pattern set is expanded once per
@@ -404,7 +417,7 @@ WITH c AS (
 	GROUP BY operation, signature
 )
 SELECT operation, NULL::text, NULL::text, sum(pairs)::int8
-FROM pair_counts WHERE `+where+`
+FROM `+pairsFrom+`
 GROUP BY operation HAVING sum(pairs) > 0
 UNION ALL
 SELECT c.operation, p.pattern, p.kind, sum(c.count)::int8

@@ -60,6 +60,12 @@ type Options struct {
 	// SamplesPerKey is how many divergence samples are kept per (experiment,
 	// operation, segment); the newest are kept. Defaults to 50.
 	SamplesPerKey int
+	// MinuteRetention is how long per-minute counts are kept: before the
+	// start of the hour MinuteRetention ago, [Store.PruneMinutes] deletes
+	// them, and reads answer from the hourly rollup, widening a window edge
+	// that lies there to its whole hour. Zero or negative keeps them forever
+	// (the store's default; the collector sets its own).
+	MinuteRetention time.Duration
 	// MaxConns is the size of the connection pool. Defaults to 0, which means
 	// pgx's default: max(4, number of CPUs), or pool_max_conns from the URL.
 	MaxConns int32
