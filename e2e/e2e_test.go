@@ -249,10 +249,19 @@ func TestTenThousandPairsCountedExactly(t *testing.T) {
 		if !strings.Contains(string(page), row) {
 			t.Errorf("dashboard lacks segment %s", seg)
 		}
-		if !strings.Contains(string(page), fmt.Sprintf(`data-col="pairs">%d<`, c.pairs)) {
+		if !strings.Contains(string(page), fmt.Sprintf(`data-col="pairs">%s<`, thousands(c.pairs))) {
 			t.Errorf("dashboard lacks pair count %d of %s", c.pairs, seg)
 		}
 	}
+}
+
+// thousands writes n as the dashboard does, with thousands separators.
+func thousands[N ~int | ~int64 | ~uint64](n N) string {
+	s := fmt.Sprint(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // TestBadEnvelopesAreDeadLettered publishes envelopes a worker cannot use
