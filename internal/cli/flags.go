@@ -46,7 +46,8 @@ func NATSFlags(fs *FlagSet) func() ([]nats.Option, error) {
 // that finishes them (lists, validation) after parsing.
 func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	d := verifier.DefaultOptions()
-	attrs := fs.String("segment-attrs", strings.Join(d.SegmentAttrs, ","), "comma-separated user attributes a segment is made of")
+	attrs := fs.String("segment-attrs", strings.Join(d.SegmentAttrs, ","), "comma-separated user attributes a segment is made of, for an experiment without a stored segment definition (set one through the API)")
+	fs.IntVar(&o.SegmentCap, "segment-cap", d.SegmentCap, "distinct segments before further ones fold into \"other\", for an experiment without a stored segment definition")
 	fs.DurationVar(&o.FlushInterval, "flush-interval", d.FlushInterval, "longest time a judged pair waits before it is written (at most 1s)")
 	fs.IntVar(&o.MaxBatch, "max-batch", d.MaxBatch, "flush early when this many messages wait")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", d.MaxAckPending, "unacknowledged messages allowed across all verifiers")
@@ -55,7 +56,7 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", d.Stream.MaxAge, "how long an unconsumed pair is kept")
 	fs.IntVar(&o.Stream.Replicas, "stream-replicas", d.Stream.Replicas, "pair stream replicas (1, 3 or 5)")
 	for name, env := range map[string]string{
-		"segment-attrs": "PARITY_SEGMENT_ATTRS", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
+		"segment-attrs": "PARITY_SEGMENT_ATTRS", "segment-cap": "PARITY_SEGMENT_CAP", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
 		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
 		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
 	} {

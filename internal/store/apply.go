@@ -523,6 +523,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	// before taking any experiment lock) under the stream's lock, which is
 	// held to commit, lock the experiments, read their admitted segments.
 	admitted := map[string]map[string]struct{}{}
+	caps := map[string]int{}
 	b1 := &pgx.Batch{}
 	if len(p.seqLo) > 0 {
 		b1.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(claimLockSpace), p.stream)
@@ -537,6 +538,15 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 			names[i], firsts[i], lasts[i], stages[i], pairs[i], divergent[i] = e.name, e.first, e.last, e.stage, e.pairs, e.divergent
 		}
 		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent)
+		b1.Queue(sqlSelectCaps, names).Query(func(rows pgx.Rows) error {
+			var exp string
+			var c int
+			_, err := pgx.ForEachRow(rows, []any{&exp, &c}, func() error {
+				caps[exp] = c
+				return nil
+			})
+			return err
+		})
 		b1.Queue(sqlSelectSegments, names).Query(func(rows pgx.Rows) error {
 			var exp, seg string
 			_, err := pgx.ForEachRow(rows, []any{&exp, &seg}, func() error {
@@ -557,7 +567,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 
 	// In Go: admit, fold, re-aggregate.
 	b2 := &pgx.Batch{}
-	fold := p.admit(admitted, opts.SegmentCap, b2)
+	fold := p.admit(admitted, caps, opts.SegmentCap, b2)
 	p.queueCounts(fold, b2)
 	p.queueHours(fold, b2)
 	p.queueVariants(b2)
@@ -584,8 +594,9 @@ func (f folded) segment(experiment, segment string) string {
 }
 
 // admit decides, for each segment new to its experiment, whether it is
-// admitted (queued for insertion into segments) or folded.
-func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int, b *pgx.Batch) folded {
+// admitted (queued for insertion into segments) or folded: under the cap of
+// the experiment's segment definition (caps), or defaultCap when it has none.
+func (p *prepared) admit(admitted map[string]map[string]struct{}, caps map[string]int, defaultCap int, b *pgx.Batch) folded {
 	fold := folded{}
 	var exps, segs, attrs []string
 	var firsts []time.Time
@@ -594,6 +605,10 @@ func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int
 		n := len(adm)
 		if _, ok := adm[OtherSegment]; ok { // never stored by Apply, but never counted either
 			n--
+		}
+		segmentCap, ok := caps[e.name]
+		if !ok {
+			segmentCap = defaultCap
 		}
 		for _, c := range p.segOrder[e.name] {
 			if _, ok := adm[c.segment]; ok || c.segment == OtherSegment {

@@ -29,7 +29,11 @@
 //     whole hours) and [Store.Overview] read the whole hours of a window from
 //     it and only its ragged ends minute by minute: the sums are those of the
 //     minutes, at about a sixtieth of the rows.
-//   - Each experiment admits at most [Options.SegmentCap] distinct segments.
+//   - Each experiment admits at most the cap of its segment definition
+//     ([SegmentConfig], versioned like rules: [Store.SaveSegmentConfig],
+//     [Store.EnsureSegmentConfig] stores a first one exactly once however
+//     many verifiers race) distinct segments, or [Options.SegmentCap] while
+//     it has none.
 //     A segment once admitted stays admitted; segments that arrive once the
 //     cap is reached are folded into [OtherSegment], for counts, signature
 //     counts, latencies and samples alike. Admission is serialised per experiment by a row lock on the

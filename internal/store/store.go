@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Errors returned by the store, wrapped; test with [errors.Is].
@@ -35,7 +37,7 @@ var (
 
 // Defaults for [Options].
 const (
-	DefaultSegmentCap    = 100
+	DefaultSegmentCap    = segment.DefaultCap
 	DefaultSamplesPerKey = 50
 	// DefaultConnectTimeout bounds each connection attempt when the database
 	// URL sets no connect_timeout, so an unreachable host fails instead of
@@ -45,8 +47,10 @@ const (
 
 // Options configure a [Store]. The zero value means the defaults.
 type Options struct {
-	// SegmentCap is how many distinct segments an experiment admits before
-	// further ones fold into [OtherSegment]. Defaults to 100.
+	// SegmentCap is how many distinct segments an experiment without a
+	// stored segment definition admits before further ones fold into
+	// [OtherSegment] (an experiment with one uses its cap: see
+	// [Store.EnsureSegmentConfig]). Defaults to 100.
 	SegmentCap int
 	// SamplesPerKey is how many divergence samples are kept per (experiment,
 	// operation, segment); the newest are kept. Defaults to 50.

@@ -17,6 +17,7 @@ import (
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 func TestSegment(t *testing.T) {
@@ -35,7 +36,7 @@ func TestSegment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, _ := Segment(tt.attrs, tt.keys); got != tt.want {
+			if got, _ := segment.Key(tt.attrs, tt.keys); got != tt.want {
 				t.Errorf("Segment = %q, want %q", got, tt.want)
 			}
 		})
@@ -51,7 +52,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"flush interval too long", Options{FlushInterval: 2 * time.Second}, "FlushInterval"},
 		{"batch above ack pending", Options{MaxBatch: 100, MaxAckPending: 50}, "MaxAckPending"},
 		{"ack wait too short", Options{AckWait: time.Millisecond}, "AckWait"},
-		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "SegmentAttrs[0]"},
+		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "attrs[0]"},
+		{"cap too large", Options{SegmentCap: segment.MaxCap + 1}, "cap"},
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
 	}
 	for _, tt := range tests {
@@ -310,11 +312,11 @@ func TestSegmentKeyBounded(t *testing.T) {
 	for _, k := range keys {
 		attrs[k] = strings.Repeat(k, 128)
 	}
-	one, _ := Segment(attrs, keys)
+	one, _ := segment.Key(attrs, keys)
 	attrs["f"] = strings.Repeat("g", 128)
-	two, _ := Segment(attrs, keys)
-	if len(one) > maxSegmentKey || len(two) > maxSegmentKey || one == two || !strings.HasPrefix(one, "a=aaa") {
+	two, _ := segment.Key(attrs, keys)
+	if len(one) > segment.MaxKeyBytes || len(two) > segment.MaxKeyBytes || one == two || !strings.HasPrefix(one, "a=aaa") {
 		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
-			one, len(one), two, len(two), maxSegmentKey)
+			one, len(one), two, len(two), segment.MaxKeyBytes)
 	}
 }
