@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example rollout-demo test test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo test test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,8 +23,21 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
 
-test: ## run every test (needs PostgreSQL on 127.0.0.1:5432; see .ci/run)
+example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
+	cd examples/node-orders && { [ -d node_modules ] || npm ci --no-audit --no-fund; }
+	@echo "Parity dashboard at http://127.0.0.1:8080 (experiment orders-node), Node orders service at http://127.0.0.1:8082 (Ctrl-C stops both)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
+	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
+	cd examples/node-orders && node server.mjs --traffic 50; wait
+
+test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) test-node
+
+test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
+	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
 
 test-short: ## the unit tests only (no end-to-end tests)
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
@@ -33,7 +46,8 @@ build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
 bench: ## run the benchmarks and print each figure as a ratio against its reference measured in the same run
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m ./pkg/... | tee bench.txt
+	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m $$($(GO) list ./pkg/... | grep -v /pgsource) | tee bench.txt
+	$(GO) test -run='^$$' -bench='B13|B14' -benchmem -benchtime=3x -timeout 30m ./pkg/reconcile/pgsource/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$|B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt

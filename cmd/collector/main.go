@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/parityhq/parity/internal/cli"
@@ -50,6 +51,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
 	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
+	sources := fs.String("reconcile-sources", "", "databases reconciliation sweeps may read, as name=URL pairs separated by spaces (prefer the variable: URLs carry passwords)")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -59,7 +61,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
 		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
-		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL",
+		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL", "reconcile-sources": "PARITY_RECONCILE_SOURCES",
 	} {
 		fs.Env(name, env)
 	}
@@ -80,6 +82,9 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		if !*demo {
 			o.DemoRate = 0
 		}
+		if o.ReconcileSources, err = parseSources(*sources); err != nil {
+			return err
+		}
 		if o.NATSOptions, err = nats(); err != nil {
 			return fmt.Errorf("collector: %w", err)
 		}
@@ -94,4 +99,25 @@ func parse(args []string) (collector.Options, error) {
 		return collector.Options{}, err
 	}
 	return *o, finish()
+}
+
+// parseSources reads "name=URL name=URL" (spaces or newlines between
+// pairs). Errors never quote a URL.
+func parseSources(s string) (map[string]string, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(fields))
+	for i, f := range fields {
+		name, u, ok := strings.Cut(f, "=")
+		if !ok || name == "" || u == "" {
+			return nil, fmt.Errorf("collector: --reconcile-sources: entry %d is not name=URL", i+1)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("collector: --reconcile-sources: %q given twice", name)
+		}
+		out[name] = u
+	}
+	return out, nil
 }

@@ -6,6 +6,7 @@
 //	parityctl token revoke --name NAME
 //	parityctl token list [--all]
 //	parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment X [--reason R] [--step N] [--file F]
+//	parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [--experiment E] [--json]
 //
 // gate exits 0 when the gate passes, 1 when it fails, 2 when it is
 // inconclusive (not enough data yet) and 3 when it could not decide (a bad
@@ -17,6 +18,13 @@
 // collector's API (docs/rollout.md) with an operator token: it exits 0 when
 // done, 1 when the collector refused the change (the reason is printed, e.g.
 // a move that would lose writes) and 3 on any other error.
+//
+// reconcile run compares a table or view in the old database with one in
+// the new, every row, in the foreground (docs/reconcile.md): it exits 0 when
+// every row agrees, 1 when rows differ and 2 when it could not run. With
+// --json it prints one object (rows_compared, matched, divergent,
+// missing_in_new, extra_in_new, invalid, per segment, samples); on a terminal
+// it draws progress on standard error.
 //
 // token talks to the collector's PostgreSQL directly (--database-url or
 // DATABASE_URL), as an administrator: create prints the new token once on
@@ -57,11 +65,15 @@ const usage = `usage:
   parityctl token create --name NAME --role viewer|operator|ingest
   parityctl token revoke --name NAME
   parityctl token list [--all]
-  parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment NAME ...`
+  parityctl rollout status|plan|promote|rollback|pause|resume|kill --experiment NAME ...
+  parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [--json] ...`
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "token" {
 		return token(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "reconcile" {
+		return reconcileCmd(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && args[0] == "rollout" {
 		code, err := rollout(args[1:], stdout)

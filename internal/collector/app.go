@@ -2,6 +2,7 @@ package collector
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -20,7 +21,9 @@ import (
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/internal/sweep"
 	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/publish"
 )
@@ -99,6 +102,10 @@ type Options struct {
 	// RolloutInterval is how often the rollout controller evaluates every
 	// active rollout's gate. Defaults to controller.DefaultInterval.
 	RolloutInterval time.Duration
+	// ReconcileSources are the databases reconciliation sweeps may read,
+	// by name (docs/reconcile.md); none: sweeps can be recorded but none
+	// runs.
+	ReconcileSources map[string]string
 	// RolloutSettle is how long after a change of a rollout its gate's
 	// window starts, so that pairs from before the change are not judged as
 	// the new step's. Defaults to controller.DefaultSettle.
@@ -292,6 +299,11 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	}
 	s.flags = newFlagTable()
 	s.ctl = controller.New(a.st, s.flags, controller.Options{KV: kv, Interval: opts.RolloutInterval, Settle: opts.RolloutSettle, Logger: a.log})
+	s.sweeps, s.sweepSources = a.st, opts.ReconcileSources
+	if len(opts.ReconcileSources) > 0 {
+		runner := sweep.New(a.st, sweep.Options{Sources: opts.ReconcileSources, Log: a.log, Rules: a.rulesOf})
+		a.wg.Go(func() { runner.Run(runCtx) })
+	}
 	a.logAccess(anon, why, tokens.Options().CacheTTL)
 	e, err := newEcho(s)
 	if err != nil {
@@ -485,4 +497,22 @@ func Run(ctx context.Context, opts Options) error {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(runErr, a.Shutdown(sctx))
+}
+
+// rulesOf compiles an experiment's latest diff rules (exact comparison when
+// none were saved), for the sweep runner.
+func (a *App) rulesOf(ctx context.Context, experiment string) (*diff.Differ, error) {
+	r, err := a.st.Rules(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		return diff.Exact(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rules diff.Rules
+	if err := json.Unmarshal(r.Rules, &rules); err != nil {
+		return nil, fmt.Errorf("collector: rules of %s: %w", experiment, err)
+	}
+	rules.Version = r.Version
+	return diff.Compile(rules)
 }

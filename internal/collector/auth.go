@@ -93,6 +93,11 @@ var routeAccess = map[string]auth.Role{
 	"PUT /api/v1/experiments/:name/rollout":                auth.RoleOperator,
 	"POST /api/v1/experiments/:name/rollout/:action":       auth.RoleOperator,
 	"POST /experiments/:name/rollout/:action":              auth.RoleOperator, // the dashboard's forms; CSRF-checked
+	"GET /api/v1/experiments/:name/sweeps":                 auth.RoleViewer,
+	"POST /api/v1/experiments/:name/sweeps":                auth.RoleOperator,
+	"GET /api/v1/sweeps/:id":                               auth.RoleViewer,
+	"POST /api/v1/sweeps/:id/:action":                      auth.RoleOperator,
+	"POST /experiments/:name/sweeps/:id/:action":           auth.RoleOperator, // the dashboard's forms; CSRF-checked
 
 	// OFREP flag evaluation (ofrep.go): applications read their rollout
 	// stage with whatever token they hold, usually an ingest token.

@@ -262,9 +262,13 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	sweeps, err := s.pageSweeps(c, name)
+	if err != nil {
+		return err
+	}
 	return c.Render(http.StatusOK, "experiment.html", map[string]any{
-		"Rollout": ro,
-		"Title":   name, "Name": name, "Window": window, "Windows": windows, "Operation": op, "Operations": ops,
+		"Rollout": ro, "Sweeps": sweeps,
+		"Title": name, "Name": name, "Window": window, "Windows": windows, "Operation": op, "Operations": ops,
 		"Rows": rows, "Total": total.Divergence(), "TotalStats": total, "HasNoise": hasNoise,
 		"Gate": gate, "Chart": rateChart(chartPts, from, until, step), "Step": step.String(),
 		"Marginals": report.Marginals(shown), "Variants": variants, "Filters": filters,

@@ -40,6 +40,10 @@ type RolloutView struct {
 	// Gate is the current step's gate over its window; nil when the step has
 	// none (or no step is applied).
 	Gate *GateView `json:"gate,omitempty"`
+	// Unreconciled says why the rollout may not leave the current step
+	// yet: the reconciliation sweeps the step requires that have not
+	// completed clean since it began (docs/reconcile.md); empty when none.
+	Unreconciled string `json:"unreconciled,omitempty"`
 	// Events is the audit log, oldest first (the latest 100 in the rollout
 	// view; all of them from …/rollout/events).
 	Events []RolloutEventView `json:"events"`
@@ -118,6 +122,9 @@ func (s *handlers) rolloutView(c echo.Context, name string) (RolloutView, error)
 	}
 	if gated {
 		v.Gate = &gv
+	}
+	if v.Unreconciled, err = s.ctl.Unreconciled(ctx, r, plan); err != nil {
+		return RolloutView{}, err
 	}
 	evs, err := s.db.RolloutEvents(ctx, name, 100)
 	if err != nil {

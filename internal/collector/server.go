@@ -60,9 +60,13 @@ type Reader interface {
 }
 
 type handlers struct {
-	db     Reader
-	log    *slog.Logger
-	ingest *ingester // nil: no JetStream to ingest into
+	db Reader
+	// sweeps keeps reconciliation sweeps; nil: the sweep routes answer 503.
+	// sweepSources names the databases sweeps may read (never their URLs).
+	sweeps       sweepStore
+	sweepSources map[string]string
+	log          *slog.Logger
+	ingest       *ingester // nil: no JetStream to ingest into
 	// auth decides who may use which route (routeAccess); required.
 	auth *authn
 	// notify announces an experiment's rule change to the verifiers; nil
@@ -179,6 +183,11 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/pipeline", s.apiPipeline)
 	api.GET("/rollouts", s.apiRollouts)
 	api.GET("/experiments/:name/rollout", s.apiRollout)
+	api.GET("/experiments/:name/sweeps", s.apiSweeps)
+	api.POST("/experiments/:name/sweeps", s.apiStartSweep, middleware.BodyLimit("64K"))
+	api.GET("/sweeps/:id", s.apiSweep)
+	api.POST("/sweeps/:id/:action", s.apiSweepAction, middleware.BodyLimit("16K"))
+	e.POST("/experiments/:name/sweeps/:id/:action", s.sweepFormAction, middleware.BodyLimit("16K"))
 	api.GET("/experiments/:name/rollout/events", s.apiRolloutEvents)
 	api.PUT("/experiments/:name/rollout", s.apiPutRollout, middleware.BodyLimit("1M"))
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))

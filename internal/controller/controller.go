@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/natsnames"
+	"github.com/parityhq/parity/pkg/reconcile"
 	"github.com/parityhq/parity/pkg/report"
 	"github.com/parityhq/parity/pkg/rollout"
 )
@@ -72,6 +74,8 @@ type Store interface {
 	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
 	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
+	// CompletedSweeps gives the reconciliation sweeps a step may require.
+	CompletedSweeps(ctx context.Context, experiment string, since time.Time) ([]store.Sweep, error)
 }
 
 // Flags is where the controller hands the rollout documents it serves: the
@@ -276,6 +280,9 @@ func (c *Controller) step(ctx context.Context, r store.Rollout, plan rollout.Pla
 	held := c.now().Sub(r.EnteredAt)
 	if held < cur.Hold || gated && gv.Verdict != report.Pass {
 		return r, nil
+	}
+	if missing, err := c.Unreconciled(ctx, r, plan); err != nil || missing != "" {
+		return r, err // waits for the sweeps; Unreconciled says why
 	}
 	why := fmt.Sprintf("%s held for %s", stepLabel(plan, n-1), held.Round(time.Second))
 	if gated {
@@ -720,6 +727,13 @@ func (c *Controller) Act(ctx context.Context, experiment, action, actor, reason 
 		if ch.to <= r.Step {
 			return r, newError(ErrRefused, "promote goes forward; step %d is not after %d (use rollback)", ch.to, r.Step)
 		}
+		missing, err := c.Unreconciled(ctx, r, plan)
+		if err != nil {
+			return r, err
+		}
+		if missing != "" {
+			return r, newError(ErrRefused, "%s", missing)
+		}
 		if gv, gated, err := c.Gate(ctx, r, plan); err == nil && gated {
 			ch.detail = gateDetail(gv)
 		}
@@ -747,4 +761,46 @@ func (c *Controller) Act(ctx context.Context, experiment, action, actor, reason 
 		return r, newError(ErrNotFound, "no action %s (promote, rollback, pause, resume, kill)", action)
 	}
 	return c.apply(ctx, r, plan, ch)
+}
+
+// Unreconciled says why the rollout may not leave its current step yet
+// because of the step's reconcile requirement (see [rollout.Step]): the
+// named sweeps that have not completed clean since the step began. It
+// returns "" when every one has, or when the step requires none.
+func (c *Controller) Unreconciled(ctx context.Context, r store.Rollout, plan rollout.Plan) (string, error) {
+	if r.Step < 1 || r.Step > len(plan.Steps) || len(plan.Steps[r.Step-1].Reconcile) == 0 {
+		return "", nil
+	}
+	want := plan.Steps[r.Step-1].Reconcile
+	sws, err := c.db.CompletedSweeps(ctx, r.Experiment, r.EnteredAt)
+	if err != nil {
+		return "", err
+	}
+	var missing []string
+	for _, name := range want {
+		status := "no sweep of " + name + " has completed since the step began"
+		for _, sw := range sws { // newest first
+			if sw.Name != name {
+				continue
+			}
+			var counts reconcile.Counts
+			if err := json.Unmarshal(sw.Counts, &counts); err != nil {
+				return "", fmt.Errorf("controller: sweep %d counts: %w", sw.ID, err)
+			}
+			if counts.Differences() == 0 {
+				status = ""
+			} else {
+				status = fmt.Sprintf("the last sweep of %s (#%d) found %d rows that differ", name, sw.ID, counts.Differences())
+			}
+			break
+		}
+		if status != "" {
+			missing = append(missing, status)
+		}
+	}
+	if len(missing) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("%s requires clean reconciliation sweeps started after %s: %s", stepLabel(plan, r.Step-1),
+		r.EnteredAt.UTC().Format(time.RFC3339), strings.Join(missing, "; ")), nil
 }

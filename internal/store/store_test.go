@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -26,8 +28,22 @@ func openStore(t testing.TB, opts store.Options) *store.Store {
 	return s
 }
 
-// latestSchema is the number of the newest file in migrations/.
-const latestSchema = 5
+// latestSchema is the number of the newest file in migrations/, read from
+// the directory so a new migration needs no edit here.
+var latestSchema = func() int32 {
+	files, err := os.ReadDir("migrations")
+	if err != nil {
+		panic(err)
+	}
+	var n int32
+	for _, f := range files {
+		var v int32
+		if _, err := fmt.Sscanf(f.Name(), "%03d_", &v); err == nil && v > n {
+			n = v
+		}
+	}
+	return n
+}()
 
 func schemaVersion(t *testing.T, s *store.Store) int32 {
 	t.Helper()

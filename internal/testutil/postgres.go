@@ -53,3 +53,38 @@ func FreshDatabase(t testing.TB) string {
 	})
 	return u.String()
 }
+
+// CreatedDatabase is [FreshDatabase], created, with the setup statements run
+// in it.
+func CreatedDatabase(t testing.TB, setup ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	u := FreshDatabase(t)
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatalf("testutil: %v", err)
+	}
+	admin, err := pgx.Connect(ctx, PostgresURL())
+	if err != nil {
+		t.Fatalf("testutil: create database: %v", err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{pu.Path[1:]}.Sanitize()); err != nil {
+		t.Fatalf("testutil: create database: %v", err)
+	}
+	if len(setup) == 0 {
+		return u
+	}
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatalf("testutil: %v", err)
+	}
+	defer conn.Close(ctx)
+	for _, q := range setup {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("testutil: setup %q: %v", q, err)
+		}
+	}
+	return u
+}

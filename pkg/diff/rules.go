@@ -445,7 +445,7 @@ func Compile(r Rules) (*Differ, error) {
 		op := r.Operations[name]
 		where := fmt.Sprintf("operations[%q]", name)
 		if !validOpName(name) {
-			return nil, fmt.Errorf("diff: rule %s: operation names are 1 to 64 characters of A-Z a-z 0-9 _ -", where)
+			return nil, fmt.Errorf("diff: rule %s: operation names are 1 to 64 characters of A-Z a-z 0-9 _ - and : (as in reconcile:orders)", where)
 		}
 		secs := []section{{where, &op}}
 		if !op.Replace {
@@ -468,7 +468,7 @@ func validOpName(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isBareByte(s[i]) {
+		if !isBareByte(s[i]) && s[i] != ':' { // ':' for the reconciliation of a table, "reconcile:orders"
 			return false
 		}
 	}

@@ -22,6 +22,7 @@ func TestDependencies(t *testing.T) {
 			allowed: []string{
 				"github.com/parityhq/parity/pkg/migration",
 				"github.com/parityhq/parity/pkg/envelope",
+				"github.com/parityhq/parity/pkg/natsnames",
 				"github.com/open-feature/go-sdk/openfeature",
 				"github.com/google/go-cmp/cmp",
 			},
@@ -33,6 +34,7 @@ func TestDependencies(t *testing.T) {
 			allowed: []string{
 				"github.com/parityhq/parity/pkg/migration",
 				"github.com/parityhq/parity/pkg/envelope",
+				"github.com/parityhq/parity/pkg/natsnames",
 				"github.com/open-feature/go-sdk/openfeature",
 				"github.com/google/go-cmp/cmp",
 				"github.com/prometheus/",

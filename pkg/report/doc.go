@@ -14,10 +14,10 @@
 // zero. A Wilson interval is valid for one look at a sample of fixed size; a
 // rollout looked at every minute needs more.
 //
-// [ConfidenceSequence] gives an anytime-valid interval instead: the chance
-// that the true proportion is ever outside it, at any of any number of looks,
-// is at most alpha. It depends on the counts only, not on how they were
-// gathered or how often they were looked at.
+// [UpperBound], [LowerBound] and [ConfidenceSequence] give anytime-valid
+// bounds instead: the chance that the true proportion is ever beyond one, at
+// any of any number of looks, is at most alpha. They depend on the counts
+// only, not on how they were gathered or how often they were looked at.
 //
 // # Latency
 //
@@ -37,13 +37,25 @@
 // # The promotion gate
 //
 // [Evaluate] judges segments against a [GateSpec] and answers [Pass], [Fail]
-// or [Inconclusive], overall and per segment, with a reason. Its rate checks
-// use [ConfidenceSequence], so it may be asked every minute of a rollout:
-// if every pair's chance of diverging is at least GateSpec.MaxRate, the
-// probability that it ever answers pass is at most GateSpec.Alpha, however
-// many times it is asked. docs/gate.md states the method and the guarantee
-// in full, with the simulation that checks it.
+// or [Inconclusive], overall and per segment, with a reason and the test it
+// rests on. Its rate checks use the one-sided anytime tests behind
+// [UpperBound] and [LowerBound], so it may be asked every minute of a
+// rollout: if every pair's chance of diverging is at least GateSpec.MaxRate,
+// the probability that it ever answers pass is at most GateSpec.Alpha,
+// however many times it is asked.
 //
-// Errors are prefixed "report: " and wrap [ErrInvalidGateSpec] or
-// [ErrInvalidHistogram].
+// # Breaches
+//
+// [DetectBreach] is a change detector (a CUSUM) over a unit's minute series
+// that fails a unit within minutes of its rate rising above the limit,
+// however long it has run clean, with at most one expected false alarm per
+// GateSpec.FalseBreachUnitMinutes unit-minutes at or below the limit.
+// [Evaluate] runs it on the segments given their [Segment.Minutes].
+// docs/gate.md states the methods and the guarantees in full, with the
+// simulations that check them.
+//
+// Errors are prefixed "report: " and wrap [ErrInvalidGateSpec],
+// [ErrInvalidStats] or [ErrInvalidHistogram]. Counts no sample could have
+// produced (negative, a part larger than its whole, beyond [MaxCount]) are
+// an error naming the field, never a verdict.
 package report

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -63,6 +64,13 @@ type GateSpec struct {
 	// limit, over any number of looks, in (0, 1). Defaults to
 	// [DefaultAlpha] (0.05).
 	Alpha float64
+	// FalseBreachUnitMinutes sets the change detector's false-alarm rate for
+	// the segments given their minutes (see [Segment.Minutes]): at most one
+	// expected false breach per FalseBreachUnitMinutes minutes of a unit's
+	// traffic at or below its limits, summed over units. Its threshold is
+	// ln(FalseBreachUnitMinutes). Greater than 1; defaults to
+	// [DefaultFalseBreachUnitMinutes] (one in 30 days across 100 units).
+	FalseBreachUnitMinutes float64
 }
 
 // Validate returns an error naming the first invalid field, wrapping
@@ -84,8 +92,17 @@ func (s GateSpec) Validate() error {
 		return bad("MaxP99LatencyRatio", s.MaxP99LatencyRatio, "is not 0 (unchecked) or a positive ratio")
 	case s.Alpha != 0 && !(s.Alpha > 0 && s.Alpha < 1):
 		return bad("Alpha", s.Alpha, "is not 0 (default) or in (0, 1)")
+	case s.FalseBreachUnitMinutes != 0 && !(s.FalseBreachUnitMinutes > 1 && !math.IsInf(s.FalseBreachUnitMinutes, 1)):
+		return bad("FalseBreachUnitMinutes", s.FalseBreachUnitMinutes, "is not 0 (default) or a finite number above 1")
 	}
 	return nil
+}
+
+func (s GateSpec) breachThreshold() float64 {
+	if s.FalseBreachUnitMinutes == 0 {
+		return breachThreshold(DefaultFalseBreachUnitMinutes)
+	}
+	return breachThreshold(s.FalseBreachUnitMinutes)
 }
 
 func (s GateSpec) alpha() float64 {
@@ -101,6 +118,20 @@ const (
 	CheckDivergence      = "divergence"       // MaxRate
 	CheckCandidateErrors = "candidate_errors" // MaxCandidateErrorRate
 	CheckP99Latency      = "p99_latency"      // MaxP99LatencyRatio
+	// The change detector's checks (see [DetectBreach]), for units given
+	// their minutes.
+	CheckDivergenceBreach      = "divergence_breach"       // MaxRate
+	CheckCandidateErrorsBreach = "candidate_errors_breach" // MaxCandidateErrorRate
+)
+
+// The tests a verdict can rest on, as [SegmentResult.DecidedBy] names them.
+const (
+	// DecidedByConfidenceSequence: the anytime-valid bounds on the counts
+	// summed since the anchor (the rate, candidate error and latency checks).
+	DecidedByConfidenceSequence = "confidence_sequence"
+	// DecidedByChangeDetector: the change detector on the minute series
+	// found a rise above a limit (a breach check).
+	DecidedByChangeDetector = "change_detector"
 )
 
 // Check is one criterion of the gate applied to one segment.
@@ -114,9 +145,12 @@ type Check struct {
 	// (both Value for the pairs check).
 	Low  float64 `json:"low"`
 	High float64 `json:"high"`
-	// Limit is the spec's limit.
+	// Limit is the spec's limit; for a breach check, the detector's
+	// threshold (Value is then its statistic).
 	Limit  float64 `json:"limit"`
 	Reason string  `json:"reason"`
+	// Breach is the change detector's finding, for a breach check.
+	Breach *Breach `json:"breach,omitempty"`
 }
 
 // SegmentResult is the gate's verdict on one segment, or on the total.
@@ -127,6 +161,10 @@ type SegmentResult struct {
 	Judged  bool    `json:"judged"`
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason"`
+	// DecidedBy names the test a pass or fail rests on:
+	// [DecidedByConfidenceSequence] or [DecidedByChangeDetector] (when only a
+	// breach check failed). Empty when inconclusive.
+	DecidedBy string `json:"decided_by,omitempty"`
 	// Divergence is the divergence rate with its fixed-sample 95% Wilson
 	// interval, for display: it is only valid for a single look.
 	Divergence Rate `json:"divergence"`
@@ -147,6 +185,9 @@ type SegmentResult struct {
 type GateResult struct {
 	Verdict Verdict `json:"verdict"`
 	Reason  string  `json:"reason"`
+	// DecidedBy is the DecidedBy of the judged unit the verdict rests on: of
+	// the first failing one for a fail (segments in order, then the total).
+	DecidedBy string `json:"decided_by,omitempty"`
 	// Alpha is the spec's Alpha after defaulting.
 	Alpha float64 `json:"alpha"`
 	// Overall is the verdict on the total of all segments.
@@ -160,8 +201,10 @@ const TotalSegment = "total"
 
 // Evaluate asks the promotion gate whether the new path may be promoted,
 // given the stats of each segment and of their total, summed since a fixed
-// start (see [GateSpec.Window]). It returns an error only for an invalid
-// spec.
+// start (see [GateSpec.Window]). It returns an error, and no verdict, for an
+// invalid spec (wrapping [ErrInvalidGateSpec]) or for stats no sample could
+// have produced (wrapping [ErrInvalidStats], see [SegmentStats.Validate]):
+// the error names the segment and the field.
 //
 // Each segment, and the total, is judged by its checks: divergence against
 // MaxRate; if set, candidate errors against MaxCandidateErrorRate and the p99
@@ -178,6 +221,12 @@ const TotalSegment = "total"
 // Pass [Marginals] as the segments to gate on each attribute value instead of
 // each combination.
 //
+// With minutes given (see [Segment.Minutes]), each segment and the total also
+// get the change detector's breach checks ([DetectBreach]), on divergence and,
+// if limited, on candidate errors: they fail a unit whose rate has risen
+// above its limit, however long it ran clean before. A unit failed by them
+// alone says so in DecidedBy.
+//
 // Guarantee. Take one unit (a segment, or the total) and its divergence
 // check. If every pair's probability of diverging, given all the pairs before
 // it, is at least MaxRate, then
@@ -185,33 +234,70 @@ const TotalSegment = "total"
 //	P(Evaluate ever judges the unit pass) <= Alpha,
 //
 // however often it is asked while the counts grow, and even if the rate
-// drifts over time; for the default mixture the bound is about 0.6·Alpha
-// (see docs/gate.md). The same holds for candidate errors against
-// MaxCandidateErrorRate, and for the latency check when the candidate's p99
-// exceeds MaxP99LatencyRatio times the control's at the histograms'
-// resolution (latencies drawn independently from fixed distributions). A unit passes only if all its checks pass, so a unit beyond any
-// one of its limits is promoted with probability at most Alpha, and so is
+// drifts over time (see docs/gate.md). The same holds for candidate errors
+// against MaxCandidateErrorRate, and for the latency check when the
+// candidate's p99 exceeds MaxP99LatencyRatio times the control's at the
+// histograms' resolution (latencies drawn independently from fixed
+// distributions). A unit passes only if all its checks pass, so a unit beyond
+// any one of its limits is promoted with probability at most Alpha, and so is
 // the overall verdict when any judged unit is. Acting on individual segments'
 // verdicts instead, the expected number of wrongly promoted segments is at
 // most Alpha times the number beyond a limit. Symmetrically, a unit within
-// its limits is wrongly failed with probability at most Alpha per check.
+// its limits is wrongly failed with probability at most Alpha per rate or
+// latency check, plus the change detector's false alarms: at most one
+// expected per FalseBreachUnitMinutes minutes of the unit's traffic.
 func Evaluate(spec GateSpec, segments []Segment, overall SegmentStats) (GateResult, error) {
 	if err := spec.Validate(); err != nil {
 		return GateResult{}, err
 	}
+	if p := overall.problem(); p != "" {
+		return GateResult{}, fmt.Errorf("%w: %s: %s", ErrInvalidStats, TotalSegment, p)
+	}
+	detect := false
+	for _, s := range segments {
+		if p := s.Stats.problem(); p != "" {
+			return GateResult{}, fmt.Errorf("%w: segment %q: %s", ErrInvalidStats, s.Key, p)
+		}
+		if p := minutesProblem(s.Minutes); p != "" {
+			return GateResult{}, fmt.Errorf("%w: segment %q: %s", ErrInvalidStats, s.Key, p)
+		}
+		detect = detect || s.Minutes != nil
+	}
 	res := GateResult{Alpha: spec.alpha()}
-	res.Overall = judge(spec, TotalSegment, nil, overall)
+	var total []Minute
+	if detect {
+		all := make([][]Minute, len(segments))
+		for i, s := range segments {
+			all[i] = s.Minutes
+		}
+		total = sumMinutes(all...)
+		if p := minutesProblem(total); p != "" {
+			return GateResult{}, fmt.Errorf("%w: %s: %s", ErrInvalidStats, TotalSegment, p)
+		}
+	}
+	res.Overall = judge(spec, TotalSegment, nil, overall, total, detect)
 	res.Overall.Judged = true
 	res.Segments = make([]SegmentResult, len(segments))
 	for i, s := range segments {
-		res.Segments[i] = judge(spec, s.Key, s.Attrs, s.Stats)
+		res.Segments[i] = judge(spec, s.Key, s.Attrs, s.Stats, s.Minutes, s.Minutes != nil)
 		res.Segments[i].Judged = spec.PerSegment
 	}
 	if !spec.PerSegment {
-		res.Verdict, res.Reason = res.Overall.Verdict, res.Overall.Reason
+		res.Verdict, res.Reason, res.DecidedBy = res.Overall.Verdict, res.Overall.Reason, res.Overall.DecidedBy
 		return res, nil
 	}
 	res.Verdict, res.Reason = combine(res.Segments, res.Overall)
+	switch res.Verdict {
+	case Pass:
+		res.DecidedBy = DecidedByConfidenceSequence
+	case Fail:
+		for _, s := range append(res.Segments, res.Overall) {
+			if s.Verdict == Fail {
+				res.DecidedBy = s.DecidedBy
+				break
+			}
+		}
+	}
 	return res, nil
 }
 
@@ -276,7 +362,10 @@ func list(segs []SegmentResult) string {
 }
 
 // judge applies the spec's checks to one unit.
-func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats) SegmentResult {
+//
+// With detect, it also runs the change detector over minutes, on divergence
+// and, if limited, on candidate errors.
+func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats, minutes []Minute, detect bool) SegmentResult {
 	alpha := spec.alpha()
 	r := SegmentResult{Segment: key, Attrs: attrs, Divergence: st.Divergence()}
 	more := int64(0)
@@ -320,6 +409,15 @@ func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats) 
 		}
 		r.Checks = append(r.Checks, c)
 	}
+	if detect {
+		h := spec.breachThreshold()
+		r.Checks = append(r.Checks, breachCheck(CheckDivergenceBreach, "divergence", minutes,
+			func(m Minute) int64 { return m.Divergent }, spec.MaxRate, h))
+		if spec.MaxCandidateErrorRate > 0 {
+			r.Checks = append(r.Checks, breachCheck(CheckCandidateErrorsBreach, "candidate errors", minutes,
+				func(m Minute) int64 { return m.CandidateErrors }, spec.MaxCandidateErrorRate, h))
+		}
+	}
 	if spec.MaxP99LatencyRatio > 0 {
 		c := latencyCheck(st, alpha, spec.MaxP99LatencyRatio)
 		if c.Verdict == Inconclusive {
@@ -330,13 +428,18 @@ func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats) 
 
 	r.Verdict = Pass
 	for _, c := range r.Checks {
-		if c.Verdict == Fail {
+		switch {
+		case c.Verdict == Fail:
 			r.Verdict = Fail
-			break
-		}
-		if c.Verdict == Inconclusive {
+		case c.Verdict == Inconclusive && r.Verdict == Pass:
 			r.Verdict = Inconclusive
 		}
+	}
+	switch {
+	case r.Verdict == Fail && !failedBy(r.Checks, false):
+		r.DecidedBy = DecidedByChangeDetector // only a breach check failed
+	case r.Verdict != Inconclusive:
+		r.DecidedBy = DecidedByConfidenceSequence
 	}
 	var reasons []string
 	for _, c := range r.Checks {
@@ -354,6 +457,33 @@ func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats) 
 	return r
 }
 
+// failedBy reports whether a check failed that is (breach) or is not a
+// breach check.
+func failedBy(checks []Check, breach bool) bool {
+	for _, c := range checks {
+		if c.Verdict == Fail && (c.Breach != nil) == breach {
+			return true
+		}
+	}
+	return false
+}
+
+// breachCheck runs the change detector on one counter of a unit's minutes.
+func breachCheck(name, what string, minutes []Minute, hits func(Minute) int64, limit, threshold float64) Check {
+	b := DetectBreach(minutes, hits, limit, threshold)
+	c := Check{Name: name, Verdict: Pass, Value: b.Statistic, Low: b.Statistic, High: b.Statistic, Limit: threshold, Breach: &b}
+	stat := strconv.FormatFloat(sig(b.Statistic, 3), 'f', -1, 64)
+	th := strconv.FormatFloat(sig(threshold, 3), 'f', -1, 64)
+	if b.Detected {
+		c.Verdict = Fail
+		c.Reason = fmt.Sprintf("%s rose above the %s limit from %s: change detector %s ≥ %s at %s", what, pct(limit),
+			b.Since.UTC().Format(time.RFC3339), stat, th, b.At.UTC().Format(time.RFC3339))
+		return c
+	}
+	c.Reason = fmt.Sprintf("no %s breach: change detector %s < %s over %s minutes", what, stat, th, count(int64(b.Minutes)))
+	return c
+}
+
 // rateCheck judges hits of n against limit with the confidence sequence.
 // extra is appended inside the parentheses of the reason. more is, for an
 // inconclusive check, the projection of [trialsToBelow].
@@ -363,19 +493,16 @@ func rateCheck(name, what string, hits, n int64, alpha, limit float64, extra str
 		c.Reason = "no pairs yet"
 		return c, -1
 	}
-	hits = max(0, min(hits, n))
 	c.Value = float64(hits) / float64(n)
-	e := newMixture(limit).evidence(float64(hits), float64(n-hits))
-	cl := math.Log(1 / alpha)
-	c.Low, c.High = e.bounds(cl)
+	c.Low, c.High = LowerBound(hits, n, alpha), UpperBound(hits, n, alpha)
 	observed := fmt.Sprintf("%s %s (%s of %s pairs%s)", what, pct(c.Value), count(hits), count(n), extra)
-	// below and above are the exact tests that bounds approximates to 1e-10;
+	// below and above are the exact tests the bounds approximate to 1e-10;
 	// clamping keeps the reported bounds consistent with the verdict.
 	switch {
-	case e.above(limit, cl):
+	case above(hits, n, limit, alpha):
 		c.Verdict, c.Low = Fail, max(c.Low, limit)
 		c.Reason = fmt.Sprintf("%s, anytime lower bound %s > %s limit", observed, pct(c.Low), pct(limit))
-	case e.below(limit, cl):
+	case below(hits, n, limit, alpha):
 		c.Verdict, c.High = Pass, min(c.High, limit)
 		c.Reason = fmt.Sprintf("%s, anytime upper bound %s ≤ %s limit", observed, pct(c.High), pct(limit))
 	default:

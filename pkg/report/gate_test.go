@@ -71,67 +71,67 @@ func TestEvaluate(t *testing.T) {
 		explanation string
 	}{
 		{name: "clean total passes", spec: GateSpec{MaxRate: 0.01}, total: stats(12, 3870), verdict: Pass,
-			reason: "divergence 0.31% (12 of 3,870 pairs), anytime upper bound 0.679% ≤ 1% limit"},
+			reason: "divergence 0.31% (12 of 3,870 pairs), anytime upper bound 0.602% ≤ 1% limit"},
 		{name: "no pairs", spec: GateSpec{MaxRate: 0.01}, total: SegmentStats{}, verdict: Inconclusive,
 			reason: "no pairs yet", more: -1},
 		{name: "needs more pairs", spec: GateSpec{MaxRate: 0.01}, total: stats(25, 4000), verdict: Inconclusive,
-			reason:      "divergence 0.625% (25 of 4,000 pairs), anytime bounds 0.321%–1.08% straddle the 1% limit; needs ~1,700 more pairs at this rate",
-			more:        1726,
+			reason:      "divergence 0.625% (25 of 4,000 pairs), anytime bounds 0.346%–1.03% straddle the 1% limit; needs ~630 more pairs at this rate",
+			more:        632,
 			explanation: "the Wilson interval (0.42%–0.92%) would pass already; the anytime bound waits"},
 		{name: "at the limit cannot pass", spec: GateSpec{MaxRate: 0.01}, total: stats(41, 4000), verdict: Inconclusive,
-			reason: "divergence 1.03% (41 of 4,000 pairs), anytime bounds 0.615%–1.58% straddle the 1% limit; cannot pass at this rate",
+			reason: "divergence 1.03% (41 of 4,000 pairs), anytime bounds 0.638%–1.55% straddle the 1% limit; cannot pass at this rate",
 			more:   -1},
 		{name: "too divergent fails", spec: GateSpec{MaxRate: 0.01}, total: stats(96, 4000), verdict: Fail,
-			reason: "divergence 2.4% (96 of 4,000 pairs), anytime lower bound 1.65% > 1% limit"},
+			reason: "divergence 2.4% (96 of 4,000 pairs), anytime lower bound 1.73% > 1% limit"},
 		{name: "fails before MinPairs", spec: GateSpec{MaxRate: 0.01, MinPairs: 5000}, total: stats(96, 4000), verdict: Fail,
-			reason:      "divergence 2.4% (96 of 4,000 pairs), anytime lower bound 1.65% > 1% limit",
+			reason:      "divergence 2.4% (96 of 4,000 pairs), anytime lower bound 1.73% > 1% limit",
 			explanation: "MinPairs holds back a pass, never a fail: clear bad news acts at once"},
 		{name: "MinPairs holds back a pass", spec: GateSpec{MaxRate: 0.01, MinPairs: 5000}, total: stats(0, 1000), verdict: Inconclusive,
 			reason: "needs 4,000 more pairs to reach the 5,000 minimum", more: 4000},
 		{name: "MinPairs met", spec: GateSpec{MaxRate: 0.01, MinPairs: 5000}, total: stats(12, 6000), verdict: Pass,
-			reason: "6,000 pairs ≥ 5,000 minimum; divergence 0.2% (12 of 6,000 pairs), anytime upper bound 0.457% ≤ 1% limit"},
+			reason: "6,000 pairs ≥ 5,000 minimum; divergence 0.2% (12 of 6,000 pairs), anytime upper bound 0.388% ≤ 1% limit"},
 		{name: "candidate errors fail", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
 			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 120}}, verdict: Fail,
-			reason: "candidate errors 3% (120 of 4,000 pairs; control 0.1%), anytime lower bound 2.11% > 1% limit"},
+			reason: "candidate errors 3% (120 of 4,000 pairs; control 0.1%), anytime lower bound 2.23% > 1% limit"},
 		{name: "candidate errors pass", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
 			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}}, verdict: Pass,
-			reason: "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.386% ≤ 1% limit; candidate errors 0.1% (4 of 4,000 pairs; control 0.1%), anytime upper bound 0.386% ≤ 1% limit"},
+			reason: "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.292% ≤ 1% limit; candidate errors 0.1% (4 of 4,000 pairs; control 0.1%), anytime upper bound 0.292% ≤ 1% limit"},
 		{name: "slow candidate fails", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: slow, verdict: Fail,
 			reason: "p99 latency 2.59× control (5.09ms vs 1.96ms), at least 2.59× > 1.5× limit"},
 		{name: "fast candidate passes", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: fast, verdict: Pass,
-			reason: "divergence 0.1% (10 of 10,000 pairs), anytime upper bound 0.262% ≤ 1% limit; p99 latency 1.09× control (2.14ms vs 1.96ms), at most 1.09× ≤ 1.5× limit"},
+			reason: "divergence 0.1% (10 of 10,000 pairs), anytime upper bound 0.205% ≤ 1% limit; p99 latency 1.09× control (2.14ms vs 1.96ms), at most 1.09× ≤ 1.5× limit"},
 		{name: "latency unknown", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: stats(10, 10000), verdict: Inconclusive,
 			reason: "no latencies recorded on both sides yet", more: -1,
 			explanation: "a check that is asked for is never skipped for want of data"},
 		{name: "total only: a bad segment does not decide", spec: GateSpec{MaxRate: 0.01},
 			segments: []Segment{seg("a", stats(60, 2000)), seg("b", stats(0, 20000))}, total: stats(60, 22000),
 			verdict: Pass, segVerdicts: []Verdict{Fail, Pass},
-			reason:      "divergence 0.273% (60 of 22,000 pairs), anytime upper bound 0.412% ≤ 1% limit",
+			reason:      "divergence 0.273% (60 of 22,000 pairs), anytime upper bound 0.391% ≤ 1% limit",
 			explanation: "without PerSegment only the total is judged; segments are evaluated for display"},
 		{name: "per segment: one fails", spec: GateSpec{MaxRate: 0.01, PerSegment: true},
 			segments: []Segment{seg("a", stats(60, 2000)), seg("b", stats(0, 20000))}, total: stats(60, 22000),
 			verdict: Fail, segVerdicts: []Verdict{Fail, Pass},
-			reason: "1 of 2 segments fails: a (divergence 3% (60 of 2,000 pairs), anytime lower bound 1.83% > 1% limit)"},
+			reason: "1 of 2 segments fails: a (divergence 3% (60 of 2,000 pairs), anytime lower bound 2.01% > 1% limit)"},
 		{name: "per segment: all pass", spec: GateSpec{MaxRate: 0.01, PerSegment: true},
 			segments: []Segment{seg("a", stats(1, 5000)), seg("b", stats(0, 20000))}, total: stats(1, 25000),
 			verdict: Pass, segVerdicts: []Verdict{Pass, Pass}, reason: "all 2 segments pass"},
 		{name: "per segment: one undecided", spec: GateSpec{MaxRate: 0.01, PerSegment: true},
 			segments: []Segment{seg("a", stats(1, 5000)), seg("b", stats(0, 200)), seg("c", stats(0, 9000))}, total: stats(1, 14200),
 			verdict: Inconclusive, segVerdicts: []Verdict{Pass, Inconclusive, Pass},
-			reason: "1 of 3 segments is inconclusive: b (divergence 0% (0 of 200 pairs), anytime bounds 0%–2.17% straddle the 1% limit; needs ~370 more pairs at this rate); 2 pass"},
+			reason: "1 of 3 segments is inconclusive: b (divergence 0% (0 of 200 pairs), anytime bounds 0%–2.78% straddle the 1% limit; needs ~360 more pairs at this rate); 2 pass"},
 		{name: "per segment: the total fails when no segment can", spec: GateSpec{MaxRate: 0.01, PerSegment: true},
 			segments: []Segment{seg("a", stats(12, 600)), seg("b", stats(12, 600)), seg("c", stats(12, 600))}, total: stats(36, 1800),
 			verdict: Fail, segVerdicts: []Verdict{Inconclusive, Inconclusive, Inconclusive},
-			reason:      "all segments together: divergence 2% (36 of 1,800 pairs), anytime lower bound 1.12% > 1% limit",
+			reason:      "all segments together: divergence 2% (36 of 1,800 pairs), anytime lower bound 1.22% > 1% limit",
 			explanation: "pooled evidence that the rate is above the limit proves some segment is"},
 		{name: "per segment: many fail", spec: GateSpec{MaxRate: 0.01, PerSegment: true},
 			segments: []Segment{seg("a", stats(60, 2000)), seg("b", stats(60, 2000)), seg("c", stats(60, 2000)),
 				seg("d", stats(60, 2000)), seg("e", stats(60, 2000))}, total: stats(300, 10000),
 			verdict: Fail, segVerdicts: []Verdict{Fail, Fail, Fail, Fail, Fail},
-			reason: "5 of 5 segments fail: a (divergence 3% (60 of 2,000 pairs), anytime lower bound 1.83% > 1% limit); " +
-				"b (divergence 3% (60 of 2,000 pairs), anytime lower bound 1.83% > 1% limit); " +
-				"c (divergence 3% (60 of 2,000 pairs), anytime lower bound 1.83% > 1% limit); and 2 more; " +
-				"all segments together: divergence 3% (300 of 10,000 pairs), anytime lower bound 2.39% > 1% limit",
+			reason: "5 of 5 segments fail: a (divergence 3% (60 of 2,000 pairs), anytime lower bound 2.01% > 1% limit); " +
+				"b (divergence 3% (60 of 2,000 pairs), anytime lower bound 2.01% > 1% limit); " +
+				"c (divergence 3% (60 of 2,000 pairs), anytime lower bound 2.01% > 1% limit); and 2 more; " +
+				"all segments together: divergence 3% (300 of 10,000 pairs), anytime lower bound 2.45% > 1% limit",
 			explanation: "the reason names three segments; the result lists them all"},
 		{name: "per segment: no segments", spec: GateSpec{MaxRate: 0.01, PerSegment: true}, total: stats(0, 20000),
 			verdict: Inconclusive, reason: "no segments to judge",
@@ -236,8 +236,8 @@ func TestEvaluateJSON(t *testing.T) {
 	spec := GateSpec{MaxRate: 0.01, MinPairs: 10, PerSegment: true, MaxCandidateErrorRate: 0.02, MaxP99LatencyRatio: 1.2}
 	odd := []Segment{
 		{Key: "empty"},
-		{Key: "negative", Stats: SegmentStats{Counters: Counters{Pairs: -5, Divergent: -1, CandidateErrors: -3}}},
-		{Key: "over", Stats: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 9, CandidateErrors: 9}}},
+		{Key: "all divergent", Stats: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 5, CandidateErrors: 5}}},
+		{Key: "huge", Stats: SegmentStats{Counters: Counters{Pairs: MaxCount - 100, Divergent: MaxCount / 3, CandidateErrors: MaxCount / 200}}},
 		{Key: "one-sided latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(3, time.Hour)}},
 		{Key: "tiny latency", Stats: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: hist(1, -time.Second), ControlLatency: hist(1, 0)}},
 	}
@@ -250,7 +250,83 @@ func TestEvaluateJSON(t *testing.T) {
 		t.Fatalf("json.Marshal: %v", err)
 	}
 	if !strings.Contains(string(b), `"verdict":"fail"`) {
-		t.Errorf("want an overall fail (segment over), got %s", res.Verdict)
+		t.Errorf("want an overall fail (segment all divergent), got %s", res.Verdict)
+	}
+}
+
+// TestEvaluateBadInput: counts no sample could have produced are an error
+// naming the unit and the field, never a verdict.
+func TestEvaluateBadInput(t *testing.T) {
+	ok := SegmentStats{Counters: Counters{Pairs: 100, Divergent: 1}}
+	tests := []struct {
+		name    string
+		overall SegmentStats
+		seg     SegmentStats
+		want    string
+	}{
+		{name: "negative pairs", seg: SegmentStats{Counters: Counters{Pairs: -5}},
+			want: `report: invalid stats: segment "s": Pairs -5 is negative`},
+		{name: "negative divergent", seg: SegmentStats{Counters: Counters{Pairs: 5, Divergent: -1}},
+			want: `report: invalid stats: segment "s": Divergent -1 is negative`},
+		{name: "negative control errors", seg: SegmentStats{Counters: Counters{Pairs: 5, ControlErrors: -1}},
+			want: `report: invalid stats: segment "s": ControlErrors -1 is negative`},
+		{name: "negative candidate errors", seg: SegmentStats{Counters: Counters{Pairs: 5, CandidateErrors: -3}},
+			want: `report: invalid stats: segment "s": CandidateErrors -3 is negative`},
+		{name: "negative skipped", seg: SegmentStats{Counters: Counters{Pairs: 5, Skipped: -1}},
+			want: `report: invalid stats: segment "s": Skipped -1 is negative`},
+		{name: "negative timeouts", seg: SegmentStats{Counters: Counters{Pairs: 5, Timeouts: -1}},
+			want: `report: invalid stats: segment "s": Timeouts -1 is negative`},
+		{name: "divergent exceeds pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, Divergent: 9}},
+			want: `report: invalid stats: segment "s": Divergent 9 exceeds Pairs 5`},
+		{name: "errors exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, CandidateErrors: 6}},
+			want: `report: invalid stats: segment "s": CandidateErrors 6 exceeds Pairs 5`},
+		{name: "control errors exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, ControlErrors: 6}},
+			want: `report: invalid stats: segment "s": ControlErrors 6 exceeds Pairs 5`},
+		{name: "timeouts exceed pairs", seg: SegmentStats{Counters: Counters{Pairs: 0, Timeouts: 1}},
+			want: `report: invalid stats: segment "s": Timeouts 1 exceeds Pairs 0`},
+		{name: "beyond float64", seg: SegmentStats{Counters: Counters{Pairs: MaxCount + 1}},
+			want: `report: invalid stats: segment "s": Pairs 9007199254740993 exceeds 9007199254740992, the largest count float64 resolves`},
+		{name: "negative bucket", seg: SegmentStats{Counters: Counters{Pairs: 5}, CandidateLatency: Histogram{Counts: []int64{0, 3, -1}}},
+			want: `report: invalid stats: segment "s": CandidateLatency bucket 2 count -1 is negative`},
+		{name: "too many buckets", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: make([]int64, HistogramBuckets+1)}},
+			want: `report: invalid stats: segment "s": ControlLatency has 219 buckets, more than 218`},
+		{name: "histogram beyond float64", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: []int64{MaxCount, 1}}},
+			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
+		{name: "histogram that would overflow int64", seg: SegmentStats{Counters: Counters{Pairs: 5}, ControlLatency: Histogram{Counts: []int64{math.MaxInt64, math.MaxInt64}}},
+			want: `report: invalid stats: segment "s": ControlLatency holds more than 9007199254740992 observations, the largest count float64 resolves`},
+		{name: "negative A/A pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, AAPairs: -1}},
+			want: `report: invalid stats: segment "s": AAPairs -1 is negative`},
+		{name: "A/A divergent exceeds A/A pairs", seg: SegmentStats{Counters: Counters{Pairs: 5, AAPairs: 2, AADivergent: 3}},
+			want: `report: invalid stats: segment "s": AADivergent 3 exceeds AAPairs 2`},
+		{name: "bad total", overall: SegmentStats{Counters: Counters{Pairs: 10, Divergent: 11}}, seg: ok,
+			want: `report: invalid stats: total: Divergent 11 exceeds Pairs 10`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			overall := tt.overall
+			if tt.name != "bad total" {
+				overall = ok
+			}
+			for _, perSegment := range []bool{false, true} {
+				res, err := Evaluate(GateSpec{MaxRate: 0.01, PerSegment: perSegment}, []Segment{{Key: "s", Stats: tt.seg}}, overall)
+				if err == nil || err.Error() != tt.want || !errors.Is(err, ErrInvalidStats) {
+					t.Errorf("PerSegment %v: Evaluate = %q, %v; want error %q wrapping ErrInvalidStats", perSegment, res.Verdict, err, tt.want)
+				}
+				if res.Verdict != "" {
+					t.Errorf("PerSegment %v: a verdict (%s) with an error", perSegment, res.Verdict)
+				}
+			}
+			if tt.name == "bad total" {
+				return
+			}
+			err := tt.seg.Validate()
+			if want := strings.Replace(tt.want, `segment "s": `, "", 1); err == nil || err.Error() != want {
+				t.Errorf("Validate() = %v, want %q", err, want)
+			}
+		})
+	}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("Validate() of valid stats = %v", err)
 	}
 }
 

@@ -81,6 +81,11 @@ type Segment struct {
 	// {"country": "IN", "plan": "pro"}.
 	Attrs map[string]string `json:"attrs,omitempty"`
 	Stats SegmentStats      `json:"stats"`
+	// Minutes are the segment's counts minute by minute since the same
+	// anchor as Stats, in time order, for the change detector
+	// ([DetectBreach]); [Evaluate] runs it on every segment whose Minutes
+	// are not nil, and on their sum for the total. nil leaves it off.
+	Minutes []Minute `json:"-"`
 }
 
 // Total returns the sum of the segments' stats.

@@ -57,20 +57,26 @@ type Step struct {
 	Hold time.Duration `json:"-"`
 	// Gate optionally names the gate that must pass before the next step.
 	Gate string `json:"gate,omitempty"`
+	// Reconcile names reconciliation sweeps (by their name, usually the
+	// table: docs/reconcile.md) that must each have completed with every
+	// row agreeing, having started after this step began, before the
+	// rollout leaves this step.
+	Reconcile []string `json:"reconcile,omitempty"`
 }
 
 // stepJSON is Step as JSON, with Hold as a duration string.
 type stepJSON struct {
-	Name     string         `json:"name,omitempty"`
-	Stage    envelope.Stage `json:"stage"`
-	Audience Audience       `json:"audience"`
-	Hold     string         `json:"hold,omitempty"`
-	Gate     string         `json:"gate,omitempty"`
+	Name      string         `json:"name,omitempty"`
+	Stage     envelope.Stage `json:"stage"`
+	Audience  Audience       `json:"audience"`
+	Hold      string         `json:"hold,omitempty"`
+	Gate      string         `json:"gate,omitempty"`
+	Reconcile []string       `json:"reconcile,omitempty"`
 }
 
 // MarshalJSON writes Hold as a duration string ("1h0m0s").
 func (s Step) MarshalJSON() ([]byte, error) {
-	j := stepJSON{Name: s.Name, Stage: s.Stage, Audience: s.Audience, Gate: s.Gate}
+	j := stepJSON{Name: s.Name, Stage: s.Stage, Audience: s.Audience, Gate: s.Gate, Reconcile: s.Reconcile}
 	if s.Hold != 0 {
 		j.Hold = s.Hold.String()
 	}
@@ -87,7 +93,7 @@ func (s *Step) UnmarshalJSON(b []byte) error {
 	if err := dec.Decode(&j); err != nil {
 		return fmt.Errorf("step: %w", err)
 	}
-	*s = Step{Name: j.Name, Stage: j.Stage, Audience: j.Audience, Gate: j.Gate}
+	*s = Step{Name: j.Name, Stage: j.Stage, Audience: j.Audience, Gate: j.Gate, Reconcile: j.Reconcile}
 	if j.Hold != "" {
 		d, err := time.ParseDuration(j.Hold)
 		if err != nil {

@@ -2,6 +2,7 @@ package rollout
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -85,6 +86,11 @@ func (p Plan) Validate() error {
 			add(f+".hold", "%v is negative", st.Hold)
 		}
 		errs = append(errs, validateAudience(f+".audience", st.Audience)...)
+		for j, name := range st.Reconcile {
+			if name == "" || len(name) > 128 {
+				add(fmt.Sprintf("%s.reconcile[%d]", f, j), "must name a sweep (1 to 128 bytes)")
+			}
+		}
 
 		if !validStage {
 			floor = -1

@@ -3,7 +3,8 @@
 // in the same invocation, so noisy machines still give comparable numbers.
 //
 // Benchmarks are paired by name: BenchmarkX/<case>/parity against
-// BenchmarkX/<case>/reference.
+// BenchmarkX/<case>/reference. A figure with a target in [targets] is
+// followed by the target and whether it was met.
 package main
 
 import (
@@ -18,6 +19,35 @@ import (
 )
 
 type figures map[string]float64 // unit -> value
+
+// target is the ratio a figure of a benchmark must reach: at least min, or
+// at most max (when max > 0).
+type target struct{ min, max float64 }
+
+// targets are keyed by benchmark name without /parity, then unit.
+var targets = map[string]map[string]target{
+	"BenchmarkB13/reconcile": {"rows/s": {min: 0.5}},
+	"BenchmarkB14/identical": {"ns/op": {max: 0.2}},
+}
+
+// judge renders a figure's target and whether the ratio meets it.
+func judge(name, unit string, ratio float64) string {
+	t, ok := targets[name][unit]
+	switch {
+	case !ok:
+		return ""
+	case t.max > 0 && ratio <= t.max, t.max == 0 && ratio >= t.min:
+		return fmt.Sprintf("  %s  met", t)
+	}
+	return fmt.Sprintf("  %s  MISSED", t)
+}
+
+func (t target) String() string {
+	if t.max > 0 {
+		return fmt.Sprintf("target ≤ %g", t.max)
+	}
+	return fmt.Sprintf("target ≥ %g", t.min)
+}
 
 var procSuffix = regexp.MustCompile(`-\d+$`)
 
@@ -97,7 +127,7 @@ func print(w io.Writer, runs map[string]figures) {
 			case r == 0:
 				fmt.Fprintf(w, "%-44s %-12s %14.4g %14.4g %9s\n", n, u, r, par[u], "n/a")
 			default:
-				fmt.Fprintf(w, "%-44s %-12s %14.4g %14.4g %8.3fx\n", n, u, r, par[u], par[u]/r)
+				fmt.Fprintf(w, "%-44s %-12s %14.4g %14.4g %8.3fx%s\n", n, u, r, par[u], par[u]/r, judge(n, u, par[u]/r))
 			}
 		}
 	}

@@ -1,0 +1,264 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/parityhq/parity/internal/testutil"
+)
+
+// nodeClientDir is the Node.js client's package.
+const nodeClientDir = "../clients/node"
+
+var nodeBuild struct {
+	once sync.Once
+	err  error
+	out  []byte
+}
+
+// buildNodeClient compiles the Node.js client (installing its locked
+// dependencies first when they are missing). Node.js and npm are required:
+// without them the test fails rather than skips.
+func buildNodeClient(t *testing.T) {
+	t.Helper()
+	nodeBuild.once.Do(func() {
+		run := func(args ...string) error {
+			cmd := exec.Command(args[0], args[1:]...)
+			cmd.Dir = nodeClientDir
+			out, err := cmd.CombinedOutput()
+			nodeBuild.out = append(nodeBuild.out, out...)
+			return err
+		}
+		if _, err := os.Stat(filepath.Join(nodeClientDir, "node_modules")); err != nil {
+			if nodeBuild.err = run("npm", "ci", "--no-audit", "--no-fund"); nodeBuild.err != nil {
+				return
+			}
+		}
+		nodeBuild.err = run("npm", "run", "build")
+	})
+	if nodeBuild.err != nil {
+		t.Fatalf("build the Node.js client (needs node and npm on PATH): %v\n%s", nodeBuild.err, nodeBuild.out)
+	}
+}
+
+// nodeSegments mirrors clients/node/e2e/publish-pairs.ts: segment i%4, and
+// pair k of a segment diverges when k%every == 0.
+var nodeSegments = []segment{{"IN", "pro", 10}, {"US", "free", 0}, {"DE", "pro", 100}, {"BR", "free", 4}}
+
+// TestNodeClientCountedExactly runs the Node.js client against the real
+// system: it reads and writes through Reader and Writer (stage from the
+// OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
+// JetStream, and the verifiers and the collector must count exactly the
+// pairs and divergences of every segment.
+func TestNodeClientCountedExactly(t *testing.T) {
+	const n = 2000
+	const experiment = "node-e2e"
+	buildNodeClient(t)
+	app, _ := startSystem(t, "ingest-token-0123456789")
+
+	want := map[string]counts{}
+	for i := range n {
+		s := nodeSegments[i%len(nodeSegments)]
+		k := i / len(nodeSegments)
+		key := "country=" + s.country + ",plan=" + s.plan
+		c := want[key]
+		c.pairs++
+		if s.every > 0 && k%s.every == 0 {
+			c.divergent++
+		}
+		want[key] = c
+	}
+
+	cmd := exec.Command("node", "dist/e2e/publish-pairs.js")
+	cmd.Dir = nodeClientDir
+	cmd.Env = append(os.Environ(), "NATS_URL="+app.NATSURL(), "EXPERIMENT="+experiment, "PAIRS="+strconv.Itoa(n))
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node publish-pairs: %v\n%s%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	var got struct {
+		Want      map[string]struct{ Pairs, Divergent int64 }
+		Reader    map[string]any
+		Writer    map[string]any
+		Publisher struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
+		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
+	}
+	for k, w := range want {
+		if g := got.Want[k]; g.Pairs != w.pairs || g.Divergent != w.divergent {
+			t.Fatalf("the Node script expects %+v in %s, Go %+v", g, k, w)
+		}
+	}
+	if p := got.Publisher; p.Published != n || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
+		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n, got.Reader, got.Writer)
+	}
+
+	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
+	testutil.Eventually(t, 10*time.Second, func() string {
+		var judged, dead uint64
+		for _, w := range app.Workers() {
+			judged += w.Stats().Judged
+			dead += w.Stats().DeadLettered
+		}
+		if judged != n || dead != 0 {
+			return fmt.Sprintf("workers judged %d pairs and dead-lettered %d, want %d and 0", judged, dead, n)
+		}
+		return ""
+	})
+}
+
+// nodeExampleDir is the Node.js orders example.
+const nodeExampleDir = "../examples/node-orders"
+
+// TestNodeOrdersExample runs examples/node-orders against the real system
+// and two fresh PostgreSQL databases: the stage per user decides which
+// database answers, the seeded divergence (order 4's total) shows up in the
+// segments that compare, the matching reads and the dual writes do not, and
+// a user in the dualwrite stage publishes writes but no reads.
+func TestNodeOrdersExample(t *testing.T) {
+	buildNodeClient(t)
+	if _, err := os.Stat(filepath.Join(nodeExampleDir, "node_modules")); err != nil {
+		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+		cmd.Dir = nodeExampleDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in examples/node-orders: %v\n%s", err, out)
+		}
+	}
+	app, _ := startSystem(t, "ingest-token-0123456789")
+	addr := freeAddr(t)
+
+	cmd := exec.Command("node", "server.mjs", "--traffic", "0", "--addr", addr)
+	cmd.Dir = nodeExampleDir
+	cmd.Env = append(os.Environ(), "NATS_URL="+app.NATSURL(),
+		"OLD_DATABASE_URL="+testutil.FreshDatabase(t), "NEW_DATABASE_URL="+testutil.FreshDatabase(t))
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	var gone atomic.Bool
+	go func() {
+		err := cmd.Wait()
+		gone.Store(true)
+		exited <- err
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	testutil.Eventually(t, 60*time.Second, func() string {
+		if bytes.Contains(out.Bytes(), []byte("serving on")) {
+			return ""
+		}
+		if gone.Load() {
+			t.Fatalf("the example exited:\n%s", out.Bytes())
+		}
+		return "the example is not serving yet: " + string(out.Bytes())
+	})
+
+	call := func(method, path, user, country, plan, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-User-ID", user)
+		req.Header.Set("X-Country", country)
+		req.Header.Set("X-Plan", plan)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	for _, c := range []struct {
+		method, path, user, country, plan, body string
+		code                                    int
+		cents                                   float64 // 0: not checked
+	}{
+		{"GET", "/orders/4", "7", "IN", "free", "", 200, 1001}, // shadow: the old database answers
+		{"GET", "/orders/1", "7", "IN", "free", "", 200, 1999}, // shadow, both agree
+		{"POST", "/orders/6/status", "7", "IN", "free", `{"status":"shipped"}`, 200, 0},
+		{"GET", "/orders/4", "123", "US", "pro", "", 200, 1000}, // the testing group is live: the new database answers
+		{"GET", "/orders/1", "123", "US", "pro", "", 200, 1999}, // live, both agree
+		{"GET", "/orders/1", "11", "DE", "free", "", 200, 1999}, // dualwrite: reads are not compared
+		{"POST", "/orders/7/status", "11", "DE", "free", `{"status":"paid"}`, 200, 0},
+		{"POST", "/orders/7/status", "11", "DE", "free", `{"status":"lost"}`, 400, 0},
+	} {
+		code, v := call(c.method, c.path, c.user, c.country, c.plan, c.body)
+		if code != c.code {
+			t.Fatalf("%s %s as user %s: status %d, want %d (%v)", c.method, c.path, c.user, code, c.code, v)
+		}
+		if c.cents != 0 && v["total_cents"] != c.cents {
+			t.Fatalf("%s %s as user %s: %v, want total_cents %v", c.method, c.path, c.user, v, c.cents)
+		}
+	}
+	// The example flushes its pairs when it is stopped.
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		exited <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("the example exited with %v:\n%s", err, out.Bytes())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the example did not stop on SIGTERM:\n%s", out.Bytes())
+	}
+
+	want := map[string]counts{
+		"country=IN,plan=free": {pairs: 3, divergent: 1},
+		"country=US,plan=pro":  {pairs: 2, divergent: 1},
+		"country=DE,plan=free": {pairs: 1, divergent: 0},
+	}
+	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, "orders-node"), want) })
+}
+
+// freeAddr returns a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Clone(s.b.Bytes())
+}
