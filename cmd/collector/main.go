@@ -47,6 +47,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
+	cli.StoreFlags(fs, &o.Store)
 	fs.DurationVar(&o.SampleRetention, "sample-retention", collector.DefaultSampleRetention, "how long divergence samples are kept (negative: forever)")
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")

@@ -38,6 +38,7 @@ func flags() (*cli.FlagSet, *verifier.RunOptions, func() error) {
 	fs.IntVar(&o.Workers, "workers", verifier.DefaultWorkers, "workers in this process, each on its own NATS connection")
 	fs.StringVar(&o.HTTPAddr, "http-addr", verifier.DefaultHTTPAddr, "serves /metrics, /healthz and /readyz (\"-\": none)")
 	vf := cli.VerifierFlags(fs, &o.Worker)
+	cli.StoreFlags(fs, &o.Store)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
 		"database-url": "DATABASE_URL", "nats-url": "NATS_URL", "workers": "PARITY_WORKERS", "http-addr": "PARITY_HTTP_ADDR",

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
 )
 
@@ -69,4 +70,14 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 		}
 		return nil
 	}
+}
+
+// StoreFlags registers the store's caps into o: how many experiments, and
+// operations per experiment, are admitted before further ones fold into
+// "other".
+func StoreFlags(fs *FlagSet, o *store.Options) {
+	fs.IntVar(&o.ExperimentCap, "experiment-cap", store.DefaultExperimentCap, "distinct experiments before further ones are counted in experiment \"other\"")
+	fs.IntVar(&o.OperationCap, "operation-cap", store.DefaultOperationCap, "distinct operations per experiment before further ones are counted in operation \"other\"")
+	fs.Env("experiment-cap", "PARITY_EXPERIMENT_CAP")
+	fs.Env("operation-cap", "PARITY_OPERATION_CAP")
 }

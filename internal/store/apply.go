@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Apply writes b in one transaction: it registers b's experiments, admits new
@@ -66,7 +67,34 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if p.empty() {
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return p.write(ctx, tx, s.opts) })
+	var (
+		admittedExps      []string
+		admittedOps       [][2]string
+		expPairs, opPairs uint64
+	)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := p
+		if len(p.exps) > 0 {
+			fold, exps, ops, err := s.admitNames(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			admittedExps, admittedOps = exps, ops
+			if !fold.empty() {
+				var rb *Batch
+				rb, expPairs, opPairs = renamed(b, fold)
+				if q, err = prepare(rb); err != nil {
+					return err
+				}
+			}
+		}
+		return q.write(ctx, tx, s.opts)
+	})
+	if err == nil {
+		s.names.add(admittedExps, admittedOps)
+		s.names.expPairs.Add(expPairs)
+		s.names.opPairs.Add(opPairs)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23P01" && pgErr.ConstraintName == "applied_batches_no_overlap" {
 		return s.alreadyApplied(ctx, b, err)
@@ -610,16 +638,14 @@ func (p *prepared) admit(admitted map[string]map[string]struct{}, caps map[strin
 		if !ok {
 			segmentCap = defaultCap
 		}
+		a := segment.NewAdmission(segmentCap, n, OtherSegment, func(s string) bool { _, ok := adm[s]; return ok })
 		for _, c := range p.segOrder[e.name] {
-			if _, ok := adm[c.segment]; ok || c.segment == OtherSegment {
-				continue
-			}
-			if n < segmentCap {
-				n++
+			switch ok, fresh := a.Admit(c.segment); {
+			case fresh:
 				exps, segs, attrs, firsts = append(exps, e.name), append(segs, c.segment), append(attrs, c.attrs), append(firsts, c.first)
-				continue
+			case !ok:
+				fold[[2]string{e.name, c.segment}] = OtherSegment
 			}
-			fold[[2]string{e.name, c.segment}] = OtherSegment
 		}
 	}
 	if len(exps) > 0 {

@@ -9,6 +9,11 @@
 // differently. The verifiers' flags only give the definition of an
 // experiment seen for the first time.
 //
+// [Admission] is the folding policy itself — names admitted once stay, new
+// ones are admitted in order up to a limit, the rest fold into "other" — which
+// the store applies to an experiment's segments and, with its own limits, to
+// experiments and to each experiment's operations.
+//
 // The package is pure: values and functions, no I/O, safe for concurrent use.
 package segment
 
@@ -122,4 +127,40 @@ func Key(user map[string]string, names []string) (string, map[string]string) {
 		key = strings.ToValidUTF8(key[:MaxKeyBytes-20], "") + "…" + strconv.FormatUint(h.Sum64(), 16)
 	}
 	return key, vals
+}
+
+// Admission is the policy every bounded set of names follows: the segments
+// of an experiment (under its [Definition.Cap]), and, in the store, the
+// experiments and each experiment's operations. A name admitted once stays
+// admitted; a new name is admitted, in the order names come, while fewer
+// than the limit are; the rest fold into the set's other name, which is
+// always admitted and never counts toward the limit. An Admission is one
+// decision over one set; it is not safe for concurrent use (the store
+// serialises admissions to a set with a lock).
+type Admission struct {
+	limit, n int
+	other    string
+	known    func(name string) bool
+	fresh    map[string]struct{}
+}
+
+// NewAdmission returns the admission of a set whose other name is other,
+// bounded by limit, in which admitted names (other excepted) are admitted
+// already and known reports whether a name is one of them.
+func NewAdmission(limit, admitted int, other string, known func(name string) bool) *Admission {
+	return &Admission{limit: limit, n: admitted, other: other, known: known, fresh: map[string]struct{}{}}
+}
+
+// Admit reports whether name is admitted (ok) or folds into the other name,
+// and whether this call admitted it (fresh: the caller records it).
+func (a *Admission) Admit(name string) (ok, fresh bool) {
+	if _, dup := a.fresh[name]; dup || name == a.other || a.known(name) {
+		return true, false
+	}
+	if a.n >= a.limit {
+		return false, false
+	}
+	a.n++
+	a.fresh[name] = struct{}{}
+	return true, true
 }

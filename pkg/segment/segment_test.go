@@ -51,3 +51,29 @@ func TestKey(t *testing.T) {
 		t.Error("Equal: order of attributes must matter, nothing else differs")
 	}
 }
+
+// TestAdmission: known names stay, new ones are admitted in order up to the
+// limit, the other name always passes and never counts.
+func TestAdmission(t *testing.T) {
+	known := map[string]bool{"a": true, "b": true}
+	ad := NewAdmission(4, 2, Other, func(n string) bool { return known[n] })
+	type res struct{ ok, fresh bool }
+	for _, step := range []struct {
+		name string
+		want res
+	}{
+		{"a", res{true, false}},
+		{Other, res{true, false}},
+		{"c", res{true, true}},
+		{"c", res{true, false}}, // admitted a moment ago
+		{"d", res{true, true}},
+		{"e", res{false, false}}, // 4 admitted: the limit
+		{"b", res{true, false}},
+		{Other, res{true, false}},
+	} {
+		ok, fresh := ad.Admit(step.name)
+		if (res{ok, fresh}) != step.want {
+			t.Errorf("Admit(%q) = %v, %v; want %+v", step.name, ok, fresh, step.want)
+		}
+	}
+}
