@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example example-node rollout-demo test test-node test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,9 +32,21 @@ example-node: ## the Node.js orders example (examples/node-orders) with traffic,
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	cd examples/node-orders && node server.mjs --traffic 50; wait
 
+# The packages whose tests promise zero allocations (testing.AllocsPerRun).
+ALLOC_PKGS ?= ./pkg/diff/ ./pkg/publish/ ./pkg/rollout/ ./pkg/migration/
+
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(MAKE) --no-print-directory test-alloc
+	cd deployments && $(GO) test -count=1 ./...
 	$(MAKE) test-node
+
+test-alloc: ## the allocation tests, without -race (the race detector skews allocation counts)
+	@out=$$($(GO) test -count=1 -run 'Alloc' -v $(ALLOC_PKGS) 2>&1); rc=$$?; \
+	echo "$$out" | grep -E '^(--- |ok|FAIL|panic)' ; \
+	if echo "$$out" | grep -q 'no tests to run'; then echo "test-alloc: a package in ALLOC_PKGS has no allocation test"; exit 1; fi; \
+	if echo "$$out" | grep -q -- '--- SKIP'; then echo "test-alloc: an allocation test skipped"; exit 1; fi; \
+	exit $$rc
 
 test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
@@ -50,7 +62,8 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B13|B14' -benchmem -benchtime=3x -timeout 30m ./pkg/reconcile/pgsource/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
-	$(GO) test -run='^$$' -bench='B1$$|B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
 
 fuzz: ## fuzz the envelope decoder and the differ for 30s each
@@ -60,11 +73,14 @@ fuzz: ## fuzz the envelope decoder and the differ for 30s each
 fmt: ## format the code
 	gofmt -w .
 
-lint: tidy-check ## gofmt, go vet and a tidy go.mod
+lint: tidy-check ## gofmt, go vet and a tidy go.mod (the main module and the deployments' test module)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 	$(GO) vet ./...
+	cd deployments && $(GO) vet ./...
 
-tidy-check: ## fail when go mod tidy would change go.mod or go.sum
-	@cp go.mod /tmp/parity.go.mod && cp go.sum /tmp/parity.go.sum
-	@$(GO) mod tidy
-	@diff -q go.mod /tmp/parity.go.mod >/dev/null && diff -q go.sum /tmp/parity.go.sum >/dev/null || { echo "go mod tidy changes go.mod/go.sum"; cp /tmp/parity.go.mod go.mod; cp /tmp/parity.go.sum go.sum; exit 1; }
+tidy-check: ## fail when go mod tidy would change go.mod or go.sum (of the main module or deployments/)
+	@for d in . deployments; do \
+		cp $$d/go.mod /tmp/parity.go.mod && cp $$d/go.sum /tmp/parity.go.sum; \
+		(cd $$d && $(GO) mod tidy); \
+		diff -q $$d/go.mod /tmp/parity.go.mod >/dev/null && diff -q $$d/go.sum /tmp/parity.go.sum >/dev/null || { echo "go mod tidy changes $$d/go.mod or go.sum"; cp /tmp/parity.go.mod $$d/go.mod; cp /tmp/parity.go.sum $$d/go.sum; exit 1; }; \
+	done

@@ -52,7 +52,7 @@ func TestYAMLFilesParse(t *testing.T) {
 }
 
 func TestKustomization(t *testing.T) {
-	k, err := loadKustomization(kustomizeDir)
+	k, err := loadKustomization(withSecrets(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestCompose(t *testing.T) {
 
 func TestKubernetes(t *testing.T) {
 	bins := binaries(t)
-	k, err := loadKustomization(kustomizeDir)
+	k, err := loadKustomization(withSecrets(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestKubernetes(t *testing.T) {
 // "restricted" requires of every container, and resource requests and
 // limits.
 func TestKubernetesPodSecurity(t *testing.T) {
-	k, err := loadKustomization(kustomizeDir)
+	k, err := loadKustomization(withSecrets(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"testing"
 
 	"gopkg.in/yaml.v3"
 )
@@ -398,6 +400,22 @@ type kustomization struct {
 	objects   []k8sObject
 	namespace string
 	problems  []string
+}
+
+// withSecrets copies the kustomization to a temporary directory and runs
+// secrets/generate.sh there, as an operator does before the first apply; it
+// returns the copy. The secrets' env files are never in the repository.
+func withSecrets(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), kustomizeDir)
+	if err := os.CopyFS(dir, os.DirFS(kustomizeDir)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("sh", filepath.Join(dir, "secrets", "generate.sh")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("secrets/generate.sh: %v\n%s", err, out)
+	}
+	return dir
 }
 
 // loadKustomization reads dir/kustomization.yaml, its resources (files, or

@@ -532,6 +532,12 @@ func httpBodies(t *testing.T, app *collector.App, truth *floodTruth) int {
 			t.Errorf("%s body: %d %.200s, want 400 or 200 with every item rejected", name, code, raw)
 		}
 	}
+	// A body that is not JSON at all is refused whole, as docs/api.md says.
+	for _, body := range [][]byte{garbage, []byte("hello world"), []byte("hello\nworld")} {
+		if code, _, raw := ingestPost(t, app, bytes.NewReader(body), "application/x-ndjson"); code != http.StatusBadRequest {
+			t.Errorf("a body that is not JSON (%.20q): %d %.200s, want 400", body, code, raw)
+		}
+	}
 	return 2*len(big) + len(atLimit)
 }
 
@@ -807,8 +813,8 @@ var edgeCases = []edgeCase{
 		p.Candidate = envelope.Observation{Status: envelope.StatusTimeout, DurationNS: 1}
 	}},
 	{"longest duration", func(p *envelope.Pair) { p.Control.DurationNS = math.MaxInt64 }},
-	{"year 9999", func(p *envelope.Pair) { p.Time = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC) }},
-	{"year 1", func(p *envelope.Pair) { p.Time = time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC) }},
+	// Times far from now are refused, not edge cases: see
+	// TestBadInputTimesOutsideTheWindow.
 	{"NUL and lone surrogate escapes in a divergent value", func(p *envelope.Pair) {
 		p.Candidate.Value = json.RawMessage(`{"a":"\u0000","b":"\ud800","c":"\udfff\ud800"}`)
 	}},
@@ -908,5 +914,86 @@ func TestBadInputValidEdgeCases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBadInputTimesOutsideTheWindow: a pair dated far ahead of the clock or
+// long before it, or at the zero time, is refused with the true reason —
+// dead-lettered over NATS, rejected over HTTP — and the pairs around it are
+// counted (#18).
+func TestBadInputTimesOutsideTheWindow(t *testing.T) {
+	const experiment = "e2e-times"
+	app, nc := startSystem(t, floodToken)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	bad := []struct {
+		name string
+		at   time.Time
+		want string
+	}{
+		{"year 9999", time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC), "field time: 9999-12-31T23:59:59Z is more than 5m0s ahead of the verifier's clock"},
+		{"year 1", time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC), "field time: 0001-01-01T00:00:01Z is more than 25h0m0s before the verifier's clock"},
+		{"the zero time", time.Time{}, "field time: 0001-01-01T00:00:00Z is not when the call happened"},
+		{"a day ahead", now.Add(24 * time.Hour), "ahead of the verifier's clock (--max-clock-skew)"},
+	}
+	encode := func(i int, at time.Time) []byte {
+		p, _ := makePair(experiment, i, now)
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Marshal refuses a zero time; write the time into the bytes.
+		old, _ := json.Marshal(p.Time)
+		want, _ := json.Marshal(at)
+		return bytes.Replace(b, old, want, 1)
+	}
+	var lines [][]byte
+	for i, c := range bad {
+		if _, err := js.PublishMsg(context.Background(), goodMsg(encode(i, c.at))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := js.PublishMsg(context.Background(), goodMsg(encode(100+i, now))); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, encode(200+i, c.at), encode(300+i, now))
+	}
+	code, r, raw := ingestPost(t, app, bytes.NewReader(bytes.Join(lines, []byte("\n"))), "application/x-ndjson")
+	if code != http.StatusOK || r.Accepted != len(bad) || r.Rejected != len(bad) {
+		t.Fatalf("ingest: %d %.800s", code, raw)
+	}
+	for i, c := range bad {
+		if it := r.Items[2*i]; it.Status != "rejected" || !strings.Contains(it.Error, c.want) {
+			t.Errorf("%s over HTTP: %+v, want rejected with %q", c.name, it, c.want)
+		}
+	}
+	var dl struct {
+		Total       int `json:"total"`
+		DeadLetters []struct {
+			Reason string `json:"reason"`
+		} `json:"dead_letters"`
+	}
+	testutil.Eventually(t, 20*time.Second, func() string {
+		getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
+		var total int64
+		for _, c := range apiCounts(t, app, experiment) {
+			total += c.pairs
+		}
+		// The list and the total are read apart: wait for both.
+		if dl.Total != len(bad) || len(dl.DeadLetters) != len(bad) || total != int64(2*len(bad)) {
+			return fmt.Sprintf("%d dead letters and %d pairs counted, want %d and %d", dl.Total, total, len(bad), 2*len(bad))
+		}
+		return ""
+	})
+	for _, c := range bad {
+		found := false
+		for _, d := range dl.DeadLetters {
+			found = found || strings.Contains(d.Reason, c.want)
+		}
+		if !found {
+			t.Errorf("%s over NATS: no dead letter says %q: %+v", c.name, c.want, dl.DeadLetters)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -38,8 +39,12 @@ func benchPairIn(i, size, segments int, now time.Time) *envelope.Pair {
 
 // BenchmarkB1 measures end-to-end pairs/s (hook → JetStream → verify →
 // PostgreSQL → ack) against raw JetStream async publish plus acked consume of
-// the same payload, on the same embedded server, in the same run. Run it
-// with a fixed count: go test -bench B1 -benchtime 20000x ./e2e/
+// the same payload, one message per pair, on the same embedded server, in
+// the same run. Both figures are steady state: pairs/s and the process's CPU
+// time per pair (hook, NATS server and consumer together; PostgreSQL's own
+// CPU is not included) between 10% and 90% of the pairs done, so start-up
+// and the last partial flush do not count. Run it with a fixed count of at
+// least 100,000: go test -bench 'B1$' -benchtime 100000x ./e2e/
 func BenchmarkB1(b *testing.B) {
 	for _, size := range []int{1536, 8192} {
 		name := fmt.Sprintf("%.1fKB", float64(size)/1024)
@@ -78,16 +83,13 @@ func benchRawJetStream(b *testing.B, size int) {
 	for i := range payloads {
 		payloads[i], _ = envelope.Marshal(benchPair(i, size, now))
 	}
-	var acked atomic.Int64
-	done := make(chan struct{})
+	var acked atomic.Uint64
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	meter := startSteady(uint64(b.N), acked.Load)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		_ = m.Ack()
-		if acked.Add(1) == int64(b.N) {
-			close(done)
-		}
+		acked.Add(1)
 	}, jetstream.PullMaxMessages(1000))
 	if err != nil {
 		b.Fatal(err)
@@ -109,8 +111,56 @@ func benchRawJetStream(b *testing.B, size int) {
 			break
 		}
 	}
-	<-done
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
+	meter.report(b)
+}
+
+// steady measures a run's steady state: it polls progress every millisecond
+// and keeps the wall and CPU time at which 10% and 90% of n were done.
+type steady struct {
+	n         uint64
+	done      chan struct{}
+	wall      [2]time.Time
+	cpu       [2]time.Duration
+	completed [2]uint64
+}
+
+func startSteady(n uint64, progress func() uint64) *steady {
+	s := &steady{n: n, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		marks := [2]uint64{n / 10, n * 9 / 10}
+		next := 0
+		for {
+			got := progress()
+			for next < 2 && got >= marks[next] {
+				s.wall[next], s.cpu[next], s.completed[next] = time.Now(), processCPU(), got
+				next++
+			}
+			if got >= n {
+				return
+			}
+			time.Sleep(time.Millisecond) // polling a counter; the figures come from the marks
+		}
+	}()
+	return s
+}
+
+// report waits until every pair is done and reports steady pairs/s and CPU
+// microseconds per pair.
+func (s *steady) report(b *testing.B) {
+	<-s.done
+	pairs := float64(s.completed[1] - s.completed[0])
+	b.ReportMetric(pairs/s.wall[1].Sub(s.wall[0]).Seconds(), "pairs/s")
+	b.ReportMetric(float64((s.cpu[1]-s.cpu[0]).Microseconds())/pairs, "cpu-us/pair")
+}
+
+// processCPU returns the user and system CPU time the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchParity(b *testing.B, size, segments, workers int) {
@@ -156,7 +206,7 @@ func benchParity(b *testing.B, size, segments, workers int) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	meter := startSteady(uint64(b.N), judged)
 	for _, w := range ws {
 		go func() { errc <- w.Run(wctx) }()
 	}
@@ -165,10 +215,7 @@ func benchParity(b *testing.B, size, segments, workers int) {
 			b.Fatal("dropped")
 		}
 	}
-	for judged() < uint64(b.N) {
-		time.Sleep(time.Millisecond) // polling the counter; the figure is throughput, not this loop
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "pairs/s")
+	meter.report(b)
 	b.StopTimer()
 	stop()
 	for range ws {

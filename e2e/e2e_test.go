@@ -229,13 +229,14 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 	const experiment = "e2e-bad"
 	app, nc := startSystem(t, "ingest-token-0123456789")
 	bad := map[string]string{
-		"not json":        `{"version":1,`,
-		"wrong version":   `{"version":2}`,
-		"missing version": `{"id":"x"}`,
-		"invalid utf-8":   "{\"version\":1,\"id\":\"\xff\"}",
-		"wrong type":      `{"version":1,"id":7}`,
-		"unknown kind":    `{"version":1,"id":"k1","experiment":"e2e-bad","operation":"Op","kind":"delete","time":"2026-01-01T00:00:00Z","stage":"shadow","user":{"key":"u"},"control":{"duration_ns":1},"candidate":{"duration_ns":1}}`,
-		"deep nesting":    `{"version":1,"control":{"value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`,
+		"not json":         `{"version":1,`,
+		"wrong version":    `{"version":3}`,
+		"batch without id": `{"version":2,"pairs":[]}`,
+		"missing version":  `{"id":"x"}`,
+		"invalid utf-8":    "{\"version\":1,\"id\":\"\xff\"}",
+		"wrong type":       `{"version":1,"id":7}`,
+		"unknown kind":     `{"version":1,"id":"k1","experiment":"e2e-bad","operation":"Op","kind":"delete","time":"2026-01-01T00:00:00Z","stage":"shadow","user":{"key":"u"},"control":{"duration_ns":1},"candidate":{"duration_ns":1}}`,
+		"deep nesting":     `{"version":1,"control":{"value":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}}`,
 	}
 	now := time.Now().UTC()
 	good := 0
@@ -248,15 +249,22 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := nc.Publish(p.Subject(), b); err != nil {
+		if err := nc.PublishMsg(&nats.Msg{Subject: p.Subject(), Data: b, Header: nats.Header{jetstream.MsgIDHeader: {p.ID}}}); err != nil {
 			t.Fatal(err)
 		}
 		good++
 	}
+	// A valid pair without its id as Nats-Msg-Id is refused: republished,
+	// it would be counted again.
+	noID, _ := makePair(experiment, 98, now)
+	b, _ := envelope.Marshal(noID)
+	if err := nc.Publish(noID.Subject(), b); err != nil {
+		t.Fatal(err)
+	}
 	// A valid envelope on another experiment's subject is refused too.
 	p, _ := makePair("other-experiment", 99, now)
-	b, _ := envelope.Marshal(p)
-	if err := nc.Publish(envelope.Subject(experiment, "GetOrder"), b); err != nil {
+	b, _ = envelope.Marshal(p)
+	if err := nc.PublishMsg(&nats.Msg{Subject: envelope.Subject(experiment, "GetOrder"), Data: b, Header: nats.Header{jetstream.MsgIDHeader: {p.ID}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {
@@ -281,13 +289,13 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 	}
 	testutil.Eventually(t, 30*time.Second, func() string {
 		getJSON(t, app.URL()+"/api/v1/dead-letters", &dl)
-		if dl.Total != int64(len(bad)+1) {
-			return fmt.Sprintf("%d dead letters, want %d", dl.Total, len(bad)+1)
+		if dl.Total != int64(len(bad)+2) {
+			return fmt.Sprintf("%d dead letters, want %d", dl.Total, len(bad)+2)
 		}
 		return ""
 	})
 	for _, d := range dl.DeadLetters {
-		if !strings.Contains(d.Reason, "envelope") && !strings.Contains(d.Reason, "subject") {
+		if !strings.Contains(d.Reason, "envelope") && !strings.Contains(d.Reason, "subject") && !strings.Contains(d.Reason, "Nats-Msg-Id") {
 			t.Errorf("dead letter reason %q does not say what was wrong", d.Reason)
 		}
 	}
@@ -298,7 +306,7 @@ func TestBadEnvelopesAreDeadLettered(t *testing.T) {
 func TestIngestOverHTTP(t *testing.T) {
 	const experiment = "e2e-http"
 	const token = "ingest-token-0123456789"
-	app, _ := startSystem(t, token)
+	app, nc := startSystem(t, token)
 	now := time.Now().UTC()
 	var lines []string
 	for i := range 3 {
@@ -310,6 +318,9 @@ func TestIngestOverHTTP(t *testing.T) {
 		lines = append(lines, string(b))
 	}
 	lines = append(lines, `{"version":1,"id":"bad","experiment":"e2e-http"}`)
+	future, _ := makePair(experiment, 3, time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))
+	fb, _ := envelope.Marshal(future)
+	lines = append(lines, string(fb))
 	body := strings.Join(lines, "\n")
 
 	post := func(auth string) (*http.Response, collector.IngestResponse) {
@@ -334,11 +345,14 @@ func TestIngestOverHTTP(t *testing.T) {
 		t.Errorf("wrong token: status %d, want 401", resp.StatusCode)
 	}
 	resp, r := post("Bearer " + token)
-	if resp.StatusCode != http.StatusOK || r.Accepted != 3 || r.Rejected != 1 || r.Failed != 0 {
-		t.Fatalf("ingest: status %d, %+v; want 200 with 3 accepted and 1 rejected", resp.StatusCode, r)
+	if resp.StatusCode != http.StatusOK || r.Accepted != 3 || r.Rejected != 2 || r.Failed != 0 {
+		t.Fatalf("ingest: status %d, %+v; want 200 with 3 accepted and 2 rejected", resp.StatusCode, r)
 	}
 	if it := r.Items[3]; it.Status != "rejected" || !strings.Contains(it.Error, "field") {
 		t.Errorf("bad item answer %+v does not name the problem", it)
+	}
+	if it := r.Items[4]; it.Status != "rejected" || !strings.Contains(it.Error, "9999-12-31T00:00:00Z is more than 5m0s ahead") {
+		t.Errorf("item dated 9999: %+v, want rejected for being ahead of the clock", it)
 	}
 	testutil.Eventually(t, 30*time.Second, func() string {
 		var total int64
@@ -350,6 +364,21 @@ func TestIngestOverHTTP(t *testing.T) {
 		}
 		return ""
 	})
+	// The same request sent again (a client retrying after a lost answer)
+	// is accepted and stored once: its batch carries the same id, derived
+	// from its pairs' ids.
+	if resp, r := post("Bearer " + token); resp.StatusCode != http.StatusOK || r.Accepted != 3 {
+		t.Fatalf("repeated ingest: status %d, %+v; want 200 with 3 accepted", resp.StatusCode, r)
+	}
+	js, _ := jetstream.New(nc)
+	testutil.Eventually(t, 30*time.Second, func() string { return settled(js, func() string { return "" }) })
+	var total int64
+	for _, c := range apiCounts(t, app, experiment) {
+		total += c.pairs
+	}
+	if total != 3 {
+		t.Fatalf("%d pairs counted after the request was repeated, want 3", total)
+	}
 }
 
 // TestPipelineShowsHooksAndBacklog: hooks report their counters, and the

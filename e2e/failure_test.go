@@ -159,7 +159,14 @@ func TestCountsExactThroughFailures(t *testing.T) {
 	}
 	defer st.Close()
 	pubConn := testutil.Connect(t, ns, nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	// The hook batches pairs (wire version 2) by default, so a message's
+	// pairs share one stream sequence; an old hook sending one pair per
+	// message (version 1) publishes alongside it.
 	pub, err := publish.New(pubConn, publish.Options{QueueSize: 50_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldHook, err := publish.New(pubConn, publish.Options{QueueSize: 50_000, BatchPairs: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,17 +184,23 @@ func TestCountsExactThroughFailures(t *testing.T) {
 				c.divergent++
 			}
 			want[key] = c
-			if !pub.Publish(p) {
+			hook := pub
+			if next%5 == 0 {
+				hook = oldHook
+			}
+			if !hook.Publish(p) {
 				t.Fatal("hook dropped a pair")
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := pub.Flush(ctx); err != nil {
-			t.Fatalf("flush: %v", err)
-		}
-		if s := pub.Stats(); s.Failed != 0 || s.Dropped != 0 {
-			t.Fatalf("publisher %+v: pairs were lost before reaching the stream", s)
+		for _, hook := range []*publish.Publisher{pub, oldHook} {
+			if err := hook.Flush(ctx); err != nil {
+				t.Fatalf("flush: %v", err)
+			}
+			if s := hook.Stats(); s.Failed != 0 || s.Dropped != 0 {
+				t.Fatalf("publisher %+v: pairs were lost before reaching the stream", s)
+			}
 		}
 	}
 	stored := func() int64 {

@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -17,7 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/internal/verifier"
+	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/rollout"
 )
 
 // nodeClientDir is the Node.js client's package.
@@ -62,7 +68,9 @@ var nodeSegments = []segment{{"IN", "pro", 10}, {"US", "free", 0}, {"DE", "pro",
 // system: it reads and writes through Reader and Writer (stage from the
 // OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
 // JetStream, and the verifiers and the collector must count exactly the
-// pairs and divergences of every segment.
+// pairs and divergences of every segment. Edge cases (unicode, truncation,
+// quotes in errors, skipped, timeout, panic, unencodable results) must all
+// be envelopes the Go verifier accepts.
 func TestNodeClientCountedExactly(t *testing.T) {
 	const n = 2000
 	const experiment = "node-e2e"
@@ -91,10 +99,12 @@ func TestNodeClientCountedExactly(t *testing.T) {
 		t.Fatalf("node publish-pairs: %v\n%s%s", err, stdout.Bytes(), stderr.Bytes())
 	}
 	var got struct {
-		Want      map[string]struct{ Pairs, Divergent int64 }
-		Reader    map[string]any
-		Writer    map[string]any
-		Publisher struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
+		Want       map[string]struct{ Pairs, Divergent int64 }
+		Edges      int
+		EdgeReader struct{ Published, Timeouts, Panics, MarshalErrors int }
+		Reader     map[string]any
+		Writer     map[string]any
+		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
 		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
@@ -104,8 +114,11 @@ func TestNodeClientCountedExactly(t *testing.T) {
 			t.Fatalf("the Node script expects %+v in %s, Go %+v", g, k, w)
 		}
 	}
-	if p := got.Publisher; p.Published != n || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
-		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n, got.Reader, got.Writer)
+	if e := got.EdgeReader; got.Edges != 6 || e.Published != 5 || e.Timeouts != 1 || e.Panics != 1 || e.MarshalErrors != 1 {
+		t.Fatalf("edge cases: %d, edge reader %+v; want 6, and 5 reads published with 1 timeout, 1 panic, 1 result that could not be encoded", got.Edges, e)
+	}
+	if p := got.Publisher; p.Published != n+int64(got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
+		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
 	}
 
 	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
@@ -115,8 +128,10 @@ func TestNodeClientCountedExactly(t *testing.T) {
 			judged += w.Stats().Judged
 			dead += w.Stats().DeadLettered
 		}
-		if judged != n || dead != 0 {
-			return fmt.Sprintf("workers judged %d pairs and dead-lettered %d, want %d and 0", judged, dead, n)
+		// The edge cases are judged too: every envelope the Node client
+		// wrote is one the Go verifier accepts.
+		if judged != uint64(n+got.Edges) || dead != 0 {
+			return fmt.Sprintf("workers judged %d pairs and dead-lettered %d, want %d and 0", judged, dead, n+got.Edges)
 		}
 		return ""
 	})
@@ -261,4 +276,84 @@ func (s *syncBuffer) Bytes() []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.b.Bytes())
+}
+
+// TestNodeClientOverOFREP takes the stage from Parity's own rollout
+// controller: the Node client evaluates the flag with OpenFeature's OFREP
+// provider against the collector, whose plan puts the testing group (users
+// 123 and 456) in live and everyone else in dualwrite. Only the testing
+// group's reads are compared, and their pairs are counted.
+func TestNodeClientOverOFREP(t *testing.T) {
+	const experiment, flag = "node-ofrep", "node-ofrep-stage"
+	buildNodeClient(t)
+	ns := testutil.RunJetStream(t)
+	ingest, operator := "ingest-"+randomHex(32), "operator-"+randomHex(32)
+	app, err := collector.Start(context.Background(), collector.Options{
+		Addr: "127.0.0.1:0", DatabaseURL: testutil.FreshDatabase(t), NATSURL: ns.ClientURL(), Workers: 2,
+		IngestTokens: []string{ingest}, OperatorTokens: []string{operator},
+		Verifier: verifier.Options{FlushInterval: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatalf("start collector: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := app.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+	})
+	send := func(method, path string, body any) {
+		t.Helper()
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest(method, app.URL()+path, bytes.NewReader(b))
+		req.Header.Set("Authorization", "Bearer "+operator)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			out, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, out)
+		}
+	}
+	send("PUT", "/api/v1/experiments/"+experiment+"/rollout", collector.PlanUpdate{Flag: flag, Reason: "the Node client over OFREP", Plan: rollout.Plan{
+		Experiment: experiment, Base: envelope.StageDualWrite,
+		Steps: []rollout.Step{{Name: "testing group", Stage: envelope.StageLive, Audience: rollout.Audience{Users: []string{"123", "456"}}}},
+	}})
+	send("POST", "/api/v1/experiments/"+experiment+"/rollout/promote", collector.RolloutAction{Reason: "testing group first"})
+
+	cmd := exec.Command("node", "dist/e2e/ofrep-pairs.js")
+	cmd.Dir = nodeClientDir
+	cmd.Env = append(os.Environ(), "PARITY_URL="+app.URL(), "PARITY_TOKEN="+ingest, "NATS_URL="+ns.ClientURL(),
+		"EXPERIMENT="+experiment, "FLAG="+flag, "USERS=123,456,7,8,9")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("node ofrep-pairs: %v\n%s%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	var got struct {
+		Stages    map[string]string
+		Reader    struct{ Calls, Offered, Published, FlagErrors int }
+		Publisher struct{ Published, Dropped, Failed int }
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
+		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
+	}
+	wantStages := map[string]string{"123": "live", "456": "live", "7": "dualwrite", "8": "dualwrite", "9": "dualwrite"}
+	for u, s := range wantStages {
+		if got.Stages[u] != s {
+			t.Fatalf("user %s got stage %q over OFREP, want %q (all: %v)", u, got.Stages[u], s, got.Stages)
+		}
+	}
+	if r := got.Reader; r.Calls != 5 || r.Offered != 2 || r.Published != 2 || r.FlagErrors != 0 {
+		t.Fatalf("reader stats %+v, want 5 calls of which the testing group's 2 compared and published, no flag errors", r)
+	}
+	if p := got.Publisher; p.Published != 2 || p.Dropped != 0 || p.Failed != 0 {
+		t.Fatalf("publisher stats %+v, want 2 published", p)
+	}
+	want := map[string]counts{"country=IN,plan=pro": {pairs: 2}}
+	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
 }

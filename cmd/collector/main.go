@@ -53,6 +53,10 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
 	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
 	sources := fs.String("reconcile-sources", "", "databases reconciliation sweeps may read, as name=URL pairs separated by spaces (prefer the variable: URLs carry passwords)")
+	fs.BoolVar(&o.HTTP.TrustForwardedProto, "trust-forwarded-proto", false, "behind a TLS-terminating proxy that sets X-Forwarded-Proto: send Strict-Transport-Security when it says https")
+	fs.Float64Var(&o.HTTP.OFREPRate, "ofrep-rate", collector.DefaultOFREPRate, "OFREP evaluations per second per client (token or address) before 429; negative: no limit")
+	fs.IntVar(&o.HTTP.OFREPBurst, "ofrep-burst", 0, "OFREP evaluations a client may make at once (0: twice --ofrep-rate)")
+	corsOrigins := fs.String("ofrep-cors-origins", "", "comma-separated origins (https://app.example.com, or *) whose browser code may call OFREP; empty: none")
 	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
 	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
@@ -63,6 +67,8 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL", "reconcile-sources": "PARITY_RECONCILE_SOURCES",
+		"trust-forwarded-proto": "PARITY_TRUST_FORWARDED_PROTO", "ofrep-rate": "PARITY_OFREP_RATE", "ofrep-burst": "PARITY_OFREP_BURST",
+		"ofrep-cors-origins": "PARITY_OFREP_CORS_ORIGINS",
 	} {
 		fs.Env(name, env)
 	}
@@ -74,6 +80,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		o.IngestTokens = cli.List(*tokens)
 		o.OperatorTokens = cli.List(*opTokens)
 		o.ViewerTokens = cli.List(*viewTokens)
+		o.HTTP.OFREPCORSOrigins = cli.List(*corsOrigins)
 		if o.RolloutInterval <= 0 {
 			return fmt.Errorf("collector: --rollout-interval: %v is not positive", o.RolloutInterval)
 		}

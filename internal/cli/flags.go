@@ -56,10 +56,14 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", d.Stream.MaxBytes, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
 	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", d.Stream.MaxAge, "how long an unconsumed pair is kept")
 	fs.IntVar(&o.Stream.Replicas, "stream-replicas", d.Stream.Replicas, "pair stream replicas (1, 3 or 5)")
+	fs.DurationVar(&o.Stream.Duplicates, "stream-duplicates", d.Stream.Duplicates, "window within which a message republished with the same Nats-Msg-Id is stored once; at least the hooks' ack timeout")
+	fs.DurationVar(&o.MaxClockSkew, "max-clock-skew", d.MaxClockSkew, "how far ahead of this clock a pair's time may be; later pairs are dead-lettered")
+	fs.DurationVar(&o.MaxPairAge, "max-pair-age", 0, "how far behind this clock a pair's time may be; older pairs are dead-lettered (0: --stream-max-age plus 1h)")
 	for name, env := range map[string]string{
 		"segment-attrs": "PARITY_SEGMENT_ATTRS", "segment-cap": "PARITY_SEGMENT_CAP", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
 		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
 		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
+		"stream-duplicates": "PARITY_STREAM_DUPLICATES", "max-clock-skew": "PARITY_MAX_CLOCK_SKEW", "max-pair-age": "PARITY_MAX_PAIR_AGE",
 	} {
 		fs.Env(name, env)
 	}

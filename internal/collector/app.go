@@ -20,6 +20,7 @@ import (
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
 	"github.com/parityhq/parity/internal/natsembed"
+	"github.com/parityhq/parity/internal/secret"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/sweep"
 	"github.com/parityhq/parity/internal/verifier"
@@ -113,6 +114,8 @@ type Options struct {
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
+	// HTTP configures HSTS and OFREP's rate limit and CORS.
+	HTTP HTTPOptions
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -153,12 +156,16 @@ func (o *Options) setDefaults() error {
 	}
 	seen := map[string]string{}
 	for _, f := range []struct {
-		field string
-		ts    []string
-	}{{"IngestTokens", o.IngestTokens}, {"OperatorTokens", o.OperatorTokens}, {"ViewerTokens", o.ViewerTokens}} {
+		field, flag string
+		ts          []string
+	}{
+		{"IngestTokens", "--ingest-token, PARITY_INGEST_TOKENS", o.IngestTokens},
+		{"OperatorTokens", "--operator-token, PARITY_OPERATOR_TOKENS", o.OperatorTokens},
+		{"ViewerTokens", "--viewer-token, PARITY_VIEWER_TOKENS", o.ViewerTokens},
+	} {
 		for i, t := range f.ts {
-			if len(t) < 16 {
-				return fmt.Errorf("collector: invalid option %s[%d]: must be at least 16 characters", f.field, i)
+			if err := secret.Check(t, secret.Token); err != nil {
+				return fmt.Errorf("collector: invalid option %s[%d] (%s): %w", f.field, i, f.flag, err)
 			}
 			if other, dup := seen[t]; dup && other != f.field {
 				return fmt.Errorf("collector: invalid option %s[%d]: the same token is also in %s", f.field, i, other)
@@ -173,8 +180,16 @@ func (o *Options) setDefaults() error {
 	default:
 		return fmt.Errorf("collector: invalid option AnonymousViewers: %q (want auto, true or false)", o.AnonymousViewers)
 	}
-	if o.SessionSecret != "" && len(o.SessionSecret) < MinSessionSecret {
-		return fmt.Errorf("collector: invalid option SessionSecret: must be at least %d bytes", MinSessionSecret)
+	if o.SessionSecret != "" {
+		if err := secret.Check(o.SessionSecret, secret.SigningKey); err != nil {
+			return fmt.Errorf("collector: invalid option SessionSecret (--session-secret, PARITY_SESSION_SECRET): %w", err)
+		}
+	}
+	if err := secret.CheckURL(o.DatabaseURL); err != nil {
+		return fmt.Errorf("collector: invalid option DatabaseURL (--database-url, DATABASE_URL): %w", err)
+	}
+	if err := o.HTTP.setDefaults(); err != nil {
+		return err
 	}
 	if o.SessionTTL == 0 {
 		o.SessionTTL = DefaultSessionTTL
@@ -282,16 +297,22 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 		return nil, fmt.Errorf("collector: subscribe to hook reports: %w", err)
 	}
 	stream, durable := consumerNames(opts.Verifier)
+	window, err := opts.Verifier.TimeWindow()
+	if err != nil {
+		return nil, err
+	}
 	s := &handlers{
 		hooks: hk, js: js, stream: stream, durable: durable,
-		db: a.st, log: a.log, ingest: &ingester{js: js},
+		db: a.st, log: a.log, ingest: &ingester{js: js, window: window},
 		auth: newAuthn(authConfig{
 			Static: map[auth.Role][]string{
 				auth.RoleIngest: opts.IngestTokens, auth.RoleOperator: opts.OperatorTokens, auth.RoleViewer: opts.ViewerTokens,
 			},
 			DB: tokens, Anonymous: anon, SessionSecret: []byte(opts.SessionSecret), SessionTTL: opts.SessionTTL, Log: a.log,
 		}),
-		notify: func(experiment string) error { return nc.Publish(natsnames.RulesChangedSubject, []byte(experiment)) },
+		notify:     func(experiment string) error { return nc.Publish(natsnames.RulesChangedSubject, []byte(experiment)) },
+		http:       opts.HTTP,
+		ofrepLimit: newOFREPLimiter(opts.HTTP.OFREPRate, opts.HTTP.OFREPBurst, nil),
 	}
 	kv, err := controller.EnsureBucket(ctx, js, opts.Verifier.Stream.Replicas)
 	if err != nil {

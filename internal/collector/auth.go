@@ -122,8 +122,6 @@ const (
 	sessionCookie     = "parity_session"
 	csrfCookie        = "parity_csrf"
 	DefaultSessionTTL = 12 * time.Hour
-	// MinSessionSecret is the shortest --session-secret accepted, in bytes.
-	MinSessionSecret = 32
 )
 
 // authConfig configures [authn].
@@ -202,10 +200,13 @@ var errAuthUnavailable = echo.NewHTTPError(http.StatusServiceUnavailable, "canno
 // Errors are auth.ErrInvalidToken or errAuthUnavailable; neither contains the
 // token.
 func (a *authn) verify(ctx context.Context, token string) (auth.Principal, error) {
+	if token == "" {
+		return auth.Principal{}, auth.ErrInvalidToken
+	}
 	sum := sha256.Sum256([]byte(token))
 	var found *staticToken
 	for i := range a.static { // every hash is compared, in constant time
-		if subtle.ConstantTimeCompare(sum[:], a.static[i].hash[:]) == 1 {
+		if secretEqual(sum[:], a.static[i].hash[:]) {
 			found = &a.static[i]
 		}
 	}
@@ -431,7 +432,7 @@ func (a *authn) readSession(c echo.Context) (session, bool) {
 		return session{}, false
 	}
 	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, macSum(a.sessionKey, []byte(payload))) {
+	if err != nil || !secretEqual(got, macSum(a.sessionKey, []byte(payload))) {
 		return session{}, false
 	}
 	b, err := base64.RawURLEncoding.DecodeString(payload)
@@ -466,7 +467,7 @@ func (a *authn) fromSession(c echo.Context) (auth.Principal, bool, error) {
 		}
 	case s.Bind != "":
 		for _, st := range a.static {
-			if subtle.ConstantTimeCompare([]byte(a.bind(st.hash)), []byte(s.Bind)) == 1 {
+			if secretEqual([]byte(a.bind(st.hash)), []byte(s.Bind)) {
 				p = st.p
 			}
 		}
@@ -522,10 +523,62 @@ func csrf() echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		p, s := plain(next), secure(next)
 		return func(c echo.Context) error {
+			// Echo compares the cookie with the submitted token as they
+			// are, so an empty cookie would equal an empty field. A cookie
+			// that is not a token this collector could have made is
+			// dropped from the request: Echo then makes a fresh random one,
+			// which nothing submitted can equal.
+			dropCookieUnless(c.Request(), csrfCookie, wellFormedCSRF)
 			if c.Scheme() == "https" {
 				return s(c)
 			}
 			return p(c)
+		}
+	}
+}
+
+// secretEqual compares two secrets (token hashes, MACs, bindings) in
+// constant time. An empty secret equals nothing, not even another empty
+// one: every comparison of secrets in this package goes through here.
+func secretEqual(a, b []byte) bool {
+	return len(a) > 0 && len(b) > 0 && subtle.ConstantTimeCompare(a, b) == 1
+}
+
+// csrfTokenLength is the length of the tokens Echo's CSRF middleware makes
+// (its default), of letters and digits.
+const csrfTokenLength = 32
+
+// wellFormedCSRF reports whether v could be a CSRF token this collector
+// made: never empty.
+func wellFormedCSRF(v string) bool {
+	if len(v) != csrfTokenLength {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// dropCookieUnless removes every cookie called name whose value fails ok
+// from r's Cookie headers.
+func dropCookieUnless(r *http.Request, name string, ok func(string) bool) {
+	cookies := r.Cookies()
+	drop := false
+	for _, ck := range cookies {
+		if ck.Name == name && !ok(ck.Value) {
+			drop = true
+		}
+	}
+	if !drop {
+		return
+	}
+	r.Header.Del("Cookie")
+	for _, ck := range cookies {
+		if ck.Name != name || ok(ck.Value) {
+			r.AddCookie(ck)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -100,6 +102,7 @@ func newSecured(t *testing.T, anonymousViewers bool) *securedServer {
 	log := slog.New(slog.NewTextHandler(s.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	s.h = &handlers{
 		db: st, log: log, ingest: &ingester{}, // no JetStream: an empty body answers 400 before publishing
+		sweeps: st,
 		auth: newAuthn(authConfig{
 			Static: map[auth.Role][]string{auth.RoleViewer: {flagViewer}, auth.RoleOperator: {flagOperator}, auth.RoleIngest: {flagIngest}},
 			DB:     tokens, Anonymous: anonymousViewers, Now: s.clock.Now, Log: log,
@@ -527,6 +530,53 @@ func TestForgedForms(t *testing.T) {
 	}
 }
 
+// TestEmptyCSRFNeverMatches: an empty (or malformed) parity_csrf cookie
+// with an empty form field or header never passes for a matching pair — not
+// on sign-in, and not on an operator's rollout form riding on a session.
+func TestEmptyCSRFNeverMatches(t *testing.T) {
+	s := newSecured(t, false)
+	b := newBrowser(t, s.url)
+	tok := b.csrf()
+	if resp, body := b.post("/login", url.Values{"csrf": {tok}, "token": {s.operator}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d %s", resp.StatusCode, body)
+	}
+	u, _ := url.Parse(s.url)
+	var session *http.Cookie
+	for _, c := range b.jar.Cookies(u) {
+		if c.Name == sessionCookie {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie after signing in")
+	}
+	for _, path := range []string{"/login", "/logout", "/experiments/orders/rollout/pause"} {
+		for _, cookie := range []string{"", " ", "x", strings.Repeat("!", 32)} {
+			for _, via := range []string{"form", "header"} {
+				form := url.Values{"token": {s.operator}, "reason": {"forged"}}
+				req, _ := http.NewRequest("POST", s.url+path, nil)
+				if via == "form" {
+					form.Set("csrf", cookie)
+				} else {
+					req.Header.Set(echo.HeaderXCSRFToken, cookie)
+				}
+				req.Body = io.NopCloser(strings.NewReader(form.Encode()))
+				req.Header.Set(echo.HeaderContentType, echo.MIMEApplicationForm)
+				req.Header.Set("Cookie", csrfCookie+"="+cookie+"; "+sessionCookie+"="+session.Value)
+				resp, err := noRedirects(nil).Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusForbidden {
+					t.Errorf("POST %s with parity_csrf=%q and the same %s: %d %s, want 403", path, cookie, via, resp.StatusCode, body)
+				}
+			}
+		}
+	}
+}
+
 // TestFailedLoginsSlowed: after LoginFreeFailures failures an address is
 // locked out for 1s, then 2s, …; while locked out even the right token is
 // refused with 429 and Retry-After. Time is the injected clock.
@@ -719,6 +769,36 @@ func TestSafeNext(t *testing.T) {
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestSecretEqual: an empty secret equals nothing, and every comparison of
+// secrets in the collector goes through secretEqual (a comparison written
+// elsewhere could forget the empty case).
+func TestSecretEqual(t *testing.T) {
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{{"", "", false}, {"a", "", false}, {"", "a", false}, {"abc", "abc", true}, {"abc", "abd", false}} {
+		if got := secretEqual([]byte(tt.a), []byte(tt.b)); got != tt.want {
+			t.Errorf("secretEqual(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+	files, _ := filepath.Glob("*.go")
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(b), "\n") {
+			if (strings.Contains(line, "ConstantTimeCompare") || strings.Contains(line, "hmac.Equal")) &&
+				!strings.Contains(line, "return len(a) > 0 && len(b) > 0 && subtle.ConstantTimeCompare(a, b) == 1") {
+				t.Errorf("%s:%d compares secrets without secretEqual: %s", f, i+1, strings.TrimSpace(line))
+			}
 		}
 	}
 }

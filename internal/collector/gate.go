@@ -1,9 +1,11 @@
 package collector
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,59 +34,62 @@ func (s *handlers) storedGate(ctx context.Context, name string) (GateSpecView, e
 
 // gateOverrides applies the request's parameters to the stored gate.
 func gateOverrides(c echo.Context, g GateSpecView) (GateSpecView, time.Time, error) {
-	q := c.QueryParams()
-	if v := q.Get("max_rate"); v != "" {
-		r, err := parseRate(v)
+	for name, dst := range map[string]*float64{"max_rate": &g.MaxRate, "max_error_rate": &g.MaxCandidateErrorRate} {
+		r, ok, err := queryRate(c, name)
 		if err != nil {
-			return g, time.Time{}, badParam("max_rate", err.Error())
+			return g, time.Time{}, err
 		}
-		g.MaxRate = r
-	}
-	if v := q.Get("max_error_rate"); v != "" {
-		r, err := parseRate(v)
-		if err != nil {
-			return g, time.Time{}, badParam("max_error_rate", err.Error())
+		if ok {
+			*dst = r
 		}
-		g.MaxCandidateErrorRate = r
 	}
 	for name, dst := range map[string]*float64{"max_p99_ratio": &g.MaxP99LatencyRatio, "alpha": &g.Alpha} {
-		if v := q.Get(name); v != "" {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
-				return g, time.Time{}, badParam(name, fmt.Sprintf("%q is not a positive number", v))
-			}
+		f, ok, err := queryFloat(c, name)
+		if err != nil {
+			return g, time.Time{}, err
+		}
+		if ok {
 			*dst = f
 		}
 	}
-	if v := q.Get("min_pairs"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return g, time.Time{}, badParam("min_pairs", fmt.Sprintf("%q is not a whole number", v))
-		}
-		g.MinPairs = n
+	n, err := queryInt(c, "min_pairs", g.MinPairs, 0, 1<<62)
+	if err != nil {
+		return g, time.Time{}, err
 	}
-	if v := q.Get("per_segment"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return g, time.Time{}, badParam("per_segment", fmt.Sprintf("%q is not true or false", v))
-		}
+	g.MinPairs = n
+	b, ok, err := queryBool(c, "per_segment")
+	if err != nil {
+		return g, time.Time{}, err
+	}
+	if ok {
 		g.PerSegment = b
 	}
-	if v := q.Get("window"); v != "" {
-		if _, err := parseWindow(v); err != nil {
-			return g, time.Time{}, badParam("window", err.Error())
+	if queryHas(c, "window") {
+		w, _, err := windowParam(c, "")
+		if err != nil {
+			return g, time.Time{}, err
 		}
-		g.Window = v
+		g.Window = w
 	}
-	var since time.Time
-	if v := q.Get("since"); v != "" {
-		t, err := time.Parse(time.RFC3339, v)
-		if err != nil || t.After(time.Now()) {
-			return g, time.Time{}, badParam("since", fmt.Sprintf("%q is not a past RFC 3339 time", v))
-		}
-		since = t
+	since, err := queryTime(c, "since")
+	return g, since, err
+}
+
+// optionalJSONBody refuses a request body that is present but not one
+// JSON value (of at most 64 KiB).
+func optionalJSONBody(c echo.Context) error {
+	const limit = 64 << 10
+	b, err := io.ReadAll(io.LimitReader(c.Request().Body, limit+1))
+	if err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: not readable")
 	}
-	return g, since, nil
+	switch {
+	case len(b) > limit:
+		return echo.NewHTTPError(http.StatusRequestEntityTooLarge, "body: more than 64 KiB")
+	case len(bytes.TrimSpace(b)) > 0 && !json.Valid(b):
+		return echo.NewHTTPError(http.StatusBadRequest, "body: not JSON")
+	}
+	return nil
 }
 
 // parseRate reads a rate as a fraction (0.001) or a percentage (0.1%).
@@ -95,7 +100,7 @@ func parseRate(v string) (float64, error) {
 		f /= 100
 	}
 	if err != nil || f <= 0 || f >= 1 {
-		return 0, fmt.Errorf("%q is not a rate between 0 and 1 (0.001) or a percentage (0.1%%)", v)
+		return 0, fmt.Errorf("not a rate between 0 and 1 (0.001) or a percentage (0.1%%)")
 	}
 	return f, nil
 }
@@ -165,6 +170,11 @@ func (s *handlers) apiGate(c echo.Context) error {
 // apiGateConfirm is Flagger's confirm-promotion webhook: 200 lets the
 // promotion go on, 412 holds it.
 func (s *handlers) apiGateConfirm(c echo.Context) error {
+	// The body is optional (Flagger sends its webhook payload, others
+	// nothing); when there is one it must be JSON, as for every JSON route.
+	if err := optionalJSONBody(c); err != nil {
+		return err
+	}
 	v, err := s.gate(c)
 	if err != nil {
 		return err

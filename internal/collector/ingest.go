@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,7 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
+	"github.com/parityhq/parity/pkg/publish"
 )
 
 // Limits of one ingest request.
@@ -29,6 +32,9 @@ const (
 // stored it.
 type ingester struct {
 	js jetstream.JetStream
+	// window is the range of pair times accepted, as the verifiers accept
+	// them: a pair outside it is rejected here rather than dead-lettered.
+	window verifier.TimeWindow
 
 	accepted, rejected, failed atomic.Uint64
 }
@@ -80,10 +86,17 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("not a valid JSON array of pairs: %v", err)
 		}
 	} else {
+		// NDJSON: a line that is not JSON is rejected as an item, but a
+		// body none of whose lines is JSON is no NDJSON at all.
+		anyJSON := false
 		for line := range bytes.SplitSeq(trimmed, []byte("\n")) {
 			if line = bytes.TrimSpace(line); len(line) > 0 {
 				items = append(items, line)
+				anyJSON = anyJSON || json.Valid(line)
 			}
+		}
+		if !anyJSON {
+			return nil, fmt.Errorf("not JSON: send a JSON array of pairs or one pair per line (NDJSON)")
 		}
 	}
 	switch {
@@ -97,38 +110,73 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 
 func (in *ingester) publish(ctx context.Context, items []json.RawMessage) IngestResponse {
 	resp := IngestResponse{Items: make([]IngestItem, len(items))}
-	futures := make([]jetstream.PubAckFuture, len(items))
+	// Valid pairs are published in batch envelopes, one subject at a time,
+	// as the Go hook sends them; an item's status is its batch's.
+	now := time.Now()
+	bySubject := map[string][]int{}
+	var subjects []string
 	for i, raw := range items {
 		it := &resp.Items[i]
 		it.Index = i
 		p, err := envelope.Decode(raw)
+		if err == nil && in.window != (verifier.TimeWindow{}) {
+			err = in.window.Check(p.Time, now)
+		}
 		if err != nil {
 			it.Status, it.Error = "rejected", err.Error()
 			continue
 		}
 		it.ID = p.ID
-		m := nats.NewMsg(p.Subject())
-		m.Data = raw
-		m.Header.Set(jetstream.MsgIDHeader, p.ID)
+		subj := p.Subject()
+		if bySubject[subj] == nil {
+			subjects = append(subjects, subj)
+		}
+		bySubject[subj] = append(bySubject[subj], i)
+	}
+	type sent struct {
+		future  jetstream.PubAckFuture
+		members []int
+	}
+	var batches []sent
+	bw := envelope.NewBatchWriter(publish.DefaultBatchPairs, publish.DefaultBatchBytes)
+	send := func(subj string, members []int) {
+		data, id := bw.Finish()
+		m := nats.NewMsg(subj)
+		m.Data = append([]byte(nil), data...)
+		m.Header.Set(jetstream.MsgIDHeader, id)
+		bw.Reset(data[:0])
 		f, err := in.js.PublishMsgAsync(m)
 		if err != nil {
-			it.Status, it.Error = "failed", "publish: "+err.Error()
-			continue
+			for _, i := range members {
+				resp.Items[i].Status, resp.Items[i].Error = "failed", "publish: "+err.Error()
+			}
+			return
 		}
-		futures[i] = f
+		batches = append(batches, sent{f, members})
 	}
-	for i, f := range futures {
-		if f == nil {
-			continue
+	for _, subj := range subjects {
+		var members []int
+		for _, i := range bySubject[subj] {
+			if errors.Is(bw.AddEncoded(items[i], resp.Items[i].ID), envelope.ErrBatchFull) {
+				send(subj, members)
+				members = nil
+				_ = bw.AddEncoded(items[i], resp.Items[i].ID) // fits an empty batch
+			}
+			members = append(members, i)
 		}
-		it := &resp.Items[i]
+		send(subj, members)
+	}
+	for _, b := range batches {
+		status, msg := "accepted", ""
 		select {
-		case <-f.Ok():
-			it.Status = "accepted"
-		case err := <-f.Err():
-			it.Status, it.Error = "failed", "publish: "+err.Error()
+		case <-b.future.Ok():
+		case err := <-b.future.Err():
+			status, msg = "failed", "publish: "+err.Error()
 		case <-ctx.Done():
-			it.Status, it.Error = "failed", "publish: no acknowledgement from JetStream in time"
+			status, msg = "failed", "publish: no acknowledgement from JetStream in time"
+		}
+		for _, i := range b.members {
+			resp.Items[i].Status, resp.Items[i].Error = status, msg
 		}
 	}
 	for _, it := range resp.Items {

@@ -137,7 +137,11 @@ func clientKey(ip string) string {
 // --- handlers ---------------------------------------------------------------
 
 func (s *handlers) loginPage(c echo.Context) error {
-	return s.renderLogin(c, http.StatusOK, safeNext(c.QueryParam("next")), "")
+	next, err := queryText(c, "next", maxParamBytes)
+	if err != nil {
+		return err
+	}
+	return s.renderLogin(c, http.StatusOK, safeNext(next), "")
 }
 
 func (s *handlers) renderLogin(c echo.Context, code int, next, problem string) error {
@@ -151,14 +155,22 @@ func (s *handlers) renderLogin(c echo.Context, code int, next, problem string) e
 func (s *handlers) login(c echo.Context) error {
 	a := s.auth
 	client := clientKey(c.RealIP())
-	next := safeNext(c.FormValue("next"))
+	next, err := formText(c, "next", maxParamBytes)
+	if err != nil {
+		return err
+	}
+	next = safeNext(next)
 	if d := a.limiter.wait(client); d > 0 {
 		secs := int((d + time.Second - 1) / time.Second)
 		c.Response().Header().Set(echo.HeaderRetryAfter, strconv.Itoa(secs))
 		return s.renderLogin(c, http.StatusTooManyRequests, next,
 			fmt.Sprintf("Too many failed sign-ins from your address: try again in %d s.", secs))
 	}
-	token := strings.TrimSpace(c.FormValue("token"))
+	token, err := formText(c, "token", 256)
+	if err != nil {
+		return err
+	}
+	token = strings.TrimSpace(token)
 	if token == "" {
 		return s.renderLogin(c, http.StatusBadRequest, next, "Paste a viewer or operator token.")
 	}

@@ -119,7 +119,7 @@ type ofrepError struct {
 
 // ofrepEvaluate answers POST /ofrep/v1/evaluate/flags/{key}.
 func (s *handlers) ofrepEvaluate(c echo.Context) error {
-	key := c.Param("key")
+	key := pathText(c, "key")
 	ec, bad := readEvalContext(c.Request())
 	if bad != nil {
 		return c.JSON(bad.status, ofrepFailure{Key: key, ErrorCode: bad.code, ErrorDetails: bad.details})

@@ -47,13 +47,13 @@ func latencyOf(st report.SegmentStats) latencyCells {
 // attrFilters reads ?attr=country:IN (repeatable): a row must match all.
 func attrFilters(c echo.Context) (map[string]string, error) {
 	out := map[string]string{}
-	for _, f := range c.QueryParams()["attr"] {
+	for _, f := range queryList(c, "attr") {
 		if f == "" {
 			continue // the form's "all"
 		}
 		k, v, ok := strings.Cut(f, ":")
 		if !ok || !validName(k) || v == "" || len(v) > 128 {
-			return nil, badParam("attr", "\""+f+"\" is not name:value, e.g. country:IN")
+			return nil, badParam("attr", "not name:value, e.g. country:IN")
 		}
 		out[k] = v
 	}
@@ -111,14 +111,21 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sortBy, dir := c.QueryParam("sort"), c.QueryParam("dir")
+	sortBy, err := queryText(c, "sort", 64)
+	if err != nil {
+		return err
+	}
+	dir, err := queryEnum(c, "dir", "", "asc", "desc")
+	if err != nil {
+		return err
+	}
 	if sortBy == "" {
 		sortBy, dir = "segment", "asc"
 	}
 	if _, ok := sortKeys[sortBy]; !ok {
-		return badParam("sort", "\""+sortBy+"\" is not one of segment, pairs, divergent, rate, upper")
+		return badParam("sort", "must be one of segment, pairs, divergent, rate, upper")
 	}
-	if dir != "asc" && dir != "desc" {
+	if dir == "" {
 		return badParam("dir", "must be asc or desc")
 	}
 	ctx := c.Request().Context()
@@ -249,7 +256,11 @@ func (s *handlers) experimentPage(c echo.Context) error {
 		}
 	}
 	sort.Strings(attrNames)
-	live := c.QueryParam("live") == "1"
+	liveParam, err := queryEnum(c, "live", "", "1")
+	if err != nil {
+		return err
+	}
+	live := liveParam == "1"
 	liveURL := *c.Request().URL
 	lq := liveURL.Query()
 	if live {

@@ -193,12 +193,11 @@ func (s *handlers) apiRolloutEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit := 0
-	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 0 {
-			return badParam("limit", "\""+v+"\" is not a whole number")
-		}
+	n, err := queryInt(c, "limit", 0, 0, 1<<30)
+	if err != nil {
+		return err
 	}
+	limit := int(n)
 	if _, err := s.db.Rollout(c.Request().Context(), name); err != nil {
 		return notFoundOr(err, "rollout of "+name)
 	}
@@ -238,7 +237,7 @@ func (s *handlers) apiRolloutAction(c echo.Context) error {
 	if err := decodeBody(c, &a); err != nil {
 		return err
 	}
-	if _, err := s.ctl.Act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(a.Reason), a.Step); err != nil {
+	if _, err := s.ctl.Act(c.Request().Context(), name, pathText(c, "action"), authorOf(c, ""), strings.TrimSpace(a.Reason), a.Step); err != nil {
 		return rolloutError(err)
 	}
 	return s.apiRollout(c)
@@ -251,15 +250,15 @@ func (s *handlers) rolloutFormAction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var to *int
-	if v := c.FormValue("step"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return badParam("step", "\""+v+"\" is not a whole number")
-		}
-		to = &n
+	to, err := formInt(c, "step")
+	if err != nil {
+		return err
 	}
-	if _, err := s.ctl.Act(c.Request().Context(), name, c.Param("action"), authorOf(c, ""), strings.TrimSpace(c.FormValue("reason")), to); err != nil {
+	reason, err := formText(c, "reason", maxParamBytes)
+	if err != nil {
+		return err
+	}
+	if _, err := s.ctl.Act(c.Request().Context(), name, pathText(c, "action"), authorOf(c, ""), strings.TrimSpace(reason), to); err != nil {
 		return rolloutError(err)
 	}
 	return c.Redirect(http.StatusSeeOther, "/experiments/"+name+"#rollout")

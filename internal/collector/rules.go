@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -85,6 +86,9 @@ func decodeBody(c echo.Context, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest, "body: "+err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return echo.NewHTTPError(http.StatusBadRequest, "body: unexpected data after the JSON value")
 	}
 	return nil
 }
@@ -183,7 +187,11 @@ func (s *handlers) signatures(c echo.Context, defWindow string) ([]SignatureView
 	if err != nil {
 		return nil, err
 	}
-	rows, err := s.db.Signatures(c.Request().Context(), name, store.SignatureQuery{Since: since, Operation: op, Segment: c.QueryParam("segment"), Limit: limit})
+	seg, err := queryText(c, "segment", 512)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Signatures(c.Request().Context(), name, store.SignatureQuery{Since: since, Operation: op, Segment: seg, Limit: limit})
 	if err != nil {
 		return nil, notFoundOr(err, "experiment "+name)
 	}

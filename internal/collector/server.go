@@ -9,8 +9,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -83,6 +85,10 @@ type handlers struct {
 	// ctl moves rollouts; newEcho makes one over db (when it is also a
 	// controller.Store) without KV publishing if nil.
 	ctl *controller.Controller
+	// http is HSTS and OFREP's CORS; ofrepLimit OFREP's rate limit (nil:
+	// none).
+	http       HTTPOptions
+	ofrepLimit *ofrepLimiter
 }
 
 // windows are the choices the dashboard offers; the API takes any duration.
@@ -131,14 +137,18 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	e.Use(middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 		LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true, HandleError: true,
 		LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
-			// The path only: query strings may carry user keys or segment values.
-			// Who: a token's name, never the token.
-			s.log.Info("collector: request", "method", v.Method, "path", v.URIPath, "status", v.Status,
-				"latency", v.Latency, "request_id", v.RequestID, "principal", principalName(c), "err", v.Error)
+			s.log.Info("collector: request", requestLogAttrs(c, v)...)
 			return nil
 		},
 	}))
 	e.Use(middleware.Recover())
+	e.Use(hsts(s.http.TrustForwardedProto))
+	// Every parameter of every route is checked before anything else reads
+	// it (params.go).
+	e.Use(checkParams)
+	// OFREP's CORS before access control: a preflight carries no
+	// credentials (httpsec.go).
+	e.Use(ofrepCORS(s.http.OFREPCORSOrigins))
 	e.Use(middleware.SecureWithConfig(middleware.SecureConfig{
 		XSSProtection: "0", ContentTypeNosniff: "nosniff", XFrameOptions: "DENY",
 		ContentSecurityPolicy: "default-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
@@ -148,6 +158,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	// claims to be; then each route's role (routeAccess in auth.go).
 	e.Use(csrf())
 	e.Use(s.auth.middleware)
+	if s.ofrepLimit != nil {
+		e.Use(s.ofrepLimit.limit) // after auth: a client is its token
+	}
 	s.auth.routes = e.Routes
 
 	e.StaticFS("/static", echo.MustSubFS(web.FS, "static"))
@@ -208,6 +221,41 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	return e, nil
 }
 
+// requestLogAttrs is what the request log records of a request: method,
+// path, status, latency, request id, who (a token's name, never the token),
+// the names of its query parameters — never their values, which may carry
+// user keys or secrets — and, for a 5xx only, the error (a 4xx's message
+// went to the client and may describe its input). A refused request (4xx,
+// 5xx) is logged by its route pattern (/api/v1/samples/:id), not its path:
+// its path parameters may be what was refused.
+func requestLogAttrs(c echo.Context, v middleware.RequestLoggerValues) []any {
+	path := v.URIPath
+	if bad, _ := c.Get(ctxParamsBad).(bool); bad || v.Status >= 400 || paramProblem(path) != "" {
+		path = c.Path()
+		if path == "" {
+			path = "(no route)"
+		}
+	}
+	attrs := []any{"method", v.Method, "path", path, "status", v.Status,
+		"latency", v.Latency, "request_id", v.RequestID, "principal", principalName(c)}
+	if raw := c.Request().URL.RawQuery; raw != "" {
+		var names []string
+		for _, kv := range strings.Split(raw, "&") {
+			k, _, _ := strings.Cut(kv, "=")
+			if k, err := url.QueryUnescape(k); err == nil && validName(k) && len(names) < maxParams {
+				names = append(names, k)
+			} else if len(names) < maxParams {
+				names = append(names, "?")
+			}
+		}
+		attrs = append(attrs, "query", names)
+	}
+	if v.Status >= 500 && v.Error != nil {
+		attrs = append(attrs, "err", v.Error)
+	}
+	return attrs
+}
+
 type renderer struct{ t *template.Template }
 
 // Render renders a template; a page's data map gains "Auth", what the header
@@ -233,9 +281,8 @@ func errorHandler(e *echo.Echo) echo.HTTPErrorHandler {
 			code = he.Code
 			msg = fmt.Sprint(he.Message)
 		}
-		if code == http.StatusInternalServerError {
-			c.Logger().Error(err)
-		}
+		// The request log records the error of a 5xx (requestLogAttrs);
+		// nothing else is logged here.
 		_ = c.JSON(code, map[string]string{"error": msg})
 	}
 }
@@ -245,86 +292,6 @@ func (s *handlers) ready(c echo.Context) error {
 		return c.String(http.StatusServiceUnavailable, "store unreachable\n")
 	}
 	return c.String(http.StatusOK, "ready\n")
-}
-
-// --- parameters -----------------------------------------------------------
-
-func badParam(name, problem string) error {
-	return echo.NewHTTPError(http.StatusBadRequest, "parameter "+name+": "+problem)
-}
-
-// windowParam parses ?window=: a duration such as 15m, 24h or 7d, or "all".
-// Empty means def.
-func windowParam(c echo.Context, def string) (string, time.Time, error) {
-	w := c.QueryParam("window")
-	if w == "" {
-		w = def
-	}
-	if w == "all" {
-		return w, time.Time{}, nil
-	}
-	d, err := parseWindow(w)
-	if err != nil {
-		return "", time.Time{}, badParam("window", err.Error())
-	}
-	return w, time.Now().Add(-d), nil
-}
-
-func parseWindow(w string) (time.Duration, error) { return controller.ParseWindow(w) }
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return s, false
-}
-
-func limitParam(c echo.Context, def, max int) (int, error) {
-	v := c.QueryParam("limit")
-	if v == "" {
-		return def, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > max {
-		return 0, badParam("limit", fmt.Sprintf("%q must be a whole number from 1 to %d", v, max))
-	}
-	return n, nil
-}
-
-func nameParam(c echo.Context, param string) (string, error) {
-	v := c.Param(param)
-	if !validName(v) {
-		return "", badParam(param, fmt.Sprintf("%q is not a valid name", v))
-	}
-	return v, nil
-}
-
-func optionalName(c echo.Context, param string) (string, error) {
-	v := c.QueryParam(param)
-	if v != "" && !validName(v) {
-		return "", badParam(param, fmt.Sprintf("%q is not a valid name", v))
-	}
-	return v, nil
-}
-
-func validName(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
-
-func idParam(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id < 1 {
-		return 0, badParam("id", fmt.Sprintf("%q is not a sample id", c.Param("id")))
-	}
-	return id, nil
 }
 
 func notFoundOr(err error, what string) error {
@@ -475,9 +442,9 @@ func (s *handlers) sampleQuery(c echo.Context) (string, store.SampleQuery, error
 	if err != nil {
 		return "", store.SampleQuery{}, err
 	}
-	seg := c.QueryParam("segment")
-	if len(seg) > 512 {
-		return "", store.SampleQuery{}, badParam("segment", "longer than 512 bytes")
+	seg, err := queryText(c, "segment", 512)
+	if err != nil {
+		return "", store.SampleQuery{}, err
 	}
 	return name, store.SampleQuery{Segment: seg, Operation: op, Limit: limit}, nil
 }

@@ -147,13 +147,7 @@ func (s *handlers) apiSweeps(c echo.Context) error {
 	return c.JSON(http.StatusOK, out)
 }
 
-func sweepID(c echo.Context) (int64, error) {
-	id, err := strconv.ParseInt(c.Param("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return 0, badParam("id", "\""+c.Param("id")+"\" is not a sweep id")
-	}
-	return id, nil
-}
+func sweepID(c echo.Context) (int64, error) { return pathInt(c, "id", "a sweep id") }
 
 // apiSweep answers GET /api/v1/sweeps/{id}.
 func (s *handlers) apiSweep(c echo.Context) error {
@@ -185,9 +179,10 @@ func (s *handlers) apiSweepAction(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	action := pathText(c, "action")
 	var to string
 	var from []string
-	switch c.Param("action") {
+	switch action {
 	case "pause":
 		to, from = store.SweepPaused, []string{store.SweepRunning}
 	case "resume":
@@ -195,14 +190,14 @@ func (s *handlers) apiSweepAction(c echo.Context) error {
 	case "cancel":
 		to, from = store.SweepCancelled, []string{store.SweepRunning, store.SweepPaused, store.SweepFailed}
 	default:
-		return badParam("action", "\""+c.Param("action")+"\": want pause, resume or cancel")
+		return badParam("action", "want pause, resume or cancel")
 	}
 	sw, err := db.SetSweepStatus(c.Request().Context(), id, to, "", from...)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return echo.NewHTTPError(http.StatusNotFound, "no such sweep")
 	case errors.Is(err, store.ErrSweepMoved):
-		return echo.NewHTTPError(http.StatusConflict, "sweep "+strconv.FormatInt(id, 10)+" is "+sw.Status+": cannot "+c.Param("action"))
+		return echo.NewHTTPError(http.StatusConflict, "sweep "+strconv.FormatInt(id, 10)+" is "+sw.Status+": cannot "+action)
 	case err != nil:
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/parityhq/parity/internal/secret"
 	"github.com/parityhq/parity/internal/store"
 )
 
@@ -47,6 +48,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = DefaultHTTPAddr
+	}
+	if err := secret.CheckURL(o.DatabaseURL); err != nil {
+		return fmt.Errorf("verifier: invalid option DatabaseURL (--database-url, DATABASE_URL): %w", err)
 	}
 	st, err := store.Open(ctx, o.DatabaseURL, o.Store)
 	if err != nil {

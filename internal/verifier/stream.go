@@ -24,16 +24,25 @@ type StreamOptions struct {
 	MaxAge time.Duration
 	// Replicas is the stream's replication factor (1, 3 or 5). Defaults to 1.
 	Replicas int
-	// Duplicates is the window within which a pair id published twice is
-	// stored once. Defaults to 2m.
+	// Duplicates is the window within which a message published twice
+	// with the same Nats-Msg-Id (its envelope's id) is stored once. It needs
+	// to cover the hooks' retries: the Go hook resends a message only until
+	// its AckTimeout (5s by default), an HTTP client retries a failed
+	// request within seconds. The server keeps every id of the window in
+	// memory, so a longer window costs memory in proportion to the message
+	// rate; the verifier's check of each message's id against its envelope
+	// (docs/guarantees.md) does not depend on it. Defaults to 30s.
 	Duplicates time.Duration
 }
+
+// DefaultDuplicates is the default duplicate window of the pair stream.
+const DefaultDuplicates = 30 * time.Second
 
 // DefaultStreamOptions returns the options a zero [StreamOptions] stands
 // for.
 func DefaultStreamOptions() StreamOptions {
 	return StreamOptions{Name: natsnames.PairStream, MaxBytes: 1 << 30, MaxAge: 24 * time.Hour, Replicas: 1,
-		Duplicates: 2 * time.Minute}
+		Duplicates: DefaultDuplicates}
 }
 
 func (o *StreamOptions) setDefaults() error {

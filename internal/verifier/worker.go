@@ -78,6 +78,16 @@ type Options struct {
 	// without a chance to flush loses at most this much of its latency
 	// observations; counts are unaffected. Defaults to 10s.
 	LatencyInterval time.Duration
+	// MaxClockSkew is how far ahead of the verifier's clock a pair's time
+	// may be: hosts' clocks disagree a little, never by hours. A pair dated
+	// further ahead is dead-lettered with that reason, so it cannot pin an
+	// experiment's last-seen time in the future. Defaults to 5m.
+	MaxClockSkew time.Duration
+	// MaxPairAge is how far behind the verifier's clock a pair's time may
+	// be. A pair can wait in the stream for Stream.MaxAge (say while every
+	// verifier is down), so this defaults to Stream.MaxAge plus an hour; an
+	// older pair is dead-lettered with that reason.
+	MaxPairAge time.Duration
 	// Logger receives operational messages; never pair values. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
@@ -98,6 +108,8 @@ func DefaultOptions() Options {
 		SamplesPerFlush: 5,
 		RulesReload:     30 * time.Second,
 		LatencyInterval: 10 * time.Second,
+		MaxClockSkew:    DefaultMaxClockSkew,
+		// MaxPairAge follows Stream.MaxAge; see setDefaults.
 	}
 }
 
@@ -139,7 +151,17 @@ func (o *Options) setDefaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = d.MaxClockSkew
+	}
+	if o.MaxPairAge == 0 {
+		o.MaxPairAge = o.Stream.MaxAge + time.Hour
+	}
 	switch {
+	case o.MaxClockSkew < 0:
+		return fmt.Errorf("%w: MaxClockSkew: must not be negative", ErrInvalidOption)
+	case o.MaxPairAge < 0:
+		return fmt.Errorf("%w: MaxPairAge: must not be negative", ErrInvalidOption)
 	case o.FlushInterval < 0 || o.FlushInterval > time.Second:
 		return fmt.Errorf("%w: FlushInterval: must be between 0 and 1s, got %v", ErrInvalidOption, o.FlushInterval)
 	case o.MaxBatch < 0:
@@ -157,6 +179,36 @@ func (o *Options) setDefaults() error {
 	}
 	if err := (segment.Definition{Attrs: o.SegmentAttrs, Cap: o.SegmentCap}).Validate(); err != nil {
 		return fmt.Errorf("%w: SegmentAttrs, SegmentCap: %w", ErrInvalidOption, err)
+	}
+	return nil
+}
+
+// DefaultMaxClockSkew is the default of [Options.MaxClockSkew].
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// TimeWindow is the range of pair times a verifier accepts around its own
+// clock: at most Ahead in the future and Behind in the past.
+type TimeWindow struct{ Ahead, Behind time.Duration }
+
+// TimeWindow returns the window o accepts, with o's defaults applied.
+func (o Options) TimeWindow() (TimeWindow, error) {
+	if err := o.setDefaults(); err != nil {
+		return TimeWindow{}, err
+	}
+	return TimeWindow{Ahead: o.MaxClockSkew, Behind: o.MaxPairAge}, nil
+}
+
+// Check returns a [*envelope.FieldError] for the field "time" when t is
+// outside the window around now, saying which bound it broke and the flag
+// that sets it, or nil when t is inside.
+func (tw TimeWindow) Check(t, now time.Time) error {
+	switch {
+	case t.After(now.Add(tw.Ahead)):
+		return &envelope.FieldError{Field: "time", Problem: fmt.Sprintf("%s is more than %v ahead of the verifier's clock (--max-clock-skew)",
+			t.UTC().Format(time.RFC3339), tw.Ahead)}
+	case t.Before(now.Add(-tw.Behind)):
+		return &envelope.FieldError{Field: "time", Problem: fmt.Sprintf("%s is more than %v before the verifier's clock (--max-pair-age)",
+			t.UTC().Format(time.RFC3339), tw.Behind)}
 	}
 	return nil
 }
@@ -183,6 +235,8 @@ type Worker struct {
 	opts  Options
 	log   *slog.Logger
 	rules *judges
+	// window is the range of pair times accepted around the clock.
+	window TimeWindow
 	// Latencies gathered since they were last written, and when that was;
 	// used by the flushing goroutine only.
 	lat        map[latencyKey]*latencies
@@ -202,7 +256,8 @@ func New(js jetstream.JetStream, st Store, opts Options) (*Worker, error) {
 	}
 	log := opts.Logger.With("component", "verifier")
 	return &Worker{js: js, store: st, opts: opts, log: log, rules: newJudges(log),
-		lat: make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
+		window: TimeWindow{Ahead: opts.MaxClockSkew, Behind: opts.MaxPairAge},
+		lat:    make(map[latencyKey]*latencies), latWritten: time.Now()}, nil
 }
 
 // Stats returns the worker's counters.
@@ -458,8 +513,14 @@ func (w *Worker) add(b *batch, m jetstream.Msg) {
 	w.judge(b, len(b.msgs)-1)
 }
 
-// judge decodes and judges message i of the batch, adding it to the counts or
-// to the dead letters. It never panics.
+// judge decodes message i of the batch, a single pair or a batch of them,
+// and judges each pair, adding it to the counts or to the dead letters. A
+// message that cannot be read at all is dead-lettered and terminated; a bad
+// pair inside a readable batch is dead-lettered alone and the rest are
+// counted, so the message is acknowledged. Every pair of a message is
+// counted in the same batch, and so in the same transaction as the
+// message's stream sequence: a redelivered message is counted whole or not
+// at all. judge never panics.
 func (w *Worker) judge(b *batch, i int) {
 	pm := &b.msgs[i]
 	defer func() {
@@ -467,31 +528,94 @@ func (w *Worker) judge(b *batch, i int) {
 			w.deadLetter(b, pm, fmt.Sprintf("verifier: internal error judging pair: %v", r))
 		}
 	}()
-	p, err := envelope.Decode(pm.msg.Data())
+	m, err := envelope.DecodeMessage(pm.msg.Data())
 	if err != nil {
 		w.deadLetter(b, pm, err.Error())
 		return
 	}
-	if subj := p.Subject(); subj != pm.msg.Subject() {
-		w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
+	if reason := identityProblem(pm.msg.Headers().Get(jetstream.MsgIDHeader), m.ID); reason != "" {
+		w.deadLetter(b, pm, reason)
 		return
 	}
-	def, ok := w.rules.segmentsFor(p.Experiment)
-	if !ok {
+	def, ok := w.rules.segmentsFor(experimentOf(pm.msg.Subject()))
+	if !ok && experimentOf(pm.msg.Subject()) != "" {
 		// The experiment's segment definition is not known here yet: judge
-		// the pair at flush time, once the store has told it.
+		// the message at flush time, once the store has told it. (Every pair
+		// of a message has the message's subject, so one experiment.)
 		b.unsegmented = append(b.unsegmented, i)
 		return
 	}
-	// One differ for both the verdict and a sample's detail, so a rules
-	// reload in between cannot give them different versions.
-	d := w.rules.forExperiment(p.Experiment)
-	res := d.Judge(p)
-	w.count(b, p, def, d, &res)
+	now := time.Now()
+	var seen map[string]bool // ids of this batch's pairs so far
+	if len(m.Items) > 1 {
+		seen = make(map[string]bool, len(m.Items))
+	}
+	for k, it := range m.Items {
+		where := ""
+		if m.Version != envelope.Version {
+			where = fmt.Sprintf("pair %d of %d in batch %s: ", k+1, len(m.Items), m.ID)
+		}
+		if it.Err != nil {
+			w.deadLetterPair(b, pm, it.Raw, where+it.Err.Error())
+			continue
+		}
+		p := it.Pair
+		if subj := p.Subject(); subj != pm.msg.Subject() {
+			w.deadLetterPair(b, pm, it.Raw, fmt.Sprintf("verifier: %senvelope for %s published on subject %s", where, subj, pm.msg.Subject()))
+			continue
+		}
+		if err := w.window.Check(p.Time, now); err != nil {
+			w.deadLetterPair(b, pm, it.Raw, where+err.Error())
+			continue
+		}
+		if seen != nil {
+			if seen[p.ID] {
+				w.duplicates.Add(1) // the same pair twice in one message counts once
+				continue
+			}
+			seen[p.ID] = true
+		}
+		// One differ for both the verdict and a sample's detail, so a rules
+		// reload in between cannot give them different versions.
+		d := w.rules.forExperiment(p.Experiment)
+		res := d.Judge(p)
+		w.count(b, p, def, d, &res)
+	}
 }
 
+// identityProblem returns why a message's Nats-Msg-Id header does not
+// identify it, or "" when it does. The header must be the envelope's own id
+// (the pair's, or the batch's): JetStream stores one message per header
+// value within its duplicate window, so a missing header would let a
+// republished pair be counted again, and a header borrowed from another
+// envelope would let JetStream drop a different pair as a duplicate.
+func identityProblem(header, id string) string {
+	switch {
+	case header == "":
+		return fmt.Sprintf("verifier: no %s header: publish the envelope with its id %q as %s, so a republished envelope is stored once",
+			jetstream.MsgIDHeader, id, jetstream.MsgIDHeader)
+	case header != id:
+		return fmt.Sprintf("verifier: %s header %q is not the envelope's id %q", jetstream.MsgIDHeader, truncate(header, 40), id)
+	}
+	return ""
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
+}
+
+// deadLetter sets the whole message aside with reason and terminates it.
 func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
-	data := pm.msg.Data()
+	reason = w.deadLetterPair(b, pm, pm.msg.Data(), reason)
+	pm.term = reason
+}
+
+// deadLetterPair stores data, one pair of the message or all of it, as a
+// dead letter with reason, and returns the reason as stored.
+func (w *Worker) deadLetterPair(b *batch, pm *pending, data []byte, reason string) string {
 	size := len(data)
 	if len(data) > store.MaxDeadLetterBytes {
 		data = data[:store.MaxDeadLetterBytes]
@@ -507,7 +631,7 @@ func (w *Worker) deadLetter(b *batch, pm *pending, reason string) {
 		Source: "nats", Subject: pm.msg.Subject(), Reason: reason,
 		Data: append([]byte(nil), data...), Size: size, At: time.Now().UTC(),
 	})
-	pm.term = reason
+	return reason
 }
 
 func (w *Worker) count(b *batch, p *envelope.Pair, def segment.Definition, d *diff.Differ, res *diff.Result) {
@@ -828,6 +952,17 @@ func (w *Worker) judgeRedelivered(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// experimentOf returns the experiment a pair subject names
+// (parity.pairs.<experiment>.<operation>), or "" when it names none.
+func experimentOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, natsnames.PairSubjectPrefix+".")
+	if !ok {
+		return ""
+	}
+	exp, _, _ := strings.Cut(rest, ".")
+	return exp
+}
+
 // judgeUnsegmented learns the segment definition of every experiment whose
 // pairs waited for one, storing this worker's default for an experiment that
 // has none (the first worker to store one sets it for all), and judges the
@@ -840,16 +975,11 @@ func (w *Worker) judgeUnsegmented(ctx context.Context, b *batch) error {
 	reason := fmt.Sprintf("the first pair of the experiment reached a verifier with --segment-attrs=%s --segment-cap=%d",
 		strings.Join(def.Attrs, ","), def.Cap)
 	for _, idx := range b.unsegmented {
-		// The subject was checked against the envelope: its third part is
-		// the experiment.
-		parts := strings.SplitN(b.msgs[idx].msg.Subject(), ".", 4)
-		if len(parts) < 3 {
+		exp := experimentOf(b.msgs[idx].msg.Subject())
+		if _, ok := w.rules.segmentsFor(exp); ok || exp == "" {
 			continue
 		}
-		if _, ok := w.rules.segmentsFor(parts[2]); ok {
-			continue
-		}
-		c, err := w.store.EnsureSegmentConfig(ctx, parts[2], def, "verifier", reason)
+		c, err := w.store.EnsureSegmentConfig(ctx, exp, def, "verifier", reason)
 		if err != nil {
 			return err
 		}

@@ -55,6 +55,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "attrs[0]"},
 		{"cap too large", Options{SegmentCap: segment.MaxCap + 1}, "cap"},
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
+		{"negative clock skew", Options{MaxClockSkew: -time.Second}, "MaxClockSkew"},
+		{"negative pair age", Options{MaxPairAge: -time.Second}, "MaxPairAge"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,20 +113,55 @@ func newRig(t *testing.T) *rig {
 	return &rig{ns: ns, st: st, js: js}
 }
 
-// publish publishes n valid pairs, every third one divergent.
+// pair returns the k-th pair of the rig: every third one divergent.
+func rigPair(k int, now time.Time) *envelope.Pair {
+	cand := `{"v":1}`
+	if k%3 == 0 {
+		cand = `{"v":2}`
+	}
+	return &envelope.Pair{Version: 1, ID: fmt.Sprintf("p-%d", k), Experiment: "exp", Operation: "Op", Kind: envelope.KindRead,
+		Time: now, Stage: envelope.StageShadow, User: envelope.User{Key: "u", Attrs: map[string]string{"country": "IN"}},
+		Control: envelope.Observation{Value: []byte(`{"v":1}`)}, Candidate: envelope.Observation{Value: []byte(cand)}}
+}
+
+// publishBatches publishes n valid pairs (every third one divergent) in
+// batch envelopes of size pairs, as the hook does.
+func (r *rig) publishBatches(t *testing.T, n, size int) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	bw := envelope.NewBatchWriter(size, envelope.MaxSize)
+	send := func() {
+		data, id := bw.Finish()
+		if _, err := r.js.Publish(ctx, envelope.Subject("exp", "Op"), data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+		bw.Reset(nil)
+	}
+	for i := range n {
+		if err := bw.Add(rigPair(r.total+i, now)); errors.Is(err, envelope.ErrBatchFull) {
+			send()
+			if err := bw.Add(rigPair(r.total+i, now)); err != nil {
+				t.Fatal(err)
+			}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if bw.Len() > 0 {
+		send()
+	}
+	r.total += n
+}
+
+// publish publishes n valid pairs, every third one divergent, each as its
+// own version-1 message.
 func (r *rig) publish(t *testing.T, n int) {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
 	for i := range n {
-		k := r.total + i
-		cand := `{"v":1}`
-		if k%3 == 0 {
-			cand = `{"v":2}`
-		}
-		p := &envelope.Pair{Version: 1, ID: fmt.Sprintf("p-%d", k), Experiment: "exp", Operation: "Op", Kind: envelope.KindRead,
-			Time: now, Stage: envelope.StageShadow, User: envelope.User{Key: "u", Attrs: map[string]string{"country": "IN"}},
-			Control: envelope.Observation{Value: []byte(`{"v":1}`)}, Candidate: envelope.Observation{Value: []byte(cand)}}
+		p := rigPair(r.total+i, now)
 		b, err := envelope.Marshal(p)
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +247,138 @@ func TestCommitThenCrash(t *testing.T) {
 		}
 		return ""
 	})
+	r.exact(t)
+}
+
+// TestBatchCommitThenCrash: as TestCommitThenCrash, with batch envelopes
+// whose pairs share one stream sequence: a redelivered batch is counted
+// whole or not at all, never in part, and never twice.
+func TestBatchCommitThenCrash(t *testing.T) {
+	r := newRig(t)
+	committed := make(chan struct{})
+	var once sync.Once
+	crashing := &faultyStore{Store: r.st}
+	crashing.set(func(ctx context.Context, b *store.Batch) error {
+		if err := r.st.Apply(ctx, b); err != nil {
+			return err
+		}
+		once.Do(func() { close(committed) })
+		return errors.New("crash after commit")
+	})
+	r.publishBatches(t, 3000, 64)
+	// Small worker batches, so the crash lands after some messages are
+	// committed and before others.
+	_, cancel, done := r.worker(t, crashing, Options{MaxBatch: 5})
+	<-committed
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the crashing worker reported success")
+	}
+	done <- nil
+
+	w2, _, _ := r.worker(t, r.st, Options{})
+	r.exact(t)
+	testutil.Eventually(t, 20*time.Second, func() string {
+		if w2.Stats().Duplicates == 0 {
+			return "the second worker saw no redelivered duplicates"
+		}
+		return ""
+	})
+	r.publishBatches(t, 500, 16) // and the stream goes on
+	r.exact(t)
+}
+
+// TestBatchesAndSinglesTogether: old hooks (one pair per message) and new
+// ones (batches) on one stream, two workers: every pair counted once.
+func TestBatchesAndSinglesTogether(t *testing.T) {
+	r := newRig(t)
+	w1, _, _ := r.worker(t, r.st, Options{})
+	w2, _, _ := r.worker(t, r.st, Options{})
+	r.publish(t, 300)
+	r.publishBatches(t, 2000, 50)
+	r.publish(t, 200)
+	r.exact(t)
+	if got := w1.Stats().Judged + w2.Stats().Judged; got != 2500 {
+		t.Errorf("workers judged %d, want 2500", got)
+	}
+}
+
+// TestBadPairInBatch: a bad pair inside a batch is dead-lettered alone with
+// its reason, the other pairs are counted, and the message is acknowledged
+// (not redelivered, so nothing is counted twice); a pair repeated within a
+// batch counts once. Messages whose Nats-Msg-Id is missing or is not their
+// envelope's id are refused whole.
+func TestBadPairInBatch(t *testing.T) {
+	r := newRig(t)
+	w, _, _ := r.worker(t, r.st, Options{})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	good := func(k int) string {
+		b, err := envelope.Marshal(rigPair(k, now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	badKind := strings.Replace(good(2), `"kind":"read"`, `"kind":"delete"`, 1)
+	otherSubject := strings.Replace(good(3), `"operation":"Op"`, `"operation":"Other"`, 1)
+	batch := `{"version":2,"id":"batch-1","pairs":[` + strings.Join([]string{good(0), badKind, good(1), otherSubject, good(1), good(4)}, ",") + `]}`
+	if _, err := r.js.Publish(ctx, envelope.Subject("exp", "Op"), []byte(batch), jetstream.WithMsgID("batch-1")); err != nil {
+		t.Fatal(err)
+	}
+	r.total = 3 // pairs 0, 1 and 4 are counted; 0 is divergent
+	single := []byte(good(9))
+	if _, err := r.js.Publish(ctx, envelope.Subject("exp", "Op"), single); err != nil { // no Nats-Msg-Id
+		t.Fatal(err)
+	}
+	if _, err := r.js.Publish(ctx, envelope.Subject("exp", "Op"), []byte(good(10)), jetstream.WithMsgID("p-9")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, func() string {
+		dl, err := r.st.DeadLetters(ctx, 10)
+		if err != nil {
+			return err.Error()
+		}
+		if len(dl) != 4 {
+			return fmt.Sprintf("%d dead letters, want 4", len(dl))
+		}
+		return ""
+	})
+	rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs, div int64
+	for _, s := range rows {
+		pairs, div = pairs+s.Pairs, div+s.Divergent
+	}
+	if pairs != 3 || div != 1 {
+		t.Errorf("stored %d pairs, %d divergent; want 3, 1", pairs, div)
+	}
+	dl, _ := r.st.DeadLetters(ctx, 10)
+	wants := []string{
+		`pair 2 of 6 in batch batch-1: envelope: field kind: must be "read" or "write", got "delete"`,
+		`pair 4 of 6 in batch batch-1: envelope for parity.pairs.exp.Other published on subject parity.pairs.exp.Op`,
+		`no Nats-Msg-Id header: publish the envelope with its id "p-9"`,
+		`Nats-Msg-Id header "p-9" is not the envelope's id "p-10"`,
+	}
+	for _, want := range wants {
+		found := false
+		for _, d := range dl {
+			if strings.Contains(d.Reason, want) {
+				found = true
+				if strings.HasPrefix(want, "pair ") && (len(d.Data) == 0 || d.Data[0] != '{' || strings.Contains(string(d.Data), "batch-1")) {
+					t.Errorf("dead letter %q keeps %q, want the pair's own envelope", d.Reason, d.Data)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no dead letter with reason %q among %+v", want, dl)
+		}
+	}
+	if s := w.Stats(); s.Duplicates != 1 || s.DeadLettered != 4 {
+		t.Errorf("Stats() = %+v, want 1 duplicate (pair 1 repeated in the batch) and 4 dead letters", s)
+	}
 	r.exact(t)
 }
 
@@ -318,5 +487,101 @@ func TestSegmentKeyBounded(t *testing.T) {
 	if len(one) > segment.MaxKeyBytes || len(two) > segment.MaxKeyBytes || one == two || !strings.HasPrefix(one, "a=aaa") {
 		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
 			one, len(one), two, len(two), segment.MaxKeyBytes)
+	}
+}
+
+func TestTimeWindowCheck(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	tw := TimeWindow{Ahead: 5 * time.Minute, Behind: 25 * time.Hour}
+	tests := []struct {
+		name string
+		t    time.Time
+		want string // "" accepted, else a phrase of the reason
+	}{
+		{"now", now, ""},
+		{"a little ahead (clock skew)", now.Add(4 * time.Minute), ""},
+		{"a day behind (waited in the stream)", now.Add(-24 * time.Hour), ""},
+		{"an hour ahead", now.Add(time.Hour), "2026-12-04T13:00:00Z is more than 5m0s ahead of the verifier's clock (--max-clock-skew)"},
+		{"year 9999", time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), "9999-12-31T00:00:00Z is more than 5m0s ahead"},
+		{"two days behind", now.Add(-48 * time.Hour), "2026-12-02T12:00:00Z is more than 25h0m0s before the verifier's clock (--max-pair-age)"},
+		{"year 2", time.Date(2, 1, 1, 0, 0, 0, 0, time.UTC), "0002-01-01T00:00:00Z is more than 25h0m0s before"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tw.Check(tt.t, now)
+			var fe *envelope.FieldError
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check = %v, want accepted", err)
+			case tt.want != "" && (!errors.As(err, &fe) || fe.Field != "time" || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Check = %v, want a time error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestPairsOutsideTheTimeWindow: pairs dated far ahead or behind the clock
+// are dead-lettered with the bound they broke (one dated 9999 must not pin
+// the experiment's last-seen time in the future); the window is an option.
+func TestPairsOutsideTheTimeWindow(t *testing.T) {
+	r := newRig(t)
+	_, _, _ = r.worker(t, r.st, Options{MaxClockSkew: 2 * time.Hour, MaxPairAge: 48 * time.Hour})
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, at := range []time.Time{
+		time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC), // dead letter
+		now.Add(-72 * time.Hour),                      // dead letter
+		now.Add(time.Hour),                            // within the configured 2h skew
+		now.Add(-47 * time.Hour),                      // within the configured 48h
+	} {
+		p := rigPair(100+i, at)
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.js.Publish(ctx, p.Subject(), b, jetstream.WithMsgID(p.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.total = 2
+	testutil.Eventually(t, 20*time.Second, func() string {
+		dl, err := r.st.DeadLetters(ctx, 10)
+		if err != nil {
+			return err.Error()
+		}
+		if len(dl) != 2 {
+			return fmt.Sprintf("%d dead letters, want 2", len(dl))
+		}
+		return ""
+	})
+	dl, _ := r.st.DeadLetters(ctx, 10)
+	reasons := dl[0].Reason + "\n" + dl[1].Reason
+	for _, want := range []string{"field time: 9999-12-31T00:00:00Z is more than 2h0m0s ahead", "is more than 48h0m0s before"} {
+		if !strings.Contains(reasons, want) {
+			t.Errorf("dead letter reasons %q lack %q", reasons, want)
+		}
+	}
+	testutil.Eventually(t, 20*time.Second, func() string {
+		rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{})
+		if err != nil {
+			return err.Error()
+		}
+		var n int64
+		for _, s := range rows {
+			n += s.Pairs
+		}
+		if n != 2 {
+			return fmt.Sprintf("%d pairs counted, want the 2 inside the window", n)
+		}
+		return ""
+	})
+	exps, err := r.st.Experiments(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exps {
+		if e.LastSeen.After(now.Add(2 * time.Hour)) {
+			t.Errorf("experiment %s last seen %v, in the future", e.Name, e.LastSeen)
+		}
 	}
 }

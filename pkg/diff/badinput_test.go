@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Hostile and extreme inputs: every one gets a verdict, in bounded time, and
@@ -94,15 +93,19 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			start := time.Now()
-			hot := c.d.Values([]byte(c.control), []byte(c.candidate))
-			if el := time.Since(start); el > 5*time.Second {
-				t.Errorf("took %v", el)
-			}
-			start = time.Now()
-			got := c.d.ExplainValues("", []byte(c.control), []byte(c.candidate))
-			if el := time.Since(start); el > 5*time.Second {
-				t.Errorf("explaining took %v", el)
+			// The work is counted, not timed: a bound on work holds on
+			// any machine, however busy.
+			var hotWork, work int
+			hot := c.d.values(c.d.def, []byte(c.control), []byte(c.candidate), false, &hotWork)
+			got := c.d.values(c.d.program(""), []byte(c.control), []byte(c.candidate), true, &work)
+			size := len(c.control) + len(c.candidate)
+			for _, w := range []struct {
+				what string
+				n    int
+			}{{"judging", hotWork}, {"explaining", work}} {
+				if bound := maxWork(size); w.n > bound {
+					t.Errorf("%s cost %d work units for %d bytes, want at most %d", w.what, w.n, size, bound)
+				}
 			}
 			sameShape(t, hot, got)
 			if got.Verdict != c.verdict {
@@ -122,6 +125,10 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 }
+
+// maxWork is the most work units a comparison of values of size bytes in
+// all may cost: linear in their size.
+func maxWork(size int) int { return 2*size + 100000 }
 
 // A deep difference renders a long path, but a bounded one.
 func TestDeepPath(t *testing.T) {

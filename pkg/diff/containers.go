@@ -282,6 +282,19 @@ func (w *walker) array(ai, bi uint32, depth int, lo, hi int32, act *actions) boo
 	return false
 }
 
+// matchBudget returns the work count up to which matching the elements of
+// arrays ai (control) and bi (candidate) pair by pair may go: matchFactor
+// units per token of the two arrays, at least hashMatchMin, and never past
+// the walk's own limit.
+func (w *walker) matchBudget(ai, bi uint32) int {
+	size := int(w.a.tape[ai].next-ai) + int(w.b.tape[bi].next-bi)
+	return min(w.work+max(matchFactor*size, hashMatchMin), w.workLimit)
+}
+
+// matchFactor is the work units per token that pairwise matching of an
+// unordered or keyed array may spend after hashing.
+const matchFactor = 2
+
 // hashMatchMin is the n×m above which unordered and keyed matching first
 // pairs elements by hash rather than trying every pair.
 const hashMatchMin = 1024
@@ -309,11 +322,17 @@ func (w *walker) unordered(ai, bi uint32, depth int, elo, ehi int32, eact *actio
 		if n*m > hashMatchMin {
 			matched += w.hashMatch(ra, rb, n, m, matchA, usedB, -1, depth, elo, ehi, eact)
 		}
-		for i := 0; i < n && w.work <= w.workLimit; i++ {
+		// What hashing could not match may still be equal under rules
+		// (tolerances, ignored members): try the pairs, within a budget
+		// proportional to the arrays' size, so that two large arrays with
+		// nothing in common cost a few passes over them, not n×m
+		// comparisons.
+		limit := w.matchBudget(ai, bi)
+		for i := 0; i < n && w.work <= limit; i++ {
 			if w.u32[matchA+i] != 0 {
 				continue
 			}
-			for j := 0; j < m && w.work <= w.workLimit; j++ {
+			for j := 0; j < m && w.work <= limit; j++ {
 				if w.u32[usedB+j] == 0 && w.compare(w.u32[ra+i], w.u32[rb+j], depth+1, elo, ehi, eact) {
 					w.u32[matchA+i], w.u32[usedB+j] = uint32(j+1), 1
 					matched++
@@ -492,6 +511,7 @@ func (w *walker) keyed(ai, bi uint32, depth int, elo, ehi int32, eact *actions, 
 		if n*m > hashMatchMin {
 			w.hashMatch(ra, rb, n, m, matchA, usedB, keys, depth, elo, ehi, eact)
 		}
+		limit := w.matchBudget(ai, bi)
 		for i := 0; i < n; i++ {
 			if w.u32[matchA+i] != 0 {
 				continue
@@ -502,7 +522,7 @@ func (w *walker) keyed(ai, bi uint32, depth int, elo, ehi int32, eact *actions, 
 					break
 				}
 			}
-			if w.work > w.workLimit {
+			if w.work > limit {
 				break
 			}
 		}

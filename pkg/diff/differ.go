@@ -40,23 +40,30 @@ func putScratch(s *scratch) {
 // signature, not the differences themselves: Result.Diffs is empty and
 // Result.Truncated false. [Differ.ExplainValues] lists them.
 func (d *Differ) Values(control, candidate []byte) Result {
-	return d.values(d.def, control, candidate, false)
+	return d.values(d.def, control, candidate, false, nil)
 }
 
 // ValuesFor is [Differ.Values] under the rules of one operation.
 func (d *Differ) ValuesFor(operation string, control, candidate []byte) Result {
-	return d.values(d.program(operation), control, candidate, false)
+	return d.values(d.program(operation), control, candidate, false, nil)
 }
 
 // ExplainValues is [Differ.ValuesFor] (the default rules for the operation
 // "") that also lists the differences, as [Differ.Explain] does.
 func (d *Differ) ExplainValues(operation string, control, candidate []byte) Result {
-	return d.values(d.program(operation), control, candidate, true)
+	return d.values(d.program(operation), control, candidate, true, nil)
 }
 
-func (d *Differ) values(p *program, control, candidate []byte, explain bool) (res Result) {
+// values compares control and candidate under p. When work is not nil it
+// receives the walk's count of work units (values compared, hashed or
+// scanned), which the tests bound by the values' size.
+func (d *Differ) values(p *program, control, candidate []byte, explain bool, work *int) (res Result) {
 	s := getScratch()
+	s.w.work = 0
 	defer func() {
+		if work != nil {
+			*work = s.w.work
+		}
 		if r := recover(); r != nil {
 			// A bug, not an input problem; keep the worker alive and say so.
 			res = Result{Verdict: VerdictInvalidJSON, Reason: fmt.Sprintf("diff: internal error: %v", r), RulesVersion: d.version}
@@ -175,7 +182,7 @@ func (d *Differ) judge(p *envelope.Pair, explain bool) Result {
 	cf, af := co != envelope.StatusOK, ca != envelope.StatusOK
 	switch {
 	case !cf && !af:
-		return d.values(prog, p.Control.Value, p.Candidate.Value, explain)
+		return d.values(prog, p.Control.Value, p.Candidate.Value, explain, nil)
 	case ca == envelope.StatusTimeout && !cf:
 		res.Verdict = VerdictCandidateTimeout
 	case cf && !af:

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -204,35 +205,10 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Marshal validates p and encodes it. It fills Version when it is zero.
-func Marshal(p *Pair) ([]byte, error) {
-	if p.Version == 0 {
-		p.Version = Version
-	}
-	// json.Marshal checks the raw values itself; on failure, validate them
-	// again only to name the field.
-	if err := p.validate(false); err != nil {
-		return nil, err
-	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		if verr := p.validate(true); verr != nil {
-			return nil, verr
-		}
-		return nil, fmt.Errorf("envelope: encode: %w", err)
-	}
-	if len(b) > MaxSize {
-		return nil, ErrTooLarge
-	}
-	return b, nil
-}
-
-// Decode parses and validates one envelope. It never panics; every error
-// wraps [ErrInvalid] and names the problem.
-func Decode(data []byte) (*Pair, error) {
-	if len(data) > MaxSize {
-		return nil, ErrTooLarge
-	}
+// decodeGeneral is the general decoder behind [Decode]: encoding/json's
+// rules, for envelopes the single-pass reader leaves to it and to name the
+// problem of an invalid one.
+func decodeGeneral(data []byte) (*Pair, error) {
 	if !utf8.Valid(data) {
 		return nil, &FieldError{Field: "(envelope)", Problem: "not valid UTF-8"}
 	}
@@ -262,18 +238,33 @@ func Decode(data []byte) (*Pair, error) {
 		}
 		*side.dst = Observation{Value: side.obs.Value, Error: side.obs.Error, Status: side.obs.Status, DurationNS: *side.obs.DurationNS}
 	}
+	if w.Time != nil {
+		p.Time = *w.Time
+	}
 	// The decoder has checked that both values are valid JSON.
 	if err := p.validate(false); err != nil {
+		var fe *FieldError
+		if w.Time != nil && errors.As(err, &fe) && fe.Field == "time" {
+			// Given, but as the zero time: not "missing", say what it is.
+			return nil, &FieldError{"time", ErrZeroTime.Error()}
+		}
 		return nil, err
 	}
 	return p, nil
 }
 
+// ErrZeroTime is the problem reported for an envelope whose time is
+// 0001-01-01T00:00:00Z, Go's zero time, which no call happened at.
+var ErrZeroTime = errors.New("0001-01-01T00:00:00Z is not when the call happened")
+
 // wirePair is a Pair as decoded, with its sides as pointers so that a side
 // or a duration left out is an error rather than a silent zero (which would
-// compare as a match). Its Control and Candidate hide the embedded Pair's.
+// compare as a match), and its time as a pointer so that a time given as
+// the zero time is told apart from one left out. Its Control, Candidate and
+// Time hide the embedded Pair's.
 type wirePair struct {
 	Pair
+	Time      *time.Time       `json:"time"`
 	Control   *wireObservation `json:"control"`
 	Candidate *wireObservation `json:"candidate"`
 }
@@ -312,9 +303,15 @@ func syntaxError(err error) error {
 	if errors.As(err, &te) {
 		field := strings.TrimPrefix(te.Field, "Pair.") // wirePair embeds Pair
 		if field == "" {
-			field = "(envelope)"
+			// The envelope itself: not the decoder's type name, which
+			// means nothing to whoever sent it.
+			return &FieldError{Field: "(envelope)", Problem: "wrong type: got JSON " + te.Value + ", want an object"}
 		}
-		return &FieldError{Field: field, Problem: "wrong type: got JSON " + te.Value + ", want " + te.Type.String()}
+		want := te.Type.String()
+		if t := te.Type; t.Kind() == reflect.Struct || t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			want = "an object" // not the decoder's own type names
+		}
+		return &FieldError{Field: field, Problem: "wrong type: got JSON " + te.Value + ", want " + want}
 	}
 	return &FieldError{Field: "(envelope)", Problem: "not valid JSON: " + err.Error()}
 }

@@ -448,12 +448,10 @@ func TestCacheFileWhenNATSIsDown(t *testing.T) {
 	t.Run("with cache", func(t *testing.T) {
 		p := newProvider(t, down(t), flagprovider.Options{CacheFile: cache, InitTimeout: 200 * time.Millisecond})
 		rec := record(t, p)
-		start := time.Now()
+		// Init returns after InitTimeout with the cache (a hang would fail
+		// the test); how long it takes is not asserted.
 		if err := p.Init(openfeature.EvaluationContext{}); err != nil {
 			t.Fatalf("Init with a cache: %v", err)
-		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Errorf("Init took %v", d)
 		}
 		rec.waitFor(t, openfeature.ProviderStale, "")
 		if !p.Stale() {

@@ -131,6 +131,31 @@ func BenchmarkShadowReadStaticFlag(b *testing.B) {
 	})
 }
 
+// BenchmarkOpenFeatureEvaluation is the OpenFeature SDK's own share of B4:
+// one flag evaluation through the SDK and its in-memory provider (parity)
+// against a static evaluator that costs nothing (reference), paced like the
+// reads. BenchmarkShadowRead minus this is what Parity adds.
+func BenchmarkOpenFeatureEvaluation(b *testing.B) {
+	ctx := context.Background()
+	ec := openfeature.NewEvaluationContext("123", map[string]any{"country": "IN", "plan": "pro"})
+	b.Run("reference", func(b *testing.B) {
+		flags := staticStage("shadow")
+		paced(b, func(int) {
+			if _, err := flags.StringValueDetails(ctx, "orders-migration", "off", ec); err != nil {
+				b.Fatal(err)
+			}
+		})
+	})
+	b.Run("parity", func(b *testing.B) {
+		flags := shadowFlags(b)
+		paced(b, func(int) {
+			if d, err := flags.StringValueDetails(ctx, "orders-migration", "off", ec); err != nil || d.Value != "shadow" {
+				b.Fatal(d, err)
+			}
+		})
+	})
+}
+
 // BenchmarkOffRead is the cost of Parity in a stage that compares nothing:
 // one flag evaluation (free here) and a direct call.
 func BenchmarkOffRead(b *testing.B) {

@@ -22,7 +22,7 @@ func TestDependencies(t *testing.T) {
 			allowed: []string{
 				"github.com/parityhq/parity/pkg/migration",
 				"github.com/parityhq/parity/pkg/envelope",
-				"github.com/parityhq/parity/pkg/natsnames",
+				"github.com/parityhq/parity/pkg/natsnames", // the envelope's subjects
 				"github.com/open-feature/go-sdk/openfeature",
 				"github.com/google/go-cmp/cmp",
 			},
@@ -34,7 +34,7 @@ func TestDependencies(t *testing.T) {
 			allowed: []string{
 				"github.com/parityhq/parity/pkg/migration",
 				"github.com/parityhq/parity/pkg/envelope",
-				"github.com/parityhq/parity/pkg/natsnames",
+				"github.com/parityhq/parity/pkg/natsnames", // the envelope's subjects
 				"github.com/open-feature/go-sdk/openfeature",
 				"github.com/google/go-cmp/cmp",
 				"github.com/prometheus/",

@@ -27,13 +27,18 @@
 // Nothing the other path does reaches the caller: its errors, panics and
 // timeouts are recovered, published and counted.
 //
-// A compared read runs the other path concurrently on its own goroutine and
-// returns as soon as the authoritative path does; the other path's latency
-// never adds to the caller's. It is bounded by [Timeout] (1s by default):
-// at the deadline its side is recorded as "timeout" even if the function
-// ignores its context. Such a function cannot be killed; its goroutine is
-// abandoned and lives until the function returns, and [MaxInFlight] bounds
-// how many may pile up. Parity's own goroutines all end by the deadline.
+// A compared read runs the other path concurrently on a goroutine of its own
+// and returns as soon as the authoritative path does; the other path's
+// latency never adds to the caller's. Those goroutines are pooled: a call
+// hands its other path to one that is idle and starts a new one only when
+// none is, and one idle for 100ms exits, so a steady stream of calls starts
+// no goroutine per call. The other path is bounded by [Timeout] (1s by
+// default), a deadline kept by one timer shared by every call rather than a
+// timer each: at the deadline its side is recorded as "timeout" even if the
+// function ignores its context. Such a function cannot be killed; its
+// goroutine is abandoned and lives until the function returns, and
+// [MaxInFlight] bounds how many may pile up. Parity's own goroutines all end
+// by the deadline, or go back to the pool.
 //
 // Writes run in order on the caller's goroutine, so both are done when Write
 // returns; when the authoritative write fails, the other is skipped and the

@@ -145,28 +145,34 @@ func (e *natsEnv) pairs(experiment, operation string) []*envelope.Pair {
 		e.t.Fatal(err)
 	}
 	var out []*envelope.Pair
-	for len(out) < n {
-		batch, err := cons.Fetch(n-len(out), jetstream.FetchMaxWait(5*time.Second))
+	for fetched := 0; fetched < n; { // n messages, each one pair or a batch
+		batch, err := cons.Fetch(n-fetched, jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		got := 0
 		for msg := range batch.Messages() {
 			got++
-			p, err := envelope.Decode(msg.Data())
+			fetched++
+			m, err := envelope.DecodeMessage(msg.Data())
 			if err != nil {
-				e.t.Fatalf("a published pair does not decode: %v\n%s", err, msg.Data())
+				e.t.Fatalf("a published message does not decode: %v\n%s", err, msg.Data())
 			}
 			if msg.Subject() != subject {
 				e.t.Errorf("pair on subject %q, want %q", msg.Subject(), subject)
 			}
-			out = append(out, p)
+			for _, it := range m.Items {
+				if it.Err != nil {
+					e.t.Fatalf("a published pair does not decode: %v\n%s", it.Err, it.Raw)
+				}
+				out = append(out, it.Pair)
+			}
 		}
 		if err := batch.Error(); err != nil {
 			e.t.Fatal(err)
 		}
 		if got == 0 {
-			e.t.Fatalf("stream says %d pairs on %s, fetched %d", n, subject, len(out))
+			e.t.Fatalf("stream says %d messages on %s, fetched %d", n, subject, fetched)
 		}
 	}
 	return out

@@ -40,7 +40,7 @@ func NewReader[Req, Res any](cfg Config[Req, Res], opts ...Option) (*Reader[Req,
 // unchanged (re-raised with its value after it has been recorded).
 //
 // Only the shadow and live stages compare: Read then starts the other path
-// on its own goroutine, with a context that carries ctx's values and the
+// on a pooled goroutine, with a context that carries ctx's values and the
 // [Timeout] deadline (but not ctx's cancellation unless [CancelWithCaller]
 // is set), runs the authoritative path on the caller's goroutine, and
 // returns as soon as the authoritative path has. The other path's result,
@@ -87,9 +87,10 @@ func (r *Reader[Req, Res]) Read(ctx context.Context, ec openfeature.EvaluationCo
 	} else {
 		rc.auth, rc.other = &rc.ctrl, &rc.cand
 	}
-	// Everything else about the other side, its context and timer included,
-	// is set up on its own goroutine.
-	go rc.runOther(ctx, other, req)
+	// Everything else about the other side, its context included, is set
+	// up on a pooled goroutine.
+	rc.parent, rc.otherFn, rc.req = ctx, other, req
+	workers.do(rc)
 	return rc.runAuth(ctx, auth, req)
 }
 
@@ -115,8 +116,7 @@ var errAbandoned = errors.New("migration: abandoned: the caller's context was ca
 // goroutine, the one that completes the pair builds and publishes it,
 // except that the caller never does so inline: when the other side gave up
 // waiting for it (the authoritative side outlasted the timeout), the caller
-// starts a goroutine for it. The caller allocates only this struct and its
-// goroutine.
+// hands it to the pool. The caller allocates only this struct.
 type readCall[Req, Res any] struct {
 	r     *Reader[Req, Res]
 	info  callInfo
@@ -131,7 +131,24 @@ type readCall[Req, Res any] struct {
 	// authDone is made by the other side, before it sets otherBit, when it
 	// has to wait for the authoritative side; the caller closes it.
 	authDone chan struct{}
+	// What the pooled goroutine runs: the other side's function, with the
+	// caller's context (for its values) and request.
+	parent  context.Context
+	otherFn Func[Req, Res]
+	req     Req
 }
+
+// run runs the other side on a pooled goroutine.
+func (rc *readCall[Req, Res]) run() {
+	parent, fn, req := rc.parent, rc.otherFn, rc.req
+	rc.parent, rc.otherFn = nil, nil
+	rc.runOther(parent, fn, req)
+}
+
+// readFinish is a readCall whose job is to complete its pair.
+type readFinish[Req, Res any] readCall[Req, Res]
+
+func (f *readFinish[Req, Res]) run() { (*readCall[Req, Res])(f).finish() }
 
 func (rc *readCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], req Req) (res Res, err error) {
 	s := rc.auth
@@ -163,13 +180,13 @@ func (rc *readCall[Req, Res]) authFinished() {
 	old := rc.state.Or(authBit)
 	switch {
 	case old&abandonBit != 0:
-		go rc.finish()
+		workers.do((*readFinish[Req, Res])(rc))
 	case old&otherBit != 0:
 		close(rc.authDone) // the other side is waiting for us
 	}
 }
 
-// runOther runs the non-authoritative side on its own goroutine. Whichever
+// runOther runs the non-authoritative side on a pooled goroutine. Whichever
 // comes first, the function's return or the context's end, records the
 // side's outcome.
 func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res], req Req) {
@@ -178,10 +195,10 @@ func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res]
 	if !c.opts.cancelWithCtx {
 		parent = context.WithoutCancel(parent)
 	}
-	// Both sides are timed from the start of the call, like the deadline.
+	// Both sides are timed from the start of the call, like the deadline,
+	// which the shared clock keeps: no timer of its own.
 	start := rc.info.start
-	ctx, cancel := context.WithDeadline(parent, start.Add(c.opts.timeout))
-	stop := context.AfterFunc(ctx, func() {
+	ctx := newDeadlineCtx(parent, start.Add(c.opts.timeout), func(ctx *deadlineCtx) {
 		if !rc.claimed.CompareAndSwap(false, true) {
 			return
 		}
@@ -207,7 +224,6 @@ func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res]
 			p = recover()
 			c.n.panics.Add(1)
 		}
-		stop()
 		c.n.inFlight.Add(-1)
 		if rc.claimed.CompareAndSwap(false, true) {
 			if normal {
@@ -220,7 +236,7 @@ func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res]
 			}
 			rc.otherFinished(ctx.Done())
 		}
-		cancel()
+		ctx.release()
 	}()
 	res, err = fn(ctx, req)
 	dur = time.Since(start)

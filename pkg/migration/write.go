@@ -106,11 +106,11 @@ func (w *Writer[Req, Res]) Write(ctx context.Context, ec openfeature.EvaluationC
 	res, err := wc.runAuth(ctx, auth, req, authSide, otherSide)
 	if err != nil {
 		otherSide.status = envelope.StatusSkipped
-		go wc.finish()
+		workers.do(wc)
 		return res, err
 	}
 	w.runOther(ctx, other, req, otherSide, wc)
-	go wc.finish()
+	workers.do(wc)
 	return res, err
 }
 
@@ -127,6 +127,9 @@ type writeCall[Req, Res any] struct {
 	ctrl side[Res] // always Old
 	cand side[Res] // always New
 }
+
+// run completes the pair on a pooled goroutine.
+func (wc *writeCall[Req, Res]) run() { wc.finish() }
 
 func (wc *writeCall[Req, Res]) finish() {
 	finish(wc.w.c, &wc.info, &wc.ctrl, &wc.cand, wc.w.compare)
@@ -145,7 +148,7 @@ func (wc *writeCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], r
 		wc.w.c.n.panics.Add(1)
 		s.recordPanic(p, time.Since(start))
 		other.status = envelope.StatusSkipped
-		go wc.finish()
+		workers.do(wc)
 		if p != nil {
 			panic(p)
 		}
@@ -165,9 +168,10 @@ func (wc *writeCall[Req, Res]) runAuth(ctx context.Context, fn Func[Req, Res], r
 // before the goroutine ends.
 func (w *Writer[Req, Res]) runOther(ctx context.Context, fn Func[Req, Res], req Req, s *side[Res], wc *writeCall[Req, Res]) {
 	c := w.c
-	octx, cancel := context.WithTimeout(ctx, c.opts.timeout)
-	defer cancel()
 	start := time.Now()
+	// The deadline is kept by the shared clock: no timer per call.
+	octx := newDeadlineCtx(ctx, start.Add(c.opts.timeout), nil)
+	defer octx.release()
 	normal := false
 	defer func() {
 		if normal {
@@ -177,7 +181,7 @@ func (w *Writer[Req, Res]) runOther(ctx context.Context, fn Func[Req, Res], req 
 		c.n.panics.Add(1)
 		s.recordPanic(p, time.Since(start))
 		if p == nil && wc != nil { // runtime.Goexit: the caller never gets its result
-			go wc.finish()
+			workers.do(wc)
 		}
 	}()
 	res, err := fn(octx, req)

@@ -7,19 +7,26 @@
 // full, or the publisher is closed, the pair is dropped and counted, and
 // Publish returns false. It allocates nothing. A single background goroutine
 // fills in a missing [envelope.Pair.ID], [envelope.Pair.Time] and
-// [envelope.Pair.Version], encodes the pair with [envelope.Marshal], and
-// publishes it on [envelope.Pair.Subject] with the pair's ID as the
-// Nats-Msg-Id header, so JetStream stores a pair published twice once. The
-// publish is asynchronous: JetStream's ack arrives on a reply subscription
-// of the publisher.
+// [envelope.Pair.Version] and encodes the pair straight into the open batch
+// of its subject ([envelope.BatchWriter]). A batch is published as one
+// message when it holds [Options.BatchPairs] pairs or [Options.BatchBytes]
+// bytes, once the queue has been emptied and its first pair has waited
+// [Options.Linger], or on Flush, as OpenTelemetry exporters and Kafka
+// producers batch. A batch of one pair is a plain version-1 envelope; a
+// larger one is a version-2 batch envelope (docs/wire-format.md). Each
+// message carries its envelope's id as the Nats-Msg-Id header (the pair's
+// id, or the batch's), so JetStream stores a message published twice
+// within the stream's duplicate window once. The publish is asynchronous:
+// JetStream's ack arrives on a reply subscription of the publisher.
 //
 // Memory is bounded: at most [Options.QueueSize] pairs wait in the queue and
-// at most [Options.MaxPending] published pairs await an ack (the encoded
-// bytes of those are held only by the nats.Conn's buffers). A pair that is
-// not acknowledged within [Options.AckTimeout], or that JetStream refuses (no
-// stream for the subject, stream full), is counted as failed and never
-// retried by this package. Errors go to [Options.OnError], whose text never
-// contains the pair's values.
+// at most [Options.MaxPending] published pairs await an ack (their encoded
+// messages are kept for a retry and reused once acknowledged). A message
+// that is not acknowledged within [Options.AckTimeout], or that JetStream
+// refuses (stream full), counts every pair in it as failed and is never
+// retried by this package; only a refusal for want of a stream leader is
+// sent again, with the same Nats-Msg-Id, until AckTimeout. Errors go to
+// [Options.OnError], whose text never contains the pair's values.
 //
 // Every pair offered is accounted for. [Publisher.Stats] returns counters for
 // which these hold in every snapshot:

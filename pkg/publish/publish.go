@@ -24,6 +24,9 @@ const (
 	DefaultQueueSize  = 8192
 	DefaultMaxPending = 4000
 	DefaultAckTimeout = 5 * time.Second
+	DefaultBatchPairs = 64
+	DefaultBatchBytes = 256 << 10
+	DefaultLinger     = 5 * time.Millisecond
 )
 
 // errReportBuffer is how many asynchronous errors may wait for
@@ -55,6 +58,24 @@ type Options struct {
 	// before it is counted as failed with [jetstream.ErrAsyncPublishTimeout].
 	// Zero means DefaultAckTimeout (5s); it must not be negative.
 	AckTimeout time.Duration
+	// BatchPairs is the most pairs packed into one message. Pairs waiting
+	// in the queue for the same subject are sent together as one batch
+	// envelope (wire-format version 2); a batch of one is sent as a plain
+	// version-1 envelope. 1 sends every pair on its own, for verifiers
+	// older than version 2. Zero means DefaultBatchPairs (64), or MaxPending
+	// if that is smaller; it must be between 0 and [envelope.MaxBatchPairs]
+	// and not above MaxPending.
+	BatchPairs int
+	// BatchBytes is the most encoded bytes in one batch message. A single
+	// pair larger than this is sent on its own. Zero means
+	// DefaultBatchBytes (256 KiB); it must be between 0 and
+	// [envelope.MaxSize].
+	BatchBytes int
+	// Linger is the longest a pair waits for others to share its message.
+	// A batch is sent as soon as it is full, when the queue has been
+	// emptied and Linger has passed since its first pair, or on Flush.
+	// Zero means DefaultLinger (5ms); it must not be negative.
+	Linger time.Duration
 	// Instance names this publisher in its reports, e.g. "orders-api-7f9c".
 	// Defaults to the host name and process id.
 	Instance string
@@ -79,6 +100,18 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("%w: MaxPending: must be >= 0", ErrInvalidOption)
 	case o.AckTimeout < 0:
 		return o, fmt.Errorf("%w: AckTimeout: must be >= 0", ErrInvalidOption)
+	case o.BatchPairs < 0 || o.BatchPairs > envelope.MaxBatchPairs:
+		return o, fmt.Errorf("%w: BatchPairs: must be between 0 and %d", ErrInvalidOption, envelope.MaxBatchPairs)
+	case o.BatchBytes < 0 || o.BatchBytes > envelope.MaxSize:
+		return o, fmt.Errorf("%w: BatchBytes: must be between 0 and %d", ErrInvalidOption, envelope.MaxSize)
+	case o.Linger < 0:
+		return o, fmt.Errorf("%w: Linger: must be >= 0", ErrInvalidOption)
+	}
+	if o.BatchBytes == 0 {
+		o.BatchBytes = DefaultBatchBytes
+	}
+	if o.Linger == 0 {
+		o.Linger = DefaultLinger
 	}
 	if o.QueueSize == 0 {
 		o.QueueSize = DefaultQueueSize
@@ -88,6 +121,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.AckTimeout == 0 {
 		o.AckTimeout = DefaultAckTimeout
+	}
+	if o.BatchPairs == 0 {
+		o.BatchPairs = min(DefaultBatchPairs, o.MaxPending)
+	}
+	if o.BatchPairs > o.MaxPending {
+		return o, fmt.Errorf("%w: BatchPairs (%d) must not exceed MaxPending (%d)", ErrInvalidOption, o.BatchPairs, o.MaxPending)
 	}
 	if o.ReportInterval == 0 {
 		o.ReportInterval = DefaultReportInterval
@@ -144,8 +183,10 @@ type Publisher struct {
 	sub   *nats.Subscription // receives the acks
 	inbox string             // reply subject prefix: inbox + token
 
-	queue   chan *envelope.Pair // never closed, so a send can never panic
-	slots   chan struct{}       // one element per pair awaiting an ack
+	queue   chan *envelope.Pair     // never closed, so a send can never panic
+	slots   chan struct{}           // one element per pair awaiting an ack
+	open    map[string]*openBatch   // batches being filled, by subject; goroutine only
+	spare   []*envelope.BatchWriter // writers not in use; goroutine only
 	flushes chan chan struct{}
 	errs    chan error    // asynchronous errors for OnError
 	quit    chan struct{} // closed by Close
@@ -166,11 +207,24 @@ type Publisher struct {
 	seq      uint64             // sequence number of the last pair published
 	inflight map[string]*flight // awaiting an ack, by reply token
 	waiters  []*flushWaiter
+	buffers  [][]byte // encoded messages acknowledged, for reuse
 }
 
-// flight is a pair awaiting its ack.
+// openBatch is a message being filled with the pairs of one subject.
+type openBatch struct {
+	subject string
+	w       *envelope.BatchWriter
+	since   time.Time // when its first pair was added
+}
+
+// maxSpareBuffers bounds the encoded-message buffers kept for reuse.
+const maxSpareBuffers = 64
+
+// flight is a message (one pair or a batch) awaiting its ack.
 type flight struct {
 	seq     uint64
+	pairs   int    // how many pairs the message carries
+	buf     []byte // the message's buffer, reused once it is acknowledged
 	subject string
 	timer   *time.Timer // fails the pair after AckTimeout
 	// msg is kept for a retry: while a clustered stream elects a leader,
@@ -209,6 +263,7 @@ func New(nc *nats.Conn, opts Options) (*Publisher, error) {
 		quit:     make(chan struct{}),
 		stopped:  make(chan struct{}),
 		inflight: make(map[string]*flight),
+		open:     make(map[string]*openBatch),
 	}
 	p.sub, err = nc.Subscribe(p.inbox+"*", p.onAck)
 	if err != nil {
@@ -365,21 +420,33 @@ const pollInterval = time.Millisecond
 func (p *Publisher) run() {
 	poll := time.NewTimer(pollInterval)
 	poll.Stop()
+	linger := time.NewTimer(p.opts.Linger)
+	linger.Stop()
 	for {
-		// Idle: wait for work.
+		// Idle: wait for work, or for an open batch's linger to end.
+		var lingerC <-chan time.Time
+		if oldest, ok := p.oldestOpen(); ok {
+			linger.Reset(time.Until(oldest.Add(p.opts.Linger)))
+			lingerC = linger.C
+		}
 		select {
 		case pair := <-p.queue:
-			p.send(pair)
+			p.add(pair)
+		case <-lingerC:
 		case done := <-p.flushes:
 			p.flush(done)
 		case err := <-p.errs:
 			p.report(err)
 		case <-p.quit:
+			linger.Stop()
 			p.stop()
 			return
 		}
-		// Busy: poll the queue until a poll finds it empty.
+		linger.Stop()
+		// Busy: poll the queue until a poll finds it empty, sending the
+		// batches that are full or have lingered long enough.
 		for p.sendQueued() > 0 {
+			p.sendDue(time.Now())
 			poll.Reset(pollInterval)
 			select {
 			case <-poll.C:
@@ -395,17 +462,18 @@ func (p *Publisher) run() {
 				return
 			}
 		}
+		p.sendDue(time.Now())
 	}
 }
 
-// sendQueued sends the pairs queued now, but not those enqueued meanwhile,
-// and returns how many it sent.
+// sendQueued adds the pairs queued now, but not those enqueued meanwhile,
+// to their batches and returns how many it took.
 func (p *Publisher) sendQueued() int {
 	n := len(p.queue)
 	for i := range n {
 		select {
 		case pair := <-p.queue:
-			p.send(pair)
+			p.add(pair)
 		default: // only Publish racing with stop receives elsewhere
 			return i
 		}
@@ -413,49 +481,130 @@ func (p *Publisher) sendQueued() int {
 	return n
 }
 
-// send encodes pair and publishes it with a reply subject on which
-// JetStream acknowledges it.
-func (p *Publisher) send(pair *envelope.Pair) {
+// oldestOpen returns when the oldest open batch got its first pair.
+func (p *Publisher) oldestOpen() (time.Time, bool) {
+	var oldest time.Time
+	for _, b := range p.open {
+		if oldest.IsZero() || b.since.Before(oldest) {
+			oldest = b.since
+		}
+	}
+	return oldest, !oldest.IsZero()
+}
+
+// sendDue sends every open batch that has lingered long enough.
+func (p *Publisher) sendDue(now time.Time) {
+	for _, b := range p.open {
+		if now.Sub(b.since) >= p.opts.Linger {
+			p.sendBatch(b)
+		}
+	}
+}
+
+// sendOpen sends every open batch.
+func (p *Publisher) sendOpen() {
+	for _, b := range p.open {
+		p.sendBatch(b)
+	}
+}
+
+// add fills in pair's missing ID and Time and encodes it into its
+// subject's open batch, sending the batch when it is full.
+func (p *Publisher) add(pair *envelope.Pair) {
 	if pair.ID == "" {
 		pair.ID = envelope.NewID()
 	}
 	if pair.Time.IsZero() {
 		pair.Time = time.Now().UTC()
 	}
-	data, err := envelope.Marshal(pair) // fills Version and validates
+	subject := pair.Subject()
+	b := p.open[subject]
+	if b == nil {
+		b = p.openBatch(subject)
+	}
+	err := b.w.Add(pair) // fills Version and validates
+	if errors.Is(err, envelope.ErrBatchFull) {
+		p.sendBatch(b)
+		b = p.openBatch(subject)
+		err = b.w.Add(pair)
+	}
 	if err != nil {
 		p.failed.Add(1)
 		p.report(invalidPair(err))
+		if b.w.Len() == 0 {
+			p.closeBatch(b)
+		}
 		return
 	}
+	if b.w.Len() >= p.opts.BatchPairs {
+		p.sendBatch(b)
+	}
+}
 
-	select { // at most MaxPending pairs await an ack
-	case p.slots <- struct{}{}:
-	case <-p.quit:
-		p.failed.Add(1)
-		p.abandoned++
-		return
+func (p *Publisher) openBatch(subject string) *openBatch {
+	var w *envelope.BatchWriter
+	if n := len(p.spare); n > 0 {
+		w, p.spare = p.spare[n-1], p.spare[:n-1]
+	} else {
+		w = envelope.NewBatchWriter(p.opts.BatchPairs, p.opts.BatchBytes)
 	}
-	subject := pair.Subject()
+	var buf []byte
+	p.mu.Lock()
+	if n := len(p.buffers); n > 0 {
+		buf, p.buffers = p.buffers[n-1], p.buffers[:n-1]
+	}
+	p.mu.Unlock()
+	w.Reset(buf)
+	b := &openBatch{subject: subject, w: w, since: time.Now()}
+	p.open[subject] = b
+	return b
+}
+
+// closeBatch forgets b and keeps its writer for another batch.
+func (p *Publisher) closeBatch(b *openBatch) {
+	delete(p.open, b.subject)
+	p.spare = append(p.spare, b.w)
+}
+
+// sendBatch publishes b's pairs as one message with a reply subject on
+// which JetStream acknowledges it.
+func (p *Publisher) sendBatch(b *openBatch) {
+	n := b.w.Len()
+	data, id := b.w.Finish()
+	buf := b.w.Detach()
+	p.closeBatch(b)
+	for i := range n { // at most MaxPending pairs await an ack
+		select {
+		case p.slots <- struct{}{}:
+		case <-p.quit:
+			for range i {
+				<-p.slots
+			}
+			p.failed.Add(uint64(n))
+			p.abandoned += uint64(n)
+			return
+		}
+	}
 	p.mu.Lock()
 	p.seq++
 	token := strconv.FormatUint(p.seq, 36)
 	msg := &nats.Msg{
-		Subject: subject,
+		Subject: b.subject,
 		Reply:   p.inbox + token,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{pair.ID}},
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{id}},
 		Data:    data,
 	}
 	p.inflight[token] = &flight{
 		seq:     p.seq,
-		subject: subject,
+		pairs:   n,
+		buf:     buf,
+		subject: b.subject,
 		timer:   time.AfterFunc(p.opts.AckTimeout, func() { p.complete(token, p.timeoutCause(token)) }),
 		msg:     msg,
 	}
 	p.mu.Unlock()
 
-	err = p.nc.PublishMsg(msg)
-	if err != nil {
+	if err := p.nc.PublishMsg(msg); err != nil {
 		p.complete(token, err)
 	}
 }
@@ -487,13 +636,17 @@ func (p *Publisher) retry(token string) bool {
 	backoff := min(retryBase<<(f.retries-1), time.Second)
 	msg := f.msg
 	time.AfterFunc(backoff, func() {
+		// Publish under the lock: once the message completes its buffer is
+		// reused, so it must not be read after that.
 		p.mu.Lock()
 		_, still := p.inflight[token]
-		p.mu.Unlock()
+		var err error
 		if still {
-			if err := p.nc.PublishMsg(msg); err != nil {
-				p.complete(token, err)
-			}
+			err = p.nc.PublishMsg(msg)
+		}
+		p.mu.Unlock()
+		if err != nil {
+			p.complete(token, err)
 		}
 	})
 	return true
@@ -550,13 +703,20 @@ func (p *Publisher) complete(token string, err error) {
 	}
 	delete(p.inflight, token)
 	f.timer.Stop()
-	<-p.slots
+	for range f.pairs {
+		<-p.slots
+	}
 	if err == nil {
-		p.published.Add(1)
+		p.published.Add(uint64(f.pairs))
 	} else {
-		p.failed.Add(1)
+		p.failed.Add(uint64(f.pairs))
 	}
 	p.waiters = release(p.waiters, f.seq)
+	if len(p.buffers) < maxSpareBuffers {
+		// Nothing reads the message any more: nats.go copied it when it
+		// was published, and a retry is no longer possible.
+		p.buffers = append(p.buffers, f.buf[:0])
+	}
 	p.mu.Unlock()
 
 	if err != nil && p.opts.OnError != nil {
@@ -590,6 +750,7 @@ func release(waiters []*flushWaiter, seq uint64) []*flushWaiter {
 // pair in flight has completed.
 func (p *Publisher) flush(done chan struct{}) {
 	p.sendQueued()
+	p.sendOpen()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.inflight) == 0 {
@@ -604,14 +765,19 @@ func (p *Publisher) flush(done chan struct{}) {
 func (p *Publisher) stop() {
 	p.stopping.Store(true) // from now on Publish cleans up after itself
 	n := p.abandoned + p.abandonQueued()
+	for _, b := range p.open {
+		n += uint64(b.w.Len())
+		p.failed.Add(uint64(b.w.Len()))
+		p.closeBatch(b)
+	}
 	_ = p.sub.Unsubscribe() // fails only if the connection is closed, and then the subscription is gone anyway
 
 	p.mu.Lock()
 	for _, f := range p.inflight {
 		f.timer.Stop()
+		n += uint64(f.pairs)
+		p.failed.Add(uint64(f.pairs))
 	}
-	n += uint64(len(p.inflight))
-	p.failed.Add(uint64(len(p.inflight)))
 	clear(p.inflight)
 	for _, w := range p.waiters {
 		close(w.done)

@@ -4,8 +4,12 @@
 // letters) is redacted.
 //
 // Places are named with the path patterns of diff rules (user.email,
-// items[*].card, **.ssn). A value that cannot be parsed, and might contain a
-// redacted place, is withheld whole: redaction fails closed.
+// items[*].card, **.ssn). Field names match in any case ("Email" is
+// "email"), and a rule written for a document also matches inside a root
+// array of such documents ("user.email" redacts [{"user": {"email": …}}]);
+// "**.email" matches the field at any depth. A value that cannot be parsed,
+// and might contain a redacted place, is withheld whole: redaction fails
+// closed.
 package redact
 
 import (
@@ -16,6 +20,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/parityhq/parity/pkg/diff"
 )
@@ -66,7 +71,7 @@ type rule struct {
 func New(rules []Rule, key []byte) (*Redactor, error) {
 	r := &Redactor{key: key}
 	for i, rl := range rules {
-		p, err := diff.ParsePattern(rl.Path)
+		p, err := diff.ParsePattern(strings.ToLower(rl.Path))
 		if err != nil {
 			return nil, fmt.Errorf("%w: rules[%d]: %w", ErrInvalidRule, i, err)
 		}
@@ -89,8 +94,9 @@ func (r *Redactor) Active() bool { return r != nil && len(r.rules) > 0 }
 
 // at returns the rule matching the place at path, if any.
 func (r *Redactor) at(path []any) (rule, bool) {
+	p, q := forms(path)
 	for _, rl := range r.rules {
-		if rl.pattern.Matches(path) {
+		if rl.pattern.Matches(p) || q != nil && rl.pattern.Matches(q) {
 			return rl, true
 		}
 	}
@@ -98,12 +104,40 @@ func (r *Redactor) at(path []any) (rule, bool) {
 }
 
 func (r *Redactor) below(path []any) bool {
+	p, q := forms(path)
 	for _, rl := range r.rules {
-		if rl.pattern.MatchesBelow(path) {
+		if rl.pattern.MatchesBelow(p) || q != nil && rl.pattern.MatchesBelow(q) {
 			return true
 		}
 	}
 	return false
+}
+
+// forms returns the paths a rule is matched against: path with its field
+// names lower-cased (rules are compiled lower-cased: "Email" and "email" are
+// one field), and, when path starts inside a root array, the same without
+// the root array's indexes (nil otherwise), so that a rule written for a
+// document ("user.email") also covers a list of such documents
+// ([{"user": {"email": …}}]).
+func forms(path []any) (p, q []any) {
+	p = make([]any, len(path))
+	for i, e := range path {
+		if s, ok := e.(string); ok {
+			e = strings.ToLower(s)
+		}
+		p[i] = e
+	}
+	n := 0
+	for n < len(p) {
+		if _, ok := p[n].(int); !ok {
+			break
+		}
+		n++
+	}
+	if n > 0 {
+		q = p[n:]
+	}
+	return p, q
 }
 
 func (r *Redactor) replace(rl rule, v any) any {

@@ -54,6 +54,47 @@ func TestValue(t *testing.T) {
 	}
 }
 
+// TestWhereUsersExpect: a rule matches its field whatever the case of the
+// field's name, and inside a root array of documents; **.field at any
+// depth. Before, the array's documents and "Email" kept their secrets.
+func TestWhereUsersExpect(t *testing.T) {
+	r, err := New([]Rule{{"user.email", Mask}, {"Card", Hash}, {"**.SSN", Mask}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name, in string
+		path     []any
+		gone     []string
+		kept     []string
+	}{
+		{"root array of documents", `[{"user":{"email":"ann@example.com","name":"Ann"}},{"user":{"email":"bob@example.com"}}]`, nil, []string{"ann@", "bob@"}, []string{`"name":"Ann"`}},
+		{"array of arrays", `[[{"card":"4111"}],[{"card":"5500"}]]`, nil, []string{"4111", "5500"}, nil},
+		{"field name in another case", `{"User":{"EMAIL":"ann@example.com"},"CARD":"4111"}`, nil, []string{"ann@", "4111"}, nil},
+		{"any depth, any case", `[{"a":{"b":[{"Ssn":"123-45-6789"}]}}]`, nil, []string{"123-45-6789"}, nil},
+		{"a value at an element's field", `"ann@example.com"`, []any{3, "user", "email"}, []string{"ann@"}, nil},
+		{"the same name deeper is not the rule's place", `{"order":{"user":{"email":"shop@example.com"}}}`, nil, nil, []string{"shop@"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := string(r.Value(tt.path, json.RawMessage(tt.in)))
+			for _, g := range tt.gone {
+				if strings.Contains(got, g) {
+					t.Errorf("Value = %s, still holds %s", got, g)
+				}
+			}
+			for _, k := range tt.kept {
+				if !strings.Contains(got, k) {
+					t.Errorf("Value = %s, lost %s", got, k)
+				}
+			}
+		})
+	}
+	diffs := r.Differences(json.RawMessage(`[{"path":"[2].user.email","pattern":"[*].user.email","kind":"changed","control":"\"ann@example.com\"","candidate":"\"bob@example.com\""}]`))
+	if strings.Contains(string(diffs), "@example.com") {
+		t.Errorf("Differences = %s: a difference inside a root array kept its values", diffs)
+	}
+}
+
 func TestCutValueOutsideRulesKept(t *testing.T) {
 	r, _ := New([]Rule{{"user.email", Mask}}, nil)
 	if got := string(r.Value([]any{"order"}, json.RawMessage(`{"price":12…`))); got != `{"price":12…` {

@@ -11,6 +11,8 @@ func TestRatios(t *testing.T) {
 BenchmarkB1/1.5KB/reference-2   	       1	1000000000 ns/op	     30000 pairs/s	     512 B/op	       4 allocs/op
 BenchmarkB1/1.5KB/parity-2      	       1	1000000000 ns/op	     24000 pairs/s	    1024 B/op	       8 allocs/op
 BenchmarkLonely/parity-2        	     100	       50 ns/op
+BenchmarkHookLatency/reference-2 	   10000	     50000 ns/op	       100 p50-ns	      1000 p99-ns
+BenchmarkHookLatency/parity-2    	   10000	     50000 ns/op	       150 p50-ns	     11000 p99-ns
 PASS
 `
 	runs, err := parse(strings.NewReader(in))
@@ -23,6 +25,8 @@ PASS
 		"BenchmarkB1/1.5KB", "pairs/s", "0.800x", // 24000 / 30000
 		"2.000x", // B/op and allocs/op doubled
 		"BenchmarkLonely                              (no reference run)",
+		">= 1x  missed", // B1 at 1.5 KB must reach the reference
+		"+1e+04", "<= +2500  missed", "<= +100  met",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())

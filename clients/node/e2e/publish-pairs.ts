@@ -76,6 +76,59 @@ for (let i = 0; i < n; i++) {
 await Promise.all(calls);
 await getOrder.wait({ timeoutMs: 30_000 });
 await placeOrder.wait({ timeoutMs: 30_000 });
+
+// Edge cases, in their own experiment: every one must be a valid envelope
+// that the Go verifier judges (none dead-lettered). Unicode and long keys,
+// more attributes than a pair carries, long multi-byte values, quotes and
+// newlines in errors, a skipped write, a timeout, a synchronous throw, a
+// result JSON cannot encode.
+const edgeExperiment = `${experiment}-edges`;
+const longError = 'quote " backslash \\ newline \n tab \t ünïcödé 🙂 '.repeat(200);
+const edgeRead = new Reader<number, unknown>({
+  experiment: edgeExperiment,
+  operation: "EdgeRead",
+  flags,
+  flagKey: "orders-stage",
+  publisher: pub,
+  timeoutMs: 50,
+  old: async (i) => ({ i, text: 'a "quoted"\nline ünïcödé 🙂', nested: [[1, 2.5, -0], { k: null }], big: 9007199254740991 }),
+  new: (i) => {
+    switch (i % 5) {
+      case 0:
+        return Promise.reject(new Error(longError));
+      case 1:
+        return new Promise(() => {}); // never answers: timeout
+      case 2:
+        throw new Error("new exploded"); // synchronously: panic
+      case 3:
+        return Promise.resolve({ n: 10n }); // BigInt: cannot be encoded
+    }
+    return Promise.resolve({ i, text: "different" });
+  },
+});
+const edgeWrite = new Writer<number, unknown>({
+  experiment: edgeExperiment,
+  operation: "EdgeWrite",
+  flags,
+  flagKey: "orders-stage",
+  publisher: pub,
+  old: async () => {
+    throw new Error("duplicate key value violates unique constraint");
+  },
+  new: async () => ({ rows_affected: 1 }),
+});
+const manyAttrs: Record<string, unknown> = { country: "BR", plan: "pro", seats: 12, ratio: 1234567.5, beta: true, long: "é".repeat(200), "bad name": "x" };
+for (let a = 0; a < 20; a++) manyAttrs[`a${a}`] = `v${a}`;
+let edges = 0;
+for (let i = 0; i < 5; i++) {
+  const ec = { targetingKey: `ünïcödé-user-🙂-${i}-` + "k".repeat(300), ...manyAttrs };
+  await edgeRead.read(ec, i);
+  edges++;
+}
+await edgeWrite.write({ targetingKey: "user-w", country: "US", plan: "free" }, 1).catch(() => {});
+edges++;
+await edgeRead.wait({ timeoutMs: 30_000 });
+await edgeWrite.wait({ timeoutMs: 30_000 });
 await pub.close({ timeoutMs: 60_000 });
 await nc.close();
-console.log(JSON.stringify({ want, reader: getOrder.stats(), writer: placeOrder.stats(), publisher: pub.stats() }));
+console.log(JSON.stringify({ want, edges, edgeReader: edgeRead.stats(), reader: getOrder.stats(), writer: placeOrder.stats(), publisher: pub.stats() }));

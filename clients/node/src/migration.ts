@@ -157,6 +157,11 @@ function panicSide(e: unknown, start: number): Side {
   return { status: "panic", error: truncateUTF8("panic: " + errorText(e), MAX_ERROR_LEN), durNs: nsSince(start) };
 }
 
+/** callPath runs one path as the caller would, with no `this`. */
+function callPath<Req, Res>(fn: PathFn<Req, Res>, req: Req, signal: AbortSignal | undefined): Promise<Res> | Res {
+  return fn(req, { signal });
+}
+
 function invalid(msg: string): InvalidOptionError {
   return new InvalidOptionError(`parity: invalid option: ${msg}`);
 }
@@ -447,9 +452,9 @@ export class Reader<Req, Res> {
         break;
       case "rampdown":
       case "complete":
-        return c.new(req, { signal });
+        return callPath(c.new, req, signal);
       default: // off, freeze, dualwrite
-        return c.old(req, { signal });
+        return callPath(c.old, req, signal);
     }
     c.offered++;
     const s = c.sampled(ec, opts);
@@ -641,12 +646,12 @@ export class Writer<Req, Res> {
         authIsNew = true;
         break;
       case "complete":
-        return c.new(req, { signal });
+        return callPath(c.new, req, signal);
       case "freeze":
         c.frozen++;
         throw new WriteFrozenError(c.experiment, c.operation);
       default: // off
-        return c.old(req, { signal });
+        return callPath(c.old, req, signal);
     }
     c.offered++;
     const s = c.sampled(ec, opts);

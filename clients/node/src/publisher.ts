@@ -7,7 +7,8 @@
 // one inbox of its own and reads JetStream's PubAck there, instead of calling
 // JetStreamClient.publish: that allocates a request, two errors and a timer
 // per message and measured a quarter of the throughput on the same machine.
-// Acks not received within ackTimeoutMs are failed by one sweep timer.
+// Acks not received within ackTimeoutMs are failed by one sweep timer; a
+// pair refused for want of a stream is sent again until then.
 
 import { hostname } from "node:os";
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -36,7 +37,7 @@ export interface PublisherOptions {
   ackTimeoutMs?: number;
   /** Names this publisher in its reports. Default: host name and process id. */
   instance?: string;
-  /** How often counters are reported on REPORT_SUBJECT, in ms; negative: never. Default 10000. */
+  /** How often counters are reported on REPORT_SUBJECT, in ms; negative: never. 0 or unset: 10000. */
   reportIntervalMs?: number;
   /**
    * Receives publishing errors (invalid pairs, refused or unacknowledged
@@ -91,6 +92,24 @@ function checkInt(name: string, v: number | undefined, def: number, min: number)
   return v === 0 && min === 0 ? def : v;
 }
 
+/**
+ * A pair awaiting its ack. Its data is kept for a retry: while a clustered
+ * stream elects a leader the server answers "no responders", and the pair is
+ * sent again (same Nats-Msg-Id, so never stored twice) until its ack timeout.
+ */
+interface Flight {
+  subject: string;
+  id: string;
+  data: string;
+  expires: number;
+  retries: number;
+}
+
+/** Retries of a pair refused for want of a stream: 50 ms doubling to 1 s, at most 20, never past the ack timeout. */
+const RETRY_BASE_MS = 50;
+const MAX_RETRIES = 20;
+const NO_STREAM = "no JetStream stream takes the subject (no responders)";
+
 interface Waiter {
   upTo: number;
   left: number;
@@ -133,7 +152,7 @@ export class Publisher implements PairPublisher {
   #seq = 0; // sequence of the last pair enqueued
   #headSeq = 1; // sequence of the pair at the head of the queue
   /** Pairs awaiting an ack, by sequence: their subject and when they expire. */
-  readonly #inflight = new Map<number, { subject: string; expires: number }>();
+  readonly #inflight = new Map<number, Flight>();
   #waiters: Waiter[] = [];
   #scheduled = false;
   #closed = false;
@@ -151,7 +170,7 @@ export class Publisher implements PairPublisher {
     this.#queueSize = checkInt("queueSize", opts.queueSize, DEFAULT_QUEUE_SIZE, 0);
     this.#maxPending = checkInt("maxPending", opts.maxPending, DEFAULT_MAX_PENDING, 0);
     this.#ackTimeoutMs = checkInt("ackTimeoutMs", opts.ackTimeoutMs, DEFAULT_ACK_TIMEOUT_MS, 0);
-    const report = opts.reportIntervalMs ?? DEFAULT_REPORT_INTERVAL_MS;
+    const report = opts.reportIntervalMs || DEFAULT_REPORT_INTERVAL_MS; // 0: the default
     if (typeof report !== "number" || !Number.isFinite(report)) throw new InvalidOptionError(`parity: invalid option: reportIntervalMs: must be a number, got ${String(report)}`);
     if (opts.onError !== undefined && typeof opts.onError !== "function") throw new InvalidOptionError("parity: invalid option: onError: must be a function");
     this.#instance = opts.instance || `${hostname()}-${process.pid}`;
@@ -291,13 +310,17 @@ export class Publisher implements PairPublisher {
       this.#report(new Error(msg));
       return;
     }
-    const subj = subject(pair.experiment, pair.operation);
-    this.#inflight.set(seq, { subject: subj, expires: performance.now() + this.#ackTimeoutMs });
+    const f: Flight = { subject: subject(pair.experiment, pair.operation), id: pair.id as string, data, expires: performance.now() + this.#ackTimeoutMs, retries: 0 };
+    this.#inflight.set(seq, f);
     this.#armSweep();
+    this.#transmit(seq, f);
+  }
+
+  #transmit(seq: number, f: Flight): void {
     try {
       const h = headers();
-      h.set(PubHeaders.MsgIdHdr, pair.id as string);
-      (this.#nc as NatsConnection).publish(subj, data, { reply: this.#inbox + seq.toString(36), headers: h });
+      h.set(PubHeaders.MsgIdHdr, f.id);
+      (this.#nc as NatsConnection).publish(f.subject, f.data, { reply: this.#inbox + seq.toString(36), headers: h });
     } catch (e) {
       this.#settle(seq, errorText(e));
     }
@@ -307,7 +330,17 @@ export class Publisher implements PairPublisher {
   #onAck(err: Error | null, m: Msg): void {
     if (err !== null) return; // the subscription ended (close)
     const seq = parseInt(m.subject.slice(this.#inbox.length), 36);
-    this.#settle(seq, ackProblem(m));
+    const problem = ackProblem(m);
+    const f = this.#inflight.get(seq);
+    if (problem === NO_STREAM && f !== undefined && f.retries < MAX_RETRIES) {
+      f.retries++;
+      const t = setTimeout(() => {
+        if (!this.#stopped && this.#inflight.get(seq) === f) this.#transmit(seq, f);
+      }, Math.min(RETRY_BASE_MS * 2 ** (f.retries - 1), 1000));
+      t.unref();
+      return;
+    }
+    this.#settle(seq, problem);
   }
 
   /** armSweep makes sure one timer fails the pairs whose ack is overdue. */
@@ -318,7 +351,7 @@ export class Publisher implements PairPublisher {
       const now = performance.now();
       for (const [seq, f] of this.#inflight) {
         if (f.expires > now) break; // in order of expiry
-        this.#settle(seq, `no ack from JetStream within ${this.#ackTimeoutMs} ms`);
+        this.#settle(seq, f.retries > 0 ? NO_STREAM : `no ack from JetStream within ${this.#ackTimeoutMs} ms`);
       }
       if (this.#inflight.size > 0) this.#armSweep();
     }, Math.max(10, Math.min(this.#ackTimeoutMs, 250)));
@@ -374,7 +407,7 @@ export class Publisher implements PairPublisher {
  */
 function ackProblem(m: Msg): string | undefined {
   if (m.data.length === 0) {
-    return m.headers?.code === 503 ? "no JetStream stream takes the subject (no responders)" : "empty reply from JetStream";
+    return m.headers?.code === 503 ? NO_STREAM : "empty reply from JetStream";
   }
   try {
     const ack = m.json<{ stream?: string; error?: { code: number; err_code?: number; description: string } }>();

@@ -239,16 +239,37 @@ test("discard drops and counts everything", async () => {
   assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0 });
 });
 
-test("no stream for the subject: the pair fails with the reason", async () => {
+test("no stream for the subject: retried until the ack timeout, then failed with the reason", async () => {
   const server = await NATSServer.start();
   const nc = await connectTo(server.url);
   try {
     const errors: string[] = [];
-    const pub = new Publisher(nc, { reportIntervalMs: -1, onError: (e) => errors.push(e.message) });
+    const pub = new Publisher(nc, { ackTimeoutMs: 300, reportIntervalMs: -1, onError: (e) => errors.push(e.message) });
     pub.publish(pair(1));
     await pub.flush({ timeoutMs: 10_000 });
     assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0 });
     assert.deepEqual(errors, ["parity: publish parity.pairs.pub.GetOrder: no JetStream stream takes the subject (no responders)"]);
+    await pub.close();
+  } finally {
+    await nc.close();
+    await server.stop();
+  }
+});
+
+test("a stream that appears while a pair is retried (a leader election) takes it, once", async () => {
+  const server = await NATSServer.start();
+  const nc = await connectTo(server.url);
+  try {
+    const pub = new Publisher(nc, { ackTimeoutMs: 30_000, reportIntervalMs: -1 });
+    pub.publish(pair(1, { id: "retried-1" }));
+    // The first attempt is refused: no stream yet. Then the stream appears.
+    await until("the pair to be in flight", () => pub.stats().queued === 0);
+    await createStream(nc);
+    await pub.flush({ timeoutMs: 30_000 });
+    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 1, failed: 0, pending: 0, queued: 0 });
+    const stored = await readPairs(nc, "parity.pairs.pub.GetOrder");
+    assert.equal(stored.length, 1);
+    assert.equal(stored[0].id, "retried-1");
     await pub.close();
   } finally {
     await nc.close();

@@ -212,24 +212,30 @@ func streamPairs(t *testing.T, ctx context.Context, ns *server.Server) []*envelo
 		t.Fatal(err)
 	}
 	var out []*envelope.Pair
-	for uint64(len(out)) < info.State.Msgs {
-		batch, err := cons.Fetch(int(info.State.Msgs)-len(out), jetstream.FetchMaxWait(5*time.Second))
+	for fetched := uint64(0); fetched < info.State.Msgs; { // messages: one pair or a batch each
+		batch, err := cons.Fetch(int(info.State.Msgs-fetched), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := len(out)
+		n := fetched
 		for msg := range batch.Messages() {
-			p, err := envelope.Decode(msg.Data())
+			fetched++
+			m, err := envelope.DecodeMessage(msg.Data())
 			if err != nil {
-				t.Fatalf("invalid pair on the stream: %v", err)
+				t.Fatalf("invalid message on the stream: %v", err)
 			}
-			out = append(out, p)
+			for _, it := range m.Items {
+				if it.Err != nil {
+					t.Fatalf("invalid pair on the stream: %v", it.Err)
+				}
+				out = append(out, it.Pair)
+			}
 		}
 		if err := batch.Error(); err != nil {
 			t.Fatal(err)
 		}
-		if len(out) == n {
-			t.Fatalf("%d of the stream's %d pairs, and no more", n, info.State.Msgs)
+		if fetched == n {
+			t.Fatalf("%d of the stream's %d messages, and no more", n, info.State.Msgs)
 		}
 	}
 	return out
