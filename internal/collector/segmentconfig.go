@@ -3,7 +3,6 @@ package collector
 import (
 	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -63,11 +62,9 @@ func (s *handlers) apiSegmentConfigHistory(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	limit := 0
-	if v := c.QueryParam("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 1000 {
-			return badParam("limit", "not a whole number from 1 to 1000")
-		}
+	limit, err := limitParam(c, 20, 500)
+	if err != nil {
+		return err
 	}
 	hist, err := s.db.SegmentConfigHistory(c.Request().Context(), name, limit)
 	if err != nil {

@@ -55,6 +55,10 @@ func TestSegmentConfigAPI(t *testing.T) {
 		t.Errorf("history: %d %s", code, body)
 	}
 
+	if code, body := h.do("GET", "/api/v1/experiments/ctl/segment-config/history?limit=many", flagOperator, ""); code != http.StatusBadRequest || !strings.Contains(body, "limit") {
+		t.Errorf("history?limit=many: %d %s, want 400 naming limit", code, body)
+	}
+
 	// The verifier hears of the change and splits new pairs with it: all
 	// of them in segment "all".
 	testutil.Eventually(t, 20*time.Second, func() string {
