@@ -439,8 +439,12 @@ func TestStoreOutage(t *testing.T) {
 // the work and count every pair once.
 func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// Nothing crashes here, so no message should be redelivered: a long
+	// AckWait keeps a slow machine from redelivering one to the other worker
+	// while its first holder commits it, which both would then report as
+	// judged (the store still counts it once).
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 2000)
 	r.exact(t)
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
