@@ -292,8 +292,10 @@ func TestBatchCommitThenCrash(t *testing.T) {
 // ones (batches) on one stream, two workers: every pair counted once.
 func TestBatchesAndSinglesTogether(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// A long AckWait, as in TestTwoWorkersShareTheConsumer: nothing crashes,
+	// so nothing should be redelivered and judged by both workers.
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 300)
 	r.publishBatches(t, 2000, 50)
 	r.publish(t, 200)
