@@ -4,7 +4,7 @@ GO      ?= go
 PKGS    ?= ./...
 BENCH   ?= .
 
-.PHONY: help demo example example-node rollout-demo test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo reconcile-example test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,6 +22,9 @@ example: ## the orders example service with traffic, and Parity's dashboard at h
 	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
 	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
 	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
+
+reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
+	$(GO) run ./examples/reconcile
 
 example-node: ## the Node.js orders example (examples/node-orders) with traffic, and Parity's dashboard at http://127.0.0.1:8080
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm run build
@@ -66,9 +69,11 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
 
-fuzz: ## fuzz the envelope decoder and the differ for 30s each
-	$(GO) test -run='^$$' -fuzz=FuzzDecode -fuzztime=30s ./pkg/envelope/
+fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ and the gate for 30s each
+	$(GO) test -run='^$$' -fuzz='FuzzDecode$$' -fuzztime=30s ./pkg/envelope/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=30s ./pkg/envelope/
 	$(GO) test -run='^$$' -fuzz=FuzzValues -fuzztime=30s ./pkg/diff/
+	$(GO) test -run='^$$' -fuzz=FuzzEvaluate -fuzztime=30s ./pkg/report/
 
 fmt: ## format the code
 	gofmt -w .

@@ -159,8 +159,10 @@ func TestDashboardInBrowser(t *testing.T) {
 	b.screenshot("experiment")
 
 	// The operation filter narrows the table to the US segment's operation.
+	// The new page's table is parsed after its filter form: wait for its
+	// rows too, not only for the form.
 	b.do("filter", chromedp.SetValue(`#operation`, "ListOrders"), chromedp.Click(`form.filters button`),
-		chromedp.WaitReady(`#operation option[value="ListOrders"][selected]`))
+		chromedp.WaitReady(`#operation option[value="ListOrders"][selected]`), chromedp.WaitReady(`#segments tbody tr`))
 	if got := b.eval(rowsJS); got != "country=US,plan=free" {
 		t.Errorf("filtered table shows %q, want only country=US,plan=free", got)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -72,6 +73,25 @@ func TestSweepCommands(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("the experiment page lacks %q", want)
 		}
+	}
+	resp, err = http.Get(app.URL() + "/experiments/orders-db?operation=reconcile:orders")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("the experiment page for the sweep's operation: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	// An operator starts one from the dashboard's form.
+	form := url.Values{"old_source": {"legacy"}, "old_table": {"orders"}, "new_source": {"cloud"}, "new_table": {"orders"}, "key": {"id"}}
+	req, _ := http.NewRequest(http.MethodPost, app.URL()+"/experiments/orders-db/sweeps", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+op)
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = client.Do(req)
+	if err != nil || resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/experiments/orders-db#sweeps" {
+		t.Errorf("the start form: %v %v", resp.Status, err)
+	}
+	resp.Body.Close()
+	if code, out, _ := parityctl(append([]string{"reconcile", "status", "--id", "2"}, common...)...); code != 0 || !strings.Contains(out, "sweep 2 orders-db reconcile:orders") {
+		t.Errorf("the sweep started from the form: %d %s", code, out)
 	}
 	// The sweep's counts are an operation like any other.
 	_, out, _ = parityctl("gate", "--url", app.URL(), "--experiment", "orders-db", "--min-pairs", "10", "--max-rate", "0.5%")

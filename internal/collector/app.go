@@ -203,6 +203,10 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
+// MaxHeaderBytes bounds a request's headers: 64 KiB, far more than any
+// browser or client sends. Larger ones are answered 431.
+const MaxHeaderBytes = 64 << 10
+
 // AnonymousViewersAuto is the default of [Options.AnonymousViewers].
 const AnonymousViewersAuto = "auto"
 
@@ -335,7 +339,10 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 	if a.ln, err = net.Listen("tcp", opts.Addr); err != nil {
 		return nil, fmt.Errorf("collector: listen on %s: %w", opts.Addr, err)
 	}
-	a.http = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
+	// Every input bounded: headers in size and time, a whole request in
+	// time (bodies are bounded in size per route), idle connections too.
+	a.http = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: MaxHeaderBytes}
 	a.wg.Go(func() {
 		if err := a.http.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			a.errc <- fmt.Errorf("collector: http: %w", err)

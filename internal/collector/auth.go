@@ -98,6 +98,7 @@ var routeAccess = map[string]auth.Role{
 	"GET /api/v1/sweeps/:id":                               auth.RoleViewer,
 	"POST /api/v1/sweeps/:id/:action":                      auth.RoleOperator,
 	"POST /experiments/:name/sweeps/:id/:action":           auth.RoleOperator, // the dashboard's forms; CSRF-checked
+	"POST /experiments/:name/sweeps":                       auth.RoleOperator, // the dashboard's form; CSRF-checked
 
 	// OFREP flag evaluation (ofrep.go): applications read their rollout
 	// stage with whatever token they hold, usually an ingest token.

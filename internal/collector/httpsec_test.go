@@ -148,3 +148,28 @@ func TestOFREPCORS(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadersBounded: the collector's server refuses headers over
+// MaxHeaderBytes (Go's default would read a megabyte of them).
+func TestHeadersBounded(t *testing.T) {
+	h := newRolloutHarness(t)
+	req, _ := http.NewRequest("GET", h.app.URL()+"/healthz", nil)
+	req.Header.Set("X-Padding", strings.Repeat("a", 2*MaxHeaderBytes))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("%d bytes of headers: %d, want 431", 2*MaxHeaderBytes, resp.StatusCode)
+	}
+	req.Header.Set("X-Padding", strings.Repeat("a", MaxHeaderBytes/2))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("%d bytes of headers: %d, want 200", MaxHeaderBytes/2, resp.StatusCode)
+	}
+}

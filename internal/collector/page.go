@@ -103,7 +103,7 @@ func (s *handlers) experimentPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return err
 	}

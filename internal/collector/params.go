@@ -283,6 +283,28 @@ func optionalName(c echo.Context, param string) (string, error) {
 	return v, nil
 }
 
+// optionalOperation returns query parameter operation: a name, or the
+// operation of a reconciliation sweep, "reconcile:<name>"; "" when absent.
+func optionalOperation(c echo.Context) (string, error) {
+	v := c.QueryParam("operation")
+	if v != "" && !validName(strings.TrimPrefix(v, "reconcile:")) {
+		return "", badParam("operation", "not a valid operation (a name, or reconcile: and a name)")
+	}
+	return v, nil
+}
+
+// formFloat returns form field name as a number; ok is false when absent.
+func formFloat(c echo.Context, name string) (f float64, ok bool, err error) {
+	v := c.FormValue(name)
+	if v == "" {
+		return 0, false, nil
+	}
+	if f, err = strconv.ParseFloat(v, 64); err != nil {
+		return 0, false, badParam(name, "must be a number")
+	}
+	return f, true, nil
+}
+
 func validName(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false

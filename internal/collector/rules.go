@@ -179,7 +179,7 @@ func (s *handlers) signatures(c echo.Context, defWindow string) ([]SignatureView
 	if err != nil {
 		return nil, err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return nil, err
 	}

@@ -201,6 +201,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/sweeps/:id", s.apiSweep)
 	api.POST("/sweeps/:id/:action", s.apiSweepAction, middleware.BodyLimit("16K"))
 	e.POST("/experiments/:name/sweeps/:id/:action", s.sweepFormAction, middleware.BodyLimit("16K"))
+	e.POST("/experiments/:name/sweeps", s.sweepFormStart, middleware.BodyLimit("16K"))
 	api.GET("/experiments/:name/rollout/events", s.apiRolloutEvents)
 	api.PUT("/experiments/:name/rollout", s.apiPutRollout, middleware.BodyLimit("1M"))
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))
@@ -358,7 +359,7 @@ func (s *handlers) segments(c echo.Context, defWindow string) (SegmentsView, err
 	if err != nil {
 		return SegmentsView{}, err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return SegmentsView{}, err
 	}
@@ -434,7 +435,7 @@ func (s *handlers) sampleQuery(c echo.Context) (string, store.SampleQuery, error
 	if err != nil {
 		return "", store.SampleQuery{}, err
 	}
-	op, err := optionalName(c, "operation")
+	op, err := optionalOperation(c)
 	if err != nil {
 		return "", store.SampleQuery{}, err
 	}

@@ -107,22 +107,27 @@ func (s *handlers) apiStartSweep(c echo.Context) error {
 	if err := decodeBody(c, &req); err != nil {
 		return err
 	}
+	sw, err := s.startSweep(c, db, name, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, sweepView(sw, time.Now()))
+}
+
+// startSweep validates and records a new sweep of experiment name.
+func (s *handlers) startSweep(c echo.Context, db sweepStore, name string, req StartSweep) (store.Sweep, error) {
 	if err := req.Spec.Validate(s.sweepSources); err != nil {
-		return echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), sweep.ErrInvalid.Error()+": "))
+		return store.Sweep{}, echo.NewHTTPError(http.StatusBadRequest, strings.TrimPrefix(err.Error(), sweep.ErrInvalid.Error()+": "))
 	}
 	if req.Name == "" {
 		req.Name = req.Old.Table
 	}
 	spec, err := json.Marshal(req.Spec)
 	if err != nil {
-		return err
+		return store.Sweep{}, err
 	}
-	sw, err := db.CreateSweep(c.Request().Context(), store.Sweep{Experiment: name, Name: req.Name, Operation: sweep.Operation(req.Name),
+	return db.CreateSweep(c.Request().Context(), store.Sweep{Experiment: name, Name: req.Name, Operation: sweep.Operation(req.Name),
 		Spec: spec, CreatedBy: authorOf(c, "")})
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, sweepView(sw, time.Now()))
 }
 
 // apiSweeps answers GET /api/v1/experiments/{name}/sweeps: newest first.

@@ -2,9 +2,12 @@ package controller
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/report"
 )
 
@@ -34,6 +37,40 @@ func TestBaselineByName(t *testing.T) {
 	for _, bad := range []string{`{"segments":{"x":[1,2,3,4,5,6,7,8,9]}}`, `{"segments":{"x":"ten"}}`} {
 		if err := json.Unmarshal([]byte(bad), &b); err == nil {
 			t.Errorf("baseline %s read without an error", bad)
+		}
+	}
+}
+
+// TestStepMinutes: the change detector's series of a step is its stored
+// minutes less the pairs counted before the step settled, taken from the
+// earliest minutes; every minute stays valid.
+func TestStepMinutes(t *testing.T) {
+	t0 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	mc := func(i int, pairs, div int64) store.MinuteCount {
+		return store.MinuteCount{Segment: "s", Minute: t0.Add(time.Duration(i) * time.Minute), Counters: report.Counters{Pairs: pairs, Divergent: div}}
+	}
+	m := func(i int, pairs, div int64) report.Minute {
+		return report.Minute{At: t0.Add(time.Duration(i) * time.Minute), Pairs: pairs, Divergent: div}
+	}
+	tests := []struct {
+		name string
+		ms   []store.MinuteCount
+		base report.Counters
+		want []report.Minute
+	}{
+		{name: "no baseline", ms: []store.MinuteCount{mc(0, 10, 1), mc(1, 20, 0)}, want: []report.Minute{m(0, 10, 1), m(1, 20, 0)}},
+		{name: "first minute partly before the step", ms: []store.MinuteCount{mc(0, 10, 1), mc(1, 20, 0)},
+			base: report.Counters{Pairs: 4}, want: []report.Minute{m(0, 6, 1), m(1, 20, 0)}},
+		{name: "a whole minute before", ms: []store.MinuteCount{mc(0, 10, 1), mc(1, 20, 2)},
+			base: report.Counters{Pairs: 10, Divergent: 1}, want: []report.Minute{m(1, 20, 2)}},
+		{name: "divergent pairs after the split stay valid", ms: []store.MinuteCount{mc(0, 10, 5)},
+			base: report.Counters{Pairs: 8}, want: []report.Minute{m(0, 5, 5)}},
+		{name: "none", ms: nil, want: []report.Minute{}},
+	}
+	for _, tt := range tests {
+		got := StepMinutes(tt.ms, tt.base)
+		if got == nil || !slices.Equal(got, tt.want) {
+			t.Errorf("%s: %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -69,9 +69,11 @@ type Store interface {
 	CreateRollout(ctx context.Context, r store.Rollout, ev store.RolloutEvent) (store.Rollout, error)
 	UpdateRollout(ctx context.Context, r store.Rollout, expect int64, ev store.RolloutEvent) (store.Rollout, error)
 	SetRolloutBaseline(ctx context.Context, experiment string, revision int64, baseline []byte) error
-	// Operations, Segments and Latencies give the counts the gate judges.
+	// Operations, Segments, Minutes and Latencies give the counts the gate
+	// judges; Minutes is the series the change detector reads.
 	Operations(ctx context.Context, experiment string) ([]string, error)
 	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
+	Minutes(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.MinuteCount, error)
 	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
 	// CompletedSweeps gives the reconciliation sweeps a step may require.
@@ -534,7 +536,12 @@ func (c *Controller) Gate(ctx context.Context, r store.Rollout, plan rollout.Pla
 		if len(kept) == 0 {
 			continue
 		}
-		opSegs, err := WithLatencies(ctx, c.db, r.Experiment, store.SegmentQuery{Since: b.Since, Operation: u.op}, kept)
+		q := store.SegmentQuery{Since: b.Since, Operation: u.op}
+		opSegs, err := WithLatencies(ctx, c.db, r.Experiment, q, kept)
+		if err != nil {
+			return GateView{}, false, err
+		}
+		err = WithMinutes(ctx, c.db, r.Experiment, q, opSegs, func(seg string) report.Counters { return b.Segments[unitKey(u.op, seg)] })
 		if err != nil {
 			return GateView{}, false, err
 		}
@@ -563,19 +570,21 @@ func gateDetail(gv GateView) any {
 		Divergent int64   `json:"divergent"`
 		Rate      float64 `json:"rate"`
 		Reason    string  `json:"reason"`
+		DecidedBy string  `json:"decided_by,omitempty"`
 	}
 	d := struct {
-		Verdict  string    `json:"verdict"`
-		Reason   string    `json:"reason"`
-		Since    time.Time `json:"since"`
-		Segments []seg     `json:"segments"`
-	}{Verdict: string(gv.Verdict), Reason: gv.Reason, Since: gv.Since}
+		Verdict   string    `json:"verdict"`
+		Reason    string    `json:"reason"`
+		DecidedBy string    `json:"decided_by,omitempty"`
+		Since     time.Time `json:"since"`
+		Segments  []seg     `json:"segments"`
+	}{Verdict: string(gv.Verdict), Reason: gv.Reason, DecidedBy: gv.DecidedBy, Since: gv.Since}
 	for _, s := range gv.Segments {
 		if gv.Verdict == report.Fail && s.Verdict != report.Fail {
 			continue // a breach keeps the segments that breached
 		}
 		d.Segments = append(d.Segments, seg{Segment: s.Segment, Verdict: string(s.Verdict), Pairs: s.Divergence.Total,
-			Divergent: s.Divergence.Hits, Rate: s.Divergence.Value, Reason: s.Reason})
+			Divergent: s.Divergence.Hits, Rate: s.Divergence.Value, Reason: s.Reason, DecidedBy: s.DecidedBy})
 	}
 	return d
 }

@@ -16,7 +16,11 @@
 // over the pairs counted since the step settled ([Options.Settle] after the
 // change, so that pairs from before it are not judged as the new step's).
 // The counts at that moment are kept with the rollout as a baseline, by
-// counter name ([report.Counters]).
+// counter name ([report.Counters]). Each unit's minute series since then
+// (less the baseline) goes to the gate's change detector
+// ([report.DetectBreach]), so a rate that rises late in a long step steps
+// it back within minutes; the series is read from the store at every look,
+// so the detector keeps no state of its own and survives restarts.
 //
 // The package knows nothing of HTTP. A change it does not make is an
 // [*Error] whose kind ([ErrInvalid], [ErrNotFound], [ErrRefused],

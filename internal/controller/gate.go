@@ -29,6 +29,9 @@ type GateSpec struct {
 	// MaxCandidateErrorRate and MaxP99LatencyRatio are unchecked when 0.
 	MaxCandidateErrorRate float64 `json:"max_candidate_error_rate,omitempty"`
 	MaxP99LatencyRatio    float64 `json:"max_p99_latency_ratio,omitempty"`
+	// MaxControlErrorRate limits the old path's failures, which are not
+	// divergence; unchecked when 0.
+	MaxControlErrorRate float64 `json:"max_control_error_rate,omitempty"`
 	// Alpha bounds the chance of promoting a segment beyond a limit, over
 	// any number of looks. Defaults to 0.05.
 	Alpha float64 `json:"alpha,omitempty"`
@@ -49,7 +52,8 @@ func (g GateSpec) Spec() (report.GateSpec, time.Duration, error) {
 		window = d
 	}
 	s := report.GateSpec{MaxRate: g.MaxRate, MinPairs: g.MinPairs, Window: window, PerSegment: g.PerSegment,
-		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio, Alpha: g.Alpha}
+		MaxCandidateErrorRate: g.MaxCandidateErrorRate, MaxP99LatencyRatio: g.MaxP99LatencyRatio,
+		MaxControlErrorRate: g.MaxControlErrorRate, Alpha: g.Alpha}
 	if err := s.Validate(); err != nil {
 		return report.GateSpec{}, 0, err
 	}
@@ -138,4 +142,55 @@ func WithLatencies(ctx context.Context, db LatencyReader, name string, q store.S
 		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: st})
 	}
 	return out, nil
+}
+
+// MinuteReader reads the minute series the gate's change detector judges.
+type MinuteReader interface {
+	Minutes(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.MinuteCount, error)
+}
+
+// WithMinutes gives every segment its minute series over q, for the change
+// detector ([report.DetectBreach]): the stored minutes of the segment named
+// by its Key, less base(Key) — the pairs counted in those minutes before the
+// anchor, or the zero Counters (see [StepMinutes]). Every segment gets a
+// non-nil series, so [report.Evaluate] runs the detector on each.
+func WithMinutes(ctx context.Context, db MinuteReader, name string, q store.SegmentQuery, segs []report.Segment,
+	base func(segment string) report.Counters) error {
+	mins, err := db.Minutes(ctx, name, q)
+	if err != nil {
+		return err
+	}
+	bySeg := map[string][]store.MinuteCount{}
+	for _, m := range mins {
+		bySeg[m.Segment] = append(bySeg[m.Segment], m)
+	}
+	for i := range segs {
+		segs[i].Minutes = StepMinutes(bySeg[segs[i].Key], base(segs[i].Key))
+	}
+	return nil
+}
+
+// StepMinutes turns a unit's stored minutes since an anchor into the change
+// detector's series, less base: the pairs counted in those minutes before the
+// anchor (a rollout step's baseline), taken from its earliest minutes. Only
+// the minute the anchor falls in can be split, and a part of it whose
+// divergent pairs outnumber its pairs keeps as many pairs as divergent ones,
+// so every minute stays valid. The series is never nil.
+func StepMinutes(ms []store.MinuteCount, base report.Counters) []report.Minute {
+	out := make([]report.Minute, 0, len(ms))
+	pairs, div, cand := base.Pairs, base.Divergent, base.CandidateErrors
+	take := func(have int64, left *int64) int64 {
+		n := min(have, max(*left, 0))
+		*left -= n
+		return have - n
+	}
+	for _, m := range ms {
+		x := report.Minute{At: m.Minute, Pairs: take(m.Pairs, &pairs), Divergent: take(m.Divergent, &div),
+			CandidateErrors: take(m.CandidateErrors, &cand)}
+		x.Pairs = max(x.Pairs, x.Divergent, x.CandidateErrors)
+		if x.Pairs > 0 {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -676,3 +676,53 @@ func TestParityHistAddIsMerge(t *testing.T) {
 		t.Errorf("report.HistogramBuckets is %d: migrations/003's parity_hist_add assumes 218", report.HistogramBuckets)
 	}
 }
+
+// TestMinutesSumToSegments: the change detector's minute series holds every
+// minute of the window once, per segment and in order, and sums to Segments.
+func TestMinutesSumToSegments(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, store.Options{})
+	rng := rand.New(rand.NewPCG(13, 14))
+	const hours = 3
+	all := applyRandomCounts(t, s, rng, "x", 300, hours)
+	for i := range 30 {
+		since, until := randomWindow(rng, hours)
+		op := []string{"", "get"}[rng.IntN(2)]
+		type key struct {
+			seg string
+			at  int64
+		}
+		want := map[key][2]int64{}
+		for _, c := range all {
+			if m := minute(c.min); inWindow(m, since, until) && (op == "" || c.op == op) {
+				k := key{c.seg, m.Unix()}
+				w := want[k]
+				want[k] = [2]int64{w[0] + c.pairs, w[1] + c.divergent}
+			}
+		}
+		q := store.SegmentQuery{Since: since, Until: until, Operation: op}
+		ms, err := s.Minutes(t.Context(), "x", q)
+		if err != nil {
+			t.Fatalf("Minutes(%+v): %v", q, err)
+		}
+		got := map[key][2]int64{}
+		totals := map[string][2]int64{}
+		for j, m := range ms {
+			if j > 0 && (ms[j-1].Segment > m.Segment || ms[j-1].Segment == m.Segment && !ms[j-1].Minute.Before(m.Minute)) {
+				t.Fatalf("minutes out of order at %d: %+v then %+v", j, ms[j-1], m)
+			}
+			got[key{m.Segment, m.Minute.Unix()}] = [2]int64{m.Pairs, m.Divergent}
+			tot := totals[m.Segment]
+			totals[m.Segment] = [2]int64{tot[0] + m.Pairs, tot[1] + m.Divergent}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Fatalf("window %d %+v (-want +got):\n%s", i, q, diff)
+		}
+		if diff := cmp.Diff(pairsBySegment(segments(t, s, "x", q)), totals); diff != "" {
+			t.Fatalf("window %d %+v: minutes do not sum to Segments (-segments +minutes):\n%s", i, q, diff)
+		}
+	}
+	if _, err := s.Minutes(t.Context(), "nope", store.SegmentQuery{}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Minutes of an unknown experiment = %v, want ErrNotFound", err)
+	}
+}

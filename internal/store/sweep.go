@@ -102,11 +102,12 @@ func (s *Store) Sweeps(ctx context.Context, experiment string, limit int) ([]Swe
 
 // SetSweepStatus moves a sweep to status if its status is one of from, and
 // returns it; a sweep in another status is left alone and the error wraps
-// [ErrSweepMoved].
+// [ErrSweepMoved]. It releases the sweep's lease: a runner that held it
+// cannot commit another chunk, and a resumed sweep is claimed at once.
 func (s *Store) SetSweepStatus(ctx context.Context, id int64, status, reason string, from ...string) (Sweep, error) {
 	row := s.pool.QueryRow(ctx, `UPDATE reconcile_sweeps SET status = $2, error = $3, updated_at = now(),
 			finished_at = CASE WHEN $2 IN ('cancelled', 'complete', 'failed') THEN now() END,
-			lease_until = CASE WHEN $2 = 'running' THEN lease_until END
+			lease_until = NULL, owner = ''  -- the runner that held it stops at its next commit
 		WHERE id = $1 AND status = ANY($4) RETURNING `+sweepColumns, id, status, cleanText(reason), from)
 	out, err := scanSweep(row)
 	if errors.Is(err, pgx.ErrNoRows) {

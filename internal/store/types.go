@@ -219,6 +219,13 @@ type LatencyRow struct {
 	Candidate []int64
 }
 
+// MinuteCount is one segment's counters in one minute ([Store.Minutes]).
+type MinuteCount struct {
+	Segment string
+	Minute  time.Time // the minute's start, UTC
+	report.Counters
+}
+
 // SeriesPoint is one segment's counts in one time bucket, for charts.
 type SeriesPoint struct {
 	Segment   string

@@ -250,3 +250,43 @@ ORDER BY e.name, b.at`, p...)
 	}
 	return out, nil
 }
+
+// Minutes returns experiment's counters per segment and minute over q (the
+// minutes whose start lies in [q.Since, q.Until), of q.Operation only if it
+// is set), ordered by segment, then minute; minutes without counts are left
+// out. It is the series the gate's change detector reads
+// ([report.DetectBreach]): recomputed from the stored minutes at every look,
+// it needs no state of its own. It returns an error wrapping [ErrNotFound]
+// for an unknown experiment.
+func (s *Store) Minutes(ctx context.Context, experiment string, q SegmentQuery) ([]MinuteCount, error) {
+	p := params{experiment}
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, false)
+	rows, err := s.pool.Query(ctx, `
+SELECT segment, t, `+sumCounters+`
+FROM `+from+`
+GROUP BY segment, t
+ORDER BY segment, t`, p...)
+	if err != nil {
+		return nil, fmt.Errorf("store: minutes of %q: %w", experiment, err)
+	}
+	out := []MinuteCount{}
+	var m MinuteCount
+	dest := []any{&m.Segment, &m.Minute}
+	for _, f := range m.Counters.Fields() {
+		dest = append(dest, f)
+	}
+	_, err = pgx.ForEachRow(rows, dest, func() error {
+		m.Minute = m.Minute.UTC()
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: minutes of %q: %w", experiment, err)
+	}
+	if len(out) == 0 {
+		if err := s.experimentExists(ctx, experiment); err != nil {
+			return nil, fmt.Errorf("store: minutes of %q: %w", experiment, err)
+		}
+	}
+	return out, nil
+}

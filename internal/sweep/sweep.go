@@ -236,6 +236,24 @@ func (r *Runner) run(ctx context.Context, sw store.Sweep) error {
 	if n, err := old.EstimateRows(ctx); err == nil && n > 0 {
 		estimate = n
 	}
+	// Keep the lease while a chunk takes long (its second looks, a slow
+	// database); commits renew it too.
+	hctx, stopHeartbeat := context.WithCancel(ctx)
+	defer stopHeartbeat()
+	go func() {
+		t := time.NewTicker(r.opts.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-t.C:
+				if ok, err := r.st.RenewSweepLease(hctx, sw.ID, r.owner, r.opts.Lease); err == nil && !ok {
+					return // paused, cancelled or taken over: the next commit stops the run
+				}
+			}
+		}
+	}()
 	from := sw.Checkpoint
 	opts := reconcile.Options{
 		Differ: differ, Operation: sw.Operation, Segments: spec.Segments, ChunkRows: spec.ChunkRows,

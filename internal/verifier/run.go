@@ -116,6 +116,9 @@ func Run(ctx context.Context, o RunOptions) error {
 	return errors.Join(errs...)
 }
 
+// maxHeaderBytes bounds a request's headers (Go's default reads 1 MB).
+const maxHeaderBytes = 16 << 10
+
 // serveHTTP serves /metrics, /healthz (the process runs) and /readyz (ready
 // reports nil) on addr.
 func serveHTTP(addr string, m *Metrics, more []prometheus.Collector, ready func(context.Context) error) (*http.Server, error) {
@@ -138,7 +141,8 @@ func serveHTTP(addr string, m *Metrics, more []prometheus.Collector, ready func(
 	if err != nil {
 		return nil, fmt.Errorf("verifier: listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: maxHeaderBytes, Addr: ln.Addr().String()}
 	go func() { _ = srv.Serve(ln) }()
 	return srv, nil
 }

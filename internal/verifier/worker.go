@@ -648,32 +648,17 @@ func (w *Worker) count(b *batch, p *envelope.Pair, def segment.Definition, d *di
 		c.LastStage = string(p.Stage)
 	}
 	divergent := res.Verdict.Divergent()
+	co, ca := p.Control.Outcome(), p.Candidate.Outcome()
+	c.Count(report.PairOutcome{AA: p.Mode == envelope.ModeAA, Divergent: divergent,
+		ControlFailed: failed(co), CandidateFailed: failed(ca),
+		Skipped: co == envelope.StatusSkipped || ca == envelope.StatusSkipped, CandidateTimeout: ca == envelope.StatusTimeout})
 	if p.Mode == envelope.ModeAA {
-		// Control against a second read of control: a mismatch is noise.
-		c.AAPairs++
-		if divergent {
-			c.AADivergent++
-		}
-		return
+		return // control against a second read of control: a mismatch is noise
 	}
-	c.Pairs++
 	w.observe(b, p, segment, minute, divergent)
-	if failed(p.Control.Outcome()) {
-		c.ControlErrors++
-	}
-	if failed(p.Candidate.Outcome()) {
-		c.CandidateErrors++
-	}
-	if p.Control.Outcome() == envelope.StatusSkipped || p.Candidate.Outcome() == envelope.StatusSkipped {
-		c.Skipped++
-	}
-	if p.Candidate.Outcome() == envelope.StatusTimeout {
-		c.Timeouts++
-	}
 	if !divergent {
 		return
 	}
-	c.Divergent++
 	sig := signatureOf(res)
 	sk := signatureKey{p.Experiment, p.Operation, segment, minute.Unix(), sig}
 	sc := b.signatures[sk]

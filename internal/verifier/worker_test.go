@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -589,5 +590,83 @@ func TestPairsOutsideTheTimeWindow(t *testing.T) {
 		if e.LastSeen.After(now.Add(2 * time.Hour)) {
 			t.Errorf("experiment %s last seen %v, in the future", e.Name, e.LastSeen)
 		}
+	}
+}
+
+// TestVerdictsCounted publishes one pair per verdict, each under its own
+// operation, through a real worker and store, and checks the counters each
+// verdict adds: the table in docs/api.md ("What counts as divergent"). A pair
+// counts against the candidate only for what the candidate did; a failure of
+// the control alone is a control error, not divergence.
+func TestVerdictsCounted(t *testing.T) {
+	r := newRig(t)
+	ok := func(v string) envelope.Observation { return envelope.Observation{Value: []byte(v)} }
+	obs := func(status envelope.Status, err string) envelope.Observation {
+		return envelope.Observation{Status: status, Error: err}
+	}
+	tests := []struct {
+		op                 string // also names the verdict
+		kind               envelope.Kind
+		control, candidate envelope.Observation
+		want               report.Counters
+	}{
+		{op: "match", control: ok(`1`), candidate: ok(`1`), want: report.Counters{Pairs: 1}},
+		{op: "mismatch", control: ok(`1`), candidate: ok(`2`), want: report.Counters{Pairs: 1, Divergent: 1}},
+		{op: "candidate_error", control: ok(`1`), candidate: obs(envelope.StatusError, "boom"),
+			want: report.Counters{Pairs: 1, Divergent: 1, CandidateErrors: 1}},
+		{op: "candidate_timeout", control: ok(`1`), candidate: obs(envelope.StatusTimeout, ""),
+			want: report.Counters{Pairs: 1, Divergent: 1, CandidateErrors: 1, Timeouts: 1}},
+		{op: "control_error", control: obs(envelope.StatusError, "old store down"), candidate: ok(`1`),
+			want: report.Counters{Pairs: 1, ControlErrors: 1}},
+		{op: "both_error_same", control: obs(envelope.StatusError, "not found"), candidate: obs(envelope.StatusError, "not found"),
+			want: report.Counters{Pairs: 1, ControlErrors: 1, CandidateErrors: 1}},
+		{op: "both_error_diff", control: obs(envelope.StatusError, "not found"), candidate: obs(envelope.StatusTimeout, ""),
+			want: report.Counters{Pairs: 1, Divergent: 1, ControlErrors: 1, CandidateErrors: 1, Timeouts: 1}},
+		{op: "write_skipped", kind: envelope.KindWrite, control: obs(envelope.StatusError, "rejected"), candidate: obs(envelope.StatusSkipped, ""),
+			want: report.Counters{Pairs: 1, ControlErrors: 1, Skipped: 1}},
+		// Deeper than the differ reads (diff.DefaultMaxDepth): it cannot be judged.
+		{op: "invalid_json", control: ok(`1`), candidate: ok(strings.Repeat("[", 1001) + strings.Repeat("]", 1001)),
+			want: report.Counters{Pairs: 1, Divergent: 1}},
+	}
+	ctx := context.Background()
+	now := time.Now().UTC()
+	for i, tt := range tests {
+		p := &envelope.Pair{Version: 1, ID: fmt.Sprintf("v-%d", i), Experiment: "exp", Operation: tt.op, Kind: cmp.Or(tt.kind, envelope.KindRead),
+			Time: now, Stage: envelope.StageShadow, User: envelope.User{Key: "u"}, Control: tt.control, Candidate: tt.candidate}
+		b, err := envelope.Marshal(p)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.op, err)
+		}
+		if _, err := r.js.Publish(ctx, p.Subject(), b, jetstream.WithMsgID(p.ID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.worker(t, r.st, Options{})
+	for _, tt := range tests {
+		testutil.Eventually(t, 20*time.Second, func() string {
+			rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{Operation: tt.op})
+			if err != nil {
+				return err.Error()
+			}
+			if len(rows) != 1 {
+				return fmt.Sprintf("%s: %d segments", tt.op, len(rows))
+			}
+			if got := rows[0].Counters; got != tt.want {
+				return fmt.Sprintf("%s: counted %+v, want %+v", tt.op, got, tt.want)
+			}
+			if tt.want.Divergent == 0 {
+				return ""
+			}
+			// A divergent pair is kept as a sample with its verdict: the
+			// case is the verdict it names.
+			samples, err := r.st.Samples(ctx, "exp", store.SampleQuery{Operation: tt.op})
+			if err != nil {
+				return err.Error()
+			}
+			if len(samples) != 1 || string(samples[0].Verdict) != tt.op {
+				return fmt.Sprintf("%s: samples %+v", tt.op, samples)
+			}
+			return ""
+		})
 	}
 }

@@ -3,8 +3,10 @@ package diff
 // Verdict is the judgement of one pair.
 type Verdict string
 
-// The verdicts. Only [VerdictMatch], [VerdictBothErrorSame] and
-// [VerdictWriteSkipped] are not divergent.
+// The verdicts. Only [VerdictMatch], [VerdictBothErrorSame],
+// [VerdictWriteSkipped] and [VerdictControlError] are not divergent: a pair
+// counts against the candidate only for what the candidate did (see
+// [Verdict.Divergent] and the table in docs/api.md).
 const (
 	VerdictMatch            Verdict = "match"
 	VerdictMismatch         Verdict = "mismatch"
@@ -17,10 +19,16 @@ const (
 	VerdictInvalidJSON      Verdict = "invalid_json" // a side's value could not be parsed
 )
 
-// Divergent reports whether the verdict counts against the candidate.
+// Divergent reports whether the verdict counts against the candidate: a
+// mismatch, a candidate error or timeout while the control succeeded, both
+// failing differently, or a value that could not be judged. A failure of the
+// control alone is not divergent: it is counted as a control error and shown
+// as its own rate, and the gate may limit it separately. An unparsable value
+// is divergent whichever side sent it, because the candidate's answer could
+// not be shown equal: a gate must not pass what it could not check.
 func (v Verdict) Divergent() bool {
 	switch v {
-	case VerdictMatch, VerdictBothErrorSame, VerdictWriteSkipped:
+	case VerdictMatch, VerdictBothErrorSame, VerdictWriteSkipped, VerdictControlError:
 		return false
 	}
 	return true

@@ -45,7 +45,7 @@ type Options struct {
 	// RecheckDelay is how long after a row was first seen to differ it is
 	// read again from both sides and judged again; only the second judgement
 	// counts, so writes in flight during the sweep are not reported.
-	// Defaults to 2s; negative means no second look.
+	// Defaults to 2s; negative means at once, without waiting.
 	RecheckDelay time.Duration
 	// RateLimit is the most rows of the old side read per second; 0 means
 	// no limit.

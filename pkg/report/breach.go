@@ -118,20 +118,22 @@ func breachThreshold(unitMinutes float64) float64 { return math.Log(unitMinutes)
 // sumMinutes merges the minute series of several units into one, summing
 // minutes with the same start, in time order.
 func sumMinutes(series ...[]Minute) []Minute {
+	at := map[int64]int{} // unix nanoseconds → index in out
 	var out []Minute
 	for _, s := range series {
-		out = append(out, s...)
-	}
-	slices.SortStableFunc(out, func(a, b Minute) int { return a.At.Compare(b.At) })
-	merged := out[:0]
-	for _, m := range out {
-		if k := len(merged) - 1; k >= 0 && merged[k].At.Equal(m.At) {
-			merged[k].Pairs += m.Pairs
-			merged[k].Divergent += m.Divergent
-			merged[k].CandidateErrors += m.CandidateErrors
-			continue
+		for _, m := range s {
+			k := m.At.UnixNano()
+			i, ok := at[k]
+			if !ok {
+				at[k] = len(out)
+				out = append(out, Minute{At: m.At})
+				i = len(out) - 1
+			}
+			out[i].Pairs += m.Pairs
+			out[i].Divergent += m.Divergent
+			out[i].CandidateErrors += m.CandidateErrors
 		}
-		merged = append(merged, m)
 	}
-	return merged
+	slices.SortFunc(out, func(a, b Minute) int { return a.At.Compare(b.At) })
+	return out
 }

@@ -85,3 +85,45 @@ func Merge(cs ...Counters) Counters {
 
 // IsZero reports whether every counter is zero.
 func (c Counters) IsZero() bool { return c == Counters{} }
+
+// PairOutcome is what one judged pair did, as its counters see it. The
+// verifier fills it from the pair's verdict and both sides' outcomes;
+// [Counters.Count] is the one place that turns it into counts.
+type PairOutcome struct {
+	// AA marks an A/A pair (the candidate a second read of control): it is
+	// counted in AAPairs and AADivergent only.
+	AA bool
+	// Divergent: the verdict counts against the candidate (see the verdict
+	// table in docs/api.md). A failure of the control alone is not.
+	Divergent bool
+	// ControlFailed and CandidateFailed: the side returned an error,
+	// panicked or timed out.
+	ControlFailed, CandidateFailed bool
+	// Skipped: a side's non-authoritative write was not attempted.
+	Skipped bool
+	// CandidateTimeout: the candidate timed out (also CandidateFailed).
+	CandidateTimeout bool
+}
+
+// Count adds one pair to c.
+func (c *Counters) Count(o PairOutcome) {
+	if o.AA {
+		c.AAPairs++
+		if o.Divergent {
+			c.AADivergent++
+		}
+		return
+	}
+	c.Pairs++
+	for _, x := range [...]struct {
+		on bool
+		n  *int64
+	}{
+		{o.Divergent, &c.Divergent}, {o.ControlFailed, &c.ControlErrors}, {o.CandidateFailed, &c.CandidateErrors},
+		{o.Skipped, &c.Skipped}, {o.CandidateTimeout, &c.Timeouts},
+	} {
+		if x.on {
+			*x.n++
+		}
+	}
+}

@@ -57,6 +57,11 @@ type GateSpec struct {
 	// candidate failed (error, panic or timeout), in (0, 1). 0 leaves it
 	// unchecked.
 	MaxCandidateErrorRate float64
+	// MaxControlErrorRate is the highest acceptable rate of pairs whose
+	// control (the old path) failed, in (0, 1): a failure of the old path is
+	// not divergence, but a step may still wait while the old path is
+	// failing. 0 leaves it unchecked.
+	MaxControlErrorRate float64
 	// MaxP99LatencyRatio is the highest acceptable ratio of the candidate's
 	// p99 latency to the control's, e.g. 1.5. 0 leaves it unchecked.
 	MaxP99LatencyRatio float64
@@ -88,6 +93,8 @@ func (s GateSpec) Validate() error {
 		return bad("Window", s.Window, "is negative")
 	case s.MaxCandidateErrorRate != 0 && !(s.MaxCandidateErrorRate > 0 && s.MaxCandidateErrorRate < 1):
 		return bad("MaxCandidateErrorRate", s.MaxCandidateErrorRate, "is not 0 (unchecked) or in (0, 1)")
+	case s.MaxControlErrorRate != 0 && !(s.MaxControlErrorRate > 0 && s.MaxControlErrorRate < 1):
+		return bad("MaxControlErrorRate", s.MaxControlErrorRate, "is not 0 (unchecked) or in (0, 1)")
 	case s.MaxP99LatencyRatio != 0 && !(s.MaxP99LatencyRatio > 0 && !math.IsInf(s.MaxP99LatencyRatio, 1)):
 		return bad("MaxP99LatencyRatio", s.MaxP99LatencyRatio, "is not 0 (unchecked) or a positive ratio")
 	case s.Alpha != 0 && !(s.Alpha > 0 && s.Alpha < 1):
@@ -117,6 +124,7 @@ const (
 	CheckPairs           = "pairs"            // MinPairs
 	CheckDivergence      = "divergence"       // MaxRate
 	CheckCandidateErrors = "candidate_errors" // MaxCandidateErrorRate
+	CheckControlErrors   = "control_errors"   // MaxControlErrorRate
 	CheckP99Latency      = "p99_latency"      // MaxP99LatencyRatio
 	// The change detector's checks (see [DetectBreach]), for units given
 	// their minutes.
@@ -404,6 +412,13 @@ func judge(spec GateSpec, key string, attrs map[string]string, st SegmentStats, 
 			ctrl = "; control " + pct(float64(st.ControlErrors)/float64(st.Pairs))
 		}
 		c, k := rateCheck(CheckCandidateErrors, "candidate errors", st.CandidateErrors, st.Pairs, alpha, spec.MaxCandidateErrorRate, ctrl)
+		if c.Verdict == Inconclusive {
+			addMore(k)
+		}
+		r.Checks = append(r.Checks, c)
+	}
+	if spec.MaxControlErrorRate > 0 {
+		c, k := rateCheck(CheckControlErrors, "control errors", st.ControlErrors, st.Pairs, alpha, spec.MaxControlErrorRate, "")
 		if c.Verdict == Inconclusive {
 			addMore(k)
 		}

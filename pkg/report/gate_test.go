@@ -31,6 +31,10 @@ func TestGateSpecValidate(t *testing.T) {
 		{name: "MaxP99LatencyRatio infinite", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: math.Inf(1)},
 			want: "report: invalid gate spec: MaxP99LatencyRatio +Inf is not 0 (unchecked) or a positive ratio"},
 		{name: "Alpha 1", spec: GateSpec{MaxRate: 0.01, Alpha: 1}, want: "report: invalid gate spec: Alpha 1 is not 0 (default) or in (0, 1)"},
+		{name: "MaxControlErrorRate negative", spec: GateSpec{MaxRate: 0.01, MaxControlErrorRate: -0.1},
+			want: "report: invalid gate spec: MaxControlErrorRate -0.1 is not 0 (unchecked) or in (0, 1)"},
+		{name: "FalseBreachUnitMinutes 1", spec: GateSpec{MaxRate: 0.01, FalseBreachUnitMinutes: 1},
+			want: "report: invalid gate spec: FalseBreachUnitMinutes 1 is not 0 (default) or a finite number above 1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,6 +100,13 @@ func TestEvaluate(t *testing.T) {
 		{name: "candidate errors pass", spec: GateSpec{MaxRate: 0.01, MaxCandidateErrorRate: 0.01},
 			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 4, CandidateErrors: 4}}, verdict: Pass,
 			reason: "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.292% ≤ 1% limit; candidate errors 0.1% (4 of 4,000 pairs; control 0.1%), anytime upper bound 0.292% ≤ 1% limit"},
+		{name: "control errors are not divergence", spec: GateSpec{MaxRate: 0.01},
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 960}}, verdict: Pass,
+			reason:      "divergence 0.1% (4 of 4,000 pairs), anytime upper bound 0.292% ≤ 1% limit",
+			explanation: "an old path failing 24% of the time does not count against the new one"},
+		{name: "control errors limited separately", spec: GateSpec{MaxRate: 0.01, MaxControlErrorRate: 0.05},
+			total: SegmentStats{Counters: Counters{Pairs: 4000, Divergent: 4, ControlErrors: 960}}, verdict: Fail,
+			reason: "control errors 24% (960 of 4,000 pairs), anytime lower bound 21.6% > 5% limit"},
 		{name: "slow candidate fails", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: slow, verdict: Fail,
 			reason: "p99 latency 2.59× control (5.09ms vs 1.96ms), at least 2.59× > 1.5× limit"},
 		{name: "fast candidate passes", spec: GateSpec{MaxRate: 0.01, MaxP99LatencyRatio: 1.5}, total: fast, verdict: Pass,

@@ -111,11 +111,19 @@ func createDatabase(ctx context.Context, adminURL, dbURL string) error {
 	return nil
 }
 
-// The seed: the same eight orders in both schemas. Orders 1 to 5 are the
-// ones [Traffic] reads, orders 6 to 8 the ones whose status it changes (see
-// [Traffic] for why they differ). With seedBugs, the backfill into the new
-// schema rounded order 4's total differently and has not reached order 5
-// yet: those are the divergences Parity should find.
+// The seed: the same orders in both schemas. Orders 1 to 5 are the ones
+// [Traffic] reads, orders 6 to 8 the ones whose status it changes (see
+// [Traffic] for why they differ), and orders [ColdFirst] to [ColdLast] are
+// cold: the traffic never touches them, as most rows of a real migration. With
+// seedBugs, the backfill into the new schema rounded order 4's total
+// differently and has not reached order 5 yet, which the traffic's reads
+// show; and it did the same to cold orders [ColdRounded] and
+// [ColdMissing], which only a reconciliation sweep of every row finds
+// (docs/reconcile.md).
+//
+// The new schema has a view, orders_v, that shows customer_orders in the
+// old schema's shape (column names, dollars, lower-case status), so the two
+// can be compared row by row.
 const oldSchema = `
 CREATE TABLE IF NOT EXISTS orders (
 	id          bigint PRIMARY KEY,
@@ -133,6 +141,10 @@ INSERT INTO orders (id, customer_id, total, status) VALUES
 	(6, 456, 7.50, 'pending'),
 	(7, 123, 64.00, 'paid'),
 	(8, 321, 0.99, 'pending')
+ON CONFLICT (id) DO NOTHING;
+INSERT INTO orders (id, customer_id, total, status, updated_at)
+SELECT g, 100 + g % 50, (g * 37 % 10000) / 100.0, (ARRAY['pending', 'paid', 'shipped', 'cancelled'])[g % 4 + 1], timestamptz '2026-01-01'
+FROM generate_series(100, 2000) g
 ON CONFLICT (id) DO NOTHING;`
 
 const newSchema = `
@@ -151,7 +163,22 @@ INSERT INTO customer_orders (order_id, customer_id, total_cents, state) VALUES
 	(7, 123, 6400, 'PAID'),
 	(8, 321, 99, 'PENDING'),
 %s
-ON CONFLICT (order_id) DO NOTHING;`
+ON CONFLICT (order_id) DO NOTHING;
+INSERT INTO customer_orders (order_id, customer_id, total_cents, state, updated_at)
+SELECT g, 100 + g %% 50, g * 37 %% 10000 - CASE WHEN g = %d THEN 1 ELSE 0 END,
+	upper((ARRAY['pending', 'paid', 'shipped', 'cancelled'])[g %% 4 + 1]), timestamptz '2026-01-01'
+FROM generate_series(100, 2000) g WHERE g <> %d
+ON CONFLICT (order_id) DO NOTHING;
+CREATE OR REPLACE VIEW orders_v AS
+SELECT order_id AS id, customer_id, total_cents / 100.0 AS total, lower(state) AS status, updated_at FROM customer_orders;`
+
+// The cold orders and their backfill bugs (with seedBugs).
+const (
+	ColdFirst   = 100  // the first cold order
+	ColdLast    = 2000 // the last cold order
+	ColdRounded = 1234 // its total is a cent short in the new schema
+	ColdMissing = 1777 // missing from the new schema
+)
 
 const (
 	// newSeedCorrect is orders 4 and 5 as they are in the old schema.
@@ -175,15 +202,15 @@ func migrateOld(ctx context.Context, db *pgxpool.Pool, reset bool) error {
 
 func migrateNew(ctx context.Context, db *pgxpool.Pool, reset, seedBugs bool) error {
 	if reset {
-		if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS customer_orders`); err != nil {
+		if _, err := db.Exec(ctx, `DROP TABLE IF EXISTS customer_orders CASCADE`); err != nil {
 			return err
 		}
 	}
-	rows := newSeedCorrect
+	rows, rounded, missing := newSeedCorrect, 0, 0
 	if seedBugs {
-		rows = newSeedBugs
+		rows, rounded, missing = newSeedBugs, ColdRounded, ColdMissing
 	}
-	if _, err := db.Exec(ctx, fmt.Sprintf(newSchema, rows)); err != nil {
+	if _, err := db.Exec(ctx, fmt.Sprintf(newSchema, rows, rounded, missing)); err != nil {
 		return fmt.Errorf("new schema: %w", err)
 	}
 	return nil

@@ -19,8 +19,8 @@ const benchRows = 200_000
 func benchPair(b *testing.B) (oldURL, newURL string, old, nw *pgsource.Source) {
 	b.Helper()
 	ctx := context.Background()
-	oldURL, _ = newDB(b, oldItems, fill(benchRows), "VACUUM ANALYZE items")
-	newURL, _ = newDB(b, newItems, fill(benchRows), "VACUUM ANALYZE items")
+	oldURL, _ = newDB(b, oldItems, fill(benchRows), keyed, "VACUUM items")
+	newURL, _ = newDB(b, newItems, fill(benchRows), keyed, "VACUUM items")
 	var err error
 	if old, err = pgsource.Open(ctx, pgsource.Config{Side: "old", URL: oldURL, Table: "items", Key: "id"}); err != nil {
 		b.Fatal(err)

@@ -9,14 +9,16 @@
 // exist, a key column that is missing, nullable or not unique.
 //
 // Rows are read as row_to_json of the table's row, in the session time zone
-// UTC, so every timestamp is rendered alike on both sides. Checksums are
-// computed inside the database: each row's hash is the first 60 bits of the
-// MD5 of the record of to_json of the key and of each covered column
-// (numeric columns with trailing zeros trimmed, so numeric 1.50 and float8
-// 1.5 hash alike), and a range's hash is the sum of its rows' hashes modulo
-// 2^64. Equal canonical texts are equal JSON values, so two ranges with
-// equal hashes hold rows the differ's exact rules find equal, but for a
-// chance of about 2^-60.
+// UTC and with floats in their shortest exact form, so both sides render
+// values alike. Checksums are computed inside the database: a row's hash is
+// hash_record_extended of the key and the covered columns, a range's the
+// sum of its rows' hashes modulo 2^64, with counts per segment. A column is
+// hashed by value where both sides' types hash alike (values equal under the
+// type's equality render as equal JSON), else by its canonical text (numbers
+// as decimal literals, so numeric 1.50 and float8 1.5 hash alike); see
+// [Source.ChecksumForm] and docs/reconcile.md. Two ranges with equal sums
+// hold rows the differ's exact rules find equal, but for a chance of about
+// 2^-64.
 //
 // Keys are compared in the key column's own ordering; for text keys that is
 // the column's collation, reported in the key kind so that two sides that
@@ -32,6 +34,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -397,9 +400,22 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 		out = make([]reconcile.Row, 0, req.Limit)
 	}
 	nseg := len(req.Segments)
+	// Keys and documents are copied into large shared blocks: two
+	// allocations per row otherwise dominate a full comparison. A block is
+	// never written after a row points into it.
+	var block []byte
+	take := func(b []byte) []byte {
+		if len(block)+len(b) > cap(block) {
+			block = make([]byte, 0, max(64<<10, len(b)))
+		}
+		start := len(block)
+		block = append(block, b...)
+		return block[start:len(block):len(block)]
+	}
 	for rows.Next() {
 		raw := rows.RawValues()
-		r := reconcile.Row{Key: string(raw[0]), Doc: append([]byte(nil), raw[1]...)}
+		key := take(raw[0])
+		r := reconcile.Row{Key: unsafe.String(unsafe.SliceData(key), len(key)), Doc: take(raw[1])}
 		if nseg > 0 {
 			r.Segment = make([]string, nseg)
 			for i := range nseg {
