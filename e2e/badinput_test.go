@@ -27,8 +27,8 @@ import (
 	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
-	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
+	segmentdef "github.com/parityhq/parity/pkg/segment"
 )
 
 // The flood's experiments. Bad envelopes name floodExperiment (or an invalid
@@ -876,7 +876,7 @@ func TestBadInputValidEdgeCases(t *testing.T) {
 				if err != nil {
 					t.Fatalf("pair %d: %v", i, err)
 				}
-				segment, _ := verifier.Segment(p.User.Attrs, []string{"country", "plan"})
+				segment, _ := segmentdef.Key(p.User.Attrs, []string{"country", "plan"})
 				want[segment] = counts{pairs: want[segment].pairs + 1}
 				if i < 7 {
 					if _, err := js.PublishMsg(context.Background(), goodMsg(b)); err != nil {

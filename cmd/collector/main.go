@@ -15,7 +15,6 @@ import (
 	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/demo"
-	"github.com/parityhq/parity/internal/store"
 )
 
 func main() {
@@ -49,7 +48,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
+	cli.StoreFlags(fs, &o.Store)
 	fs.DurationVar(&o.SampleRetention, "sample-retention", collector.DefaultSampleRetention, "how long divergence samples are kept (negative: forever)")
 	fs.DurationVar(&o.Store.MinuteRetention, "minute-retention", collector.DefaultMinuteRetention, "how long per-minute counts are kept; older windows are answered from hourly rollups, with the same totals (negative: forever)")
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
@@ -68,7 +67,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
-		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "minute-retention": "PARITY_MINUTE_RETENTION", "demo": "PARITY_DEMO", "demo-fresh": "PARITY_DEMO_FRESH",
+		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "minute-retention": "PARITY_MINUTE_RETENTION", "demo": "PARITY_DEMO", "demo-fresh": "PARITY_DEMO_FRESH",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL", "reconcile-sources": "PARITY_RECONCILE_SOURCES",
 		"trust-forwarded-proto": "PARITY_TRUST_FORWARDED_PROTO", "ofrep-rate": "PARITY_OFREP_RATE", "ofrep-burst": "PARITY_OFREP_BURST",

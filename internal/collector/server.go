@@ -21,6 +21,7 @@ import (
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 	"github.com/parityhq/parity/web"
 )
 
@@ -52,6 +53,9 @@ type Reader interface {
 	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 	SaveRedaction(ctx context.Context, experiment string, rules json.RawMessage, author string) (store.Redaction, error)
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
+	SegmentConfig(ctx context.Context, experiment string) (store.SegmentConfig, error)
+	SegmentConfigHistory(ctx context.Context, experiment string, limit int) ([]store.SegmentConfig, error)
+	SaveSegmentConfig(ctx context.Context, experiment string, def segment.Definition, author, reason string) (store.SegmentConfig, error)
 	Rollouts(ctx context.Context) ([]store.Rollout, error)
 	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
@@ -207,6 +211,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))
 	e.POST("/experiments/:name/rollout/:action", s.rolloutFormAction, middleware.BodyLimit("16K"))
 	api.PUT("/experiments/:name/redaction", s.apiPutRedaction, middleware.BodyLimit("1M"))
+	api.GET("/experiments/:name/segment-config", s.apiSegmentConfig)
+	api.GET("/experiments/:name/segment-config/history", s.apiSegmentConfigHistory)
+	api.PUT("/experiments/:name/segment-config", s.apiPutSegmentConfig, middleware.BodyLimit("16K"))
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Apply writes b in one transaction: it registers b's experiments, admits new
@@ -70,7 +71,34 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if p.empty() {
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return p.write(ctx, tx, s.opts) })
+	var (
+		admittedExps      []string
+		admittedOps       [][2]string
+		expPairs, opPairs uint64
+	)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := p
+		if len(p.exps) > 0 {
+			fold, exps, ops, err := s.admitNames(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			admittedExps, admittedOps = exps, ops
+			if !fold.empty() {
+				var rb *Batch
+				rb, expPairs, opPairs = renamed(b, fold)
+				if q, err = prepare(rb); err != nil {
+					return err
+				}
+			}
+		}
+		return q.write(ctx, tx, s.opts)
+	})
+	if err == nil {
+		s.names.add(admittedExps, admittedOps)
+		s.names.expPairs.Add(expPairs)
+		s.names.opPairs.Add(opPairs)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23P01" && pgErr.ConstraintName == "applied_batches_no_overlap" {
 		return s.alreadyApplied(ctx, b, err)
@@ -549,6 +577,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	// before taking any experiment lock) under the stream's lock, which is
 	// held to commit, lock the experiments, read their admitted segments.
 	admitted := map[string]map[string]struct{}{}
+	caps := map[string]int{}
 	b1 := &pgx.Batch{}
 	if len(p.seqLo) > 0 {
 		b1.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(claimLockSpace), p.stream)
@@ -565,6 +594,15 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 			timed[i] = e.timed
 		}
 		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent, timed)
+		b1.Queue(sqlSelectCaps, names).Query(func(rows pgx.Rows) error {
+			var exp string
+			var c int
+			_, err := pgx.ForEachRow(rows, []any{&exp, &c}, func() error {
+				caps[exp] = c
+				return nil
+			})
+			return err
+		})
 		b1.Queue(sqlSelectSegments, names).Query(func(rows pgx.Rows) error {
 			var exp, seg string
 			_, err := pgx.ForEachRow(rows, []any{&exp, &seg}, func() error {
@@ -585,7 +623,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 
 	// In Go: admit, fold, re-aggregate.
 	b2 := &pgx.Batch{}
-	fold := p.admit(admitted, opts.SegmentCap, b2)
+	fold := p.admit(admitted, caps, opts.SegmentCap, b2)
 	p.queueCounts(fold, b2)
 	p.queueHours(fold, b2)
 	p.queueVariants(b2)
@@ -612,8 +650,9 @@ func (f folded) segment(experiment, segment string) string {
 }
 
 // admit decides, for each segment new to its experiment, whether it is
-// admitted (queued for insertion into segments) or folded.
-func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int, b *pgx.Batch) folded {
+// admitted (queued for insertion into segments) or folded: under the cap of
+// the experiment's segment definition (caps), or defaultCap when it has none.
+func (p *prepared) admit(admitted map[string]map[string]struct{}, caps map[string]int, defaultCap int, b *pgx.Batch) folded {
 	fold := folded{}
 	var exps, segs, attrs []string
 	var firsts []time.Time
@@ -623,16 +662,18 @@ func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int
 		if _, ok := adm[OtherSegment]; ok { // never stored by Apply, but never counted either
 			n--
 		}
+		segmentCap, ok := caps[e.name]
+		if !ok {
+			segmentCap = defaultCap
+		}
+		a := segment.NewAdmission(segmentCap, n, OtherSegment, func(s string) bool { _, ok := adm[s]; return ok })
 		for _, c := range p.segOrder[e.name] {
-			if _, ok := adm[c.segment]; ok || c.segment == OtherSegment {
-				continue
-			}
-			if n < segmentCap {
-				n++
+			switch ok, fresh := a.Admit(c.segment); {
+			case fresh:
 				exps, segs, attrs, firsts = append(exps, e.name), append(segs, c.segment), append(attrs, c.attrs), append(firsts, c.first)
-				continue
+			case !ok:
+				fold[[2]string{e.name, c.segment}] = OtherSegment
 			}
-			fold[[2]string{e.name, c.segment}] = OtherSegment
 		}
 	}
 	if len(exps) > 0 {

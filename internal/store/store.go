@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Errors returned by the store, wrapped; test with [errors.Is].
@@ -44,7 +46,9 @@ var (
 
 // Defaults for [Options].
 const (
-	DefaultSegmentCap    = 100
+	DefaultSegmentCap    = segment.DefaultCap
+	DefaultExperimentCap = 1000
+	DefaultOperationCap  = 100
 	DefaultSamplesPerKey = 50
 	// DefaultConnectTimeout bounds each connection attempt when the database
 	// URL sets no connect_timeout, so an unreachable host fails instead of
@@ -54,9 +58,19 @@ const (
 
 // Options configure a [Store]. The zero value means the defaults.
 type Options struct {
-	// SegmentCap is how many distinct segments an experiment admits before
-	// further ones fold into [OtherSegment]. Defaults to 100.
+	// SegmentCap is how many distinct segments an experiment without a
+	// stored segment definition admits before further ones fold into
+	// [OtherSegment] (an experiment with one uses its cap: see
+	// [Store.EnsureSegmentConfig]). Defaults to 100.
 	SegmentCap int
+	// ExperimentCap is how many distinct experiments the store admits;
+	// pairs of further experiments are counted in [OtherExperiment], and
+	// [Store.Folded] counts them. Defaults to 1,000.
+	ExperimentCap int
+	// OperationCap is how many distinct operations an experiment admits;
+	// pairs of further operations are counted in its [OtherOperation], and
+	// [Store.Folded] counts them. Defaults to 100.
+	OperationCap int
 	// SamplesPerKey is how many divergence samples are kept per (experiment,
 	// operation, segment); the newest are kept. Defaults to 50.
 	SamplesPerKey int
@@ -73,7 +87,8 @@ type Options struct {
 
 // DefaultOptions returns the options the zero value stands for.
 func DefaultOptions() Options {
-	return Options{SegmentCap: DefaultSegmentCap, SamplesPerKey: DefaultSamplesPerKey}
+	return Options{SegmentCap: DefaultSegmentCap, SamplesPerKey: DefaultSamplesPerKey, ExperimentCap: DefaultExperimentCap,
+		OperationCap: DefaultOperationCap}
 }
 
 // withDefaults validates o and fills in its zero fields.
@@ -81,6 +96,10 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.SegmentCap < 0:
 		return o, fmt.Errorf("%w: SegmentCap %d is negative", ErrInvalidOption, o.SegmentCap)
+	case o.ExperimentCap < 0:
+		return o, fmt.Errorf("%w: ExperimentCap %d is negative", ErrInvalidOption, o.ExperimentCap)
+	case o.OperationCap < 0:
+		return o, fmt.Errorf("%w: OperationCap %d is negative", ErrInvalidOption, o.OperationCap)
 	case o.SamplesPerKey < 0:
 		return o, fmt.Errorf("%w: SamplesPerKey %d is negative", ErrInvalidOption, o.SamplesPerKey)
 	case o.MaxConns < 0:
@@ -92,6 +111,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SamplesPerKey == 0 {
 		o.SamplesPerKey = DefaultSamplesPerKey
 	}
+	if o.ExperimentCap == 0 {
+		o.ExperimentCap = DefaultExperimentCap
+	}
+	if o.OperationCap == 0 {
+		o.OperationCap = DefaultOperationCap
+	}
 	return o, nil
 }
 
@@ -100,6 +125,7 @@ type Store struct {
 	pool  *pgxpool.Pool
 	opts  Options
 	attrs attrsCache
+	names knownNames
 }
 
 //go:embed migrations/*.sql

@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // OtherSegment is the segment that values past an experiment's segment cap
-// fold into.
-const OtherSegment = "other"
+// fold into: [segment.Other].
+const OtherSegment = segment.Other
 
 // Batch is what one verifier flush writes. [Store.Apply] writes all of it in
 // one transaction, or none of it.

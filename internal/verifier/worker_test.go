@@ -18,6 +18,7 @@ import (
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 func TestSegment(t *testing.T) {
@@ -36,7 +37,7 @@ func TestSegment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, _ := Segment(tt.attrs, tt.keys); got != tt.want {
+			if got, _ := segment.Key(tt.attrs, tt.keys); got != tt.want {
 				t.Errorf("Segment = %q, want %q", got, tt.want)
 			}
 		})
@@ -52,7 +53,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"flush interval too long", Options{FlushInterval: 2 * time.Second}, "FlushInterval"},
 		{"batch above ack pending", Options{MaxBatch: 100, MaxAckPending: 50}, "MaxAckPending"},
 		{"ack wait too short", Options{AckWait: time.Millisecond}, "AckWait"},
-		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "SegmentAttrs[0]"},
+		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "attrs[0]"},
+		{"cap too large", Options{SegmentCap: segment.MaxCap + 1}, "cap"},
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
 		{"negative clock skew", Options{MaxClockSkew: -time.Second}, "MaxClockSkew"},
 		{"negative pair age", Options{MaxPairAge: -time.Second}, "MaxPairAge"},
@@ -319,8 +321,10 @@ func TestBatchCommitThenCrash(t *testing.T) {
 // ones (batches) on one stream, two workers: every pair counted once.
 func TestBatchesAndSinglesTogether(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// A long AckWait, as in TestTwoWorkersShareTheConsumer: nothing crashes,
+	// so nothing should be redelivered and judged by both workers.
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 300)
 	r.publishBatches(t, 2000, 50)
 	r.publish(t, 200)
@@ -521,8 +525,12 @@ func TestStoreOutage(t *testing.T) {
 // the work and count every pair once.
 func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// Nothing crashes here, so no message should be redelivered: a long
+	// AckWait keeps a slow machine from redelivering one to the other worker
+	// while its first holder commits it, which both would then report as
+	// judged (the store still counts it once).
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 2000)
 	r.exact(t)
 	// The counts are visible a moment before the committing worker adds
@@ -567,12 +575,12 @@ func TestSegmentKeyBounded(t *testing.T) {
 	for _, k := range keys {
 		attrs[k] = strings.Repeat(k, 128)
 	}
-	one, _ := Segment(attrs, keys)
+	one, _ := segment.Key(attrs, keys)
 	attrs["f"] = strings.Repeat("g", 128)
-	two, _ := Segment(attrs, keys)
-	if len(one) > maxSegmentKey || len(two) > maxSegmentKey || one == two || !strings.HasPrefix(one, "a=aaa") {
+	two, _ := segment.Key(attrs, keys)
+	if len(one) > segment.MaxKeyBytes || len(two) > segment.MaxKeyBytes || one == two || !strings.HasPrefix(one, "a=aaa") {
 		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
-			one, len(one), two, len(two), maxSegmentKey)
+			one, len(one), two, len(two), segment.MaxKeyBytes)
 	}
 }
 
