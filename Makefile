@@ -52,7 +52,7 @@ example-node: ## the Node.js orders example (examples/node-orders) with traffic,
 ALLOC_PKGS ?= ./pkg/diff/ ./pkg/publish/ ./pkg/rollout/ ./pkg/migration/
 
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) --no-print-directory test-alloc
 	cd deployments && $(GO) test -count=1 ./...
 	$(MAKE) test-node
