@@ -12,19 +12,32 @@ MODULES := e2e/promotion/argo e2e/promotion/flagger
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-demo: ## run the whole system (embedded NATS, verifiers, dashboard) with demo traffic
-	@echo "Parity demo: dashboard at http://127.0.0.1:8080 (Ctrl-C to stop)"
-	$(GO) run ./cmd/collector --demo --addr 127.0.0.1:8080
+# Each serving target has its own ports, database and NATS data, so runs
+# never see each other's experiments; tools/serve.sh refuses a taken port,
+# builds first with progress, and says when the dashboard answers.
+PG_URL            ?= postgres://postgres@127.0.0.1:5432
+DEMO_PORT         ?= 8080
+DEMO_NATS_PORT    ?= 4223
+DEMO_DATABASE_URL ?= $(PG_URL)/parity_demo?sslmode=disable
+EXAMPLE_PORT      ?= 8090
+EXAMPLE_APP_PORT  ?= 8091
+EXAMPLE_NATS_PORT ?= 4233
+ROLLOUT_PORT      ?= 8070
+ROLLOUT_APP_PORT  ?= 8071
 
-rollout-demo: ## the closed-loop rollout scenario, narrated, with the dashboard at http://127.0.0.1:8080
-	$(GO) run ./examples/rollout
+demo: ## the whole system (embedded NATS, verifiers, dashboard) with demo traffic on :8080, started clean (KEEP=1 keeps the last run's data)
+	@$(if $(KEEP),,rm -rf .parity/demo)
+	@MAKE_TARGET=demo GO=$(GO) tools/serve.sh "make demo" "$(DEMO_PORT) $(DEMO_NATS_PORT)" ./cmd/collector \
+	  "$(DEMO_PORT):bin/collector --demo $(if $(KEEP),,--demo-fresh) --addr 127.0.0.1:$(DEMO_PORT) --embedded-nats-addr 127.0.0.1:$(DEMO_NATS_PORT) --data-dir .parity/demo --database-url $(DEMO_DATABASE_URL)"
 
-example: ## the orders example service with traffic, and Parity's dashboard at http://127.0.0.1:8080
-	@echo "Parity dashboard at http://127.0.0.1:8080, orders service at http://127.0.0.1:8081 (Ctrl-C stops both)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(GO) run ./cmd/collector --addr 127.0.0.1:8080 & \
-	until (exec 3<>/dev/tcp/127.0.0.1/4223) 2>/dev/null; do sleep 0.5; done; \
-	$(GO) run ./examples/orders --traffic 50 --create-stream=false; wait
+rollout-demo: ## the closed-loop rollout scenario, narrated, with its dashboard on :8070 (fresh databases every run)
+	@MAKE_TARGET=rollout-demo GO=$(GO) tools/serve.sh "make rollout-demo" "$(ROLLOUT_PORT) $(ROLLOUT_APP_PORT)" ./examples/rollout \
+	  "$(ROLLOUT_PORT):bin/rollout --addr 127.0.0.1:$(ROLLOUT_PORT) --app-addr 127.0.0.1:$(ROLLOUT_APP_PORT)"
+
+example: ## the orders example service with traffic on :8091, and Parity's dashboard on :8090 (database parity_example)
+	@MAKE_TARGET=example GO=$(GO) tools/serve.sh "make example" "$(EXAMPLE_PORT) $(EXAMPLE_APP_PORT) $(EXAMPLE_NATS_PORT)" "./cmd/collector ./examples/orders" \
+	  "$(EXAMPLE_PORT):bin/collector --addr 127.0.0.1:$(EXAMPLE_PORT) --embedded-nats-addr 127.0.0.1:$(EXAMPLE_NATS_PORT) --data-dir .parity/example --database-url $(PG_URL)/parity_example?sslmode=disable" \
+	  "$(EXAMPLE_APP_PORT):bin/orders --addr 127.0.0.1:$(EXAMPLE_APP_PORT) --nats-url nats://127.0.0.1:$(EXAMPLE_NATS_PORT) --traffic 50 --create-stream=false"
 
 reconcile-example: ## a sweep of every row of the orders example finds its backfill bugs, also in rows its traffic never reads → http://127.0.0.1:8080
 	$(GO) run ./examples/reconcile
@@ -42,7 +55,7 @@ example-node: ## the Node.js orders example (examples/node-orders) with traffic,
 ALLOC_PKGS ?= ./pkg/diff/ ./pkg/publish/ ./pkg/rollout/ ./pkg/migration/
 
 test: ## run every test (needs PostgreSQL on 127.0.0.1:5432, Node.js 20 and nats-server; see .ci/run)
-	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+	$(GO) test -race -count=1 -timeout 45m $(PKGS)
 	$(MAKE) --no-print-directory test-alloc
 	cd deployments && $(GO) test -count=1 ./...
 	cd e2e/promotion/argo && $(GO) test -count=1 -timeout 20m ./...
@@ -59,8 +72,8 @@ test-alloc: ## the allocation tests, without -race (the race detector skews allo
 test-node: ## the Node.js client's tests (clients/node; installs its locked dependencies when missing)
 	cd clients/node && { [ -d node_modules ] || npm ci --no-audit --no-fund; } && npm test
 
-test-short: ## the unit tests only (no end-to-end tests)
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e)
+test-short: ## the tests that need no PostgreSQL (go test -short: those that do skip, and only under -short)
+	$(GO) test -short -count=1 $(PKGS)
 
 build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
@@ -70,8 +83,11 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B13|B14' -benchmem -benchtime=3x -timeout 30m ./pkg/reconcile/pgsource/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='B12$$' -benchtime=1x -timeout 30m ./internal/store/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='ApplyContention' -benchtime=300x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='OverviewScale' -benchmem -benchtime=200x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
 
 fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ and the gate for 30s each

@@ -27,8 +27,8 @@ import (
 	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
-	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
+	segmentdef "github.com/parityhq/parity/pkg/segment"
 )
 
 // The flood's experiments. Bad envelopes name floodExperiment (or an invalid
@@ -156,7 +156,11 @@ func badKinds(maxPayload int) []badKind {
 		{name: "10,001-level object nesting", want: "depth", make: deep(`{"a":`, `}`, 10_001)},
 
 		// Versions.
-		{name: "version 2", want: "unsupported version 2", array: true, make: edit(func(m map[string]any) { m["version"] = 2 })},
+		{name: "version 3", want: "unsupported version 3", array: true, make: edit(func(m map[string]any) { m["version"] = 3 })},
+		// Version 2 is a batch: a pair marked 2 is a batch without pairs
+		// over NATS, and not a pair over HTTP, which takes pairs only.
+		{name: "version 2 over NATS", want: "field pairs: missing", via: "nats", make: edit(func(m map[string]any) { m["version"] = 2 })},
+		{name: "version 2 over HTTP", want: "unsupported version 2 (a pair is version 1", via: "http", array: true, make: edit(func(m map[string]any) { m["version"] = 2 })},
 		{name: "version 0", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = 0 })},
 		{name: "version string", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = "1" })},
 		{name: "version 1.5", want: "unsupported version", array: true, make: edit(func(m map[string]any) { m["version"] = 1.5 })},
@@ -872,7 +876,7 @@ func TestBadInputValidEdgeCases(t *testing.T) {
 				if err != nil {
 					t.Fatalf("pair %d: %v", i, err)
 				}
-				segment, _ := verifier.Segment(p.User.Attrs, []string{"country", "plan"})
+				segment, _ := segmentdef.Key(p.User.Attrs, []string{"country", "plan"})
 				want[segment] = counts{pairs: want[segment].pairs + 1}
 				if i < 7 {
 					if _, err := js.PublishMsg(context.Background(), goodMsg(b)); err != nil {

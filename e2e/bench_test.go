@@ -178,7 +178,7 @@ func benchParity(b *testing.B, size, segments, workers int) {
 		// waiting for the interval, which at the default 500ms would dominate
 		// a one-second run; in steady state the interval does not limit
 		// throughput.
-		w, err := verifier.New(wjs, st, verifier.Options{FlushInterval: 100 * time.Millisecond})
+		w, err := verifier.New(wjs, st, verifier.Options{FlushInterval: 100 * time.Millisecond, SegmentCap: 200})
 		if err != nil {
 			b.Fatal(err)
 		}

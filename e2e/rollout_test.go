@@ -196,6 +196,8 @@ func rolloutInBrowser(t *testing.T, dashboard, token string) {
 	if row := b.text(`#rollout-events tr[data-cause="gate_failed"]`); !strings.Contains(row, "country=IN") {
 		t.Errorf("the breach row does not name IN: %q", row)
 	}
+	// One verdict on the page: the rollout section does not repeat the gate.
+	oneVerdict(t, b, strings.TrimPrefix(b.text(`#gate-verdict`), "gate: "))
 	b.screenshot("rollout")
 	b.do("pause from the page", chromedp.SendKeys(`#rollout-reason`, "checking the dashboard"),
 		chromedp.Click(`#rollout-actions button[formaction$="/pause"]`),

@@ -14,7 +14,7 @@ import (
 	"github.com/parityhq/parity/internal/cli"
 	"github.com/parityhq/parity/internal/collector"
 	"github.com/parityhq/parity/internal/controller"
-	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/internal/demo"
 )
 
 func main() {
@@ -48,8 +48,9 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.StringVar(&o.AnonymousViewers, "anonymous-viewers", collector.AnonymousViewersAuto, "let requests without a token read (never change): true, false, or auto (true on a loopback --addr with no --viewer-token)")
 	fs.StringVar(&o.SessionSecret, "session-secret", "", "secret (32+ bytes) signing dashboard sessions, shared by collectors behind one address; empty: random at start")
 	vf := cli.VerifierFlags(fs, &o.Verifier)
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
+	cli.StoreFlags(fs, &o.Store)
 	fs.DurationVar(&o.SampleRetention, "sample-retention", collector.DefaultSampleRetention, "how long divergence samples are kept (negative: forever)")
+	fs.DurationVar(&o.Store.MinuteRetention, "minute-retention", collector.DefaultMinuteRetention, "how long per-minute counts are kept; older windows are answered from hourly rollups, with the same totals (negative: forever)")
 	fs.DurationVar(&o.DeadLetterRetention, "dead-letter-retention", collector.DefaultDeadLetterRetention, "how long dead letters are kept (negative: forever)")
 	fs.DurationVar(&o.RolloutInterval, "rollout-interval", controller.DefaultInterval, "how often the rollout controller evaluates each active rollout's gate")
 	fs.DurationVar(&o.RolloutSettle, "rollout-settle", controller.DefaultSettle, "how long after a rollout changes its gate's window starts (pairs from before the change are not judged)")
@@ -58,14 +59,15 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 	fs.Float64Var(&o.HTTP.OFREPRate, "ofrep-rate", collector.DefaultOFREPRate, "OFREP evaluations per second per client (token or address) before 429; negative: no limit")
 	fs.IntVar(&o.HTTP.OFREPBurst, "ofrep-burst", 0, "OFREP evaluations a client may make at once (0: twice --ofrep-rate)")
 	corsOrigins := fs.String("ofrep-cors-origins", "", "comma-separated origins (https://app.example.com, or *) whose browser code may call OFREP; empty: none")
-	demo := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
-	fs.IntVar(&o.DemoRate, "demo-rate", 200, "demo pairs per second (with --demo)")
+	demoOn := fs.Bool("demo", false, "publish synthetic demo traffic through the Go hook")
+	fs.IntVar(&o.DemoRate, "demo-rate", demo.DefaultRate, "demo pairs per second (with --demo)")
+	fs.BoolVar(&o.DemoFresh, "demo-fresh", false, "with --demo: drop the database first so the demo starts clean (only a database named *_demo)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
 		"addr": "PARITY_ADDR", "database-url": "DATABASE_URL", "nats-url": "NATS_URL",
 		"embedded-nats-addr": "PARITY_EMBEDDED_NATS_ADDR", "data-dir": "PARITY_DATA_DIR", "workers": "PARITY_WORKERS",
 		"ingest-token": "PARITY_INGEST_TOKENS", "operator-token": "PARITY_OPERATOR_TOKENS", "viewer-token": "PARITY_VIEWER_TOKENS",
-		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "segment-cap": "PARITY_SEGMENT_CAP", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "demo": "PARITY_DEMO",
+		"anonymous-viewers": "PARITY_ANONYMOUS_VIEWERS", "session-secret": "PARITY_SESSION_SECRET", "sample-retention": "PARITY_SAMPLE_RETENTION", "dead-letter-retention": "PARITY_DEAD_LETTER_RETENTION", "minute-retention": "PARITY_MINUTE_RETENTION", "demo": "PARITY_DEMO", "demo-fresh": "PARITY_DEMO_FRESH",
 		"rollout-interval": "PARITY_ROLLOUT_INTERVAL", "rollout-settle": "PARITY_ROLLOUT_SETTLE",
 		"demo-rate": "PARITY_DEMO_RATE", "log-level": "PARITY_LOG_LEVEL", "reconcile-sources": "PARITY_RECONCILE_SOURCES",
 		"trust-forwarded-proto": "PARITY_TRUST_FORWARDED_PROTO", "ofrep-rate": "PARITY_OFREP_RATE", "ofrep-burst": "PARITY_OFREP_BURST",
@@ -88,7 +90,7 @@ func flags() (*cli.FlagSet, *collector.Options, func() error) {
 		if o.RolloutSettle <= 0 {
 			return fmt.Errorf("collector: --rollout-settle: %v is not positive", o.RolloutSettle)
 		}
-		if !*demo {
+		if !*demoOn {
 			o.DemoRate = 0
 		}
 		if o.ReconcileSources, err = parseSources(*sources); err != nil {

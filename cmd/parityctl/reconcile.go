@@ -49,6 +49,9 @@ func reconcileCmd(args []string, stdout, stderr io.Writer) int {
 		return exitCouldNotRun
 	}
 	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprintf(stderr, "%s\n\n%s\n", reconcileUsage, exitCodes)
+		return 0
 	case "run":
 		code, err := reconcileRun(args[1:], stdout, stderr)
 		if err != nil {
@@ -116,8 +119,11 @@ func reconcileRun(args []string, stdout, stderr io.Writer) (int, error) {
 	for name, env := range map[string]string{"old-url": "PARITY_OLD_URL", "new-url": "PARITY_NEW_URL", "url": "PARITY_URL", "token": "PARITY_TOKEN"} {
 		fs.Env(name, env)
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitCouldNotRun, err
+	if help, err := parseFlags(fs, args, stderr, "parityctl reconcile run --old-url URL --old-table T --new-url URL --new-table T --key COLUMN [flags]"); help || err != nil {
+		if err != nil {
+			return exitCouldNotRun, err
+		}
+		return exitAgree, nil
 	}
 	for _, req := range []struct{ flag, v string }{{"--old-url", *oldURL}, {"--old-table", *oldTable}, {"--new-url", *newURL}, {"--new-table", *newTable}, {"--key", *key}} {
 		if req.v == "" {

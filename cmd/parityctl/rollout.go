@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/parityhq/parity/internal/cli"
+	"github.com/parityhq/parity/pkg/rollout"
 )
 
 // Exit codes of the rollout command.
@@ -57,30 +59,50 @@ type rolloutView struct {
 	} `json:"events"`
 }
 
-// rollout shows or changes an experiment's rollout through the collector's
+// rolloutCommand shows or changes an experiment's rollout through the collector's
 // API, as an operator.
-func rollout(args []string, stdout io.Writer) (int, error) {
+func rolloutCommand(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprintf(stderr, "%s\n\n%s\n", rolloutUsage, exitCodes)
+		return exitRolloutOK, nil
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return exitRolloutError, errors.New(rolloutUsage)
 	}
 	action := args[0]
 	fs := cli.New("parityctl rollout " + action)
-	fs.SetOutput(stdout)
 	base := fs.String("url", "http://127.0.0.1:8080", "the collector's address")
 	exp := fs.String("experiment", "", "the experiment (required)")
 	reason := fs.String("reason", "", "why, for the audit log (required to change anything)")
-	step := fs.Int("step", -1, "promote or roll back to this step instead of the next or previous one")
-	file := fs.String("file", "", `plan: a JSON file {"flag": …, "plan": {…}} (docs/rollout.md)`)
+	step := fs.Int("step", 0, "promote or roll back to this step (0 or more) instead of the next or previous one")
+	file := fs.String("file", "", `plan: a JSON file `+planShape+` (docs/rollout.md)`)
 	asJSON := fs.Bool("json", false, "print the collector's full answer as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up after this long")
 	token := fs.String("token", "", "an operator token (a viewer token is enough for status; prefer the variable: flags show in ps)")
 	fs.Env("url", "PARITY_URL")
 	fs.Env("token", "PARITY_TOKEN")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitRolloutError, err
+	if help, err := parseFlags(fs, args[1:], stderr, "parityctl rollout "+action+" --experiment NAME [flags]"); help || err != nil {
+		if err != nil {
+			return exitRolloutError, err
+		}
+		return exitRolloutOK, nil
 	}
 	if *exp == "" {
 		return exitRolloutError, errors.New("--experiment is required")
+	}
+	if err := checkCommon(*base, *timeout); err != nil {
+		return exitRolloutError, err
+	}
+	if given(fs, "step") {
+		if action != "promote" && action != "rollback" {
+			return exitRolloutError, fmt.Errorf("--step applies to promote and rollback, not %s", action)
+		}
+		if *step < 0 {
+			return exitRolloutError, fmt.Errorf("--step %d: must be 0 or more (steps count from 0, the base stage)", *step)
+		}
+	}
+	if given(fs, "file") && action != "plan" {
+		return exitRolloutError, fmt.Errorf("--file applies to plan, not %s", action)
 	}
 	path := "/api/v1/experiments/" + url.PathEscape(*exp) + "/rollout"
 	method, body := http.MethodGet, []byte(nil)
@@ -94,21 +116,18 @@ func rollout(args []string, stdout io.Writer) (int, error) {
 		if err != nil {
 			return exitRolloutError, err
 		}
-		var doc map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &doc); err != nil {
+		u, err := readPlan(raw)
+		if err != nil {
 			return exitRolloutError, fmt.Errorf("%s: %w", *file, err)
 		}
-		doc["reason"], _ = json.Marshal(*reason)
-		method, body = http.MethodPut, mustJSON(doc)
+		u.Reason = *reason
+		method, body = http.MethodPut, mustJSON(u)
 	case "promote", "rollback", "pause", "resume", "kill":
 		if *reason == "" {
 			return exitRolloutError, fmt.Errorf("%s needs --reason: the audit log keeps it", action)
 		}
 		a := map[string]any{"reason": *reason}
-		if *step >= 0 {
-			if action != "promote" && action != "rollback" {
-				return exitRolloutError, fmt.Errorf("--step applies to promote and rollback, not %s", action)
-			}
+		if given(fs, "step") {
 			a["step"] = *step
 		}
 		method, body, path = http.MethodPost, mustJSON(a), path+"/"+action
@@ -141,6 +160,47 @@ func rollout(args []string, stdout io.Writer) (int, error) {
 	}
 	printRollout(stdout, v)
 	return exitRolloutOK, nil
+}
+
+// planShape is the plan file's shape, for flags' help and errors.
+const planShape = `{"flag": "orders-migration", "plan": {"experiment": …, "steps": [{"stage": …, "audience": {…}}, …]}}`
+
+// planFile is the plan file: the body of PUT …/rollout without its reason.
+type planFile struct {
+	Flag   string       `json:"flag,omitempty"`
+	Plan   rollout.Plan `json:"plan"`
+	Reason string       `json:"reason"`
+}
+
+// readPlan reads a plan file: the wrapper {"flag", "plan"} or, accepted as
+// well, the plan alone ({"steps": …}), whose flag is then the experiment's
+// name (the collector's default). Unknown fields are refused with the shape
+// expected.
+func readPlan(raw []byte) (planFile, error) {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return planFile{}, fmt.Errorf("not a JSON object (%w); want %s", err, planShape)
+	}
+	var f planFile
+	target, what := any(&f), "the file"
+	if _, wrapped := keys["plan"]; !wrapped {
+		if _, bare := keys["steps"]; !bare {
+			return planFile{}, fmt.Errorf("neither a \"plan\" nor \"steps\" field; want %s, or the plan alone {\"steps\": […]}", planShape)
+		}
+		target, what = &f.Plan, "the plan (given without its {\"flag\", \"plan\"} wrapper)"
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(target); err != nil {
+		return planFile{}, fmt.Errorf("%s: %w; want %s", what, err, planShape)
+	}
+	if f.Reason != "" {
+		return planFile{}, errors.New(`a "reason" field: give the reason with --reason`)
+	}
+	if len(f.Plan.Steps) == 0 {
+		return planFile{}, fmt.Errorf("the plan has no steps; want %s", planShape)
+	}
+	return f, nil
 }
 
 func printRollout(w io.Writer, v rolloutView) {

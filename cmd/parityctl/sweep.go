@@ -62,8 +62,11 @@ func sweepCmd(action string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "parityctl reconcile:", err)
 		return exitCouldNotRun
 	}
-	if err := fs.Parse(args); err != nil {
-		return fail(err)
+	if help, err := parseFlags(fs, args, stderr, "parityctl reconcile "+action+" [flags]"); help || err != nil {
+		if err != nil {
+			return fail(err)
+		}
+		return 0
 	}
 	var method, u string
 	var body []byte

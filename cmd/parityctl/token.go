@@ -17,19 +17,25 @@ import (
 // failure.
 func token(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
+		fmt.Fprint(stderr, "parityctl: token needs a command\n\n"+usage)
 		return 1
 	}
 	var err error
 	switch args[0] {
+	case "-h", "-help", "--help":
+		fmt.Fprint(stderr, usage)
+		return 0
 	case "create":
 		err = tokenCreate(args[1:], stdout, stderr)
 	case "revoke":
 		err = tokenRevoke(args[1:], stderr)
 	case "list":
-		err = tokenList(args[1:], stdout)
+		err = tokenList(args[1:], stdout, stderr)
 	default:
-		err = fmt.Errorf("unknown token command %q\n%s", args[0], usage)
+		err = fmt.Errorf("unknown token command %q\n\n%s", args[0], usage)
+	}
+	if errors.Is(err, errHelped) {
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "parityctl:", err)
@@ -38,11 +44,22 @@ func token(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// errHelped says a command printed its help as asked: exit 0.
+var errHelped = errors.New("help printed")
+
+// parseTokenFlags parses a token command's flags (usage on stderr).
+func parseTokenFlags(fs *cli.FlagSet, args []string, stderr io.Writer, synopsis string) error {
+	help, err := parseFlags(fs, args, stderr, synopsis)
+	if help {
+		return errHelped
+	}
+	return err
+}
+
 // tokenFlags declares the flags every token command has and returns a
 // function that opens the token table with them.
-func tokenFlags(name string, out io.Writer) (*cli.FlagSet, func(context.Context) (*auth.Tokens, func(), error)) {
+func tokenFlags(name string) (*cli.FlagSet, func(context.Context) (*auth.Tokens, func(), error)) {
 	fs := cli.New("parityctl token " + name)
-	fs.SetOutput(out)
 	dbURL := fs.String("database-url", cli.DefaultDatabaseURL, "the collector's PostgreSQL; the database is created and migrated if needed")
 	fs.Env("database-url", "DATABASE_URL")
 	open := func(ctx context.Context) (*auth.Tokens, func(), error) {
@@ -62,10 +79,10 @@ func tokenFlags(name string, out io.Writer) (*cli.FlagSet, func(context.Context)
 }
 
 func tokenCreate(args []string, stdout, stderr io.Writer) error {
-	fs, open := tokenFlags("create", stderr)
+	fs, open := tokenFlags("create")
 	name := fs.String("name", "", "the token's name: who or what holds it, e.g. ci-gate (required)")
 	role := fs.String("role", "", "viewer (read), operator (read and change rules and gates) or ingest (POST /api/v1/pairs only) (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseTokenFlags(fs, args, stderr, "parityctl token create --name NAME --role viewer|operator|ingest"); err != nil {
 		return err
 	}
 	if *name == "" || *role == "" {
@@ -95,9 +112,9 @@ func tokenCreate(args []string, stdout, stderr io.Writer) error {
 }
 
 func tokenRevoke(args []string, stderr io.Writer) error {
-	fs, open := tokenFlags("revoke", stderr)
+	fs, open := tokenFlags("revoke")
 	name := fs.String("name", "", "the token to revoke (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseTokenFlags(fs, args, stderr, "parityctl token revoke --name NAME"); err != nil {
 		return err
 	}
 	if *name == "" {
@@ -117,10 +134,10 @@ func tokenRevoke(args []string, stderr io.Writer) error {
 	return nil
 }
 
-func tokenList(args []string, stdout io.Writer) error {
-	fs, open := tokenFlags("list", stdout)
+func tokenList(args []string, stdout, stderr io.Writer) error {
+	fs, open := tokenFlags("list")
 	all := fs.Bool("all", false, "also list revoked tokens")
-	if err := fs.Parse(args); err != nil {
+	if err := parseTokenFlags(fs, args, stderr, "parityctl token list [--all]"); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/parityhq/parity/internal/cli"
-	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
 )
 
@@ -38,12 +37,12 @@ func flags() (*cli.FlagSet, *verifier.RunOptions, func() error) {
 	nats := cli.NATSFlags(fs)
 	fs.IntVar(&o.Workers, "workers", verifier.DefaultWorkers, "workers in this process, each on its own NATS connection")
 	fs.StringVar(&o.HTTPAddr, "http-addr", verifier.DefaultHTTPAddr, "serves /metrics, /healthz and /readyz (\"-\": none)")
-	fs.IntVar(&o.Store.SegmentCap, "segment-cap", store.DefaultSegmentCap, "distinct segments per experiment before further ones fold into \"other\"")
 	vf := cli.VerifierFlags(fs, &o.Worker)
+	cli.StoreFlags(fs, &o.Store)
 	level := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	for name, env := range map[string]string{
 		"database-url": "DATABASE_URL", "nats-url": "NATS_URL", "workers": "PARITY_WORKERS", "http-addr": "PARITY_HTTP_ADDR",
-		"segment-cap": "PARITY_SEGMENT_CAP", "log-level": "PARITY_LOG_LEVEL",
+		"log-level": "PARITY_LOG_LEVEL",
 	} {
 		fs.Env(name, env)
 	}

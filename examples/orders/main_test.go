@@ -39,9 +39,7 @@ func TestParseFlags(t *testing.T) {
 // TestRun runs the command's service with its own traffic until the
 // context ends.
 func TestRun(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
+	testutil.RequirePostgres(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/verifier"
 )
 
@@ -46,7 +47,8 @@ func NATSFlags(fs *FlagSet) func() ([]nats.Option, error) {
 // that finishes them (lists, validation) after parsing.
 func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	d := verifier.DefaultOptions()
-	attrs := fs.String("segment-attrs", strings.Join(d.SegmentAttrs, ","), "comma-separated user attributes a segment is made of")
+	attrs := fs.String("segment-attrs", strings.Join(d.SegmentAttrs, ","), "comma-separated user attributes a segment is made of, for an experiment without a stored segment definition (set one through the API)")
+	fs.IntVar(&o.SegmentCap, "segment-cap", d.SegmentCap, "distinct segments before further ones fold into \"other\", for an experiment without a stored segment definition")
 	fs.DurationVar(&o.FlushInterval, "flush-interval", d.FlushInterval, "longest time a judged pair waits before it is written (at most 1s)")
 	fs.IntVar(&o.MaxBatch, "max-batch", d.MaxBatch, "flush early when this many messages wait")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", d.MaxAckPending, "unacknowledged messages allowed across all verifiers")
@@ -58,7 +60,7 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.DurationVar(&o.MaxClockSkew, "max-clock-skew", d.MaxClockSkew, "how far ahead of this clock a pair's time may be; later pairs are dead-lettered")
 	fs.DurationVar(&o.MaxPairAge, "max-pair-age", 0, "how far behind this clock a pair's time may be; older pairs are dead-lettered (0: --stream-max-age plus 1h)")
 	for name, env := range map[string]string{
-		"segment-attrs": "PARITY_SEGMENT_ATTRS", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
+		"segment-attrs": "PARITY_SEGMENT_ATTRS", "segment-cap": "PARITY_SEGMENT_CAP", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
 		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
 		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
 		"stream-duplicates": "PARITY_STREAM_DUPLICATES", "max-clock-skew": "PARITY_MAX_CLOCK_SKEW", "max-pair-age": "PARITY_MAX_PAIR_AGE",
@@ -72,4 +74,14 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 		}
 		return nil
 	}
+}
+
+// StoreFlags registers the store's caps into o: how many experiments, and
+// operations per experiment, are admitted before further ones fold into
+// "other".
+func StoreFlags(fs *FlagSet, o *store.Options) {
+	fs.IntVar(&o.ExperimentCap, "experiment-cap", store.DefaultExperimentCap, "distinct experiments before further ones are counted in experiment \"other\"")
+	fs.IntVar(&o.OperationCap, "operation-cap", store.DefaultOperationCap, "distinct operations per experiment before further ones are counted in operation \"other\"")
+	fs.Env("experiment-cap", "PARITY_EXPERIMENT_CAP")
+	fs.Env("operation-cap", "PARITY_OPERATION_CAP")
 }

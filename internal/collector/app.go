@@ -40,6 +40,10 @@ const (
 	DefaultDataDir             = "parity-data"
 	DefaultSampleRetention     = 7 * 24 * time.Hour
 	DefaultDeadLetterRetention = 30 * 24 * time.Hour
+	// DefaultMinuteRetention is how long the collector keeps per-minute
+	// counts ([store.Options.MinuteRetention]); older windows are answered
+	// from the hourly rollup.
+	DefaultMinuteRetention = 72 * time.Hour
 )
 
 // Options configure the collector. The zero value runs the whole system in one
@@ -92,7 +96,8 @@ type Options struct {
 	Auth auth.Options
 	// Verifier configures the in-process workers and the stream.
 	Verifier verifier.Options
-	// Store configures the PostgreSQL store.
+	// Store configures the PostgreSQL store. Its MinuteRetention defaults to
+	// [DefaultMinuteRetention] here (negative keeps minutes forever).
 	Store store.Options
 	// SampleRetention is how long divergence samples are kept. Defaults to
 	// 7 days; negative keeps them forever.
@@ -114,6 +119,10 @@ type Options struct {
 	// DemoRate, when positive, publishes that many synthetic pairs per second
 	// through the Go hook (see package demo).
 	DemoRate int
+	// DemoFresh drops the database before starting, so a demo starts from
+	// nothing. It needs DemoRate and a database whose name ends in "_demo"
+	// (see [store.DropDatabase]).
+	DemoFresh bool
 	// HTTP configures HSTS and OFREP's rate limit and CORS.
 	HTTP HTTPOptions
 	// Logger defaults to slog.Default().
@@ -148,11 +157,16 @@ func (o *Options) setDefaults() error {
 	if o.DeadLetterRetention == 0 {
 		o.DeadLetterRetention = DefaultDeadLetterRetention
 	}
+	if o.Store.MinuteRetention == 0 {
+		o.Store.MinuteRetention = DefaultMinuteRetention
+	}
 	switch {
 	case o.Workers < -1:
 		return fmt.Errorf("collector: invalid option Workers: %d (use -1 for none)", o.Workers)
 	case o.DemoRate < 0:
 		return fmt.Errorf("collector: invalid option DemoRate: must not be negative, got %d", o.DemoRate)
+	case o.DemoFresh && o.DemoRate == 0:
+		return fmt.Errorf("collector: invalid option DemoFresh: only with demo traffic (DemoRate)")
 	}
 	seen := map[string]string{}
 	for _, f := range []struct {
@@ -259,6 +273,11 @@ func Start(ctx context.Context, opts Options) (_ *App, err error) {
 			_ = a.Shutdown(context.Background()) // release what was started
 		}
 	}()
+	if opts.DemoFresh {
+		if err := store.DropDatabase(ctx, opts.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
 	if a.st, err = store.Open(ctx, opts.DatabaseURL, opts.Store); err != nil {
 		return nil, err
 	}
@@ -424,8 +443,11 @@ func (a *App) startDemo(ctx context.Context) error {
 	if a.pub, err = publish.New(nc, publish.Options{}); err != nil {
 		return err
 	}
+	if err := a.demoGate(ctx); err != nil {
+		return err
+	}
 	a.log.Info("collector: demo traffic", "experiment", demo.Experiment, "pairs_per_second", a.opts.DemoRate,
-		"expected", fmt.Sprintf("segment country=IN,plan=pro diverges in %.0f%% of pairs at items[1].price; all others agree", demo.DivergentRate*100))
+		"expected", fmt.Sprintf("segment %s diverges in exactly %d of every 100 pairs at items[1].price; all others agree", demo.DivergentSegment, demo.DivergentPerHundred))
 	a.wg.Go(func() {
 		if err := demo.Run(ctx, a.pub, a.opts.DemoRate); err != nil {
 			a.errc <- err
@@ -434,7 +456,26 @@ func (a *App) startDemo(ctx context.Context) error {
 	return nil
 }
 
-// retain deletes samples and dead letters past their retention, at start
+// demoGate stores the demo's gate ([demo.Gate]) unless its experiment has
+// one already, so the good segments pass within the first minute.
+func (a *App) demoGate(ctx context.Context) error {
+	if _, err := a.st.GateSpec(ctx, demo.Experiment); !errors.Is(err, store.ErrNotFound) {
+		return err // nil: kept from an earlier run
+	}
+	g := DefaultGate
+	g.MaxRate, g.MinPairs = demo.Gate.MaxRate, demo.Gate.MinPairs
+	doc, err := json.Marshal(g)
+	if err != nil {
+		return err
+	}
+	if _, err := a.st.SaveGateSpec(ctx, demo.Experiment, doc, "demo"); err != nil {
+		return fmt.Errorf("collector: demo gate: %w", err)
+	}
+	return nil
+}
+
+// retain deletes samples, dead letters and per-minute counts past their
+// retention, at start
 // and every ten minutes, until ctx ends.
 func (a *App) retain(ctx context.Context) {
 	before := func(keep time.Duration) time.Time {
@@ -447,11 +488,15 @@ func (a *App) retain(ctx context.Context) {
 	defer tick.Stop()
 	for {
 		n, d, err := a.st.Prune(ctx, before(a.opts.SampleRetention), before(a.opts.DeadLetterRetention))
+		var m int64
+		if err == nil {
+			m, err = a.st.PruneMinutes(ctx, time.Now())
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
 			a.log.Warn("collector: retention", "err", err)
-		case n+d > 0:
-			a.log.Info("collector: retention", "samples_deleted", n, "dead_letters_deleted", d)
+		case n+d+m > 0:
+			a.log.Info("collector: retention", "samples_deleted", n, "dead_letters_deleted", d, "minute_rows_deleted", m)
 		}
 		select {
 		case <-ctx.Done():

@@ -66,40 +66,43 @@ var routeAccess = map[string]auth.Role{
 	"GET /samples/:id":       auth.RoleViewer,
 	"GET /dead-letters":      auth.RoleViewer,
 
-	"GET /api/v1/openapi.json":                       auth.RoleViewer,
-	"GET /api/v1/experiments":                        auth.RoleViewer,
-	"GET /api/v1/experiments/:name/segments":         auth.RoleViewer,
-	"GET /api/v1/experiments/:name/samples":          auth.RoleViewer,
-	"GET /api/v1/samples/:id":                        auth.RoleViewer,
-	"GET /api/v1/dead-letters":                       auth.RoleViewer,
-	"GET /api/v1/experiments/:name/signatures":       auth.RoleViewer,
-	"GET /api/v1/experiments/:name/noise":            auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rules":            auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rules/history":    auth.RoleViewer,
-	"GET /api/v1/samples/:id/diff":                   auth.RoleViewer,
-	"GET /api/v1/experiments/:name/gate":             auth.RoleViewer,
-	"POST " + pathGateConfirm:                        auth.RoleViewer, // reads only: Flagger's webhook is a POST
-	"POST " + pathGateRollback:                       auth.RoleViewer, // reads only: Flagger's webhook is a POST
-	"GET /api/v1/experiments/:name/gate/spec":        auth.RoleViewer,
-	"PUT /api/v1/experiments/:name/rules":            auth.RoleOperator,
-	"POST /api/v1/experiments/:name/noise/accept":    auth.RoleOperator,
-	"PUT /api/v1/experiments/:name/gate/spec":        auth.RoleOperator,
-	"GET /api/v1/experiments/:name/redaction":        auth.RoleViewer,
-	"GET /api/v1/pipeline":                           auth.RoleViewer,
-	"PUT /api/v1/experiments/:name/redaction":        auth.RoleOperator,
-	"POST " + pathIngest:                             auth.RoleIngest,
-	"GET /api/v1/rollouts":                           auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rollout":          auth.RoleViewer,
-	"GET /api/v1/experiments/:name/rollout/events":   auth.RoleViewer,
-	"PUT /api/v1/experiments/:name/rollout":          auth.RoleOperator,
-	"POST /api/v1/experiments/:name/rollout/:action": auth.RoleOperator,
-	"POST /experiments/:name/rollout/:action":        auth.RoleOperator, // the dashboard's forms; CSRF-checked
-	"GET /api/v1/experiments/:name/sweeps":           auth.RoleViewer,
-	"POST /api/v1/experiments/:name/sweeps":          auth.RoleOperator,
-	"GET /api/v1/sweeps/:id":                         auth.RoleViewer,
-	"POST /api/v1/sweeps/:id/:action":                auth.RoleOperator,
-	"POST /experiments/:name/sweeps/:id/:action":     auth.RoleOperator, // the dashboard's forms; CSRF-checked
-	"POST /experiments/:name/sweeps":                 auth.RoleOperator, // the dashboard's form; CSRF-checked
+	"GET /api/v1/experiments":                              auth.RoleViewer,
+	"GET /api/v1/experiments/:name/segments":               auth.RoleViewer,
+	"GET /api/v1/experiments/:name/samples":                auth.RoleViewer,
+	"GET /api/v1/samples/:id":                              auth.RoleViewer,
+	"GET /api/v1/dead-letters":                             auth.RoleViewer,
+	"GET /api/v1/experiments/:name/signatures":             auth.RoleViewer,
+	"GET /api/v1/experiments/:name/noise":                  auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rules":                  auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rules/history":          auth.RoleViewer,
+	"GET /api/v1/samples/:id/diff":                         auth.RoleViewer,
+	"GET /api/v1/experiments/:name/gate":                   auth.RoleViewer,
+	"GET /api/v1/openapi.json":                             auth.RoleViewer,
+	"POST " + pathGateRollback:                             auth.RoleViewer, // reads only: Flagger's webhook is a POST
+	"POST " + pathGateConfirm:                              auth.RoleViewer, // reads only: Flagger's webhook is a POST
+	"GET /api/v1/experiments/:name/gate/spec":              auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/rules":                  auth.RoleOperator,
+	"POST /api/v1/experiments/:name/noise/accept":          auth.RoleOperator,
+	"PUT /api/v1/experiments/:name/gate/spec":              auth.RoleOperator,
+	"GET /api/v1/experiments/:name/redaction":              auth.RoleViewer,
+	"GET /api/v1/pipeline":                                 auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/redaction":              auth.RoleOperator,
+	"GET /api/v1/experiments/:name/segment-config":         auth.RoleViewer,
+	"GET /api/v1/experiments/:name/segment-config/history": auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/segment-config":         auth.RoleOperator,
+	"POST " + pathIngest:                                   auth.RoleIngest,
+	"GET /api/v1/rollouts":                                 auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rollout":                auth.RoleViewer,
+	"GET /api/v1/experiments/:name/rollout/events":         auth.RoleViewer,
+	"PUT /api/v1/experiments/:name/rollout":                auth.RoleOperator,
+	"POST /api/v1/experiments/:name/rollout/:action":       auth.RoleOperator,
+	"POST /experiments/:name/rollout/:action":              auth.RoleOperator, // the dashboard's forms; CSRF-checked
+	"GET /api/v1/experiments/:name/sweeps":                 auth.RoleViewer,
+	"POST /api/v1/experiments/:name/sweeps":                auth.RoleOperator,
+	"GET /api/v1/sweeps/:id":                               auth.RoleViewer,
+	"POST /api/v1/sweeps/:id/:action":                      auth.RoleOperator,
+	"POST /experiments/:name/sweeps/:id/:action":           auth.RoleOperator, // the dashboard's forms; CSRF-checked
+	"POST /experiments/:name/sweeps":                       auth.RoleOperator, // the dashboard's form; CSRF-checked
 
 	// OFREP flag evaluation (ofrep.go): applications read their rollout
 	// stage with whatever token they hold, usually an ingest token.

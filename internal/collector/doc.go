@@ -11,7 +11,13 @@
 // OFREP endpoints (ofrep.go) serve the documents it hands to the flag table.
 //
 // Handlers are thin over [internal/store], [internal/controller] and
-// [pkg/report]. Read endpoints
+// [pkg/report]. Each dashboard page (pages.go) reads what it needs and has a
+// small function build its typed view model (view.go), tested without HTTP;
+// charts come from [internal/charts]. A page gives one verdict: the rollout
+// step's gate while a rollout judges one, the experiment's gate otherwise,
+// and every coloured rate follows it with its limit beside it. The overview
+// is paged in the database, so a page costs about the same however many
+// experiments there are. Read endpoints
 // reject bad query parameters with a 400 naming the parameter and unknown
 // experiments with a 404.
 //

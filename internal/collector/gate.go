@@ -154,14 +154,87 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 		// A sliding window judges a different sample at every look: looked at
 		// often enough, it passes a segment at the limit (docs/gate.md).
 		v.Verdict = report.Inconclusive
-		v.Reason = "no anchor: the counts pass over the sliding window, but a pass needs counts from a fixed start: name the analysis (?analysis=NAME), give the step's start (?since=), or plan a rollout"
+		v.Reason = noAnchorReason
 	}
 	return v, nil
 }
 
+// noAnchorReason explains why a look with no anchor does not pass.
+const noAnchorReason = "no anchor: the counts pass over the sliding window, but a pass needs counts from a fixed start: name the analysis (?analysis=NAME), give the step's start (?since=), or plan a rollout"
+
 // noPairsReason explains the verdict on an experiment with no pair yet.
 func noPairsReason(name string) string {
 	return fmt.Sprintf("no pairs yet: experiment %s has recorded none (check the name if this lasts)", name)
+}
+
+// evaluateGates is evaluateGate under each experiment's stored gate, for a
+// page of experiments in a few round trips whatever their number: one for
+// the specs, one per distinct window for the counts. An experiment whose
+// stored gate cannot be applied, or without counts, is absent.
+func (s *handlers) evaluateGates(ctx context.Context, names []string) (map[string]GateView, error) {
+	stored, err := s.db.GateSpecsOf(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	type judged struct {
+		view GateSpecView
+		spec report.GateSpec
+	}
+	bySince := map[time.Time][]string{}
+	specs := map[string]judged{}
+	for _, name := range names {
+		g := controller.DefaultGate
+		if st, ok := stored[name]; ok {
+			if err := json.Unmarshal(st.Spec, &g); err != nil {
+				continue
+			}
+		}
+		spec, window, err := g.Spec()
+		if err != nil {
+			continue
+		}
+		var since time.Time
+		if window > 0 {
+			since = now.Add(-window).Truncate(time.Second)
+		}
+		specs[name] = judged{g, spec}
+		bySince[since] = append(bySince[since], name)
+	}
+	out := map[string]GateView{}
+	for since, group := range bySince {
+		q := store.SegmentQuery{Since: since}
+		counts, err := s.db.SegmentsOf(ctx, group, q)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range group {
+			rows, ok := counts[name]
+			if !ok {
+				continue
+			}
+			j := specs[name]
+			segs := countedSegments(rows)
+			if j.spec.MaxP99LatencyRatio > 0 {
+				if segs, err = s.withLatencies(ctx, name, q, rows); err != nil {
+					return nil, err
+				}
+			}
+			res, err := report.Evaluate(j.spec, segs, report.Total(segs))
+			if err != nil {
+				continue
+			}
+			v := GateView{Experiment: name, Since: since, Spec: j.view, Anchor: windowAnchor, GateResult: res}
+			v.Anchor.Since = since
+			if v.Verdict == report.Pass {
+				// The overview's window has no anchor: shown, never a pass.
+				v.Verdict = report.Inconclusive
+				v.Reason = noAnchorReason
+			}
+			out[name] = v
+		}
+	}
+	return out, nil
 }
 
 // segmentStats gathers each segment's counts and latencies over q.
@@ -171,6 +244,16 @@ func (s *handlers) segmentStats(ctx context.Context, name string, q store.Segmen
 		return nil, err
 	}
 	return s.withLatencies(ctx, name, q, rows)
+}
+
+// countedSegments turns counted rows into segment statistics without
+// latencies, in the rows' order.
+func countedSegments(rows []store.SegmentCount) []report.Segment {
+	out := make([]report.Segment, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, report.Segment{Key: r.Segment, Attrs: r.Attrs, Stats: report.SegmentStats{Counters: r.Counters}})
+	}
+	return out
 }
 
 // withLatencies turns counted rows into segment statistics with their

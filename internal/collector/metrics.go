@@ -17,6 +17,7 @@ func (a *App) registry(js jetstream.JetStream, in *ingester) *prometheus.Registr
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	r.MustRegister(verifier.NewMetrics(js, a.opts.Verifier, a.Workers))
+	r.MustRegister(verifier.FoldMetrics(a.st.Folded)...)
 	items := func(status string, get func() uint64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "parity_ingest_items_total", Help: "Pairs received over HTTP, by outcome.",

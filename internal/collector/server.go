@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,8 +20,8 @@ import (
 
 	"github.com/parityhq/parity/internal/controller"
 	"github.com/parityhq/parity/internal/store"
-	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 	"github.com/parityhq/parity/web"
 )
 
@@ -32,6 +31,9 @@ import (
 // *store.Store satisfies both.
 type Reader interface {
 	Experiments(ctx context.Context) ([]store.Experiment, error)
+	ExperimentPage(ctx context.Context, q store.ExperimentQuery) ([]store.Experiment, int, int, error)
+	SegmentsOf(ctx context.Context, names []string, q store.SegmentQuery) (map[string][]store.SegmentCount, error)
+	GateSpecsOf(ctx context.Context, names []string) (map[string]store.GateSpec, error)
 	Operations(ctx context.Context, experiment string) ([]string, error)
 	Segments(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.SegmentCount, error)
 	Samples(ctx context.Context, experiment string, q store.SampleQuery) ([]store.Sample, error)
@@ -46,13 +48,16 @@ type Reader interface {
 	Latencies(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.LatencyRow, error)
 	Series(ctx context.Context, experiment string, q store.SegmentQuery, step time.Duration) ([]store.SeriesPoint, error)
 	Variants(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.VariantCount, error)
-	Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]store.SeriesPoint, error)
+	OverviewOf(ctx context.Context, names []string, since time.Time, step time.Duration) (map[string][]store.SeriesPoint, error)
 	GateSpec(ctx context.Context, experiment string) (store.GateSpec, error)
 	Anchor(ctx context.Context, experiment, name string, at time.Time) (time.Time, error)
 	Minutes(ctx context.Context, experiment string, q store.SegmentQuery) ([]store.MinuteCount, error)
 	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 	SaveRedaction(ctx context.Context, experiment string, rules json.RawMessage, author string) (store.Redaction, error)
 	SaveGateSpec(ctx context.Context, experiment string, spec []byte, author string) (store.GateSpec, error)
+	SegmentConfig(ctx context.Context, experiment string) (store.SegmentConfig, error)
+	SegmentConfigHistory(ctx context.Context, experiment string, limit int) ([]store.SegmentConfig, error)
+	SaveSegmentConfig(ctx context.Context, experiment string, def segment.Definition, author, reason string) (store.SegmentConfig, error)
 	Rollouts(ctx context.Context) ([]store.Rollout, error)
 	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
@@ -114,6 +119,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 		"ago":      ago,
 		"dur":      formatDuration,
 		"add":      func(a, b int) int { return a + b },
+		"num":      numText,
+		"dict":     dict,
+		"limit":    pctText,
 		"audience": audienceText,
 		"ratio": func(a, b int64) float64 {
 			if b == 0 {
@@ -162,9 +170,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	s.auth.routes = e.Routes
 
 	e.StaticFS("/static", echo.MustSubFS(web.FS, "static"))
-	e.GET("/", s.overviewPage)
-	e.GET("/experiments/:name", s.experimentPage)
-	e.GET("/samples/:id", s.samplePage)
+	e.GET("/", s.overview)
+	e.GET("/experiments/:name", s.experiment)
+	e.GET("/samples/:id", s.sample)
 	e.GET("/dead-letters", s.deadLettersPage)
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
 	e.GET("/readyz", s.ready)
@@ -173,7 +181,6 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	e.POST(pathLogout, s.logout, middleware.BodyLimit("16K"))
 
 	api := e.Group("/api/v1")
-	api.GET("/openapi.json", s.apiOpenAPI)
 	api.GET("/experiments", s.apiExperiments)
 	api.GET("/experiments/:name/segments", s.apiSegments)
 	api.GET("/experiments/:name/samples", s.apiSamples)
@@ -187,6 +194,7 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.GET("/experiments/:name/gate", s.apiGate)
 	api.POST("/experiments/:name/gate/confirm", s.apiGateConfirm)
 	api.POST("/experiments/:name/gate/rollback", s.apiGateRollback)
+	api.GET("/openapi.json", s.apiOpenAPI)
 	api.GET("/experiments/:name/gate/spec", s.apiGateSpec)
 	// Operator and ingest roles are enforced by s.auth.middleware.
 	api.PUT("/experiments/:name/rules", s.apiPutRules, middleware.BodyLimit("1M"))
@@ -207,6 +215,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	api.POST("/experiments/:name/rollout/:action", s.apiRolloutAction, middleware.BodyLimit("16K"))
 	e.POST("/experiments/:name/rollout/:action", s.rolloutFormAction, middleware.BodyLimit("16K"))
 	api.PUT("/experiments/:name/redaction", s.apiPutRedaction, middleware.BodyLimit("1M"))
+	api.GET("/experiments/:name/segment-config", s.apiSegmentConfig)
+	api.GET("/experiments/:name/segment-config/history", s.apiSegmentConfigHistory)
+	api.PUT("/experiments/:name/segment-config", s.apiPutSegmentConfig, middleware.BodyLimit("16K"))
 	if s.ingest != nil {
 		api.POST("/pairs", s.ingest.handle, middleware.BodyLimit(strconv.Itoa(MaxIngestBytes)))
 	}
@@ -264,7 +275,26 @@ func (r renderer) Render(w io.Writer, name string, data any, c echo.Context) err
 			m["Auth"] = viewOf(c)
 		}
 	}
+	if p, ok := data.(authSetter); ok && c != nil {
+		p.setAuth(viewOf(c))
+	}
 	return r.t.ExecuteTemplate(w, name, data)
+}
+
+// dict builds a map for a template call: dict "Key" value "Key2" value2.
+func dict(kv ...any) (map[string]any, error) {
+	if len(kv)%2 != 0 {
+		return nil, errors.New("dict: odd number of arguments")
+	}
+	m := make(map[string]any, len(kv)/2)
+	for i := 0; i < len(kv); i += 2 {
+		k, ok := kv[i].(string)
+		if !ok {
+			return nil, fmt.Errorf("dict: key %v is not a string", kv[i])
+		}
+		m[k] = kv[i+1]
+	}
+	return m, nil
 }
 
 // errorHandler answers API paths with JSON {"error": ...} and pages with text.
@@ -507,95 +537,6 @@ func (s *handlers) apiDeadLetters(c echo.Context) error {
 }
 
 // --- pages ----------------------------------------------------------------
-
-// overviewRow is one experiment on the overview.
-type overviewRow struct {
-	ExperimentView
-	Gate  report.Verdict
-	Why   string
-	Spark template.HTML
-	// Rollout is "step 3 of 7, active", or empty without a rollout.
-	Rollout string
-}
-
-func (s *handlers) overviewPage(c echo.Context) error {
-	ctx := c.Request().Context()
-	exps, err := s.experiments(ctx)
-	if err != nil {
-		return err
-	}
-	since := time.Now().Add(-24 * time.Hour)
-	series, err := s.db.Overview(ctx, since, time.Hour)
-	if err != nil {
-		return err
-	}
-	rollouts, err := s.db.Rollouts(ctx)
-	if err != nil {
-		return err
-	}
-	position := map[string]string{}
-	for _, r := range rollouts {
-		if plan, err := controller.ParsePlan(r.Plan); err == nil {
-			position[r.Experiment] = fmt.Sprintf("step %d of %d, %s", r.Step, len(plan.Steps), r.Status)
-		}
-	}
-	for _, r := range rollouts { // planned before any pair: listed too
-		if !slices.ContainsFunc(exps, func(e ExperimentView) bool { return e.Name == r.Experiment }) {
-			exps = append(exps, ExperimentView{Name: r.Experiment})
-		}
-	}
-	rows := make([]overviewRow, 0, len(exps))
-	for _, e := range exps {
-		row := overviewRow{ExperimentView: e, Rollout: position[e.Name]}
-		g, err := s.storedGate(ctx, e.Name)
-		if err != nil {
-			return err
-		}
-		if v, err := s.evaluateGate(ctx, e.Name, g, windowAnchor); err == nil {
-			row.Gate, row.Why = v.Verdict, v.Reason
-		}
-		byHour := map[int64]store.SeriesPoint{}
-		for _, p := range series[e.Name] {
-			byHour[p.At.Unix()] = p
-		}
-		rates := make([]float64, 0, 24)
-		for h := since.Truncate(time.Hour); !h.After(time.Now()); h = h.Add(time.Hour) {
-			if p := byHour[h.Unix()]; p.Pairs > 0 {
-				rates = append(rates, float64(p.Divergent)/float64(p.Pairs))
-			} else {
-				rates = append(rates, 0)
-			}
-		}
-		row.Spark = sparkline(rates, "divergence rate of "+e.Name+" per hour over 24 hours")
-		rows = append(rows, row)
-	}
-	pipe, err := s.pipeline(ctx)
-	if err != nil {
-		return err
-	}
-	return c.Render(http.StatusOK, "overview.html", map[string]any{"Title": "Experiments", "Experiments": rows, "Pipeline": pipe})
-}
-
-func (s *handlers) samplePage(c echo.Context) error {
-	id, err := idParam(c)
-	if err != nil {
-		return err
-	}
-	x, err := s.db.Sample(c.Request().Context(), id)
-	if err != nil {
-		return notFoundOr(err, "sample "+strconv.FormatInt(id, 10))
-	}
-	var diffs []diff.Difference
-	_ = json.Unmarshal(x.Diffs, &diffs) // written by the verifier from the same type; absent on old samples
-	rendered, err := renderSample(x)
-	if err != nil {
-		rendered = err.Error()
-	}
-	return c.Render(http.StatusOK, "sample.html", map[string]any{
-		"Title": "Sample " + strconv.FormatInt(id, 10), "Sample": x, "Diffs": diffs, "Rendered": rendered,
-		"Control": indent(x.Control), "Candidate": indent(x.Candidate),
-	})
-}
 
 func (s *handlers) deadLettersPage(c echo.Context) error {
 	ctx := c.Request().Context()

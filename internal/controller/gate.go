@@ -230,6 +230,18 @@ type MinuteReader interface {
 // by its Key, less base(Key) — the pairs counted in those minutes before the
 // anchor, or the zero Counters (see [StepMinutes]). Every segment gets a
 // non-nil series, so [report.Evaluate] runs the detector on each.
+//
+// The store keeps minutes only for its minute retention
+// ([store.Options.MinuteRetention], 72 hours in the collector by default):
+// for a step older than that, the series starts at the retention's horizon
+// and base is not taken. The detector (a CUSUM that forgets evidence older
+// than its last return to zero) needs only recent minutes, so it still finds
+// a rise within minutes; what it cannot see is a breach that happened and
+// ended entirely before the horizon, which the controller acted on when it
+// happened. The step's totals, read through [store.Store.Segments], widen a
+// start older than the retention to its hour: up to 59 minutes of pairs
+// from before the step then count towards its gate. Keep the retention
+// longer than rollout steps last.
 func WithMinutes(ctx context.Context, db MinuteReader, name string, q store.SegmentQuery, segs []report.Segment,
 	base func(segment string) report.Counters) error {
 	mins, err := db.Minutes(ctx, name, q)
@@ -240,8 +252,18 @@ func WithMinutes(ctx context.Context, db MinuteReader, name string, q store.Segm
 	for _, m := range mins {
 		bySeg[m.Segment] = append(bySeg[m.Segment], m)
 	}
+	anchor := q.Since.Truncate(time.Minute)
 	for i := range segs {
-		segs[i].Minutes = StepMinutes(bySeg[segs[i].Key], base(segs[i].Key))
+		ms := bySeg[segs[i].Key]
+		// base counts pairs of the anchor's minute (a baseline is taken in
+		// the minute it starts); when that minute is not in the series (it
+		// had no pairs, or it lies before the store's minute retention and
+		// is gone) there is nothing to take it from.
+		b := report.Counters{}
+		if len(ms) > 0 && ms[0].Minute.Equal(anchor) {
+			b = base(segs[i].Key)
+		}
+		segs[i].Minutes = StepMinutes(ms, b)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Apply writes b in one transaction: it registers b's experiments, admits new
@@ -32,8 +33,10 @@ import (
 // histograms are both empty is ignored; one that [report.DecodeHistogram]
 // refuses fails the whole batch with an error wrapping
 // [report.ErrInvalidHistogram], and nothing is written. A batch holding only
-// latencies for an experiment registers it with the hour as its first and
-// last seen.
+// latencies (or variants) for an experiment registers it with the hour (or
+// minute) as its first and last seen, and never moves the times of an
+// experiment registered before: an experiment's first and last seen are its
+// pairs' times ([Count.FirstSeen], [Count.LastSeen], sample times).
 //
 // A/A counts ([report.Counters.AAPairs], [report.Counters.AADivergent]) are stored beside the
 // others but never added to an experiment's totals ([Experiment.Pairs],
@@ -42,10 +45,12 @@ import (
 //
 // When an earlier batch already recorded some of b.Seqs under b.Stream, Apply
 // writes nothing. If it recorded all of them, every message of b is counted
-// already (typically b itself committed but the reply was lost, and this is a
-// retry), and Apply returns nil. If it recorded only some, Apply returns an
-// error wrapping [ErrAlreadyApplied]: retrying b cannot succeed; ask
-// [Store.Applied] which messages to drop and build a new batch from the rest.
+// already (b itself committed but the reply was lost, and this is a retry;
+// or another worker counted them first), and Apply returns an error wrapping
+// [ErrAllApplied]: the messages may be acknowledged. If it recorded only
+// some, Apply returns an error wrapping [ErrAlreadyApplied]: retrying b
+// cannot succeed; ask [Store.Applied] which messages to drop and build a new
+// batch from the rest.
 //
 // Apply does not modify b. Counts, signature counts, latencies, variant counts
 // and samples may repeat a key; Apply sums them, also after folding. New
@@ -66,7 +71,34 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if p.empty() {
 		return nil
 	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return p.write(ctx, tx, s.opts) })
+	var (
+		admittedExps      []string
+		admittedOps       [][2]string
+		expPairs, opPairs uint64
+	)
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		q := p
+		if len(p.exps) > 0 {
+			fold, exps, ops, err := s.admitNames(ctx, tx, p)
+			if err != nil {
+				return err
+			}
+			admittedExps, admittedOps = exps, ops
+			if !fold.empty() {
+				var rb *Batch
+				rb, expPairs, opPairs = renamed(b, fold)
+				if q, err = prepare(rb); err != nil {
+					return err
+				}
+			}
+		}
+		return q.write(ctx, tx, s.opts)
+	})
+	if err == nil {
+		s.names.add(admittedExps, admittedOps)
+		s.names.expPairs.Add(expPairs)
+		s.names.opPairs.Add(opPairs)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23P01" && pgErr.ConstraintName == "applied_batches_no_overlap" {
 		return s.alreadyApplied(ctx, b, err)
@@ -88,9 +120,10 @@ const claimLockSpace = 0x73657173 // "seqs"
 // alreadyApplied explains a batch refused because an earlier batch recorded
 // some of its sequences. The earlier batch has committed (the exclusion
 // constraint waits for it), so Applied sees it. When every sequence is
-// already recorded, every message of b was counted already (most likely b
-// itself committed and only the reply was lost): writing nothing is the
-// correct outcome, and Apply reports success so a retry loop ends.
+// already recorded, every message of b was counted already (b itself
+// committed and only the reply was lost, or another worker was first):
+// writing nothing is the correct outcome, and Apply says so with
+// [ErrAllApplied], so the caller does not count b's pairs as its own.
 func (s *Store) alreadyApplied(ctx context.Context, b *Batch, cause error) error {
 	done, err := s.Applied(ctx, b.Stream, b.Seqs)
 	if err != nil { // undecided: a retry will decide
@@ -103,7 +136,7 @@ func (s *Store) alreadyApplied(ctx context.Context, b *Batch, cause error) error
 		}
 	}
 	if n == 0 {
-		return nil
+		return fmt.Errorf("%w: all %d (stream %q)", ErrAllApplied, len(b.Seqs), b.Stream)
 	}
 	return fmt.Errorf("%w: %d of the batch's %d (stream %q); drop those messages and apply the rest: %w",
 		ErrAlreadyApplied, len(b.Seqs)-n, len(b.Seqs), b.Stream, cause)
@@ -133,8 +166,12 @@ type latencyIn struct {
 }
 
 type expAgg struct {
-	name             string
-	first, last      time.Time
+	name        string
+	first, last time.Time
+	// timed says first and last are pair times. An experiment only
+	// registered by latencies or variants (an hour or a minute, no pair time)
+	// is created with them but never moves a stored experiment's times.
+	timed            bool
 	stage            string
 	stageAt          time.Time // LastSeen of the count that set stage
 	sampleStageAt    time.Time // Time of the sample that set stage, if no count did
@@ -160,7 +197,7 @@ func prepare(b *Batch) (*prepared, error) {
 	exp := func(name string, at time.Time) *expAgg {
 		e := exps[name]
 		if e == nil {
-			e = &expAgg{name: name, first: at, last: at}
+			e = &expAgg{name: name, first: at, last: at, timed: true}
 			exps[name] = e
 		}
 		if at.Before(e.first) {
@@ -198,7 +235,14 @@ func prepare(b *Batch) (*prepared, error) {
 			c.LastSeen = c.Minute
 		}
 		c.LastSeen = c.LastSeen.UTC()
-		e := exp(c.Experiment, c.Minute)
+		if c.FirstSeen.IsZero() {
+			c.FirstSeen = c.Minute
+		}
+		if c.FirstSeen.After(c.LastSeen) {
+			c.FirstSeen = c.LastSeen
+		}
+		c.FirstSeen = c.FirstSeen.UTC()
+		e := exp(c.Experiment, c.FirstSeen)
 		if c.LastSeen.After(e.last) {
 			e.last = c.LastSeen
 		}
@@ -207,7 +251,7 @@ func prepare(b *Batch) (*prepared, error) {
 		if c.LastStage != "" && !c.LastSeen.Before(e.stageAt) {
 			e.stage, e.stageAt = c.LastStage, c.LastSeen
 		}
-		candidate(c.Experiment, c.Segment, cleanAttrs(c.Attrs), c.Minute)
+		candidate(c.Experiment, c.Segment, cleanAttrs(c.Attrs), c.FirstSeen)
 		c.Attrs = nil
 		p.counts = append(p.counts, c)
 	}
@@ -262,11 +306,11 @@ func prepare(b *Batch) (*prepared, error) {
 			sc.FirstSeen, sc.LastSeen = sc.LastSeen, sc.FirstSeen
 		}
 		sc.Patterns = cleanPatterns(sc.Patterns)
-		e := exp(sc.Experiment, sc.Minute)
+		e := exp(sc.Experiment, sc.FirstSeen)
 		if sc.LastSeen.After(e.last) {
 			e.last = sc.LastSeen
 		}
-		candidate(sc.Experiment, sc.Segment, "{}", sc.Minute)
+		candidate(sc.Experiment, sc.Segment, "{}", sc.FirstSeen)
 		p.sigs = append(p.sigs, sc)
 	}
 
@@ -281,7 +325,7 @@ func prepare(b *Batch) (*prepared, error) {
 			continue
 		}
 		if exps[li.experiment] == nil {
-			exp(li.experiment, li.hour)
+			exps[li.experiment] = &expAgg{name: li.experiment, first: li.hour, last: li.hour}
 		}
 		candidate(li.experiment, li.segment, "{}", li.hour)
 		p.lats = append(p.lats, li)
@@ -294,7 +338,9 @@ func prepare(b *Batch) (*prepared, error) {
 		v.Variant = cleanText(v.Variant)
 		v.Reason = cleanText(v.Reason)
 		v.Minute = v.Minute.Truncate(time.Minute).UTC()
-		exp(v.Experiment, v.Minute)
+		if exps[v.Experiment] == nil {
+			exps[v.Experiment] = &expAgg{name: v.Experiment, first: v.Minute, last: v.Minute}
+		}
 		p.variants = append(p.variants, v)
 	}
 
@@ -388,13 +434,21 @@ SELECT $1, range_agg(int8range(lo, hi, '[]')) FROM unnest($2::int8[], $3::int8[]
 	// being inserted blocks concurrent inserters of the same name), so
 	// segment admission below is serialised per experiment. Rows are taken in
 	// name order, so two batches never deadlock on them.
+	//
+	// $7 says which rows carry pair times; the others (registered only by
+	// latencies or variants) create an experiment but never move its times.
 	sqlUpsertExperiments = `
+WITH t AS (
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[], $7::bool[])
+		AS t(name, first_seen, last_seen, last_stage, pairs, divergent, timed))
 INSERT INTO experiments AS e (name, first_seen, last_seen, last_stage, pairs, divergent)
-SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[])
+SELECT name, first_seen, last_seen, last_stage, pairs, divergent FROM t
 ORDER BY 1
 ON CONFLICT (name) DO UPDATE SET
-	first_seen = least(e.first_seen, EXCLUDED.first_seen),
-	last_seen  = greatest(e.last_seen, EXCLUDED.last_seen),
+	first_seen = CASE WHEN (SELECT timed FROM t WHERE t.name = EXCLUDED.name)
+	                  THEN least(e.first_seen, EXCLUDED.first_seen) ELSE e.first_seen END,
+	last_seen  = CASE WHEN (SELECT timed FROM t WHERE t.name = EXCLUDED.name)
+	                  THEN greatest(e.last_seen, EXCLUDED.last_seen) ELSE e.last_seen END,
 	last_stage = CASE WHEN EXCLUDED.last_stage <> '' AND EXCLUDED.last_seen >= e.last_seen
 	                  THEN EXCLUDED.last_stage ELSE e.last_stage END,
 	pairs      = e.pairs + EXCLUDED.pairs,
@@ -523,6 +577,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 	// before taking any experiment lock) under the stream's lock, which is
 	// held to commit, lock the experiments, read their admitted segments.
 	admitted := map[string]map[string]struct{}{}
+	caps := map[string]int{}
 	b1 := &pgx.Batch{}
 	if len(p.seqLo) > 0 {
 		b1.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2))`, int32(claimLockSpace), p.stream)
@@ -533,10 +588,21 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 		names, stages := make([]string, n), make([]string, n)
 		firsts, lasts := make([]time.Time, n), make([]time.Time, n)
 		pairs, divergent := make([]int64, n), make([]int64, n)
+		timed := make([]bool, n)
 		for i, e := range p.exps {
 			names[i], firsts[i], lasts[i], stages[i], pairs[i], divergent[i] = e.name, e.first, e.last, e.stage, e.pairs, e.divergent
+			timed[i] = e.timed
 		}
-		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent)
+		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent, timed)
+		b1.Queue(sqlSelectCaps, names).Query(func(rows pgx.Rows) error {
+			var exp string
+			var c int
+			_, err := pgx.ForEachRow(rows, []any{&exp, &c}, func() error {
+				caps[exp] = c
+				return nil
+			})
+			return err
+		})
 		b1.Queue(sqlSelectSegments, names).Query(func(rows pgx.Rows) error {
 			var exp, seg string
 			_, err := pgx.ForEachRow(rows, []any{&exp, &seg}, func() error {
@@ -557,7 +623,7 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 
 	// In Go: admit, fold, re-aggregate.
 	b2 := &pgx.Batch{}
-	fold := p.admit(admitted, opts.SegmentCap, b2)
+	fold := p.admit(admitted, caps, opts.SegmentCap, b2)
 	p.queueCounts(fold, b2)
 	p.queueHours(fold, b2)
 	p.queueVariants(b2)
@@ -584,8 +650,9 @@ func (f folded) segment(experiment, segment string) string {
 }
 
 // admit decides, for each segment new to its experiment, whether it is
-// admitted (queued for insertion into segments) or folded.
-func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int, b *pgx.Batch) folded {
+// admitted (queued for insertion into segments) or folded: under the cap of
+// the experiment's segment definition (caps), or defaultCap when it has none.
+func (p *prepared) admit(admitted map[string]map[string]struct{}, caps map[string]int, defaultCap int, b *pgx.Batch) folded {
 	fold := folded{}
 	var exps, segs, attrs []string
 	var firsts []time.Time
@@ -595,16 +662,18 @@ func (p *prepared) admit(admitted map[string]map[string]struct{}, segmentCap int
 		if _, ok := adm[OtherSegment]; ok { // never stored by Apply, but never counted either
 			n--
 		}
+		segmentCap, ok := caps[e.name]
+		if !ok {
+			segmentCap = defaultCap
+		}
+		a := segment.NewAdmission(segmentCap, n, OtherSegment, func(s string) bool { _, ok := adm[s]; return ok })
 		for _, c := range p.segOrder[e.name] {
-			if _, ok := adm[c.segment]; ok || c.segment == OtherSegment {
-				continue
-			}
-			if n < segmentCap {
-				n++
+			switch ok, fresh := a.Admit(c.segment); {
+			case fresh:
 				exps, segs, attrs, firsts = append(exps, e.name), append(segs, c.segment), append(attrs, c.attrs), append(firsts, c.first)
-				continue
+			case !ok:
+				fold[[2]string{e.name, c.segment}] = OtherSegment
 			}
-			fold[[2]string{e.name, c.segment}] = OtherSegment
 		}
 	}
 	if len(exps) > 0 {

@@ -404,9 +404,9 @@ func TestAppliedAndPrune(t *testing.T) {
 		t.Error("refused batch recorded its sequences")
 	}
 	// A batch whose sequences are all recorded already (a retry after a lost
-	// commit reply) succeeds and writes nothing.
-	if err := s.Apply(ctx, &store.Batch{Stream: stream, Seqs: []uint64{2, 1}, Counts: []store.Count{count("x", "get", "a", 0, 100, 0)}}); err != nil {
-		t.Errorf("Apply of an all-applied batch = %v, want nil", err)
+	// commit reply, or another worker first) writes nothing and says so.
+	if err := s.Apply(ctx, &store.Batch{Stream: stream, Seqs: []uint64{2, 1}, Counts: []store.Count{count("x", "get", "a", 0, 100, 0)}}); !errors.Is(err, store.ErrAllApplied) {
+		t.Errorf("Apply of an all-applied batch = %v, want ErrAllApplied", err)
 	}
 	if got := pairsBySegment(segments(t, s, "x", store.SegmentQuery{}))["a"]; got[0] != 5 {
 		t.Errorf("all-applied batch was counted: pairs %d, want 5", got[0])
@@ -431,6 +431,7 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 		name        string
 		seqs        func(worker int) []uint64
 		wantApplied int // Apply calls that return nil
+		wantAll     int // Apply calls that return ErrAllApplied
 		explanation string
 	}{
 		{
@@ -442,8 +443,9 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 		{
 			name:        "identical",
 			seqs:        func(int) []uint64 { return []uint64{100, 101} },
-			wantApplied: 4,
-			explanation: "the same batch sent again (a retry after a lost reply) succeeds without writing",
+			wantApplied: 1,
+			wantAll:     3,
+			explanation: "the same batch sent again (a retry after a lost reply) writes nothing and says all was applied",
 		},
 	}
 	for _, tt := range tests {
@@ -460,17 +462,19 @@ func TestApplyRaceOnSameSequences(t *testing.T) {
 				})
 			}
 			wg.Wait()
-			ok := 0
+			ok, all := 0, 0
 			for _, err := range errs {
 				switch {
 				case err == nil:
 					ok++
+				case errors.Is(err, store.ErrAllApplied):
+					all++
 				case !errors.Is(err, store.ErrAlreadyApplied):
 					t.Errorf("Apply: %v", err)
 				}
 			}
-			if ok != tt.wantApplied {
-				t.Errorf("%d Apply calls succeeded, want %d: %s", ok, tt.wantApplied, tt.explanation)
+			if ok != tt.wantApplied || all != tt.wantAll {
+				t.Errorf("%d Apply calls succeeded and %d found all applied, want %d and %d: %s", ok, all, tt.wantApplied, tt.wantAll, tt.explanation)
 			}
 			if got := pairsBySegment(segments(t, s, "x", store.SegmentQuery{}))["a"][0]; got != 1 {
 				t.Errorf("pairs = %d, want 1: %s", got, tt.explanation)
@@ -601,5 +605,52 @@ func TestUnknownIsNotFound(t *testing.T) {
 	}
 	if got, err := s.Samples(ctx, "known", store.SampleQuery{Operation: "put"}); err != nil || len(got) != 0 {
 		t.Errorf("Samples(known, put) = %v, %v", got, err)
+	}
+}
+
+// TestExperimentPage: search, sort and page in the database, with rollouts
+// planned before any pair listed too.
+func TestExperimentPage(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, store.Options{})
+	var b store.Batch
+	for i := range 30 {
+		c := count(fmt.Sprintf("Exp-%02d", i), "get", "a", i%5, int64(100+i), int64(i%4))
+		b.Counts = append(b.Counts, c)
+	}
+	apply(t, s, &b)
+	if _, err := s.Pool().Exec(t.Context(), `INSERT INTO rollouts (experiment, flag, plan, step, status, revision, entered_at)
+		VALUES ('planned-exp', 'planned-exp', '{}', 0, 'paused', 1, now())`); err != nil {
+		t.Fatal(err)
+	}
+	names := func(page []store.Experiment) string {
+		var out []string
+		for _, e := range page {
+			out = append(out, e.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	page, matched, total, err := s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "name", Limit: 3})
+	if err != nil || names(page) != "Exp-00 Exp-01 Exp-02" || matched != 31 || total != 31 {
+		t.Fatalf("first page: %q %d %d %v", names(page), matched, total, err)
+	}
+	page, matched, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "exp-1", Sort: "pairs", Desc: true, Limit: 4, Offset: 4})
+	if err != nil || names(page) != "Exp-15 Exp-14 Exp-13 Exp-12" || matched != 10 {
+		t.Errorf("search exp-1 by pairs, second page: %q %d %v", names(page), matched, err)
+	}
+	page, _, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "rate", Desc: true, Limit: 2})
+	if err != nil || names(page) != "Exp-03 Exp-07" { // 3/103 is the highest rate, then 3/107
+		t.Errorf("by rate: %q %v", names(page), err)
+	}
+	page, _, _, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "planned", Sort: "last", Desc: true})
+	if err != nil || len(page) != 1 || page[0].Name != "planned-exp" || !page[0].LastSeen.IsZero() {
+		t.Errorf("a planned rollout: %+v %v", page, err)
+	}
+	page, matched, total, err = s.ExperimentPage(t.Context(), store.ExperimentQuery{Search: "exp-", Sort: "name", Limit: 10, Offset: 100})
+	if err != nil || len(page) != 0 || matched != 30 || total != 31 {
+		t.Errorf("past the last page: %d rows, %d matched, %d total, %v", len(page), matched, total, err)
+	}
+	if _, _, _, err := s.ExperimentPage(t.Context(), store.ExperimentQuery{Sort: "size"}); !errors.Is(err, store.ErrInvalidQuery) {
+		t.Errorf("a bad sort: %v", err)
 	}
 }

@@ -174,11 +174,11 @@ func BenchmarkB10Reads(b *testing.B) {
 		}
 	}
 	b.Run("segments-minutes", func(b *testing.B) {
-		query, args := segmentsStatement(b10Experiment, q, false)
+		query, args := segmentsStatement(b10Experiment, q, false, time.Time{})
 		timeCalls(b, count(query, args, b10Segments))
 	})
 	b.Run("segments-rollup", func(b *testing.B) {
-		query, args := segmentsStatement(b10Experiment, q, true)
+		query, args := segmentsStatement(b10Experiment, q, true, time.Time{})
 		timeCalls(b, count(query, args, b10Segments))
 	})
 	b.Run("latencies-go", func(b *testing.B) {

@@ -1,10 +1,28 @@
-// Package store keeps Parity's counts, mismatch signatures, samples, dead
-// letters, diff rules, latency histograms, flag-variant counts and gate specs
-// in PostgreSQL. The verifier writes through [Store.Apply] and loads its rules
-// with [Store.AllRules]; the collector reads through [Store.Experiments],
+// Package store is Parity's PostgreSQL storage. It keeps what the verifiers
+// count (per-minute [Count]s and their hourly rollup, mismatch signatures,
+// latency histograms, flag-variant counts, divergence samples, dead letters
+// and the stream sequences each batch consumed) and the per-experiment
+// configuration people edit (diff rules, segment definitions, redaction
+// rules, promotion gate specs, rollouts with their audit log) and the
+// reconciliation sweeps. Nothing in it knows HTTP or NATS.
+//
+// Writers: the verifier writes through [Store.Apply] and reads its
+// configuration with [Store.AllRules], [Store.AllRedactions],
+// [Store.AllSegmentConfigs] and [Store.EnsureSegmentConfig]; the rollout
+// controller through [Store.CreateRollout], [Store.UpdateRollout] and
+// [Store.SetRolloutBaseline]; the collector saves configuration with
+// [Store.SaveRules], [Store.SaveSegmentConfig], [Store.SaveRedaction] and
+// [Store.SaveGateSpec], runs sweeps ([Store.CreateSweep], [Store.ClaimSweep],
+// [Store.CommitSweepChunk]) and retention ([Store.Prune],
+// [Store.PruneApplied]). Readers: [Store.Experiments], [Store.Operations],
 // [Store.Segments], [Store.Latencies], [Store.Series], [Store.Overview],
-// [Store.Variants], [Store.Signatures], [Store.Samples] and friends, and saves
-// rules and gate specs with [Store.SaveRules] and [Store.SaveGateSpec].
+// [Store.Variants], [Store.Signatures], [Store.Samples] and friends (the
+// overview pages through [Store.ExperimentPage] and reads a page's worth with
+// [Store.OverviewOf], [Store.SegmentsOf] and [Store.GateSpecsOf]).
+// [DropDatabase] drops a demo's database (only one named *_demo).
+//
+// The counters a count carries are [report.Counters]: the store maps each to
+// a column (counterColumns) and spells them nowhere else.
 //
 // Guarantees:
 //
@@ -29,19 +47,39 @@
 //     whole hours) and [Store.Overview] read the whole hours of a window from
 //     it and only its ragged ends minute by minute: the sums are those of the
 //     minutes, at about a sixtieth of the rows.
-//   - Each experiment admits at most [Options.SegmentCap] distinct segments.
+//   - With [Options.MinuteRetention] set, [Store.PruneMinutes] deletes the
+//     per-minute counts before the start of the hour that long ago, and every
+//     read of counts answers what lies before that horizon from the hourly
+//     rollup, widening a window edge there to its whole hour: an answer is the
+//     same before and after the deletion. [Store.Minutes] returns only kept
+//     minutes.
+//   - Names are bounded by the policy of [segment.Admission]; the store
+//     supplies what is admitted already and the locks.
+//   - Each experiment admits at most the cap of its segment definition
+//     ([SegmentConfig], versioned like rules: [Store.SaveSegmentConfig],
+//     [Store.EnsureSegmentConfig] stores a first one exactly once however
+//     many verifiers race) distinct segments, or [Options.SegmentCap] while
+//     it has none.
 //     A segment once admitted stays admitted; segments that arrive once the
 //     cap is reached are folded into [OtherSegment], for counts, signature
 //     counts, latencies and samples alike. Admission is serialised per experiment by a row lock on the
 //     experiment, so concurrent verifiers never admit more than the cap.
+//   - At most [Options.ExperimentCap] experiments and, per experiment,
+//     [Options.OperationCap] operations are admitted; the pairs, samples,
+//     signatures, latencies and variant counts of further ones are written
+//     under [OtherExperiment] or the experiment's [OtherOperation], and
+//     [Store.Folded] counts the pairs so folded. New names are admitted under
+//     one advisory lock, so concurrent writers never admit more than the
+//     caps; known names cost no round trip.
 //   - At most [Options.SamplesPerKey] samples, the newest by time, are kept per
 //     (experiment, operation, segment).
 //   - A batch records the JetStream stream sequences it consumed
 //     ([Batch.Stream], [Batch.Seqs]) in the same transaction, so a verifier can
 //     ask [Store.Applied] which redelivered messages are already counted. No
 //     message is counted twice, even when two verifiers race: a batch whose
-//     sequences were all recorded before (a retry after a lost commit reply)
-//     is a successful no-op, and a batch that overlaps an earlier one only in
+//     sequences were all recorded before (a retry after a lost commit reply,
+//     or messages another verifier counted first) writes nothing and fails
+//     with [ErrAllApplied], and a batch that overlaps an earlier one only in
 //     part writes nothing and fails with [ErrAlreadyApplied]. Batches that
 //     carry sequences of one stream are written one at a time (an advisory
 //     lock per stream, held to commit), so racing claims never deadlock.

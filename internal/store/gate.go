@@ -47,6 +47,26 @@ func (s *Store) GateSpec(ctx context.Context, experiment string) (GateSpec, erro
 	return g, nil
 }
 
+// GateSpecsOf returns the stored gate specs of the named experiments, by
+// name; an experiment without one is absent.
+func (s *Store) GateSpecsOf(ctx context.Context, names []string) (map[string]GateSpec, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+gateSpecColumns+` FROM gate_specs WHERE experiment = ANY($1::text[])`, names)
+	if err != nil {
+		return nil, fmt.Errorf("store: gate specs: %w", err)
+	}
+	out := map[string]GateSpec{}
+	var g GateSpec
+	_, err = pgx.ForEachRow(rows, []any{&g.Experiment, &g.Spec, &g.Author, &g.UpdatedAt}, func() error {
+		g.UpdatedAt = g.UpdatedAt.UTC()
+		out[g.Experiment] = g
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: gate specs: %w", err)
+	}
+	return out, nil
+}
+
 func scanGateSpec(row pgx.Row) (GateSpec, error) {
 	var g GateSpec
 	err := row.Scan(&g.Experiment, &g.Spec, &g.Author, &g.UpdatedAt)

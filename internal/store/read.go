@@ -38,19 +38,113 @@ SELECT name, pairs, divergent, last_stage, first_seen, last_seen FROM experiment
 	return out, nil
 }
 
+// ExperimentQuery selects one page of experiments for the overview.
+type ExperimentQuery struct {
+	// Search keeps experiments whose name contains it, ignoring case.
+	Search string
+	// Sort is "name", "pairs", "rate" (divergent ÷ pairs) or "last" (last
+	// pair); ties go by name. Desc reverses the order.
+	Sort string
+	Desc bool
+	// Offset and Limit choose the page; Limit 0 means 50.
+	Offset, Limit int
+}
+
+// ExperimentPage returns a page of the experiments, and experiments
+// planned in a rollout before any pair (with zero counts and times), as q
+// selects them, with how many matched the search and how many there are.
+// It reads and sorts in the database, so a page costs about the same
+// however many experiments there are.
+func (s *Store) ExperimentPage(ctx context.Context, q ExperimentQuery) (page []Experiment, matched, total int, err error) {
+	order, ok := map[string]string{
+		"name": "name", "pairs": "pairs", "last": "last_seen",
+		"rate": "CASE WHEN pairs > 0 THEN divergent::float8 / pairs ELSE 0 END",
+	}[q.Sort]
+	if !ok {
+		return nil, 0, 0, fmt.Errorf("store: experiment page: sort %q: %w", q.Sort, ErrInvalidQuery)
+	}
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	dir := "ASC"
+	if q.Desc {
+		dir = "DESC"
+	}
+	const all = `
+	SELECT name, pairs, divergent, last_stage, first_seen, last_seen FROM experiments
+	UNION ALL
+	SELECT r.experiment, 0, 0, '', NULL, NULL FROM rollouts r
+	WHERE NOT EXISTS (SELECT 1 FROM experiments e WHERE e.name = r.experiment)`
+	where, args := "", []any{q.Limit, max(q.Offset, 0)}
+	filter := "true"
+	if q.Search != "" {
+		where, args, filter = "WHERE strpos(lower(name), lower($3)) > 0", append(args, q.Search), "strpos(lower(name), lower($1)) > 0"
+	}
+	// The page alone. By name (the overview's default) the experiments'
+	// primary key gives them in order, so only the rows up to the page's
+	// end are read, however many experiments there are.
+	from := all
+	if q.Sort == "name" {
+		from = `
+	(SELECT name, pairs, divergent, last_stage, first_seen, last_seen FROM experiments ` + where + `
+		ORDER BY name ` + dir + ` LIMIT $1::int8 + $2::int8)
+	UNION ALL
+	SELECT r.experiment, 0, 0, '', NULL, NULL FROM rollouts r
+	WHERE NOT EXISTS (SELECT 1 FROM experiments e WHERE e.name = r.experiment)`
+	}
+	rows, err := s.pool.Query(ctx, `
+SELECT name, pairs, divergent, last_stage, first_seen, last_seen
+FROM (`+from+`) x `+where+`
+ORDER BY `+order+` `+dir+` NULLS LAST, name `+dir+` LIMIT $1::int8 OFFSET $2::int8`, args...)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("store: experiment page: %w", err)
+	}
+	var e Experiment
+	var first, last *time.Time
+	page = []Experiment{}
+	_, err = pgx.ForEachRow(rows, []any{&e.Name, &e.Pairs, &e.Divergent, &e.Stage, &first, &last}, func() error {
+		e.FirstSeen, e.LastSeen = time.Time{}, time.Time{} // none for a rollout planned before any pair
+		if first != nil && last != nil {
+			e.FirstSeen, e.LastSeen = first.UTC(), last.UTC()
+		}
+		page = append(page, e)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("store: experiment page: %w", err)
+	}
+	var m, t int64
+	countArgs := []any{}
+	if q.Search != "" {
+		countArgs = append(countArgs, q.Search)
+	}
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE `+filter+`), count(*) FROM (`+all+`) x`, countArgs...).Scan(&m, &t); err != nil {
+		return nil, 0, 0, fmt.Errorf("store: experiment page: %w", err)
+	}
+	return page, int(m), int(t), nil
+}
+
 // Operations returns the operations experiment has counts for, sorted. It
 // returns an error wrapping [ErrNotFound] for an unknown experiment.
 func (s *Store) Operations(ctx context.Context, experiment string) ([]string, error) {
-	// A loose index scan over the primary key: one probe per operation
-	// rather than a read of every row of the experiment.
+	// A loose index scan over the primary keys: one probe per operation
+	// rather than a read of every row of the experiment. The hourly rollup
+	// is scanned too, for operations whose minutes are past their retention.
 	rows, err := s.pool.Query(ctx, `
 WITH RECURSIVE ops(op) AS (
 	SELECT min(operation) FROM pair_counts WHERE experiment = $1
 	UNION ALL
 	SELECT (SELECT min(operation) FROM pair_counts WHERE experiment = $1 AND operation > ops.op)
 	FROM ops WHERE ops.op IS NOT NULL
+), hops(op) AS (
+	SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL
+	UNION ALL
+	SELECT (SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL AND operation > hops.op)
+	FROM hops WHERE hops.op IS NOT NULL
 )
-SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
+SELECT op FROM ops WHERE op IS NOT NULL
+UNION
+SELECT op FROM hops WHERE op IS NOT NULL`, experiment)
 	if err != nil {
 		return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
 	}
@@ -78,7 +172,7 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // ragged ends minute by minute, so a day costs about 25 rows per segment and
 // operation rather than 1,440; the sums are the same.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
-	query, args := segmentsSQL(experiment, q)
+	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
@@ -106,6 +200,38 @@ func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery)
 		if err := s.experimentExists(ctx, experiment); err != nil {
 			return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
 		}
+	}
+	return out, nil
+}
+
+// SegmentsOf is [Store.Segments] for several experiments in one round
+// trip: each name's segments over q, absent for a name without counts.
+func (s *Store) SegmentsOf(ctx context.Context, names []string, q SegmentQuery) (map[string][]SegmentCount, error) {
+	out := make(map[string][]SegmentCount, len(names))
+	b := &pgx.Batch{}
+	for _, name := range names {
+		query, args := segmentsSQL(name, q)
+		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
+			var c SegmentCount
+			var attrs []byte
+			scan := []any{&c.Segment, &attrs}
+			for _, f := range c.Fields() {
+				scan = append(scan, f)
+			}
+			_, err := pgx.ForEachRow(rows, append(scan, &c.LastSeen), func() error {
+				var err error
+				if c.Attrs, err = s.attrs.decode(attrs); err != nil {
+					return fmt.Errorf("segment %q: attrs: %w", c.Segment, err)
+				}
+				c.LastSeen = c.LastSeen.UTC()
+				out[name] = append(out[name], c)
+				return nil
+			})
+			return err
+		})
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("store: segments: %w", err)
 	}
 	return out, nil
 }
@@ -264,15 +390,20 @@ ORDER BY t.count DESC, t.signature`, args...)
 // one pair may count towards several stats. Operations without pairs in the
 // window are absent from pairs; stats are ordered by operation, pattern and
 // kind. Mismatches whose signature's pattern set was never received count
-// towards no stat. It returns an error wrapping [ErrNotFound] for an unknown
-// experiment.
+// towards no stat. A since before the kept minutes ([Options.MinuteRetention])
+// is widened to the start of its hour. It returns an error wrapping
+// [ErrNotFound] for an unknown experiment.
 func (s *Store) PatternStats(ctx context.Context, experiment string, since time.Time) (pairs map[string]int64, stats []PatternStat, err error) {
-	args := []any{experiment}
+	// A since before the kept minutes is widened to its hour, for the
+	// signature counts as for the pairs, which then come from the rollup.
+	horizon := s.horizon(time.Now())
+	since, _ = widen(since, time.Time{}, horizon)
+	args := params{experiment}
 	where := "experiment = $1"
 	if !since.IsZero() {
-		args = append(args, since)
-		where += " AND minute >= $2"
+		where += " AND minute >= " + args.add(since)
 	}
+	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", true, horizon)
 	// One statement, so the pairs and the stats come from one snapshot even
 	// while verifiers write. Pattern rows are summed per (operation,
 	// signature) first, so each signature's pattern set is expanded once per
@@ -286,7 +417,7 @@ WITH c AS (
 	GROUP BY operation, signature
 )
 SELECT operation, NULL::text, NULL::text, sum(pairs)::int8
-FROM pair_counts WHERE `+where+`
+FROM `+pairsFrom+`
 GROUP BY operation HAVING sum(pairs) > 0
 UNION ALL
 SELECT c.operation, p.pattern, p.kind, sum(c.count)::int8

@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/tern/v2/migrate"
+
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Errors returned by the store, wrapped; test with [errors.Is].
@@ -29,13 +31,24 @@ var (
 	// batch was written, and retrying it unchanged cannot succeed: ask
 	// [Store.Applied] which messages to drop and apply a batch of the rest.
 	ErrAlreadyApplied = errors.New("store: stream sequences already applied")
+	// ErrAllApplied reports that [Store.Apply] wrote nothing because earlier
+	// batches already recorded every one of its stream sequences: all its
+	// messages are counted already. That is the outcome a retry after a lost
+	// commit reply expects (the earlier batch was this one), and also what a
+	// worker meets whose redelivered messages another worker counted first;
+	// either way the messages may be acknowledged. It is an error, not nil,
+	// so the caller can tell "written now" from "written before" and count
+	// each batch's pairs in its own statistics once (see internal/verifier).
+	ErrAllApplied = errors.New("store: every stream sequence already applied")
 	// ErrInvalidOption reports an [Options] field with a value out of range.
 	ErrInvalidOption = errors.New("store: invalid option")
 )
 
 // Defaults for [Options].
 const (
-	DefaultSegmentCap    = 100
+	DefaultSegmentCap    = segment.DefaultCap
+	DefaultExperimentCap = 1000
+	DefaultOperationCap  = 100
 	DefaultSamplesPerKey = 50
 	// DefaultConnectTimeout bounds each connection attempt when the database
 	// URL sets no connect_timeout, so an unreachable host fails instead of
@@ -45,12 +58,28 @@ const (
 
 // Options configure a [Store]. The zero value means the defaults.
 type Options struct {
-	// SegmentCap is how many distinct segments an experiment admits before
-	// further ones fold into [OtherSegment]. Defaults to 100.
+	// SegmentCap is how many distinct segments an experiment without a
+	// stored segment definition admits before further ones fold into
+	// [OtherSegment] (an experiment with one uses its cap: see
+	// [Store.EnsureSegmentConfig]). Defaults to 100.
 	SegmentCap int
+	// ExperimentCap is how many distinct experiments the store admits;
+	// pairs of further experiments are counted in [OtherExperiment], and
+	// [Store.Folded] counts them. Defaults to 1,000.
+	ExperimentCap int
+	// OperationCap is how many distinct operations an experiment admits;
+	// pairs of further operations are counted in its [OtherOperation], and
+	// [Store.Folded] counts them. Defaults to 100.
+	OperationCap int
 	// SamplesPerKey is how many divergence samples are kept per (experiment,
 	// operation, segment); the newest are kept. Defaults to 50.
 	SamplesPerKey int
+	// MinuteRetention is how long per-minute counts are kept: before the
+	// start of the hour MinuteRetention ago, [Store.PruneMinutes] deletes
+	// them, and reads answer from the hourly rollup, widening a window edge
+	// that lies there to its whole hour. Zero or negative keeps them forever
+	// (the store's default; the collector sets its own).
+	MinuteRetention time.Duration
 	// MaxConns is the size of the connection pool. Defaults to 0, which means
 	// pgx's default: max(4, number of CPUs), or pool_max_conns from the URL.
 	MaxConns int32
@@ -58,7 +87,8 @@ type Options struct {
 
 // DefaultOptions returns the options the zero value stands for.
 func DefaultOptions() Options {
-	return Options{SegmentCap: DefaultSegmentCap, SamplesPerKey: DefaultSamplesPerKey}
+	return Options{SegmentCap: DefaultSegmentCap, SamplesPerKey: DefaultSamplesPerKey, ExperimentCap: DefaultExperimentCap,
+		OperationCap: DefaultOperationCap}
 }
 
 // withDefaults validates o and fills in its zero fields.
@@ -66,6 +96,10 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.SegmentCap < 0:
 		return o, fmt.Errorf("%w: SegmentCap %d is negative", ErrInvalidOption, o.SegmentCap)
+	case o.ExperimentCap < 0:
+		return o, fmt.Errorf("%w: ExperimentCap %d is negative", ErrInvalidOption, o.ExperimentCap)
+	case o.OperationCap < 0:
+		return o, fmt.Errorf("%w: OperationCap %d is negative", ErrInvalidOption, o.OperationCap)
 	case o.SamplesPerKey < 0:
 		return o, fmt.Errorf("%w: SamplesPerKey %d is negative", ErrInvalidOption, o.SamplesPerKey)
 	case o.MaxConns < 0:
@@ -77,6 +111,12 @@ func (o Options) withDefaults() (Options, error) {
 	if o.SamplesPerKey == 0 {
 		o.SamplesPerKey = DefaultSamplesPerKey
 	}
+	if o.ExperimentCap == 0 {
+		o.ExperimentCap = DefaultExperimentCap
+	}
+	if o.OperationCap == 0 {
+		o.OperationCap = DefaultOperationCap
+	}
 	return o, nil
 }
 
@@ -85,6 +125,7 @@ type Store struct {
 	pool  *pgxpool.Pool
 	opts  Options
 	attrs attrsCache
+	names knownNames
 }
 
 //go:embed migrations/*.sql
@@ -182,6 +223,34 @@ func createDatabase(ctx context.Context, cfg *pgx.ConnConfig) error {
 	default:
 		return fmt.Errorf("store: create database %q: %w", cfg.Database, err)
 	}
+}
+
+// DropDatabase drops the database databaseURL names, if it exists,
+// disconnecting its sessions; [Open] creates it again. It exists for demos
+// that start clean, and refuses a database whose name does not end in
+// "_demo", so it cannot be pointed at real data by mistake.
+func DropDatabase(ctx context.Context, databaseURL string) error {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return redact(fmt.Errorf("store: parse database URL: %w", err), databaseURL)
+	}
+	if !strings.HasSuffix(cfg.Database, "_demo") {
+		return fmt.Errorf("store: refusing to drop database %q: only databases named *_demo are dropped", cfg.Database)
+	}
+	mcfg := cfg.Copy()
+	mcfg.Database = maintenanceDB
+	if mcfg.ConnectTimeout == 0 {
+		mcfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	conn, err := pgx.ConnectConfig(ctx, mcfg)
+	if err != nil {
+		return redact(connectError(mcfg, err), databaseURL, cfg.Password)
+	}
+	defer closeConn(conn)
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{cfg.Database}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("store: drop database %q: %w", cfg.Database, err)
+	}
+	return nil
 }
 
 // migrateSchema applies the embedded migrations. tern takes an advisory lock

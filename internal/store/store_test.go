@@ -12,6 +12,7 @@ import (
 
 	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // openStore opens a store on a fresh database, closed when the test ends
@@ -182,5 +183,36 @@ func TestRedactURL(t *testing.T) {
 		if got := store.RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestDropDatabase: only a *_demo database is dropped; a dropped one is
+// created again, empty, by Open.
+func TestDropDatabase(t *testing.T) {
+	ctx := t.Context()
+	if err := store.DropDatabase(ctx, "postgres://postgres@127.0.0.1:1/parity?sslmode=disable"); err == nil || !strings.Contains(err.Error(), "_demo") {
+		t.Fatalf("dropping parity: %v, want a refusal naming *_demo", err)
+	}
+	url := strings.Replace(testutil.FreshDatabase(t), "?", "_demo?", 1)
+	t.Cleanup(func() { _ = store.DropDatabase(context.Background(), url) })
+	s, err := store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Apply(ctx, &store.Batch{Counts: []store.Count{{Experiment: "x", Operation: "op", Segment: "s", Minute: time.Now().Truncate(time.Minute),
+		Counters: report.Counters{Pairs: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := store.DropDatabase(ctx, url); err != nil {
+		t.Fatalf("drop: %v", err)
+	}
+	s, err = store.Open(ctx, url, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if exps, err := s.Experiments(ctx); err != nil || len(exps) != 0 {
+		t.Errorf("after the drop: %v %v, want an empty database", exps, err)
 	}
 }

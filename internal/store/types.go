@@ -5,11 +5,12 @@ import (
 	"time"
 
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // OtherSegment is the segment that values past an experiment's segment cap
-// fold into.
-const OtherSegment = "other"
+// fold into: [segment.Other].
+const OtherSegment = segment.Other
 
 // Batch is what one verifier flush writes. [Store.Apply] writes all of it in
 // one transaction, or none of it.
@@ -52,6 +53,10 @@ type Count struct {
 	// to an experiment's totals.
 	report.Counters
 	LastStage string
+	// FirstSeen and LastSeen are the times of the earliest and the latest
+	// pair counted; zero means Minute. The experiment's first seen is its
+	// earliest pair's time, not the start of that pair's minute or hour.
+	FirstSeen time.Time
 	LastSeen  time.Time
 }
 

@@ -61,27 +61,35 @@ var (
 // countsFrom returns a FROM item, aliased c, holding the count rows of the
 // experiment that the SQL expression exp names (a placeholder, or a column of
 // an outer query) for the minutes whose start lies in [since, until) (zero:
-// unbounded), of operation op only if op is set. Its columns are segment, t
-// (the start of the minute or hour the row counts) and countColumns.
+// unbounded), of operation op only if op is set. Its columns are operation,
+// segment, t (the start of the minute or hour the row counts) and
+// countColumns.
 //
 // With hours set, the whole hours inside the window come from latency_hours'
 // counters (the rollup of pair_counts, one row per hour instead of sixty) and
 // only the minutes at its ragged ends from pair_counts; the two never
 // overlap, so every minute is counted exactly once. A caller that groups by
 // t must then only use buckets made of whole hours. Without hours every row
-// is a minute of pair_counts.
+// is a minute of pair_counts, except before horizon.
+//
+// horizon (zero: none) is where the kept minutes start (see
+// [Options.MinuteRetention]): before it pair_counts may have been deleted,
+// so whatever lies before it is read from the rollup whatever hours says,
+// and a window edge before it is widened to its whole hour ([widen]). A
+// window's answer therefore does not change when its minutes are deleted.
 //
 // Each part is a plain range condition, never "$n IS NULL OR …", so each
 // shape gets a plan that uses the (experiment, minute) and (experiment, hour)
 // indexes.
-func countsFrom(p *params, exp string, since, until time.Time, op string, hours bool) string {
+func countsFrom(p *params, exp string, since, until time.Time, op string, hours bool, horizon time.Time) string {
+	since, until = widen(since, until, horizon)
 	opCond := ""
 	if op != "" {
 		opCond = " AND operation = " + p.add(op)
 	}
 	minutes := func(from, to time.Time) string {
 		var w strings.Builder
-		w.WriteString("SELECT segment, minute AS t, " + countColumns + " FROM pair_counts WHERE experiment = " + exp + opCond)
+		w.WriteString("SELECT operation, segment, minute AS t, " + countColumns + " FROM pair_counts WHERE experiment = " + exp + opCond)
 		if !from.IsZero() {
 			w.WriteString(" AND minute >= " + p.add(from))
 		}
@@ -90,7 +98,7 @@ func countsFrom(p *params, exp string, since, until time.Time, op string, hours 
 		}
 		return w.String()
 	}
-	// [hs, he): the whole hours in the window, zero where unbounded.
+	// [hs, he): the hours read from the rollup, zero where unbounded.
 	hs, he := since, until
 	if !since.IsZero() {
 		if hs = since.Truncate(time.Hour); hs.Before(since) {
@@ -100,11 +108,20 @@ func countsFrom(p *params, exp string, since, until time.Time, op string, hours 
 	if !until.IsZero() {
 		he = until.Truncate(time.Hour)
 	}
-	if !hours || (!since.IsZero() && !until.IsZero() && !hs.Before(he)) {
+	if !hours {
+		if horizon.IsZero() {
+			return "(" + minutes(since, until) + ") c"
+		}
+		// Only the hours before the horizon, whose minutes may be gone.
+		if he.IsZero() || horizon.Before(he) {
+			he = horizon
+		}
+	}
+	if !hs.IsZero() && !he.IsZero() && !hs.Before(he) {
 		return "(" + minutes(since, until) + ") c"
 	}
 	var h strings.Builder
-	h.WriteString("SELECT segment, hour AS t, " + countColumns + " FROM latency_hours WHERE experiment = " + exp + opCond +
+	h.WriteString("SELECT operation, segment, hour AS t, " + countColumns + " FROM latency_hours WHERE experiment = " + exp + opCond +
 		" AND last_seen IS NOT NULL") // rows without counts hold latencies only
 	if !hs.IsZero() {
 		h.WriteString(" AND hour >= " + p.add(hs))
@@ -116,24 +133,45 @@ func countsFrom(p *params, exp string, since, until time.Time, op string, hours 
 	if since.Before(hs) {
 		parts = append(parts, minutes(since, hs))
 	}
-	if he.Before(until) {
+	if !he.IsZero() && (until.IsZero() || he.Before(until)) {
 		parts = append(parts, minutes(he, until))
 	}
 	return "(" + strings.Join(parts, "\nUNION ALL\n") + ") c"
 }
 
+// widen returns the window [since, until) with each bound that lies before
+// horizon (zero: none) moved out to the hour it falls in: since down to the
+// start of its hour, until up to the end of its. Minutes before the horizon
+// may be deleted, so such a window is answered in whole hours, the same
+// before and after the deletion.
+func widen(since, until, horizon time.Time) (time.Time, time.Time) {
+	if horizon.IsZero() {
+		return since, until
+	}
+	if !since.IsZero() && since.Before(horizon) {
+		since = since.Truncate(time.Hour)
+	}
+	if !until.IsZero() && until.Before(horizon) {
+		if h := until.Truncate(time.Hour); h.Before(until) {
+			until = h.Add(time.Hour)
+		}
+	}
+	return since, until
+}
+
 // segmentsSQL returns the statement [Store.Segments] runs for experiment and
 // q, with its arguments. Benchmarks run it directly, as the reference.
 func segmentsSQL(experiment string, q SegmentQuery) (string, []any) {
-	return segmentsStatement(experiment, q, true)
+	return segmentsStatement(experiment, q, true, time.Time{})
 }
 
 // segmentsStatement is segmentsSQL, reading whole hours from the hourly
 // rollup only if hours is set (without, it is the statement Segments ran
-// before the rollup, which benchmarks compare it with).
-func segmentsStatement(experiment string, q SegmentQuery, hours bool) (string, []any) {
+// before the rollup, which benchmarks compare it with), with the minutes kept
+// from horizon on (zero: all of them).
+func segmentsStatement(experiment string, q SegmentQuery, hours bool, horizon time.Time) (string, []any) {
 	p := params{experiment}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, hours)
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, hours, horizon)
 	return `
 WITH agg AS (
 	SELECT segment,
@@ -178,7 +216,7 @@ func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, s
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
 	p := params{experiment, step}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, step%time.Hour == 0)
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, step%time.Hour == 0, s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
 FROM `+from+`
@@ -215,16 +253,30 @@ ORDER BY segment, at`, p...)
 // error wrapping [ErrInvalidQuery]; a step of whole hours reads the hourly
 // rollup.
 func (s *Store) Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
+	return s.OverviewOf(ctx, nil, since, step)
+}
+
+// OverviewOf is [Store.Overview] for the named experiments only (all of
+// them when names is nil), so that a page of the overview costs the same
+// however many experiments there are.
+func (s *Store) OverviewOf(ctx context.Context, names []string, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
 	if err := checkStep(step); err != nil {
 		return nil, fmt.Errorf("store: overview: %w", err)
 	}
 	p := params{step}
-	where := ""
+	var conds []string
 	if !since.IsZero() {
 		// An experiment's counts are no newer than its last pair.
-		where = "WHERE e.last_seen >= " + p.add(since)
+		conds = append(conds, "e.last_seen >= "+p.add(since))
 	}
-	from := countsFrom(&p, "e.name", since, time.Time{}, "", step%time.Hour == 0)
+	if names != nil {
+		conds = append(conds, "e.name = ANY("+p.add(names)+"::text[])")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	from := countsFrom(&p, "e.name", since, time.Time{}, "", step%time.Hour == 0, s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, `
 SELECT e.name, b.at, b.pairs, b.divergent
 FROM experiments e CROSS JOIN LATERAL (
@@ -259,8 +311,13 @@ ORDER BY e.name, b.at`, p...)
 // it needs no state of its own. It returns an error wrapping [ErrNotFound]
 // for an unknown experiment.
 func (s *Store) Minutes(ctx context.Context, experiment string, q SegmentQuery) ([]MinuteCount, error) {
+	// Only the kept minutes: a series of minutes has no place for an hour.
+	since := q.Since
+	if h := s.horizon(time.Now()); since.Before(h) {
+		since = h
+	}
 	p := params{experiment}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, false)
+	from := countsFrom(&p, "$1", since, q.Until, q.Operation, false, time.Time{})
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, t, `+sumCounters+`
 FROM `+from+`

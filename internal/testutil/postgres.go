@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,11 +27,52 @@ func PostgresURL() string {
 	return DefaultPostgresURL
 }
 
+// RequirePostgres marks a test that needs the PostgreSQL server: under
+// `go test -short` (make test-short) it skips, and only then; otherwise it
+// fails at once, naming PARITY_TEST_DATABASE_URL, when the server does not
+// answer. FreshDatabase calls it.
+func RequirePostgres(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL: runs without -short")
+	}
+	if err := pingPostgres(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	pingOnce sync.Once
+	pingErr  error
+)
+
+// pingPostgres checks once per test binary that the server answers.
+func pingPostgres() error {
+	pingOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, PostgresURL())
+		if err != nil {
+			u, perr := url.Parse(PostgresURL())
+			where := "(unparseable URL)"
+			if perr == nil {
+				where = u.Redacted()
+			}
+			pingErr = fmt.Errorf("testutil: no PostgreSQL at %s: %w; tests read PARITY_TEST_DATABASE_URL "+
+				"(default %s); bash .ci/run starts one, and make test-short runs only the tests that need none", where, err, DefaultPostgresURL)
+			return
+		}
+		_ = conn.Close(ctx)
+	})
+	return pingErr
+}
+
 // FreshDatabase returns the URL of a database name that does not exist yet
 // (the code under test is expected to create it) and drops it, with every
 // connection to it, when the test ends.
 func FreshDatabase(t testing.TB) string {
 	t.Helper()
+	RequirePostgres(t)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := "parity_test_" + hex.EncodeToString(b[:])

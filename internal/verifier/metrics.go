@@ -6,6 +6,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/parityhq/parity/internal/store"
 )
 
 // Metrics exports workers' counters and the shared consumer's backlog in the
@@ -94,4 +96,21 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(m.pending, prometheus.GaugeValue, float64(info.NumPending))
 	ch <- prometheus.MustNewConstMetric(m.acking, prometheus.GaugeValue, float64(info.NumAckPending))
+}
+
+// FoldMetrics returns counters of the pairs the store counted in experiment
+// or operation "other" because their own was past the store's cap
+// (store.Options.ExperimentCap, OperationCap), read from folded at scrape
+// time.
+func FoldMetrics(folded func() store.FoldStats) []prometheus.Collector {
+	c := func(into string, get func(store.FoldStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parity_store_folded_pairs_total", Help: "Pairs counted in experiment or operation \"other\" because their own was past its cap.",
+			ConstLabels: prometheus.Labels{"into": into},
+		}, func() float64 { return float64(get(folded())) })
+	}
+	return []prometheus.Collector{
+		c("experiment", func(f store.FoldStats) uint64 { return f.ExperimentPairs }),
+		c("operation", func(f store.FoldStats) uint64 { return f.OperationPairs }),
+	}
 }

@@ -16,22 +16,30 @@ import (
 	"github.com/parityhq/parity/pkg/diff"
 	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/redact"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
-// RulesStore is where workers read diff rules and redactions. *store.Store
-// satisfies it.
+// RulesStore is where workers read diff rules, redactions and segment
+// definitions. *store.Store satisfies it.
 type RulesStore interface {
+	AllSegmentConfigs(ctx context.Context) ([]store.SegmentConfig, error)
+	SegmentConfig(ctx context.Context, experiment string) (store.SegmentConfig, error)
+	// EnsureSegmentConfig stores def as the experiment's definition unless
+	// it has one, and returns the one it has.
+	EnsureSegmentConfig(ctx context.Context, experiment string, def segment.Definition, author, reason string) (store.SegmentConfig, error)
 	AllRules(ctx context.Context) ([]store.Rules, error)
 	Rules(ctx context.Context, experiment string) (store.Rules, error)
 	AllRedactions(ctx context.Context) ([]store.Redaction, error)
 	Redaction(ctx context.Context, experiment string) (store.Redaction, error)
 }
 
-// judges holds a compiled differ and redactor per experiment, swapped
-// atomically when they change, so judging never waits for a reload.
+// judges holds a compiled differ, a redactor and a segment definition per
+// experiment, swapped atomically when they change, so judging never waits
+// for a reload.
 type judges struct {
 	byExp    atomic.Pointer[map[string]*diff.Differ]
 	redactor atomic.Pointer[map[string]*redact.Redactor]
+	segments atomic.Pointer[map[string]segment.Definition]
 	log      *slog.Logger
 }
 
@@ -39,7 +47,53 @@ func newJudges(log *slog.Logger) *judges {
 	j := &judges{log: log}
 	j.byExp.Store(&map[string]*diff.Differ{})
 	j.redactor.Store(&map[string]*redact.Redactor{})
+	j.segments.Store(&map[string]segment.Definition{})
 	return j
+}
+
+// segmentsFor returns the experiment's stored segment definition, if this
+// worker knows it.
+func (j *judges) segmentsFor(experiment string) (segment.Definition, bool) {
+	d, ok := (*j.segments.Load())[experiment]
+	return d, ok
+}
+
+// setSegments records stored segment definitions.
+func (j *judges) setSegments(cs ...store.SegmentConfig) {
+	if len(cs) == 0 {
+		return
+	}
+	next := maps.Clone(*j.segments.Load())
+	for _, c := range cs {
+		if old, ok := next[c.Experiment]; ok && !old.Equal(c.Definition) {
+			j.log.Info("verifier: segment definition loaded", "experiment", c.Experiment, "version", c.Version,
+				"attrs", c.Attrs, "cap", c.Cap)
+		}
+		next[c.Experiment] = c.Definition
+	}
+	j.segments.Store(&next)
+}
+
+// loadSegments reloads every experiment's segment definition, or, with
+// experiment set, that one's.
+func (j *judges) loadSegments(ctx context.Context, rs RulesStore, experiment string) error {
+	if experiment == "" {
+		all, err := rs.AllSegmentConfigs(ctx)
+		if err != nil {
+			return err
+		}
+		j.setSegments(all...)
+		return nil
+	}
+	c, err := rs.SegmentConfig(ctx, experiment)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	j.setSegments(c)
+	return nil
 }
 
 // redactorFor returns the experiment's redactor; nil redacts nothing.
@@ -123,6 +177,9 @@ func (j *judges) loadAll(ctx context.Context, rs RulesStore) error {
 	if err := j.loadRedactions(ctx, rs, ""); err != nil {
 		return err
 	}
+	if err := j.loadSegments(ctx, rs, ""); err != nil {
+		return err
+	}
 	all, err := rs.AllRules(ctx)
 	if err != nil {
 		return err
@@ -144,6 +201,9 @@ func (j *judges) loadAll(ctx context.Context, rs RulesStore) error {
 // redactor.
 func (j *judges) load(ctx context.Context, rs RulesStore, experiment string) error {
 	if err := j.loadRedactions(ctx, rs, experiment); err != nil {
+		return err
+	}
+	if err := j.loadSegments(ctx, rs, experiment); err != nil {
 		return err
 	}
 	r, err := rs.Rules(ctx, experiment)

@@ -83,7 +83,7 @@ func Run(ctx context.Context, o RunOptions) error {
 	}
 	if o.HTTPAddr != "-" {
 		js, _ := jetstream.New(conns[0])
-		srv, err := serveHTTP(o.HTTPAddr, NewMetrics(js, o.Worker, func() []*Worker { return workers }), func(ctx context.Context) error {
+		srv, err := serveHTTP(o.HTTPAddr, NewMetrics(js, o.Worker, func() []*Worker { return workers }), FoldMetrics(st.Folded), func(ctx context.Context) error {
 			if err := st.Ping(ctx); err != nil {
 				return fmt.Errorf("store: %w", err)
 			}
@@ -121,9 +121,10 @@ const maxHeaderBytes = 16 << 10
 
 // serveHTTP serves /metrics, /healthz (the process runs) and /readyz (ready
 // reports nil) on addr.
-func serveHTTP(addr string, m *Metrics, ready func(context.Context) error) (*http.Server, error) {
+func serveHTTP(addr string, m *Metrics, more []prometheus.Collector, ready func(context.Context) error) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), m)
+	reg.MustRegister(more...)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

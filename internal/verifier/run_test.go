@@ -10,7 +10,7 @@ import (
 // TestHTTPHeadersBounded: the verifier's HTTP server refuses headers over
 // maxHeaderBytes with 431.
 func TestHTTPHeadersBounded(t *testing.T) {
-	srv, err := serveHTTP("127.0.0.1:0", NewMetrics(nil, Options{}, func() []*Worker { return nil }), func(context.Context) error { return nil })
+	srv, err := serveHTTP("127.0.0.1:0", NewMetrics(nil, Options{}, func() []*Worker { return nil }), nil, func(context.Context) error { return nil })
 	if err != nil {
 		t.Fatal(err)
 	}

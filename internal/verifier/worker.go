@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/parityhq/parity/pkg/natsnames"
 	"github.com/parityhq/parity/pkg/redact"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 // Store is what a worker reads rules from and writes to. *store.Store
@@ -32,6 +31,9 @@ type Store interface {
 	Applied(ctx context.Context, stream string, seqs []uint64) (map[uint64]bool, error)
 	// PruneApplied forgets recorded sequences older than olderThan.
 	PruneApplied(ctx context.Context, olderThan time.Time) (int64, error)
+	// AdoptSegmentConfigs stores def as the segment definition of every
+	// counted experiment that has none.
+	AdoptSegmentConfigs(ctx context.Context, def segment.Definition, author, reason string) (int64, error)
 }
 
 // Options configure a [Worker]. The zero value is valid; every default is
@@ -41,9 +43,16 @@ type Options struct {
 	// Durable is the consumer all workers share. Defaults to
 	// natsnames.VerifierDurable ("parity-verifiers").
 	Durable string
-	// SegmentAttrs are the user attributes a segment is made of, in order.
-	// Defaults to ["country", "plan"]. The user's key is never one.
+	// SegmentAttrs and SegmentCap are the segment definition stored for an
+	// experiment that has none when this worker first sees it (see
+	// [store.Store.EnsureSegmentConfig]): the attributes a segment is made
+	// of, in order, and how many segments it admits. An experiment's stored
+	// definition, not these, splits its pairs, so workers started with
+	// different values still agree. SegmentAttrs defaults to ["country",
+	// "plan"] (the user's key is never one); SegmentCap to
+	// segment.DefaultCap.
 	SegmentAttrs []string
+	SegmentCap   int
 	// FlushInterval is the longest a judged pair waits before it is written.
 	// Defaults to 500ms; at most 1s.
 	FlushInterval time.Duration
@@ -91,6 +100,7 @@ func DefaultOptions() Options {
 		Stream:          DefaultStreamOptions(),
 		Durable:         natsnames.VerifierDurable,
 		SegmentAttrs:    []string{"country", "plan"},
+		SegmentCap:      segment.DefaultCap,
 		FlushInterval:   500 * time.Millisecond,
 		MaxBatch:        4000,
 		MaxAckPending:   20000,
@@ -113,6 +123,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.SegmentAttrs == nil {
 		o.SegmentAttrs = d.SegmentAttrs
+	}
+	if o.SegmentCap == 0 {
+		o.SegmentCap = d.SegmentCap
 	}
 	if o.FlushInterval == 0 {
 		o.FlushInterval = d.FlushInterval
@@ -164,10 +177,8 @@ func (o *Options) setDefaults() error {
 	case o.SamplesPerFlush < 0:
 		return fmt.Errorf("%w: SamplesPerFlush: must not be negative", ErrInvalidOption)
 	}
-	for i, a := range o.SegmentAttrs {
-		if a == "" || strings.ContainsAny(a, ",= ") {
-			return fmt.Errorf("%w: SegmentAttrs[%d]: %q is not an attribute name", ErrInvalidOption, i, a)
-		}
+	if err := (segment.Definition{Attrs: o.SegmentAttrs, Cap: o.SegmentCap}).Validate(); err != nil {
+		return fmt.Errorf("%w: SegmentAttrs, SegmentCap: %w", ErrInvalidOption, err)
 	}
 	return nil
 }
@@ -272,6 +283,18 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	epoch := fmt.Sprintf("%s@%d", w.opts.Stream.Name, st.CachedInfo().Created.UnixNano())
+	// Experiments counted before segment definitions were stored keep the
+	// definition in force: this worker's flags.
+	def := segment.Definition{Attrs: w.opts.SegmentAttrs, Cap: w.opts.SegmentCap}
+	n, err := w.store.AdoptSegmentConfigs(ctx, def, "verifier", fmt.Sprintf(
+		"adopted on upgrade from the flags in force: --segment-attrs=%s --segment-cap=%d", strings.Join(def.Attrs, ","), def.Cap))
+	if err != nil {
+		return fmt.Errorf("verifier: adopt segment definitions: %w", err)
+	}
+	if n > 0 {
+		w.log.Info("verifier: stored the segment definition in force for experiments that had none", "experiments", n,
+			"attrs", def.Attrs, "cap", def.Cap)
+	}
 	if err := w.rules.loadAll(ctx, w.store); err != nil {
 		return fmt.Errorf("verifier: load rules: %w", err)
 	}
@@ -445,6 +468,7 @@ type batch struct {
 	msgs        []pending
 	seqs        map[uint64]bool // stream sequences in msgs
 	redelivered []int           // indexes into msgs, judged at flush time
+	unsegmented []int           // indexes into msgs of experiments without a known segment definition, judged at flush time
 	counts      map[countKey]*store.Count
 	samples     []store.Sample
 	perKey      map[sampleKey]int
@@ -509,8 +533,26 @@ func (w *Worker) judge(b *batch, i int) {
 		w.deadLetter(b, pm, err.Error())
 		return
 	}
+	// A single pair's own problems come first: a message is refused for
+	// its header only when its envelope would otherwise be counted. (A
+	// batch's pairs are judged one by one after the header, which belongs
+	// to the batch.)
+	if m.Version == envelope.Version {
+		if subj := m.Items[0].Pair.Subject(); subj != pm.msg.Subject() {
+			w.deadLetter(b, pm, fmt.Sprintf("verifier: envelope for %s published on subject %s", subj, pm.msg.Subject()))
+			return
+		}
+	}
 	if reason := identityProblem(pm.msg.Headers().Get(jetstream.MsgIDHeader), m.ID); reason != "" {
 		w.deadLetter(b, pm, reason)
+		return
+	}
+	def, ok := w.rules.segmentsFor(experimentOf(pm.msg.Subject()))
+	if !ok && experimentOf(pm.msg.Subject()) != "" {
+		// The experiment's segment definition is not known here yet: judge
+		// the message at flush time, once the store has told it. (Every pair
+		// of a message has the message's subject, so one experiment.)
+		b.unsegmented = append(b.unsegmented, i)
 		return
 	}
 	now := time.Now()
@@ -547,7 +589,7 @@ func (w *Worker) judge(b *batch, i int) {
 		// reload in between cannot give them different versions.
 		d := w.rules.forExperiment(p.Experiment)
 		res := d.Judge(p)
-		w.count(b, p, d, &res)
+		w.count(b, p, def, d, &res)
 	}
 }
 
@@ -602,8 +644,8 @@ func (w *Worker) deadLetterPair(b *batch, pm *pending, data []byte, reason strin
 	return reason
 }
 
-func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Result) {
-	segment, attrs := Segment(p.User.Attrs, w.opts.SegmentAttrs)
+func (w *Worker) count(b *batch, p *envelope.Pair, def segment.Definition, d *diff.Differ, res *diff.Result) {
+	segment, attrs := def.Key(p.User.Attrs)
 	minute := p.Time.UTC().Truncate(time.Minute)
 	k := countKey{p.Experiment, p.Operation, segment, minute.Unix()}
 	c := b.counts[k]
@@ -614,6 +656,9 @@ func (w *Worker) count(b *batch, p *envelope.Pair, d *diff.Differ, res *diff.Res
 	if !p.Time.Before(c.LastSeen) {
 		c.LastSeen = p.Time.UTC()
 		c.LastStage = string(p.Stage)
+	}
+	if c.FirstSeen.IsZero() || p.Time.Before(c.FirstSeen) {
+		c.FirstSeen = p.Time.UTC()
 	}
 	divergent := res.Verdict.Divergent()
 	co, ca := p.Control.Outcome(), p.Candidate.Outcome()
@@ -768,49 +813,6 @@ func sampleOf(p *envelope.Pair, segment, signature string, res *diff.Result, red
 	}
 }
 
-// Segment returns the segment key of a user's attributes, e.g.
-// "country=IN,plan=pro", and the attribute values it was made of. A missing
-// attribute reads "(none)". With no segment attributes every user is in
-// segment "all".
-func Segment(attrs map[string]string, keys []string) (string, map[string]string) {
-	if len(keys) == 0 {
-		return "all", nil
-	}
-	var sb strings.Builder
-	vals := make(map[string]string, len(keys))
-	for i, k := range keys {
-		v := attrs[k]
-		if v == "" {
-			v = "(none)"
-		}
-		v = segmentSeparators.Replace(v)
-		vals[k] = v
-		if i > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(k)
-		sb.WriteByte('=')
-		sb.WriteString(v)
-	}
-	key := sb.String()
-	if len(key) > maxSegmentKey {
-		// Keys index PostgreSQL rows, whose btree entries are limited to
-		// about 2.7 KB: keep a readable start and make the rest unique.
-		h := fnv.New64a()
-		h.Write([]byte(key))
-		key = strings.ToValidUTF8(key[:maxSegmentKey-20], "") + "…" + strconv.FormatUint(h.Sum64(), 16)
-	}
-	return key, vals
-}
-
-// segmentSeparators replaces the characters that separate a segment key's
-// parts in attribute values (built once: a Replacer is safe for concurrent
-// use, and building one per pair was a measurable part of B1).
-var segmentSeparators = strings.NewReplacer(",", "_", "=", "_")
-
-// maxSegmentKey bounds a segment key's length in bytes.
-const maxSegmentKey = 512
-
 // flush judges the batch's redeliveries, writes the batch, and then
 // acknowledges (or terminates) every message in it. While the store fails it
 // retries with backoff, keeping the messages in progress so the server does
@@ -822,6 +824,9 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 	start := time.Now()
 	defer func() { w.flushNanos.Add(int64(time.Since(start))) }()
 	if err := w.retry(ctx, b, func(ctx context.Context) error { return w.judgeRedelivered(ctx, b) }); err != nil {
+		return err
+	}
+	if err := w.retry(ctx, b, func(ctx context.Context) error { return w.judgeUnsegmented(ctx, b) }); err != nil {
 		return err
 	}
 	sb := &store.Batch{
@@ -851,7 +856,34 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 			sb.Seqs = append(sb.Seqs, pm.seq)
 		}
 	}
-	err := w.retry(ctx, b, func(ctx context.Context) error { return w.store.Apply(ctx, sb) })
+	// maybeCommitted: an attempt failed in a way that may have come after
+	// its commit (say the reply was lost), so finding every sequence
+	// recorded afterwards may be this batch's own doing.
+	maybeCommitted := false
+	err := w.retry(ctx, b, func(ctx context.Context) error {
+		err := w.store.Apply(ctx, sb)
+		if err != nil && !errors.Is(err, store.ErrAlreadyApplied) && !errors.Is(err, store.ErrAllApplied) {
+			maybeCommitted = true
+		}
+		return err
+	})
+	if errors.Is(err, store.ErrAllApplied) {
+		if !maybeCommitted {
+			// Every message was counted by another worker first (it got
+			// them redelivered while this one was slow): nothing of this
+			// batch was written, so none of its pairs, dead letters or
+			// latencies are this worker's to report. Ack them as the
+			// duplicates they are.
+			for _, pm := range b.msgs {
+				if !pm.duplicate {
+					w.duplicates.Add(1)
+				}
+			}
+			ackAll(b)
+			return nil
+		}
+		err = nil // the earlier attempt committed; only its reply was lost
+	}
 	if errors.Is(err, store.ErrAlreadyApplied) {
 		// Another worker counted some of these messages between our check
 		// and our commit: judge the batch again without them.
@@ -877,6 +909,13 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 	w.judged.Add(judged)
 	w.divergent.Add(divergent)
 	w.deadLettered.Add(uint64(len(b.deadLetters)))
+	ackAll(b)
+	return nil
+}
+
+// ackAll acknowledges every message of a counted batch, or terminates it
+// with its reason when it was dead-lettered.
+func ackAll(b *batch) {
 	for _, pm := range b.msgs {
 		if pm.term != "" {
 			_ = pm.msg.TermWithReason(pm.term)
@@ -884,7 +923,6 @@ func (w *Worker) flush(ctx context.Context, b *batch, final bool) error {
 			_ = pm.msg.Ack()
 		}
 	}
-	return nil
 }
 
 // rebuild returns a new batch of b's messages in which every message the
@@ -945,6 +983,50 @@ func (w *Worker) judgeRedelivered(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// experimentOf returns the experiment a pair subject names
+// (parity.pairs.<experiment>.<operation>), or "" when it names none.
+func experimentOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, natsnames.PairSubjectPrefix+".")
+	if !ok {
+		return ""
+	}
+	exp, _, _ := strings.Cut(rest, ".")
+	return exp
+}
+
+// judgeUnsegmented learns the segment definition of every experiment whose
+// pairs waited for one, storing this worker's default for an experiment that
+// has none (the first worker to store one sets it for all), and judges the
+// pairs that waited.
+func (w *Worker) judgeUnsegmented(ctx context.Context, b *batch) error {
+	if len(b.unsegmented) == 0 {
+		return nil
+	}
+	def := segment.Definition{Attrs: w.opts.SegmentAttrs, Cap: w.opts.SegmentCap}
+	reason := fmt.Sprintf("the first pair of the experiment reached a verifier with --segment-attrs=%s --segment-cap=%d",
+		strings.Join(def.Attrs, ","), def.Cap)
+	for _, idx := range b.unsegmented {
+		exp := experimentOf(b.msgs[idx].msg.Subject())
+		if _, ok := w.rules.segmentsFor(exp); ok || exp == "" {
+			continue
+		}
+		c, err := w.store.EnsureSegmentConfig(ctx, exp, def, "verifier", reason)
+		if err != nil {
+			return err
+		}
+		w.rules.setSegments(c)
+	}
+	todo := b.unsegmented
+	b.unsegmented = nil
+	for _, idx := range todo {
+		w.judge(b, idx)
+	}
+	if n := len(b.unsegmented); n > 0 { // cannot happen: every experiment above got its definition
+		return fmt.Errorf("verifier: %d pairs still without a segment definition", n)
+	}
+	return nil
+}
+
 // retry calls f until it succeeds or ctx ends, backing off from 100ms to 5s.
 // Meanwhile it keeps the batch's messages in progress, waking at least every
 // AckWait/3 to do so, so the server does not hand them to another worker.
@@ -957,7 +1039,7 @@ func (w *Worker) retry(ctx context.Context, b *batch, f func(context.Context) er
 		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		err := f(actx)
 		cancel()
-		if err == nil || errors.Is(err, store.ErrAlreadyApplied) {
+		if err == nil || errors.Is(err, store.ErrAlreadyApplied) || errors.Is(err, store.ErrAllApplied) {
 			return err
 		}
 		w.flushErrors.Add(1)

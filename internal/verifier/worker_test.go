@@ -18,6 +18,7 @@ import (
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/report"
+	"github.com/parityhq/parity/pkg/segment"
 )
 
 func TestSegment(t *testing.T) {
@@ -36,7 +37,7 @@ func TestSegment(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, _ := Segment(tt.attrs, tt.keys); got != tt.want {
+			if got, _ := segment.Key(tt.attrs, tt.keys); got != tt.want {
 				t.Errorf("Segment = %q, want %q", got, tt.want)
 			}
 		})
@@ -52,7 +53,8 @@ func TestOptionsRejected(t *testing.T) {
 		{"flush interval too long", Options{FlushInterval: 2 * time.Second}, "FlushInterval"},
 		{"batch above ack pending", Options{MaxBatch: 100, MaxAckPending: 50}, "MaxAckPending"},
 		{"ack wait too short", Options{AckWait: time.Millisecond}, "AckWait"},
-		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "SegmentAttrs[0]"},
+		{"bad attribute", Options{SegmentAttrs: []string{"a,b"}}, "attrs[0]"},
+		{"cap too large", Options{SegmentCap: segment.MaxCap + 1}, "cap"},
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
 		{"negative clock skew", Options{MaxClockSkew: -time.Second}, "MaxClockSkew"},
 		{"negative pair age", Options{MaxPairAge: -time.Second}, "MaxPairAge"},
@@ -214,6 +216,34 @@ func (r *rig) exact(t *testing.T) {
 	})
 }
 
+// settled waits until the workers' consumer has delivered every message
+// published and every one is acknowledged. A worker acknowledges a batch
+// after it has added it to its statistics, so they are final then.
+func (r *rig) settled(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	name := DefaultStreamOptions().Name
+	testutil.Eventually(t, 20*time.Second, func() string {
+		str, err := r.js.Stream(ctx, name)
+		if err != nil {
+			return err.Error()
+		}
+		c, err := r.js.Consumer(ctx, name, DefaultOptions().Durable)
+		if err != nil {
+			return err.Error()
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		last := str.CachedInfo().State.LastSeq
+		if ci.Delivered.Stream < last || ci.NumPending != 0 || ci.NumAckPending != 0 {
+			return fmt.Sprintf("consumer delivered up to %d of %d, %d pending, %d awaiting an ack", ci.Delivered.Stream, last, ci.NumPending, ci.NumAckPending)
+		}
+		return ""
+	})
+}
+
 // TestCommitThenCrash: a worker commits a batch and dies before acking. The
 // server redelivers the messages to the next worker, which finds them in the
 // applied sequences and does not count them again.
@@ -291,8 +321,10 @@ func TestBatchCommitThenCrash(t *testing.T) {
 // ones (batches) on one stream, two workers: every pair counted once.
 func TestBatchesAndSinglesTogether(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// A long AckWait, as in TestTwoWorkersShareTheConsumer: nothing crashes,
+	// so nothing should be redelivered and judged by both workers.
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 300)
 	r.publishBatches(t, 2000, 50)
 	r.publish(t, 200)
@@ -403,9 +435,64 @@ func TestLostCommitReply(t *testing.T) {
 		if w.Stats().FlushErrors == 0 {
 			return "the lost reply was not retried"
 		}
+		if w.Stats().Judged != 200 {
+			return fmt.Sprintf("worker judged %d pairs, want 200: the committed attempt is its own", w.Stats().Judged)
+		}
 		return ""
 	})
 	r.exact(t)
+}
+
+// TestCountedByAnotherWorkerFirst: every message of a worker's batch was
+// already counted by another worker (which got them redelivered while this
+// one was slow) by the time it commits. The store writes nothing, and the
+// worker must not report those pairs as judged by it: its Judged is what it
+// wrote, so the workers' Judged add up to the pairs stored. (Before, the
+// store answered such a batch with nil, as for a retry after a lost reply,
+// and two workers sharing a consumer under load reported 2,034 pairs judged
+// of 2,000 stored.)
+func TestCountedByAnotherWorkerFirst(t *testing.T) {
+	r := newRig(t)
+	ctx := context.Background()
+	const n = 10
+	r.publish(t, n)
+	str, err := r.js.Stream(ctx, DefaultStreamOptions().Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := str.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "Another worker" committed these messages: their sequences are
+	// recorded (its counts are left out, so any count stored is this
+	// worker's).
+	var seqs []uint64
+	for q := info.State.FirstSeq; q <= info.State.LastSeq; q++ {
+		seqs = append(seqs, q)
+	}
+	if len(seqs) != n {
+		t.Fatalf("stream holds sequences %v, want %d", seqs, n)
+	}
+	epoch := fmt.Sprintf("%s@%d", info.Config.Name, info.Created.UnixNano())
+	if err := r.st.Apply(ctx, &store.Batch{Stream: epoch, Seqs: seqs}); err != nil {
+		t.Fatal(err)
+	}
+
+	w, _, _ := r.worker(t, r.st, Options{})
+	r.settled(t)
+	if st := w.Stats(); st.Judged != 0 || st.Divergent != 0 || st.Duplicates != n || st.Flushes != 0 {
+		t.Errorf("worker stats %+v: want nothing judged and %d duplicates, as nothing of its batch was written", st, n)
+	}
+	rows, err := r.st.Segments(ctx, "exp", store.SegmentQuery{})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		t.Fatal(err)
+	}
+	for _, s := range rows {
+		if s.Pairs != 0 {
+			t.Errorf("segment %s holds %d pairs, want none: another worker counted them", s.Segment, s.Pairs)
+		}
+	}
 }
 
 // TestStoreOutage: while the store fails the worker acks nothing, keeps its
@@ -438,10 +525,18 @@ func TestStoreOutage(t *testing.T) {
 // the work and count every pair once.
 func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	r := newRig(t)
-	w1, _, _ := r.worker(t, r.st, Options{})
-	w2, _, _ := r.worker(t, r.st, Options{})
+	// Nothing crashes here, so no message should be redelivered: a long
+	// AckWait keeps a slow machine from redelivering one to the other worker
+	// while its first holder commits it, which both would then report as
+	// judged (the store still counts it once).
+	w1, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
+	w2, _, _ := r.worker(t, r.st, Options{AckWait: 30 * time.Second})
 	r.publish(t, 2000)
 	r.exact(t)
+	// The counts are visible a moment before the committing worker adds
+	// them to its statistics; once every message is acknowledged, the
+	// statistics are final.
+	r.settled(t)
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
 		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
 	}
@@ -480,12 +575,12 @@ func TestSegmentKeyBounded(t *testing.T) {
 	for _, k := range keys {
 		attrs[k] = strings.Repeat(k, 128)
 	}
-	one, _ := Segment(attrs, keys)
+	one, _ := segment.Key(attrs, keys)
 	attrs["f"] = strings.Repeat("g", 128)
-	two, _ := Segment(attrs, keys)
-	if len(one) > maxSegmentKey || len(two) > maxSegmentKey || one == two || !strings.HasPrefix(one, "a=aaa") {
+	two, _ := segment.Key(attrs, keys)
+	if len(one) > segment.MaxKeyBytes || len(two) > segment.MaxKeyBytes || one == two || !strings.HasPrefix(one, "a=aaa") {
 		t.Errorf("long segment keys %q (%d) and %q (%d): want at most %d bytes, distinct, readable start",
-			one, len(one), two, len(two), maxSegmentKey)
+			one, len(one), two, len(two), segment.MaxKeyBytes)
 	}
 }
 

@@ -289,7 +289,7 @@ func versionError(data []byte) error {
 		return &FieldError{Field: "version", Problem: "missing"}
 	}
 	if v := bytes.TrimSpace(*head.Version); string(v) != "1" {
-		return fmt.Errorf("%w %s (this build reads version %d)", ErrVersion, truncate(string(v), 20), Version)
+		return fmt.Errorf("%w %s (a pair is version %d; version %d is a batch of them, sent over NATS only)", ErrVersion, truncate(string(v), 20), Version, BatchVersion)
 	}
 	return nil
 }

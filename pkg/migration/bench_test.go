@@ -96,6 +96,9 @@ func BenchmarkShadowRead(b *testing.B) {
 		env.settle(r)
 		s := r.Stats()
 		b.ReportMetric(float64(s.Dropped)/float64(s.Offered), "dropped/op")
+		// Of those, the ones the publisher's queue refused; the rest were
+		// over MaxInFlight.
+		b.ReportMetric(float64(env.pub.Stats().Dropped)/float64(s.Offered), "queue-dropped/op")
 	})
 }
 

@@ -67,6 +67,7 @@ type deadlineCtx struct {
 	err        error
 	afters     []*afterFunc
 	stopParent func() bool
+	clock      *clock
 	index      int // in the clock's heap; -1 when not in it; clock.mu
 }
 
@@ -79,7 +80,8 @@ func newDeadlineCtx(parent context.Context, deadline time.Time, expired func(*de
 	if parent.Done() != nil {
 		c.stopParent = context.AfterFunc(parent, func() { c.end(parent.Err(), true) })
 	}
-	theClock.add(c)
+	c.clock = &clocks[nextClock.Add(1)%uint32(len(clocks))]
+	c.clock.add(c)
 	return c
 }
 
@@ -125,7 +127,7 @@ func (c *deadlineCtx) AfterFunc(f func()) (stop func() bool) {
 // release ends c as finished (Canceled, like a standard context's cancel
 // function) and takes it off the clock.
 func (c *deadlineCtx) release() {
-	theClock.remove(c)
+	c.clock.remove(c)
 	if c.stopParent != nil {
 		c.stopParent()
 	}
@@ -159,17 +161,28 @@ type clock struct {
 	mu    sync.Mutex
 	h     ctxHeap
 	timer *time.Timer
+	armed time.Time // when the timer fires; zero when it is not set
 }
 
-var theClock = &clock{}
+// clocks are shared by every call, spread over a few so that calls on
+// different threads seldom wait for each other's lock: one timer per clock,
+// not per call.
+var (
+	clocks    [8]clock
+	nextClock atomic.Uint32
+)
 
 func (k *clock) add(c *deadlineCtx) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	heap.Push(&k.h, c)
-	if c.index != 0 {
-		return // an earlier deadline already has the timer
+	if !k.armed.IsZero() && !k.armed.After(c.deadline) {
+		// The timer fires first and sets itself for what is left. Calls
+		// of one Reader have ever later deadlines, so a steady stream of
+		// them touches the timer about once per Timeout, not per call.
+		return
 	}
+	k.armed = c.deadline
 	d := time.Until(c.deadline)
 	if k.timer == nil {
 		k.timer = time.AfterFunc(d, k.fire)
@@ -195,7 +208,9 @@ func (k *clock) fire() {
 	for len(k.h) > 0 && !k.h[0].deadline.After(now) {
 		due = append(due, heap.Pop(&k.h).(*deadlineCtx))
 	}
+	k.armed = time.Time{}
 	if len(k.h) > 0 {
+		k.armed = k.h[0].deadline
 		k.timer.Reset(k.h[0].deadline.Sub(now))
 	}
 	k.mu.Unlock()

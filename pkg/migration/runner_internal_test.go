@@ -88,9 +88,9 @@ func TestDeadlineCtx(t *testing.T) {
 		if !errors.Is(ctx.Err(), context.Canceled) {
 			t.Errorf("Err = %v, want Canceled", ctx.Err())
 		}
-		theClock.mu.Lock()
+		ctx.clock.mu.Lock()
 		index := ctx.index
-		theClock.mu.Unlock()
+		ctx.clock.mu.Unlock()
 		if index != -1 {
 			t.Errorf("released context still on the clock at %d", index)
 		}

@@ -1,11 +1,14 @@
 package publish
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -163,6 +166,10 @@ type Stats struct {
 	Published uint64 `json:"published"` // pairs acknowledged by JetStream, duplicates included
 	Failed    uint64 `json:"failed"`    // pairs invalid, refused, not acknowledged in time, or abandoned by Close
 	Pending   uint64 `json:"pending"`   // pairs queued or awaiting an ack
+	// Duplicates counts, within Published, pairs not sent because this
+	// publisher had sent a pair with the same caller-given ID within
+	// [RecentIDWindow]: they are already stored, as JetStream would say.
+	Duplicates uint64 `json:"duplicates"`
 }
 
 // Add adds o to s, counter by counter: the totals of several publishers.
@@ -173,6 +180,7 @@ func (s *Stats) Add(o Stats) {
 	s.Published += o.Published
 	s.Failed += o.Failed
 	s.Pending += o.Pending
+	s.Duplicates += o.Duplicates
 }
 
 // Publisher publishes pairs to JetStream from a background goroutine. Its
@@ -186,6 +194,8 @@ type Publisher struct {
 	queue   chan *envelope.Pair     // never closed, so a send can never panic
 	slots   chan struct{}           // one element per pair awaiting an ack
 	open    map[string]*openBatch   // batches being filled, by subject; goroutine only
+	ordered []*openBatch            // scratch for openInOrder; goroutine only
+	opened  uint64                  // batches opened; goroutine only
 	spare   []*envelope.BatchWriter // writers not in use; goroutine only
 	flushes chan chan struct{}
 	errs    chan error    // asynchronous errors for OnError
@@ -197,6 +207,9 @@ type Publisher struct {
 	stopping  atomic.Bool // set by the goroutine before its last pass over the queue
 	quitOnce  sync.Once
 	abandoned uint64 // pairs dropped by send on quit; goroutine only
+
+	recent     recentIDs // caller-given ids sent lately; goroutine only
+	duplicates atomic.Uint64
 
 	enqueued  atomic.Uint64 // raised before the send, so never below the completed count
 	dropped   atomic.Uint64
@@ -215,6 +228,7 @@ type openBatch struct {
 	subject string
 	w       *envelope.BatchWriter
 	since   time.Time // when its first pair was added
+	order   uint64    // opening order
 }
 
 // maxSpareBuffers bounds the encoded-message buffers kept for reuse.
@@ -402,12 +416,13 @@ func (p *Publisher) Stats() Stats {
 	enqueued := p.enqueued.Load()
 	dropped := p.dropped.Load()
 	return Stats{
-		Offered:   enqueued + dropped,
-		Enqueued:  enqueued,
-		Dropped:   dropped,
-		Published: published,
-		Failed:    failed,
-		Pending:   enqueued - published - failed,
+		Duplicates: p.duplicates.Load(),
+		Offered:    enqueued + dropped,
+		Enqueued:   enqueued,
+		Dropped:    dropped,
+		Published:  published,
+		Failed:     failed,
+		Pending:    enqueued - published - failed,
 	}
 }
 
@@ -492,20 +507,34 @@ func (p *Publisher) oldestOpen() (time.Time, bool) {
 	return oldest, !oldest.IsZero()
 }
 
-// sendDue sends every open batch that has lingered long enough.
+// sendDue sends every open batch that has lingered long enough, oldest
+// first.
 func (p *Publisher) sendDue(now time.Time) {
-	for _, b := range p.open {
+	for _, b := range p.openInOrder() {
 		if now.Sub(b.since) >= p.opts.Linger {
 			p.sendBatch(b)
 		}
 	}
 }
 
-// sendOpen sends every open batch.
+// sendOpen sends every open batch, oldest first.
 func (p *Publisher) sendOpen() {
-	for _, b := range p.open {
+	for _, b := range p.openInOrder() {
 		p.sendBatch(b)
 	}
+}
+
+// openInOrder returns the open batches in the order they were opened, so
+// that pairs of different subjects reach the stream in the order they were
+// published as far as batching allows.
+func (p *Publisher) openInOrder() []*openBatch {
+	bs := p.ordered[:0]
+	for _, b := range p.open {
+		bs = append(bs, b)
+	}
+	slices.SortFunc(bs, func(a, b *openBatch) int { return cmp.Compare(a.order, b.order) })
+	p.ordered = bs
+	return bs
 }
 
 // add fills in pair's missing ID and Time and encodes it into its
@@ -513,6 +542,12 @@ func (p *Publisher) sendOpen() {
 func (p *Publisher) add(pair *envelope.Pair) {
 	if pair.ID == "" {
 		pair.ID = envelope.NewID()
+	} else if p.recent.seen(pair.ID, time.Now()) {
+		// Sent already: a batch cannot carry the pair's id as its
+		// Nats-Msg-Id, so the hook recognises the repeat itself.
+		p.duplicates.Add(1)
+		p.published.Add(1)
+		return
 	}
 	if pair.Time.IsZero() {
 		pair.Time = time.Now().UTC()
@@ -555,7 +590,8 @@ func (p *Publisher) openBatch(subject string) *openBatch {
 	}
 	p.mu.Unlock()
 	w.Reset(buf)
-	b := &openBatch{subject: subject, w: w, since: time.Now()}
+	p.opened++
+	b := &openBatch{subject: subject, w: w, since: time.Now(), order: p.opened}
 	p.open[subject] = b
 	return b
 }
@@ -842,3 +878,42 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
+
+// RecentIDWindow is how long a publisher remembers the caller-given pair
+// IDs it has sent, at least (and at most twice as long): a pair published
+// again with the same ID within it is counted as Published and Duplicates
+// and not sent, as JetStream's duplicate window (30s by default) would drop
+// a repeated single-pair message. At most maxRecentIDs IDs are remembered
+// per half-window; beyond that rate the window shortens. IDs the publisher
+// generates are never repeated and are not remembered.
+const RecentIDWindow = 30 * time.Second
+
+const maxRecentIDs = 32 << 10
+
+// recentIDs remembers hashes of recent IDs in two generations: an ID is
+// found while its generation or the next is current.
+type recentIDs struct {
+	seed      maphash.Seed
+	cur, prev map[uint64]struct{}
+	since     time.Time
+}
+
+// seen reports whether id was added within the window, and adds it.
+func (r *recentIDs) seen(id string, now time.Time) bool {
+	if r.cur == nil {
+		r.seed, r.cur, r.prev, r.since = maphash.MakeSeed(), map[uint64]struct{}{}, map[uint64]struct{}{}, now
+	}
+	h := maphash.String(r.seed, id)
+	if _, ok := r.cur[h]; ok {
+		return true
+	}
+	if _, ok := r.prev[h]; ok {
+		return true
+	}
+	if now.Sub(r.since) >= RecentIDWindow || len(r.cur) >= maxRecentIDs {
+		clear(r.prev)
+		r.prev, r.cur, r.since = r.cur, r.prev, now
+	}
+	r.cur[h] = struct{}{}
+	return false
+}

@@ -285,23 +285,30 @@ func TestPublishDelivers(t *testing.T) {
 	}
 }
 
-// A pair published twice, each time as its own message, is stored once:
-// its id is the message's Nats-Msg-Id. (Within one batch the verifier counts
-// a repeated id once; see internal/verifier.)
+// A pair published twice is stored once and counted as published twice,
+// whether the pairs travel alone (the hook recognises the repeated id, as
+// JetStream would by its Nats-Msg-Id) or in batches (whose Nats-Msg-Id is
+// the batch's, so only the hook can).
 func TestDuplicatesStoredOnceCountedTwice(t *testing.T) {
-	_, nc, st := setup(t)
-	p := newPublisher(t, nc, publish.Options{BatchPairs: 1})
-	for range 2 {
-		pair := validPair(1)
-		pair.ID = "same-id"
-		if !p.Publish(pair) {
-			t.Fatal("Publish returned false")
-		}
-	}
-	flush(t, p)
-	checkStats(t, p, publish.Stats{Offered: 2, Enqueued: 2, Published: 2})
-	if n := streamMsgs(t, st); n != 1 {
-		t.Fatalf("stream holds %d messages, want 1", n)
+	for _, batch := range []int{1, 64} {
+		t.Run(fmt.Sprintf("batches of %d", batch), func(t *testing.T) {
+			_, nc, st := setup(t)
+			p := newPublisher(t, nc, publish.Options{BatchPairs: batch})
+			for i := range 3 {
+				pair := validPair(i)
+				if i != 1 {
+					pair.ID = "same-id"
+				}
+				if !p.Publish(pair) {
+					t.Fatal("Publish returned false")
+				}
+				flush(t, p) // the repeat comes in a later message
+			}
+			checkStats(t, p, publish.Stats{Offered: 3, Enqueued: 3, Published: 3, Duplicates: 1})
+			if ids := streamPairs(t, st); total(ids) != 2 || ids["same-id"] != 1 {
+				t.Fatalf("stream holds %v, want same-id once and the other pair", ids)
+			}
+		})
 	}
 }
 

@@ -93,6 +93,9 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkB6$`), "walB/pair", "<=x", 0.05},
 	{regexp.MustCompile(`^BenchmarkB7$`), "pairs/s", ">=x", 0.95},
 	{regexp.MustCompile(`^BenchmarkB10$`), "p99-ns", "<=x", 1.5},
+	// Issue 17: bytes a day of count history costs once its minutes are past
+	// the minute retention, against keeping every minute.
+	{regexp.MustCompile(`^BenchmarkB12$`), "B/day", "<=x", 0.1},
 	{regexp.MustCompile(`^BenchmarkB13/reconcile$`), "rows/s", ">=x", 0.5},
 	{regexp.MustCompile(`^BenchmarkB14/identical$`), "ns/op", "<=x", 0.2},
 	// Issue 18.10: the worst pair (two 1 MB arrays, every element
@@ -101,6 +104,8 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-typical$`), "us/KB", "<=x", 4},
 	{regexp.MustCompile(`^BenchmarkWorstCase/explain-vs-typical$`), "us/KB", "<=x", 8},
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-parse$`), "us/KB", "<=x", 10},
+	// Issue 18.2: the overview's p99 with 10,000 experiments against 10.
+	{regexp.MustCompile(`^BenchmarkOverviewScale/10000-experiments$`), "p99-ns", "<=x", 3},
 }
 
 // judge returns the target text and met/missed for a figure, or "-", "-".

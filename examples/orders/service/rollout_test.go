@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/open-feature/go-sdk/openfeature"
 	"github.com/open-feature/go-sdk/openfeature/memprovider"
@@ -40,16 +39,7 @@ type rig struct {
 
 func needPostgres(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs PostgreSQL")
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, testutil.PostgresURL())
-	if err != nil {
-		t.Fatalf("no PostgreSQL at %s (bash .ci/run starts one): %v", testutil.PostgresURL(), err)
-	}
-	_ = conn.Close(ctx)
+	testutil.RequirePostgres(t)
 }
 
 // start runs the service with opts, filling in the databases and NATS.
