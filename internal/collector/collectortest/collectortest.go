@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -61,6 +62,7 @@ func Start(t testing.TB) *Live {
 		ViewerTokens:   []string{l.Viewer},
 		OperatorTokens: []string{l.Operator},
 		Verifier:       verifier.Options{FlushInterval: 50 * time.Millisecond},
+		Logger:         slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatalf("collectortest: start collector: %v", err)
