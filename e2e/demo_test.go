@@ -65,7 +65,7 @@ func TestDemoInBrowser(t *testing.T) {
 	var gate collector.GateView
 	testutil.Eventually(t, 3*time.Minute, func() string {
 		gate = collector.GateView{}
-		if code := getJSON(t, app.URL()+"/api/v1/experiments/"+demo.Experiment+"/gate", &gate); code != 200 {
+		if code := getJSON(t, app.URL()+"/api/v1/experiments/"+demo.Experiment+"/gate?per_operation=false", &gate); code != 200 {
 			return fmt.Sprintf("gate: HTTP %d", code)
 		}
 		decided := 0

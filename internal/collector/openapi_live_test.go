@@ -85,6 +85,7 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"/api/v1/experiments/orders/rules", `{"rules": {"default": {"ignore": ["updated_at"]}}, "reason": "clock noise"}`},
 		{"/api/v1/experiments/orders/redaction", `{"rules": [{"path": "user.email", "mode": "mask"}]}`},
 		{"/api/v1/experiments/orders/gate/spec", `{"max_rate": 0.05, "min_pairs": 100, "window": "1h", "per_segment": true}`},
+		{"/api/v1/experiments/orders/segment-config", `{"attrs": ["country"], "cap": 100, "reason": "one attribute"}`},
 		{"/api/v1/experiments/orders/rollout", `{"flag": "orders", "reason": "test", "plan": {"steps": [
 			{"name": "dual-write", "stage": "dualwrite", "audience": {"percent": 100}, "hold": "1h"},
 			{"name": "live", "stage": "live", "audience": {"rules": [{"attribute": "country", "in": ["IN"]}]}}]}}`},
@@ -142,6 +143,8 @@ func TestOpenAPIMatchesResponses(t *testing.T) {
 		{"GET", "/api/v1/experiments/nope/rollout", "", 404},
 		{"GET", "/api/v1/experiments/orders/rollout/events", "", 200},
 		{"GET", "/api/v1/experiments/orders/sweeps", "", 200},
+		{"GET", "/api/v1/experiments/orders/segment-config", "", 200},
+		{"GET", "/api/v1/experiments/orders/segment-config/history", "", 200},
 		{"GET", "/api/v1/sweeps/999999", "", 404},
 		{"POST", "/api/v1/experiments/orders/gate/confirm?since=" + since, `{"name": "orders", "namespace": "shop", "phase": "Progressing", "checksum": "abc"}`, 200},
 		{"POST", "/api/v1/experiments/orders/gate/rollback?since=" + since, `{"name": "orders", "namespace": "shop", "phase": "Progressing", "checksum": "abc"}`, 412},
