@@ -333,8 +333,12 @@ func (st *stage) imagePath(ctx string) (string, bool) {
 // silently passes.
 func (df *dockerfile) ignored(p string) (bool, error) {
 	parts := strings.Split(path.Clean(p), "/")
+	// As Docker does: the last pattern that matches decides, and a pattern
+	// starting with "!" brings back what an earlier one excluded.
+	ignored := false
 	for _, pat := range df.ignore {
-		if strings.HasPrefix(pat, "!") || strings.Contains(strings.TrimPrefix(pat, "**/"), "**") {
+		pat, negated := strings.CutPrefix(pat, "!")
+		if strings.Contains(strings.TrimPrefix(pat, "**/"), "**") {
 			return false, fmt.Errorf("%s.dockerignore: pattern %q is not understood by this check; extend ignored()", df.file, pat)
 		}
 		pat = strings.TrimPrefix(path.Clean(strings.TrimPrefix(pat, "/")), "./")
@@ -342,20 +346,24 @@ func (df *dockerfile) ignored(p string) (bool, error) {
 		if rest, ok := strings.CutPrefix(pat, "**/"); ok {
 			pat, anyDepth = rest, true
 		}
+		matched := false
 		for i := range parts {
 			if i > 0 && !anyDepth {
 				break
 			}
-			for k := i + 1; k <= len(parts); k++ {
-				if ok, err := path.Match(pat, strings.Join(parts[i:k], "/")); err != nil {
+			for k := i + 1; k <= len(parts) && !matched; k++ {
+				ok, err := path.Match(pat, strings.Join(parts[i:k], "/"))
+				if err != nil {
 					return false, fmt.Errorf("dockerignore pattern %q: %v", pat, err)
-				} else if ok {
-					return true, nil
 				}
+				matched = ok
 			}
 		}
+		if matched {
+			ignored = !negated
+		}
 	}
-	return false, nil
+	return ignored, nil
 }
 
 // entryBinary follows a target stage's ENTRYPOINT back to the package it was
