@@ -148,6 +148,11 @@ func streamLeader(js jetstream.JetStream) (string, error) {
 // (an ack that did not come in time) may still have been stored, so its
 // truth is bounded: at least every pair it reports published, at most every
 // one it published or failed.
+// maxPublishAttempts bounds how often the cluster test's publisher retries
+// one pair while the stream elects a leader (each attempt waits up to 2 s
+// for an ack, then backs off 50 ms).
+const maxPublishAttempts = 400
+
 func TestClusterNodeLossCountsOnce(t *testing.T) {
 	const experiment, hookExperiment = "e2e-cluster", "e2e-cluster-hook"
 	start := time.Now()
@@ -314,7 +319,7 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 				return
 			}
 			began := time.Now()
-			for {
+			for attempt := 1; ; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 				ack, err := syncJS.PublishMsg(ctx, goodMsg(b))
 				cancel()
@@ -336,8 +341,10 @@ func TestClusterNodeLossCountsOnce(t *testing.T) {
 				if errors.Is(err, nats.ErrConnectionClosed) {
 					return // the test is ending
 				}
-				if time.Since(began) > 40*time.Second {
-					t.Errorf("pair %s not acknowledged within 40s: %v", p.ID, err)
+				// Bounded by attempts, not time: a leader election takes a few
+				// of them; a stream that never answers fails the test.
+				if attempt >= maxPublishAttempts {
+					t.Errorf("pair %s not acknowledged after %d attempts: %v", p.ID, attempt, err)
 					return
 				}
 				<-time.After(50 * time.Millisecond) // back off while the stream has no leader
