@@ -121,10 +121,24 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 	if err != nil {
 		return GateView{}, echo.NewHTTPError(http.StatusBadRequest, "gate: "+err.Error())
 	}
+	now := time.Now().UTC()
 	if anchor.Kind == controller.AnchorNone {
 		anchor.Since = time.Time{}
 		if window > 0 {
-			anchor.Since = time.Now().UTC().Add(-window)
+			// Rounded up to the minute: the same minutes, and a key that
+			// repeated looks within the minute share.
+			anchor.Since = ceilMinute(now.Add(-window))
+		}
+	}
+	versions, err := s.db.Versions(ctx, []string{name})
+	if err != nil {
+		return GateView{}, err
+	}
+	version, known := versions[name]
+	key := verdictKey("gate", name, version, g, anchor, now)
+	if known {
+		if v, ok := s.verdicts.get(key); ok {
+			return v, nil
 		}
 	}
 	var segs []report.Segment
@@ -156,6 +170,9 @@ func (s *handlers) evaluateGate(ctx context.Context, name string, g GateSpecView
 		v.Verdict = report.Inconclusive
 		v.Reason = noAnchorReason
 	}
+	if known && !noPairs {
+		s.verdicts.put(key, v)
+	}
 	return v, nil
 }
 
@@ -169,14 +186,21 @@ func noPairsReason(name string) string {
 
 // evaluateGates is evaluateGate under each experiment's stored gate, for a
 // page of experiments in a few round trips whatever their number: one for
-// the specs, one per distinct window for the counts. An experiment whose
+// the specs, one for the versions, one per distinct window for the counts of
+// the experiments whose verdicts are not cached. An experiment whose
 // stored gate cannot be applied, or without counts, is absent.
 func (s *handlers) evaluateGates(ctx context.Context, names []string) (map[string]GateView, error) {
 	stored, err := s.db.GateSpecsOf(ctx, names)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	versions, err := s.db.Versions(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	out := map[string]GateView{}
+	keys := map[string]string{}
 	type judged struct {
 		view GateSpecView
 		spec report.GateSpec
@@ -196,12 +220,22 @@ func (s *handlers) evaluateGates(ctx context.Context, names []string) (map[strin
 		}
 		var since time.Time
 		if window > 0 {
-			since = now.Add(-window).Truncate(time.Second)
+			since = ceilMinute(now.Add(-window))
+		}
+		version, ok := versions[name]
+		if !ok {
+			continue // no counts
+		}
+		anchor := windowAnchor
+		anchor.Since = since
+		keys[name] = verdictKey("overview", name, version, g, anchor, now)
+		if v, ok := s.verdicts.get(keys[name]); ok {
+			out[name] = v
+			continue
 		}
 		specs[name] = judged{g, spec}
 		bySince[since] = append(bySince[since], name)
 	}
-	out := map[string]GateView{}
 	for since, group := range bySince {
 		q := store.SegmentQuery{Since: since}
 		counts, err := s.db.SegmentsOf(ctx, group, q)
@@ -232,6 +266,7 @@ func (s *handlers) evaluateGates(ctx context.Context, names []string) (map[strin
 				v.Reason = noAnchorReason
 			}
 			out[name] = v
+			s.verdicts.put(keys[name], v)
 		}
 	}
 	return out, nil

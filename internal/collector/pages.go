@@ -135,7 +135,9 @@ func (s *handlers) overview(c echo.Context) error {
 		verdicts[name] = verdictOf(gv, ro)
 	}
 	now := time.Now()
-	series, err := s.db.OverviewOf(ctx, names, now.Add(-24*time.Hour), time.Hour)
+	// The last 24 hours, whole: the series per experiment answers them
+	// without a minute.
+	series, err := s.db.OverviewOf(ctx, names, now.Truncate(time.Hour).Add(-23*time.Hour), time.Hour)
 	if err != nil {
 		return err
 	}
@@ -432,9 +434,11 @@ func (s *handlers) fittedSeries(ctx context.Context, name string, q store.Segmen
 	return step, pts, err
 }
 
-// chartStep picks the bucket width for a span: at most about 96 points.
+// chartStep picks the bucket width for a span: at most about 96 points,
+// in minutes only up to 8 hours (past that, buckets of whole hours and days,
+// which the rollups answer without reading a minute).
 func chartStep(span time.Duration) time.Duration {
-	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
+	for _, s := range []time.Duration{time.Minute, 5 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
 		if span/s <= 96 {
 			return s
 		}

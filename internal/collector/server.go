@@ -62,6 +62,7 @@ type Reader interface {
 	Rollout(ctx context.Context, experiment string) (store.Rollout, error)
 	RolloutEvents(ctx context.Context, experiment string, limit int) ([]store.RolloutEvent, error)
 	Ping(ctx context.Context) error
+	Versions(ctx context.Context, names []string) (map[string]int64, error)
 }
 
 type handlers struct {
@@ -85,6 +86,8 @@ type handlers struct {
 	// flags are the rollout documents served over OFREP; never nil once
 	// newEcho ran.
 	flags *flagTable
+	// verdicts caches gate verdicts between changes; newEcho makes one.
+	verdicts *verdictCache
 	// ctl moves rollouts; newEcho makes one over db (when it is also a
 	// controller.Store) without KV publishing if nil.
 	ctl *controller.Controller
@@ -107,6 +110,9 @@ func newEcho(s *handlers) (*echo.Echo, error) {
 	}
 	if s.flags == nil {
 		s.flags = newFlagTable()
+	}
+	if s.verdicts == nil {
+		s.verdicts = &verdictCache{}
 	}
 	if s.ctl == nil {
 		// Tests that never touch rollouts build handlers over a bare Reader.

@@ -4,21 +4,29 @@
 // pushing millions of pairs through the verifier.
 //
 // Guarantees: what [Generate] writes is what [store.Store.Apply] would have
-// written for the same counts, as far as counts go: one pair_counts row per
-// (experiment, operation, segment, minute), the hourly rollup in
-// latency_hours equal to the sum of its minutes (with a latency histogram on
-// each side, as real rows carry), the experiments' totals equal to the sum
-// of their minutes, and every segment admitted in segments. Counts are
-// deterministic functions of the shape, so two runs write the same rows.
-// Signature counts, variant counts and samples are not written. The range
-// written must be empty: Generate fails on a key that already exists rather
-// than adding to it.
+// written for the same counts, followed by [store.Store.PruneMinutes] with
+// its horizon at [Shape.MinutesFrom]: one pair_counts row per (experiment,
+// operation, segment, minute) from MinutesFrom on; the hourly and daily
+// rollups (count_hours, count_days, experiment_hours) equal to the sums of
+// all the minutes, pruned or not; a latency histogram on each side per unit
+// and hour (latency_hours) and their merge per day (latency_days), as real
+// rows carry; the experiments' totals equal to the sum of their minutes; and
+// every segment admitted in segments. With [Shape.Variants] it writes flag
+// variant counts (per minute from MinutesFrom on, and their hours and days),
+// with [Shape.Signatures] a mismatch signature per divergent minute (per
+// minute from MinutesFrom on, and their hours and days, and the signatures
+// themselves). Counts are deterministic functions of the shape, so two runs
+// write the same rows. Samples are not written. The range written must be
+// empty: Generate fails on a key that already exists rather than adding to
+// it.
 package history
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -40,6 +48,16 @@ type Shape struct {
 	Pairs int64
 	// Prefix starts every experiment's name (default "hist").
 	Prefix string
+	// MinutesFrom is where the kept minutes start (zero: Start): before it
+	// only the rollups are written, as a store with a minute retention keeps
+	// them once [store.Store.PruneMinutes] has run. It must be a whole hour.
+	MinutesFrom time.Time
+	// Variants is the number of flag variants each operation's pairs are
+	// split into (segment k goes to variant k mod Variants); 0 writes none.
+	Variants int
+	// Signatures writes, for each minute of a unit with divergent pairs, a
+	// count of one of three mismatch signatures.
+	Signatures bool
 }
 
 // DB is what Generate needs of a connection or pool.
@@ -83,6 +101,10 @@ func (s Shape) Validate() error {
 		return errors.New("history: minutes must be positive")
 	case s.Start.IsZero():
 		return errors.New("history: start is not set")
+	case !s.MinutesFrom.Equal(s.MinutesFrom.Truncate(time.Hour)):
+		return errors.New("history: minutes-from is not a whole hour")
+	case s.Variants < 0:
+		return errors.New("history: variants must not be negative")
 	}
 	return nil
 }
@@ -100,6 +122,10 @@ func (s Shape) Counts(i, j, k, m int) report.Counters {
 	}
 }
 
+// Signature returns the signature of the divergent pairs of unit (i, j, k)
+// in the m-th minute.
+func Signature(m int) string { return fmt.Sprintf("sig-%d", m%3) }
+
 // Generate writes s into the store's tables (which [store.Open] must have
 // created) and returns the number of pair_counts rows written. Each table is
 // written with one COPY, streamed, so memory stays small whatever the shape.
@@ -107,29 +133,29 @@ func Generate(ctx context.Context, db DB, s Shape) (int64, error) {
 	if err := s.Validate(); err != nil {
 		return 0, err
 	}
-	start := s.Start.UTC().Truncate(time.Minute)
-	end := start.Add(time.Duration(s.Minutes) * time.Minute)
+	g := gen{s: s, start: s.Start.UTC().Truncate(time.Minute)}
+	g.end = g.start.Add(time.Duration(s.Minutes) * time.Minute)
+	g.keep = 0
+	if from := s.MinutesFrom.UTC(); from.After(g.start) {
+		g.keep = min(int(from.Sub(g.start)/time.Minute), s.Minutes)
+	}
 
 	// Experiments and their totals, then segments.
 	for i := range s.Experiments {
 		var total report.Counters
 		for j := range s.Operations {
 			for k := range s.Segments {
-				for m := range s.Minutes {
-					c := s.Counts(i, j, k, m)
-					total.Pairs += c.Pairs
-					total.Divergent += c.Divergent
-				}
+				total.Add(g.sum(i, j, k, 0, s.Minutes))
 			}
 		}
 		if _, err := db.Exec(ctx, `INSERT INTO experiments (name, first_seen, last_seen, last_stage, pairs, divergent)
-VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), start, end.Add(-time.Second), total.Pairs, total.Divergent); err != nil {
+VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-time.Second), total.Pairs, total.Divergent); err != nil {
 			return 0, fmt.Errorf("history: experiment %s: %w", s.Experiment(i), err)
 		}
 		segRows := make([][]any, 0, s.Segments)
 		for k := range s.Segments {
 			key, attrs := Segment(k)
-			segRows = append(segRows, []any{s.Experiment(i), key, attrs, start})
+			segRows = append(segRows, []any{s.Experiment(i), key, attrs, g.start})
 		}
 		if _, err := db.CopyFrom(ctx, pgx.Identifier{"segments"}, []string{"experiment", "segment", "attrs", "first_seen"},
 			pgx.CopyFromRows(segRows)); err != nil {
@@ -137,100 +163,229 @@ VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), start, end.Add(-time.Se
 		}
 	}
 
-	// Minutes.
-	cols := []string{"experiment", "operation", "segment", "minute", "last_seen",
-		"pairs", "divergent", "control_errors", "candidate_errors", "skipped", "timeouts", "aa_pairs", "aa_divergent"}
-	u := newUnits(s)
-	m := 0
-	n, err := db.CopyFrom(ctx, pgx.Identifier{"pair_counts"}, cols, pgx.CopyFromFunc(func() ([]any, error) {
-		if m == s.Minutes {
-			if !u.next() {
-				return nil, nil
-			}
-			m = 0
+	counters := []string{"pairs", "divergent", "control_errors", "candidate_errors", "skipped", "timeouts", "aa_pairs", "aa_divergent"}
+	values := func(c report.Counters) []any {
+		return []any{c.Pairs, c.Divergent, c.ControlErrors, c.CandidateErrors, c.Skipped, c.Timeouts, c.AAPairs, c.AADivergent}
+	}
+	var n int64
+	// The counts: kept minutes, hours, days, and each experiment's hours.
+	for _, t := range []struct {
+		table, col string
+		unit       time.Duration
+	}{{"pair_counts", "minute", time.Minute}, {"count_hours", "hour", time.Hour}, {"count_days", "day", 24 * time.Hour}} {
+		rows, err := copySeq(ctx, db, t.table, append([]string{"experiment", "operation", "segment", t.col, "last_seen"}, counters...),
+			func(yield func([]any) bool) {
+				g.units(func(i, j, k int, exp, op, seg string) bool {
+					return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
+						return yield(append([]any{exp, op, seg, at, g.minute(m1 - 1).Add(59 * time.Second)}, values(g.sum(i, j, k, m0, m1))...))
+					})
+				})
+			})
+		if err != nil {
+			return n, fmt.Errorf("history: %s: %w", t.table, err)
 		}
-		c := s.Counts(u.i, u.j, u.k, m)
-		at := start.Add(time.Duration(m) * time.Minute)
-		m++
-		return []any{u.exp, u.op, u.seg, at, at.Add(59 * time.Second),
-			c.Pairs, c.Divergent, c.ControlErrors, c.CandidateErrors, int64(0), int64(0), int64(0), int64(0)}, nil
-	}))
-	if err != nil {
-		return 0, fmt.Errorf("history: pair_counts: %w", err)
+		if t.unit == time.Minute {
+			n = rows
+		}
+	}
+	if _, err := copySeq(ctx, db, "experiment_hours", []string{"experiment", "hour", "pairs", "divergent"}, func(yield func([]any) bool) {
+		for i := range s.Experiments {
+			if !g.buckets(time.Hour, func(at time.Time, m0, m1 int) bool {
+				var c report.Counters
+				for j := range s.Operations {
+					for k := range s.Segments {
+						c.Add(g.sum(i, j, k, m0, m1))
+					}
+				}
+				return yield([]any{s.Experiment(i), at, c.Pairs, c.Divergent})
+			}) {
+				return
+			}
+		}
+	}); err != nil {
+		return n, fmt.Errorf("history: experiment_hours: %w", err)
 	}
 
-	// The hourly rollup, with histograms.
+	// Latencies: the same histograms every hour, merged per day.
 	ctl, cand := histograms()
-	u = newUnits(s)
-	firstHour := start.Truncate(time.Hour)
-	h := firstHour
-	hcols := append(cols[:0:0], "experiment", "operation", "segment", "hour", "last_seen",
-		"pairs", "divergent", "control_errors", "candidate_errors", "skipped", "timeouts", "aa_pairs", "aa_divergent",
-		"control", "candidate")
-	_, err = db.CopyFrom(ctx, pgx.Identifier{"latency_hours"}, hcols, pgx.CopyFromFunc(func() ([]any, error) {
-		if !h.Before(end) {
-			if !u.next() {
-				return nil, nil
+	for _, t := range []struct {
+		table, col string
+		unit       time.Duration
+	}{{"latency_hours", "hour", time.Hour}, {"latency_days", "day", 24 * time.Hour}} {
+		if _, err := copySeq(ctx, db, t.table, []string{"experiment", "operation", "segment", t.col, "control", "candidate"},
+			func(yield func([]any) bool) {
+				g.units(func(i, j, k int, exp, op, seg string) bool {
+					return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
+						hours := int64(0) // the hours of the bucket that hold a minute
+						for h := g.minute(m0).Truncate(time.Hour); h.Before(g.minute(m1 - 1).Add(time.Minute)); h = h.Add(time.Hour) {
+							hours++
+						}
+						return yield([]any{exp, op, seg, at, scaled(ctl, hours), scaled(cand, hours)})
+					})
+				})
+			}); err != nil {
+			return n, fmt.Errorf("history: %s: %w", t.table, err)
+		}
+	}
+
+	if s.Variants > 0 {
+		for _, t := range []struct {
+			table, col string
+			unit       time.Duration
+		}{{"variant_counts", "minute", time.Minute}, {"variant_hours", "hour", time.Hour}, {"variant_days", "day", 24 * time.Hour}} {
+			if _, err := copySeq(ctx, db, t.table, []string{"experiment", "operation", "variant", "reason", t.col, "pairs", "divergent"},
+				func(yield func([]any) bool) {
+					for i := range s.Experiments {
+						for j := range s.Operations {
+							for v := range s.Variants {
+								if !g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
+									var c report.Counters
+									for k := v; k < s.Segments; k += s.Variants {
+										c.Add(g.sum(i, j, k, m0, m1))
+									}
+									return yield([]any{s.Experiment(i), Operation(j), fmt.Sprintf("v%d", v), "SPLIT", at, c.Pairs, c.Divergent})
+								}) {
+									return
+								}
+							}
+						}
+					}
+				}); err != nil {
+				return n, fmt.Errorf("history: %s: %w", t.table, err)
 			}
-			h = firstHour
 		}
-		var sum report.Counters
-		var last time.Time
-		t := h
-		if t.Before(start) {
-			t = start
+	}
+
+	if s.Signatures {
+		for i := range s.Experiments {
+			var rows [][]any
+			for m := range min(3, s.Minutes) {
+				rows = append(rows, []any{s.Experiment(i), Signature(m), `[]`, g.start, g.end.Add(-time.Second)})
+			}
+			if _, err := db.CopyFrom(ctx, pgx.Identifier{"signatures"}, []string{"experiment", "signature", "patterns", "first_seen", "last_seen"},
+				pgx.CopyFromRows(rows)); err != nil {
+				return n, fmt.Errorf("history: signatures: %w", err)
+			}
 		}
-		for ; t.Before(end) && t.Before(h.Add(time.Hour)); t = t.Add(time.Minute) {
-			c := s.Counts(u.i, u.j, u.k, int(t.Sub(start)/time.Minute))
-			sum.Pairs += c.Pairs
-			sum.Divergent += c.Divergent
-			sum.ControlErrors += c.ControlErrors
-			sum.CandidateErrors += c.CandidateErrors
-			last = t.Add(59 * time.Second)
+		for _, t := range []struct {
+			table, col string
+			unit       time.Duration
+		}{{"signature_counts", "minute", time.Minute}, {"signature_hours", "hour", time.Hour}, {"signature_days", "day", 24 * time.Hour}} {
+			if _, err := copySeq(ctx, db, t.table, []string{"experiment", "operation", "segment", t.col, "signature", "count", "first_seen", "last_seen"},
+				func(yield func([]any) bool) {
+					g.units(func(i, j, k int, exp, op, seg string) bool {
+						return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
+							var counts [3]int64
+							var first, last [3]int
+							for m := m0; m < m1; m++ {
+								if d := s.Counts(i, j, k, m).Divergent; d > 0 {
+									if counts[m%3] == 0 {
+										first[m%3] = m
+									}
+									counts[m%3] += d
+									last[m%3] = m
+								}
+							}
+							for x, c := range counts {
+								if c == 0 {
+									continue
+								}
+								if !yield([]any{exp, op, seg, at, Signature(x), c, g.minute(first[x]), g.minute(last[x]).Add(59 * time.Second)}) {
+									return false
+								}
+							}
+							return true
+						})
+					})
+				}); err != nil {
+				return n, fmt.Errorf("history: %s: %w", t.table, err)
+			}
 		}
-		row := []any{u.exp, u.op, u.seg, h, last,
-			sum.Pairs, sum.Divergent, sum.ControlErrors, sum.CandidateErrors, int64(0), int64(0), int64(0), int64(0),
-			ctl, cand}
-		h = h.Add(time.Hour)
-		return row, nil
-	}))
-	if err != nil {
-		return n, fmt.Errorf("history: latency_hours: %w", err)
 	}
 	return n, nil
 }
 
-// units walks every (experiment, operation, segment) of a shape in order.
-type units struct {
-	s            Shape
-	i, j, k      int
-	exp, op, seg string
+// gen is one run of Generate.
+type gen struct {
+	s          Shape
+	start, end time.Time
+	keep       int // the first minute written to the per-minute tables
 }
 
-func newUnits(s Shape) *units {
-	u := &units{s: s}
-	u.set()
-	return u
+// minute returns the start of the m-th minute.
+func (g *gen) minute(m int) time.Time { return g.start.Add(time.Duration(m) * time.Minute) }
+
+// sum returns the counters of unit (i, j, k) over the minutes [m0, m1).
+func (g *gen) sum(i, j, k, m0, m1 int) report.Counters {
+	var c report.Counters
+	for m := m0; m < m1; m++ {
+		c.Add(g.s.Counts(i, j, k, m))
+	}
+	return c
 }
 
-func (u *units) set() {
-	u.exp, u.op = u.s.Experiment(u.i), Operation(u.j)
-	u.seg, _ = Segment(u.k)
-}
-
-// next moves to the next unit and reports whether there is one.
-func (u *units) next() bool {
-	if u.k++; u.k == u.s.Segments {
-		u.k = 0
-		if u.j++; u.j == u.s.Operations {
-			u.j = 0
-			if u.i++; u.i == u.s.Experiments {
-				return false
+// units calls f for every (experiment, operation, segment) in order, until
+// f returns false.
+func (g *gen) units(f func(i, j, k int, exp, op, seg string) bool) bool {
+	for i := range g.s.Experiments {
+		exp := g.s.Experiment(i)
+		for j := range g.s.Operations {
+			op := Operation(j)
+			for k := range g.s.Segments {
+				seg, _ := Segment(k)
+				if !f(i, j, k, exp, op, seg) {
+					return false
+				}
 			}
 		}
 	}
-	u.set()
 	return true
+}
+
+// buckets calls f for every bucket of unit (a minute, an hour or a day,
+// UTC) that holds a minute of the history, with the bucket's start and its
+// minutes [m0, m1), until f returns false. Buckets of a minute start at the
+// kept minutes.
+func (g *gen) buckets(unit time.Duration, f func(at time.Time, m0, m1 int) bool) bool {
+	if unit == time.Minute {
+		for m := g.keep; m < g.s.Minutes; m++ {
+			if !f(g.minute(m), m, m+1) {
+				return false
+			}
+		}
+		return true
+	}
+	for at := g.start.Truncate(unit); at.Before(g.end); at = at.Add(unit) {
+		m0 := max(0, int(at.Sub(g.start)/time.Minute))
+		m1 := min(g.s.Minutes, int(at.Add(unit).Sub(g.start)/time.Minute))
+		if !f(at, m0, m1) {
+			return false
+		}
+	}
+	return true
+}
+
+// copySeq writes the rows of seq into table with one COPY.
+func copySeq(ctx context.Context, db DB, table string, cols []string, seq iter.Seq[[]any]) (int64, error) {
+	next, stop := iter.Pull(seq)
+	defer stop()
+	return db.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+		row, ok := next()
+		if !ok {
+			return nil, nil
+		}
+		return row, nil
+	}))
+}
+
+// scaled returns the encoded histogram enc with every count times n: the
+// merge of n copies of it.
+func scaled(enc []int64, n int64) []int64 {
+	out := slices.Clone(enc)
+	for i := 1; i < len(out); i++ {
+		out[i] *= n
+	}
+	return out
 }
 
 // histograms returns the encoded latency histograms every generated hour

@@ -39,9 +39,10 @@ WITH m AS (
 )
 SELECT count(*) FILTER (WHERE h.pairs IS DISTINCT FROM m.pairs OR h.divergent IS DISTINCT FROM m.divergent
 		OR h.control_errors IS DISTINCT FROM m.ce OR h.candidate_errors IS DISTINCT FROM m.de OR h.last_seen IS DISTINCT FROM m.ls
-		OR cardinality(h.control) = 0),
+		OR NOT EXISTS (SELECT 1 FROM latency_hours l WHERE (l.experiment, l.operation, l.segment, l.hour) = (h.experiment, h.operation, h.segment, h.hour)
+			AND cardinality(l.control) > 0)),
 	count(*), (SELECT count(*) FROM segments)
-FROM m FULL JOIN latency_hours h USING (experiment, operation, segment, hour)`).Scan(&mismatched, &hours, &segs)
+FROM m FULL JOIN count_hours h USING (experiment, operation, segment, hour)`).Scan(&mismatched, &hours, &segs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -452,7 +452,8 @@ ON CONFLICT (name) DO UPDATE SET
 	last_stage = CASE WHEN EXCLUDED.last_stage <> '' AND EXCLUDED.last_seen >= e.last_seen
 	                  THEN EXCLUDED.last_stage ELSE e.last_stage END,
 	pairs      = e.pairs + EXCLUDED.pairs,
-	divergent  = e.divergent + EXCLUDED.divergent`
+	divergent  = e.divergent + EXCLUDED.divergent,
+	version    = nextval('experiment_versions')`
 
 	sqlSelectSegments = `SELECT experiment, segment FROM segments WHERE experiment = ANY($1::text[])`
 
@@ -461,19 +462,60 @@ INSERT INTO segments (experiment, segment, attrs, first_seen)
 SELECT e, s, a::jsonb, f FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(e, s, a, f)
 ON CONFLICT DO NOTHING`
 
+	// The signature counts go to their minutes and to the hours and days
+	// that roll them up, in one statement.
 	sqlUpsertSignatureCounts = `
-INSERT INTO signature_counts AS c (experiment, operation, segment, minute, signature, count, first_seen, last_seen)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-	$6::int8[], $7::timestamptz[], $8::timestamptz[])
-ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+		$6::int8[], $7::timestamptz[], $8::timestamptz[]) AS u(experiment, operation, segment, minute, signature, count, first_seen, last_seen)
+), m AS (
+	INSERT INTO signature_counts AS c (experiment, operation, segment, minute, signature, count, first_seen, last_seen)
+	SELECT * FROM u
+	ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
+		count      = c.count + EXCLUDED.count,
+		first_seen = least(c.first_seen, EXCLUDED.first_seen),
+		last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)
+), h AS (
+	INSERT INTO signature_hours AS c (experiment, operation, segment, hour, signature, count, first_seen, last_seen)
+	SELECT experiment, operation, segment, date_bin('1 hour', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
+	FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	ON CONFLICT (experiment, operation, segment, hour, signature) DO UPDATE SET
+		count      = c.count + EXCLUDED.count,
+		first_seen = least(c.first_seen, EXCLUDED.first_seen),
+		last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)
+)
+INSERT INTO signature_days AS c (experiment, operation, segment, day, signature, count, first_seen, last_seen)
+SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
+FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (experiment, operation, segment, day, signature) DO UPDATE SET
 	count      = c.count + EXCLUDED.count,
 	first_seen = least(c.first_seen, EXCLUDED.first_seen),
 	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
 
+	// The variant counts go to their minutes and to the hours and days that
+	// roll them up, in one statement.
 	sqlUpsertVariants = `
-INSERT INTO variant_counts AS v (experiment, operation, variant, reason, minute, pairs, divergent)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
-ON CONFLICT (experiment, operation, variant, reason, minute) DO UPDATE SET
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
+		AS u(experiment, operation, variant, reason, minute, pairs, divergent)
+), m AS (
+	INSERT INTO variant_counts AS v (experiment, operation, variant, reason, minute, pairs, divergent)
+	SELECT * FROM u
+	ON CONFLICT (experiment, operation, variant, reason, minute) DO UPDATE SET
+		pairs     = v.pairs + EXCLUDED.pairs,
+		divergent = v.divergent + EXCLUDED.divergent
+), h AS (
+	INSERT INTO variant_hours AS v (experiment, operation, variant, reason, hour, pairs, divergent)
+	SELECT experiment, operation, variant, reason, date_bin('1 hour', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
+	FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	ON CONFLICT (experiment, operation, variant, reason, hour) DO UPDATE SET
+		pairs     = v.pairs + EXCLUDED.pairs,
+		divergent = v.divergent + EXCLUDED.divergent
+)
+INSERT INTO variant_days AS v (experiment, operation, variant, reason, day, pairs, divergent)
+SELECT experiment, operation, variant, reason, date_bin('1 day', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
+FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+ON CONFLICT (experiment, operation, variant, reason, day) DO UPDATE SET
 	pairs     = v.pairs + EXCLUDED.pairs,
 	divergent = v.divergent + EXCLUDED.divergent`
 
@@ -537,38 +579,68 @@ func int8Params(from, n int) string {
 var (
 	// sqlUpsertCounts takes experiments, operations, segments, minutes and
 	// last-seen times ($1–$5), then one array per counter in
-	// [report.Counters.Fields] order.
+	// [report.Counters.Fields] order. One statement adds them to the minutes
+	// (pair_counts) and to their rollups: the hours and days of count_hours
+	// and count_days and the experiment's hours (experiment_hours), each
+	// summed in SQL from the same rows and written in key order.
 	sqlUpsertCounts = `
-INSERT INTO pair_counts AS c (experiment, operation, segment, minute, last_seen, ` + countersCols + `)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], ` + int8Params(6, report.NumCounters) + `)
-ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
-	` + addCounters("c") + `,
-	last_seen = greatest(c.last_seen, EXCLUDED.last_seen)`
-
-	// sqlUpsertHours writes one row per (experiment, operation, segment,
-	// hour): the hour's counters (the rollup of pair_counts) and its latency
-	// histograms. It takes experiments, operations, segments, hours and
-	// last-seen times ($1–$5), the histograms' flat array and its subscripts
-	// ($6–$10), then one array per counter in [report.Counters.Fields]
-	// order. unnest cannot take ragged arrays, so the histograms travel as
-	// one flat array ($6) with each row's [lo, hi] subscripts into it; an
-	// empty histogram has hi < lo and slices to '{}'. last_seen is NULL for a
-	// row without counts, and greatest() skips NULLs. An empty histogram
-	// leaves the stored one as it is without a call to parity_hist_add.
-	sqlUpsertHours = `
-INSERT INTO latency_hours AS h (experiment, operation, segment, hour, last_seen, control, candidate, ` + countersCols + `)
-SELECT e, o, s, t, ls, ($6::int8[])[cl:ch], ($6::int8[])[dl:dh], ` + counterList(func(c string) string { return "u." + c }) + `
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-	$7::int4[], $8::int4[], $9::int4[], $10::int4[], ` + int8Params(11, report.NumCounters) + `)
-	AS u(e, o, s, t, ls, cl, ch, dl, dh, ` + countersCols + `)
-ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
-	` + addCounters("h") + `,
-	last_seen        = greatest(h.last_seen, EXCLUDED.last_seen),
-	control          = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
-	                        ELSE parity_hist_add(h.control, EXCLUDED.control) END,
-	candidate        = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
-	                        ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], ` + int8Params(6, report.NumCounters) + `)
+		AS u(experiment, operation, segment, minute, last_seen, ` + countersCols + `)
+), m AS (
+	INSERT INTO pair_counts AS c (experiment, operation, segment, minute, last_seen, ` + countersCols + `)
+	SELECT * FROM u
+	ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
+		` + addCounters("c") + `,
+		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
+), h AS (
+	INSERT INTO count_hours AS c (experiment, operation, segment, hour, last_seen, ` + countersCols + `)
+	SELECT experiment, operation, segment, date_bin('1 hour', minute, ` + rollupOrigin + `), max(last_seen), ` + sumCountersPlain + `
+	FROM u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+	ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
+		` + addCounters("c") + `,
+		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
+), d AS (
+	INSERT INTO count_days AS c (experiment, operation, segment, day, last_seen, ` + countersCols + `)
+	SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), max(last_seen), ` + sumCountersPlain + `
+	FROM u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+	ON CONFLICT (experiment, operation, segment, day) DO UPDATE SET
+		` + addCounters("c") + `,
+		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
 )
+INSERT INTO experiment_hours AS x (experiment, hour, pairs, divergent)
+SELECT experiment, date_bin('1 hour', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
+FROM u GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (experiment, hour) DO UPDATE SET
+	pairs = x.pairs + EXCLUDED.pairs, divergent = x.divergent + EXCLUDED.divergent`
+
+	// sqlUpsertLatencies writes one row per (experiment, operation, segment,
+	// hour or day) of %s, the table, whose time column is %s: its latency
+	// histograms. It takes experiments, operations, segments and times
+	// ($1–$4), the histograms' flat array and its subscripts ($5–$9).
+	// unnest cannot take ragged arrays, so the histograms travel as one flat
+	// array ($5) with each row's [lo, hi] subscripts into it; an empty
+	// histogram has hi < lo and slices to '{}', and leaves the stored one as
+	// it is without a call to parity_hist_add.
+	sqlUpsertLatencies = `
+INSERT INTO %[1]s AS h (experiment, operation, segment, %[2]s, control, candidate)
+SELECT e, o, s, t, ($5::int8[])[cl:ch], ($5::int8[])[dl:dh]
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int4[], $7::int4[], $8::int4[], $9::int4[])
+	AS u(e, o, s, t, cl, ch, dl, dh)
+ON CONFLICT (experiment, operation, segment, %[2]s) DO UPDATE SET
+	control   = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
+	                 ELSE parity_hist_add(h.control, EXCLUDED.control) END,
+	candidate = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
+	                 ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
+)
+
+// rollupOrigin is the origin of the rollups' hours and days: a UTC
+// midnight, so date_bin cuts UTC hours and days whatever the session's time
+// zone.
+const rollupOrigin = `'2000-01-01 00:00:00+00'::timestamptz`
+
+// sumCountersPlain sums each counter column, unnamed.
+var sumCountersPlain = counterList(func(c string) string { return "sum(" + c + ")" })
 
 // write runs in the transaction: two pipelined round trips around the segment
 // decision made in Go.
@@ -746,73 +818,66 @@ func withCounters(counters [report.NumCounters][]int64, args ...any) []any {
 	return args
 }
 
-// hourRow is one row of latency_hours as a batch adds to it.
-type hourRow struct {
+// latencyRow is one row of latency_hours or latency_days as a batch adds
+// to it.
+type latencyRow struct {
 	experiment, operation, segment string
-	hour                           time.Time
-	counters                       report.Counters
-	lastSeen                       *time.Time // nil: no count reached the row
+	at                             time.Time
 	control, candidate             report.Histogram
 }
 
-// queueHours folds the counts and latencies, sums the counts of each
-// (experiment, operation, segment, hour) and merges its latencies, and
-// queues one upsert of the rows.
+// queueHours folds the latencies, merges those of each (experiment,
+// operation, segment, hour) and of each such day, and queues one upsert of
+// the hours (latency_hours) and one of the days (latency_days).
 func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
-	if len(p.counts) == 0 && len(p.lats) == 0 {
+	if len(p.lats) == 0 {
 		return
 	}
-	index := make(map[countKey]int, len(p.lats)+len(p.counts)/8)
-	var rows []hourRow
-	row := func(experiment, operation, segment string, hour time.Time) *hourRow {
-		segment = fold.segment(experiment, segment)
-		k := countKey{experiment, operation, segment, hour.UnixNano()}
-		i, ok := index[k]
-		if !ok {
-			i = len(rows)
-			index[k] = i
-			rows = append(rows, hourRow{experiment: experiment, operation: operation, segment: segment, hour: hour})
+	for _, unit := range []struct {
+		table, col string
+		trunc      func(time.Time) time.Time
+	}{
+		{"latency_hours", "hour", func(t time.Time) time.Time { return t }},
+		{"latency_days", "day", func(t time.Time) time.Time { return t.Truncate(24 * time.Hour) }},
+	} {
+		index := make(map[countKey]int, len(p.lats))
+		var rows []latencyRow
+		for _, l := range p.lats {
+			segment := fold.segment(l.experiment, l.segment)
+			at := unit.trunc(l.hour)
+			k := countKey{l.experiment, l.operation, segment, at.UnixNano()}
+			i, ok := index[k]
+			if !ok {
+				i = len(rows)
+				index[k] = i
+				rows = append(rows, latencyRow{experiment: l.experiment, operation: l.operation, segment: segment, at: at})
+			}
+			rows[i].control.Merge(l.control)
+			rows[i].candidate.Merge(l.candidate)
 		}
-		return &rows[i]
-	}
-	for _, c := range p.counts {
-		r := row(c.Experiment, c.Operation, c.Segment, c.Minute.Truncate(time.Hour))
-		r.counters.Add(c.Counters)
-		if r.lastSeen == nil || c.LastSeen.After(*r.lastSeen) {
-			r.lastSeen = &c.LastSeen
+		// Key order, so concurrent writers lock rows in the same order.
+		slices.SortFunc(rows, func(a, b latencyRow) int {
+			return cmp.Or(cmp.Compare(a.experiment, b.experiment), cmp.Compare(a.operation, b.operation),
+				cmp.Compare(a.segment, b.segment), a.at.Compare(b.at))
+		})
+		n := len(rows)
+		exps, ops, segs := make([]string, n), make([]string, n), make([]string, n)
+		ats := make([]time.Time, n)
+		flat := make([]int64, 0, 64*n) // never nil: a NULL array would slice to NULL
+		cl, ch, dl, dh := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+		// bounds appends h's encoding to flat and returns its 1-based subscripts.
+		bounds := func(h report.Histogram) (lo, hi int32) {
+			lo = int32(len(flat)) + 1
+			flat = append(flat, h.Encode()...)
+			return lo, int32(len(flat))
 		}
-	}
-	for _, l := range p.lats {
-		r := row(l.experiment, l.operation, l.segment, l.hour)
-		r.control.Merge(l.control)
-		r.candidate.Merge(l.candidate)
-	}
-	// Key order, so concurrent writers lock rows in the same order.
-	slices.SortFunc(rows, func(a, b hourRow) int {
-		return cmp.Or(cmp.Compare(a.experiment, b.experiment), cmp.Compare(a.operation, b.operation),
-			cmp.Compare(a.segment, b.segment), a.hour.Compare(b.hour))
-	})
-	n := len(rows)
-	exps, ops, segs := make([]string, n), make([]string, n), make([]string, n)
-	hours, lastSeen := make([]time.Time, n), make([]*time.Time, n)
-	counters := counterArrays(n)
-	flat := make([]int64, 0, 64*n) // never nil: a NULL array would slice to NULL
-	cl, ch, dl, dh := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
-	// bounds appends h's encoding to flat and returns its 1-based subscripts.
-	bounds := func(h report.Histogram) (lo, hi int32) {
-		lo = int32(len(flat)) + 1
-		flat = append(flat, h.Encode()...)
-		return lo, int32(len(flat))
-	}
-	for i, r := range rows {
-		exps[i], ops[i], segs[i], hours[i], lastSeen[i] = r.experiment, r.operation, r.segment, r.hour, r.lastSeen
-		for j, v := range r.counters.Values() {
-			counters[j][i] = v
+		for i, r := range rows {
+			exps[i], ops[i], segs[i], ats[i] = r.experiment, r.operation, r.segment, r.at
+			cl[i], ch[i] = bounds(r.control)
+			dl[i], dh[i] = bounds(r.candidate)
 		}
-		cl[i], ch[i] = bounds(r.control)
-		dl[i], dh[i] = bounds(r.candidate)
+		b.Queue(fmt.Sprintf(sqlUpsertLatencies, unit.table, unit.col), exps, ops, segs, ats, flat, cl, ch, dl, dh)
 	}
-	b.Queue(sqlUpsertHours, withCounters(counters, exps, ops, segs, hours, lastSeen, flat, cl, ch, dl, dh)...)
 }
 
 type variantKey struct {

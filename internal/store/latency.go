@@ -25,20 +25,24 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 	// straight into one set of buckets per side, as report.Histogram.Merge
 	// adds: decoding each into a []int64 and a report.Histogram first costs
 	// as much again in allocations.
+	//
+	// The hours are [since's hour, until's hour rounded up): whole days
+	// inside them come from latency_days, the hours at their ends from
+	// latency_hours.
 	p := params{experiment}
-	where := "experiment = $1"
-	if !q.Since.IsZero() {
-		where += " AND hour >= " + p.add(q.Since.Truncate(time.Hour))
-	}
-	if !q.Until.IsZero() {
-		where += " AND hour < " + p.add(q.Until)
-	}
+	cond := " AND (cardinality(control) > 0 OR cardinality(candidate) > 0)"
 	if q.Operation != "" {
-		where += " AND operation = " + p.add(q.Operation)
+		cond += " AND operation = " + p.add(q.Operation)
 	}
+	since, until := q.Since.Truncate(time.Hour), q.Until
+	if !until.IsZero() {
+		if h := until.Truncate(time.Hour); h.Before(until) {
+			until = h.Add(time.Hour)
+		}
+	}
+	from := latencyRollup.from(&p, "$1", cond, cover(nil, since, until, day))
 	rows, err := s.pool.Query(ctx, `
-SELECT segment, control, candidate FROM latency_hours
-WHERE `+where+` AND (cardinality(control) > 0 OR cardinality(candidate) > 0)
+SELECT segment, control, candidate FROM `+from+`
 ORDER BY segment`, p...)
 	if err != nil {
 		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
@@ -104,19 +108,13 @@ ORDER BY segment`, p...)
 // [ErrNotFound] for an unknown experiment.
 func (s *Store) Variants(ctx context.Context, experiment string, q SegmentQuery) ([]VariantCount, error) {
 	p := params{experiment}
-	where := "experiment = $1"
-	if !q.Since.IsZero() {
-		where += " AND minute >= " + p.add(q.Since)
-	}
-	if !q.Until.IsZero() {
-		where += " AND minute < " + p.add(q.Until)
-	}
+	cond := ""
 	if q.Operation != "" {
-		where += " AND operation = " + p.add(q.Operation)
+		cond = " AND operation = " + p.add(q.Operation)
 	}
+	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now())))
 	rows, err := s.pool.Query(ctx, `
-SELECT variant, reason, sum(pairs)::int8, sum(divergent)::int8 FROM variant_counts
-WHERE `+where+`
+SELECT variant, reason, sum(pairs)::int8, sum(divergent)::int8 FROM `+from+`
 GROUP BY variant, reason
 ORDER BY variant, reason`, p...)
 	if err != nil {

@@ -127,24 +127,17 @@ ORDER BY `+order+` `+dir+` NULLS LAST, name `+dir+` LIMIT $1::int8 OFFSET $2::in
 // Operations returns the operations experiment has counts for, sorted. It
 // returns an error wrapping [ErrNotFound] for an unknown experiment.
 func (s *Store) Operations(ctx context.Context, experiment string) ([]string, error) {
-	// A loose index scan over the primary keys: one probe per operation
-	// rather than a read of every row of the experiment. The hourly rollup
-	// is scanned too, for operations whose minutes are past their retention.
+	// A loose index scan over the primary key of the daily rollup, which
+	// holds every count whether or not its minutes are kept: one probe per
+	// operation rather than a read of every row of the experiment.
 	rows, err := s.pool.Query(ctx, `
 WITH RECURSIVE ops(op) AS (
-	SELECT min(operation) FROM pair_counts WHERE experiment = $1
+	SELECT min(operation) FROM count_days WHERE experiment = $1
 	UNION ALL
-	SELECT (SELECT min(operation) FROM pair_counts WHERE experiment = $1 AND operation > ops.op)
+	SELECT (SELECT min(operation) FROM count_days WHERE experiment = $1 AND operation > ops.op)
 	FROM ops WHERE ops.op IS NOT NULL
-), hops(op) AS (
-	SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL
-	UNION ALL
-	SELECT (SELECT min(operation) FROM latency_hours WHERE experiment = $1 AND last_seen IS NOT NULL AND operation > hops.op)
-	FROM hops WHERE hops.op IS NOT NULL
 )
-SELECT op FROM ops WHERE op IS NOT NULL
-UNION
-SELECT op FROM hops WHERE op IS NOT NULL`, experiment)
+SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 	if err != nil {
 		return nil, fmt.Errorf("store: operations of %q: %w", experiment, err)
 	}
@@ -168,9 +161,10 @@ SELECT op FROM hops WHERE op IS NOT NULL`, experiment)
 // Pairs 0. It returns an error wrapping [ErrNotFound] for an
 // unknown experiment.
 //
-// The whole hours of the window are read from the hourly rollup and only its
-// ragged ends minute by minute, so a day costs about 25 rows per segment and
-// operation rather than 1,440; the sums are the same.
+// The whole days of the window are read from the daily rollup, the whole
+// hours left at its ends from the hourly one and only its ragged ends minute
+// by minute, so 30 days cost about 80 rows per segment and operation rather
+// than 43,200; the sums are the same.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
 	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, query, args...)
@@ -210,7 +204,7 @@ func (s *Store) SegmentsOf(ctx context.Context, names []string, q SegmentQuery) 
 	out := make(map[string][]SegmentCount, len(names))
 	b := &pgx.Batch{}
 	for _, name := range names {
-		query, args := segmentsSQL(name, q)
+		query, args := segmentsStatement(name, q, true, s.horizon(time.Now()))
 		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 			var c SegmentCount
 			var attrs []byte
@@ -328,29 +322,20 @@ func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQu
 	if limit <= 0 {
 		limit = DefaultSignatureLimit
 	}
-	args := []any{experiment, limit}
-	where := "experiment = $1"
-	if !q.Since.IsZero() {
-		args = append(args, q.Since)
-		where += " AND minute >= $" + strconv.Itoa(len(args))
-	}
-	if !q.Until.IsZero() {
-		args = append(args, q.Until)
-		where += " AND minute < $" + strconv.Itoa(len(args))
-	}
+	args := params{experiment, limit}
+	cond := ""
 	if q.Operation != "" {
-		args = append(args, q.Operation)
-		where += " AND operation = $" + strconv.Itoa(len(args))
+		cond += " AND operation = " + args.add(q.Operation)
 	}
 	if q.Segment != "" {
-		args = append(args, q.Segment)
-		where += " AND segment = $" + strconv.Itoa(len(args))
+		cond += " AND segment = " + args.add(q.Segment)
 	}
+	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now())))
 	rows, err := s.pool.Query(ctx, `
 WITH top AS (
 	SELECT signature, sum(count)::int8 AS count, count(DISTINCT segment)::int8 AS segments,
 		min(first_seen) AS first_seen, max(last_seen) AS last_seen
-	FROM signature_counts WHERE `+where+`
+	FROM `+from+`
 	GROUP BY signature
 	ORDER BY count DESC, signature
 	LIMIT $2
@@ -399,11 +384,8 @@ func (s *Store) PatternStats(ctx context.Context, experiment string, since time.
 	horizon := s.horizon(time.Now())
 	since, _ = widen(since, time.Time{}, horizon)
 	args := params{experiment}
-	where := "experiment = $1"
-	if !since.IsZero() {
-		where += " AND minute >= " + args.add(since)
-	}
-	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", true, horizon)
+	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, horizon))
+	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon)
 	// One statement, so the pairs and the stats come from one snapshot even
 	// while verifiers write. Pattern rows are summed per (operation,
 	// signature) first, so each signature's pattern set is expanded once per
@@ -413,7 +395,7 @@ func (s *Store) PatternStats(ctx context.Context, experiment string, since time.
 	rows, err := s.pool.Query(ctx, `
 WITH c AS (
 	SELECT operation, signature, sum(count) AS count
-	FROM signature_counts WHERE `+where+`
+	FROM `+sigsFrom+`
 	GROUP BY operation, signature
 )
 SELECT operation, NULL::text, NULL::text, sum(pairs)::int8
@@ -503,4 +485,27 @@ func (s *Store) experimentExists(ctx context.Context, experiment string) error {
 		return ErrNotFound
 	}
 	return nil
+}
+
+// Versions returns, for each of names that has been written, its version: a
+// number that changes (and never returns to an earlier value, even for an
+// experiment deleted and written again) whenever [Store.Apply] writes
+// anything of the experiment, in the transaction that writes it. Names never
+// written are absent. A cache of what is computed from an experiment's
+// counts, keyed on its version, is never stale.
+func (s *Store) Versions(ctx context.Context, names []string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT name, version FROM experiments WHERE name = ANY($1::text[])`, names)
+	if err != nil {
+		return nil, fmt.Errorf("store: versions: %w", err)
+	}
+	out := make(map[string]int64, len(names))
+	var name string
+	var v int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &v}, func() error {
+		out[name] = v
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: versions: %w", err)
+	}
+	return out, nil
 }

@@ -18,16 +18,18 @@ func (s *Store) horizon(now time.Time) time.Time {
 	return now.Add(-s.opts.MinuteRetention).Truncate(time.Hour)
 }
 
-// PruneMinutes deletes the per-minute counts (pair_counts) that lie before
-// the horizon at now (the start of the hour [Options.MinuteRetention] before
-// now) and returns how many rows went; with minutes kept forever it does
-// nothing. The hourly rollup, the experiments' totals, signature counts and
-// variant counts are kept, and every read spanning the deleted minutes takes
-// them from the rollup, so totals stay exact.
+// PruneMinutes deletes the per-minute counts (pair_counts, and the
+// per-minute variant and signature counts) that lie before the horizon at
+// now (the start of the hour [Options.MinuteRetention] before now) and
+// returns how many rows of pair_counts went; with minutes kept forever it
+// does nothing. The hourly and daily rollups, the experiments' totals and
+// the signatures themselves are kept, and every read spanning the deleted
+// minutes takes them from the rollups, so totals stay exact.
 //
-// Work is bounded per statement: the rows go one experiment and one hour at
-// a time, each hour in its own short transaction, so a first prune of a long
-// history neither holds locks nor builds one huge transaction.
+// Work is bounded per statement: the rows go one table, one experiment and
+// one hour at a time, each hour in its own short transaction, so a first
+// prune of a long history neither holds locks nor builds one huge
+// transaction.
 func (s *Store) PruneMinutes(ctx context.Context, now time.Time) (int64, error) {
 	h := s.horizon(now)
 	if h.IsZero() {
@@ -50,21 +52,25 @@ func (s *Store) PruneMinutes(ctx context.Context, now time.Time) (int64, error) 
 		return 0, fmt.Errorf("store: prune minutes: %w", err)
 	}
 	var deleted int64
-	for _, name := range names {
-		var first *time.Time
-		if err := s.pool.QueryRow(ctx, `SELECT min(minute) FROM pair_counts WHERE experiment = $1`, name).Scan(&first); err != nil {
-			return deleted, fmt.Errorf("store: prune minutes of %q: %w", name, err)
-		}
-		if first == nil {
-			continue
-		}
-		for t := first.UTC().Truncate(time.Hour); t.Before(h); t = t.Add(time.Hour) {
-			tag, err := s.pool.Exec(ctx, `DELETE FROM pair_counts WHERE experiment = $1 AND minute >= $2 AND minute < $3`,
-				name, t, t.Add(time.Hour))
-			if err != nil {
+	for _, table := range []string{"pair_counts", "variant_counts", "signature_counts"} {
+		for _, name := range names {
+			var first *time.Time
+			if err := s.pool.QueryRow(ctx, `SELECT min(minute) FROM `+table+` WHERE experiment = $1`, name).Scan(&first); err != nil {
 				return deleted, fmt.Errorf("store: prune minutes of %q: %w", name, err)
 			}
-			deleted += tag.RowsAffected()
+			if first == nil {
+				continue
+			}
+			for t := first.UTC().Truncate(time.Hour); t.Before(h); t = t.Add(time.Hour) {
+				tag, err := s.pool.Exec(ctx, `DELETE FROM `+table+` WHERE experiment = $1 AND minute >= $2 AND minute < $3`,
+					name, t, t.Add(time.Hour))
+				if err != nil {
+					return deleted, fmt.Errorf("store: prune minutes of %q: %w", name, err)
+				}
+				if table == "pair_counts" {
+					deleted += tag.RowsAffected()
+				}
+			}
 		}
 	}
 	return deleted, nil

@@ -58,85 +58,163 @@ var (
 	aggCounters = counterList(func(c string) string { return "a." + c })
 )
 
-// countsFrom returns a FROM item, aliased c, holding the count rows of the
-// experiment that the SQL expression exp names (a placeholder, or a column of
-// an outer query) for the minutes whose start lies in [since, until) (zero:
-// unbounded), of operation op only if op is set. Its columns are operation,
-// segment, t (the start of the minute or hour the row counts) and
-// countColumns.
-//
-// With hours set, the whole hours inside the window come from latency_hours'
-// counters (the rollup of pair_counts, one row per hour instead of sixty) and
-// only the minutes at its ragged ends from pair_counts; the two never
-// overlap, so every minute is counted exactly once. A caller that groups by
-// t must then only use buckets made of whole hours. Without hours every row
-// is a minute of pair_counts, except before horizon.
+// day is the unit of the daily rollups.
+const day = 24 * time.Hour
+
+// rollup names a family of tables that count the same thing at three
+// resolutions: per minute (time column minute), per hour (hour) and per day
+// (day), each row of a coarser table the exact sum of the finer rows it
+// covers, written by Apply in the same transaction. cols are the columns
+// every part of a read yields, besides t (the start of its minute, hour or
+// day).
+type rollup struct {
+	minutes, hours, days string
+	cols                 string
+}
+
+var (
+	// countsRollup is the pair counts: pair_counts, count_hours, count_days.
+	countsRollup = rollup{"pair_counts", "count_hours", "count_days", "operation, segment, " + countColumns}
+	// overviewRollup is an experiment's pairs, all segments together.
+	overviewRollup = rollup{"pair_counts", "experiment_hours", "", "pairs, divergent"}
+	// variantsRollup is the flag-variant counts.
+	variantsRollup = rollup{"variant_counts", "variant_hours", "variant_days", "operation, variant, reason, pairs, divergent"}
+	// signaturesRollup is the mismatch signature counts.
+	signaturesRollup = rollup{"signature_counts", "signature_hours", "signature_days",
+		"operation, segment, signature, count, first_seen, last_seen"}
+	// latencyRollup is the latency histograms, kept per hour and per day only.
+	latencyRollup = rollup{"", "latency_hours", "latency_days", "operation, segment, control, candidate"}
+)
+
+// part is a range [from, to) (zero: unbounded) read from one resolution of a
+// rollup: time.Minute, time.Hour or day.
+type part struct {
+	unit     time.Duration
+	from, to time.Time
+}
+
+// plan splits the window [since, until) (zero: unbounded) into the parts to
+// read: the whole days inside it from the days (if coarsest allows days),
+// the whole hours left at its ends from the hours (if coarsest allows
+// hours), and only the minutes left at its ragged ends from the minutes.
+// The parts never overlap, so every minute is counted exactly once, and a
+// caller that groups by t must only use buckets made of whole units of
+// coarsest.
 //
 // horizon (zero: none) is where the kept minutes start (see
-// [Options.MinuteRetention]): before it pair_counts may have been deleted,
-// so whatever lies before it is read from the rollup whatever hours says,
+// [Options.MinuteRetention]): before it the minutes may have been deleted,
+// so whatever lies before it is read from the hours whatever coarsest says,
 // and a window edge before it is widened to its whole hour ([widen]). A
 // window's answer therefore does not change when its minutes are deleted.
+func plan(since, until time.Time, coarsest time.Duration, horizon time.Time) []part {
+	since, until = widen(since, until, horizon)
+	var parts []part
+	if coarsest < time.Hour && !horizon.IsZero() && (since.IsZero() || since.Before(horizon)) {
+		end := horizon
+		if !until.IsZero() && until.Before(end) {
+			end = until
+		}
+		parts = cover(parts, since, end, time.Hour)
+		if !until.IsZero() && !horizon.Before(until) {
+			return parts
+		}
+		since = horizon
+	}
+	return cover(parts, since, until, coarsest)
+}
+
+// cover appends the parts that read [from, to) in units of at most unit.
+func cover(parts []part, from, to time.Time, unit time.Duration) []part {
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return parts
+	}
+	if unit < time.Hour {
+		return append(parts, part{time.Minute, from, to})
+	}
+	finer := time.Minute
+	if unit == day {
+		finer = time.Hour
+	}
+	// [s, e): the whole units inside [from, to).
+	s, e := from, to
+	if !s.IsZero() {
+		if s = s.Truncate(unit); s.Before(from) {
+			s = s.Add(unit)
+		}
+	}
+	if !e.IsZero() {
+		e = e.Truncate(unit)
+	}
+	if !s.IsZero() && !e.IsZero() && !s.Before(e) {
+		return cover(parts, from, to, finer)
+	}
+	if !from.IsZero() {
+		parts = cover(parts, from, s, finer)
+	}
+	parts = append(parts, part{unit, s, e})
+	if !to.IsZero() {
+		parts = cover(parts, e, to, finer)
+	}
+	return parts
+}
+
+// coarsestFor returns the coarsest unit whose buckets fit in buckets of
+// step: a day, an hour or a minute.
+func coarsestFor(step time.Duration) time.Duration {
+	switch {
+	case step%day == 0:
+		return day
+	case step%time.Hour == 0:
+		return time.Hour
+	}
+	return time.Minute
+}
+
+// from returns a FROM item, aliased c, holding r's rows of the experiment
+// that the SQL expression exp names (a placeholder, or a column of an outer
+// query) in parts, each also meeting cond (" AND …", or empty). Its columns
+// are r.cols and t.
 //
 // Each part is a plain range condition, never "$n IS NULL OR …", so each
-// shape gets a plan that uses the (experiment, minute) and (experiment, hour)
-// indexes.
-func countsFrom(p *params, exp string, since, until time.Time, op string, hours bool, horizon time.Time) string {
-	since, until = widen(since, until, horizon)
-	opCond := ""
-	if op != "" {
-		opCond = " AND operation = " + p.add(op)
-	}
-	minutes := func(from, to time.Time) string {
+// shape gets a plan that uses the (experiment, time) indexes.
+func (r rollup) from(p *params, exp, cond string, parts []part) string {
+	qs := make([]string, 0, len(parts))
+	for _, pt := range parts {
+		table, col := r.minutes, "minute"
+		switch pt.unit {
+		case time.Hour:
+			table, col = r.hours, "hour"
+		case day:
+			table, col = r.days, "day"
+		}
 		var w strings.Builder
-		w.WriteString("SELECT operation, segment, minute AS t, " + countColumns + " FROM pair_counts WHERE experiment = " + exp + opCond)
-		if !from.IsZero() {
-			w.WriteString(" AND minute >= " + p.add(from))
+		w.WriteString("SELECT " + r.cols + ", " + col + " AS t FROM " + table + " WHERE experiment = " + exp + cond)
+		if !pt.from.IsZero() {
+			w.WriteString(" AND " + col + " >= " + p.add(pt.from))
 		}
-		if !to.IsZero() {
-			w.WriteString(" AND minute < " + p.add(to))
+		if !pt.to.IsZero() {
+			w.WriteString(" AND " + col + " < " + p.add(pt.to))
 		}
-		return w.String()
+		qs = append(qs, w.String())
 	}
-	// [hs, he): the hours read from the rollup, zero where unbounded.
-	hs, he := since, until
-	if !since.IsZero() {
-		if hs = since.Truncate(time.Hour); hs.Before(since) {
-			hs = hs.Add(time.Hour)
-		}
+	if len(qs) == 0 { // an empty window
+		qs = append(qs, "SELECT "+r.cols+", hour AS t FROM "+r.hours+" WHERE experiment = "+exp+cond+" AND false")
 	}
-	if !until.IsZero() {
-		he = until.Truncate(time.Hour)
+	return "(" + strings.Join(qs, "\nUNION ALL\n") + ") c"
+}
+
+// countsFrom returns a FROM item, aliased c, holding the count rows of the
+// experiment that the SQL expression exp names for the minutes whose start
+// lies in [since, until) (zero: unbounded), of operation op only if op is
+// set, read as [plan] splits the window with coarsest and horizon. Its
+// columns are operation, segment, t (the start of the minute, hour or day
+// the row counts) and countColumns.
+func countsFrom(p *params, exp string, since, until time.Time, op string, coarsest time.Duration, horizon time.Time) string {
+	cond := ""
+	if op != "" {
+		cond = " AND operation = " + p.add(op)
 	}
-	if !hours {
-		if horizon.IsZero() {
-			return "(" + minutes(since, until) + ") c"
-		}
-		// Only the hours before the horizon, whose minutes may be gone.
-		if he.IsZero() || horizon.Before(he) {
-			he = horizon
-		}
-	}
-	if !hs.IsZero() && !he.IsZero() && !hs.Before(he) {
-		return "(" + minutes(since, until) + ") c"
-	}
-	var h strings.Builder
-	h.WriteString("SELECT operation, segment, hour AS t, " + countColumns + " FROM latency_hours WHERE experiment = " + exp + opCond +
-		" AND last_seen IS NOT NULL") // rows without counts hold latencies only
-	if !hs.IsZero() {
-		h.WriteString(" AND hour >= " + p.add(hs))
-	}
-	if !he.IsZero() {
-		h.WriteString(" AND hour < " + p.add(he))
-	}
-	parts := []string{h.String()}
-	if since.Before(hs) {
-		parts = append(parts, minutes(since, hs))
-	}
-	if !he.IsZero() && (until.IsZero() || he.Before(until)) {
-		parts = append(parts, minutes(he, until))
-	}
-	return "(" + strings.Join(parts, "\nUNION ALL\n") + ") c"
+	return countsRollup.from(p, exp, cond, plan(since, until, coarsest, horizon))
 }
 
 // widen returns the window [since, until) with each bound that lies before
@@ -165,13 +243,17 @@ func segmentsSQL(experiment string, q SegmentQuery) (string, []any) {
 	return segmentsStatement(experiment, q, true, time.Time{})
 }
 
-// segmentsStatement is segmentsSQL, reading whole hours from the hourly
-// rollup only if hours is set (without, it is the statement Segments ran
-// before the rollup, which benchmarks compare it with), with the minutes kept
-// from horizon on (zero: all of them).
-func segmentsStatement(experiment string, q SegmentQuery, hours bool, horizon time.Time) (string, []any) {
+// segmentsStatement is segmentsSQL, reading whole days and hours from the
+// rollups only if rollups is set (without, it is the statement Segments ran
+// before the rollups, which benchmarks compare it with), with the minutes
+// kept from horizon on (zero: all of them).
+func segmentsStatement(experiment string, q SegmentQuery, rollups bool, horizon time.Time) (string, []any) {
 	p := params{experiment}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, hours, horizon)
+	coarsest := time.Minute
+	if rollups {
+		coarsest = day
+	}
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsest, horizon)
 	return `
 WITH agg AS (
 	SELECT segment,
@@ -216,7 +298,7 @@ func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, s
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
 	p := params{experiment, step}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, step%time.Hour == 0, s.horizon(time.Now()))
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), s.horizon(time.Now()))
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
 FROM `+from+`
@@ -276,7 +358,8 @@ func (s *Store) OverviewOf(ctx context.Context, names []string, since time.Time,
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
-	from := countsFrom(&p, "e.name", since, time.Time{}, "", step%time.Hour == 0, s.horizon(time.Now()))
+	coarsest := min(coarsestFor(step), time.Hour) // one series per experiment, per hour
+	from := overviewRollup.from(&p, "e.name", "", plan(since, time.Time{}, coarsest, s.horizon(time.Now())))
 	rows, err := s.pool.Query(ctx, `
 SELECT e.name, b.at, b.pairs, b.divergent
 FROM experiments e CROSS JOIN LATERAL (
@@ -317,7 +400,7 @@ func (s *Store) Minutes(ctx context.Context, experiment string, q SegmentQuery) 
 		since = h
 	}
 	p := params{experiment}
-	from := countsFrom(&p, "$1", since, q.Until, q.Operation, false, time.Time{})
+	from := countsFrom(&p, "$1", since, q.Until, q.Operation, time.Minute, time.Time{})
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, t, `+sumCounters+`
 FROM `+from+`
