@@ -88,6 +88,7 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='OverviewScale' -benchmem -benchtime=200x -timeout 30m ./internal/collector/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='B11$$' -benchmem -benchtime=40x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
 
 fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ and the gate for 30s each

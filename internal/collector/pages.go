@@ -417,6 +417,11 @@ func (s *handlers) experiment(c echo.Context) error {
 // data has a point per minute rather than one point.
 func (s *handlers) fittedSeries(ctx context.Context, name string, q store.SegmentQuery, from, now time.Time) (time.Duration, []store.SeriesPoint, error) {
 	step := chartStep(now.Sub(from))
+	if step >= time.Hour && !q.Since.IsZero() {
+		// A chart's first bucket whole: buckets of hours and days are
+		// answered by the rollups without reading a minute.
+		q.Since = q.Since.Truncate(step)
+	}
 	pts, err := s.db.Series(ctx, name, q, step)
 	if err != nil || len(pts) == 0 {
 		return step, pts, err

@@ -175,10 +175,8 @@ VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-tim
 	}{{"pair_counts", "minute", time.Minute}, {"count_hours", "hour", time.Hour}, {"count_days", "day", 24 * time.Hour}} {
 		rows, err := copySeq(ctx, db, t.table, append([]string{"experiment", "operation", "segment", t.col, "last_seen"}, counters...),
 			func(yield func([]any) bool) {
-				g.units(func(i, j, k int, exp, op, seg string) bool {
-					return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
-						return yield(append([]any{exp, op, seg, at, g.minute(m1 - 1).Add(59 * time.Second)}, values(g.sum(i, j, k, m0, m1))...))
-					})
+				g.each(t.unit, func(i, j, k int, exp, op, seg string, at time.Time, m0, m1 int) bool {
+					return yield(append([]any{exp, op, seg, at, g.minute(m1 - 1).Add(59 * time.Second)}, values(g.sum(i, j, k, m0, m1))...))
 				})
 			})
 		if err != nil {
@@ -214,14 +212,12 @@ VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-tim
 	}{{"latency_hours", "hour", time.Hour}, {"latency_days", "day", 24 * time.Hour}} {
 		if _, err := copySeq(ctx, db, t.table, []string{"experiment", "operation", "segment", t.col, "control", "candidate"},
 			func(yield func([]any) bool) {
-				g.units(func(i, j, k int, exp, op, seg string) bool {
-					return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
-						hours := int64(0) // the hours of the bucket that hold a minute
-						for h := g.minute(m0).Truncate(time.Hour); h.Before(g.minute(m1 - 1).Add(time.Minute)); h = h.Add(time.Hour) {
-							hours++
-						}
-						return yield([]any{exp, op, seg, at, scaled(ctl, hours), scaled(cand, hours)})
-					})
+				g.each(t.unit, func(i, j, k int, exp, op, seg string, at time.Time, m0, m1 int) bool {
+					hours := int64(0) // the hours of the bucket that hold a minute
+					for h := g.minute(m0).Truncate(time.Hour); h.Before(g.minute(m1 - 1).Add(time.Minute)); h = h.Add(time.Hour) {
+						hours++
+					}
+					return yield([]any{exp, op, seg, at, scaled(ctl, hours), scaled(cand, hours)})
 				})
 			}); err != nil {
 			return n, fmt.Errorf("history: %s: %w", t.table, err)
@@ -273,29 +269,27 @@ VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-tim
 		}{{"signature_counts", "minute", time.Minute}, {"signature_hours", "hour", time.Hour}, {"signature_days", "day", 24 * time.Hour}} {
 			if _, err := copySeq(ctx, db, t.table, []string{"experiment", "operation", "segment", t.col, "signature", "count", "first_seen", "last_seen"},
 				func(yield func([]any) bool) {
-					g.units(func(i, j, k int, exp, op, seg string) bool {
-						return g.buckets(t.unit, func(at time.Time, m0, m1 int) bool {
-							var counts [3]int64
-							var first, last [3]int
-							for m := m0; m < m1; m++ {
-								if d := s.Counts(i, j, k, m).Divergent; d > 0 {
-									if counts[m%3] == 0 {
-										first[m%3] = m
-									}
-									counts[m%3] += d
-									last[m%3] = m
+					g.each(t.unit, func(i, j, k int, exp, op, seg string, at time.Time, m0, m1 int) bool {
+						var counts [3]int64
+						var first, last [3]int
+						for m := m0; m < m1; m++ {
+							if d := s.Counts(i, j, k, m).Divergent; d > 0 {
+								if counts[m%3] == 0 {
+									first[m%3] = m
 								}
+								counts[m%3] += d
+								last[m%3] = m
 							}
-							for x, c := range counts {
-								if c == 0 {
-									continue
-								}
-								if !yield([]any{exp, op, seg, at, Signature(x), c, g.minute(first[x]), g.minute(last[x]).Add(59 * time.Second)}) {
-									return false
-								}
+						}
+						for x, c := range counts {
+							if c == 0 {
+								continue
 							}
-							return true
-						})
+							if !yield([]any{exp, op, seg, at, Signature(x), c, g.minute(first[x]), g.minute(last[x]).Add(59 * time.Second)}) {
+								return false
+							}
+						}
+						return true
 					})
 				}); err != nil {
 				return n, fmt.Errorf("history: %s: %w", t.table, err)
@@ -322,6 +316,21 @@ func (g *gen) sum(i, j, k, m0, m1 int) report.Counters {
 		c.Add(g.s.Counts(i, j, k, m))
 	}
 	return c
+}
+
+// each calls f for every bucket of unit of every (experiment, operation,
+// segment), until f returns false: per unit in time order for hours and
+// days, and per minute in unit order for minutes, the order in which a
+// running system writes them (each minute's rows together).
+func (g *gen) each(unit time.Duration, f func(i, j, k int, exp, op, seg string, at time.Time, m0, m1 int) bool) bool {
+	if unit != time.Minute {
+		return g.units(func(i, j, k int, exp, op, seg string) bool {
+			return g.buckets(unit, func(at time.Time, m0, m1 int) bool { return f(i, j, k, exp, op, seg, at, m0, m1) })
+		})
+	}
+	return g.buckets(time.Minute, func(at time.Time, m0, m1 int) bool {
+		return g.units(func(i, j, k int, exp, op, seg string) bool { return f(i, j, k, exp, op, seg, at, m0, m1) })
+	})
 }
 
 // units calls f for every (experiment, operation, segment) in order, until

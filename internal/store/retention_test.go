@@ -47,6 +47,12 @@ func answers(t *testing.T, s *store.Store, exps []string, windows []store.Segmen
 				mins, err := s.Minutes(ctx, e, q)
 				get("minutes "+key, mins, err)
 			}
+			vs, err := s.Variants(ctx, e, q)
+			get(fmt.Sprintf("variants %s window %d", e, i), vs, err)
+			sigs, err := s.Signatures(ctx, e, store.SignatureQuery{Since: q.Since, Until: q.Until, Limit: 100})
+			get(fmt.Sprintf("signatures %s window %d", e, i), sigs, err)
+			lats, err := s.Latencies(ctx, e, q)
+			get(fmt.Sprintf("latencies %s window %d", e, i), lats, err)
 			pairs, stats, err := s.PatternStats(ctx, e, q.Since)
 			get(fmt.Sprintf("pattern pairs %s window %d", e, i), pairs, err)
 			get(fmt.Sprintf("pattern stats %s window %d", e, i), stats, err)
@@ -67,9 +73,9 @@ func TestMinuteRetentionKeepsTotals(t *testing.T) {
 	// an hour while the test runs, nothing written or asked lies within two
 	// hours of it, so every answer stays the same.
 	old := history.Shape{Prefix: "old", Experiments: 2, Operations: 2, Segments: 3,
-		Start: now.Add(-retention - 7*time.Hour - 17*time.Minute), Minutes: 5*60 + 3}
+		Start: now.Add(-retention - 7*time.Hour - 17*time.Minute), Minutes: 5*60 + 3, Variants: 2, Signatures: true}
 	recent := history.Shape{Prefix: "recent", Experiments: 1, Operations: 2, Segments: 3,
-		Start: now.Add(-retention + 2*time.Hour + 13*time.Minute), Minutes: 3*60 + 31}
+		Start: now.Add(-retention + 2*time.Hour + 13*time.Minute), Minutes: 3*60 + 31, Variants: 2, Signatures: true}
 	for _, sh := range []history.Shape{old, recent} {
 		if _, err := history.Generate(ctx, s.Pool(), sh); err != nil {
 			t.Fatalf("Generate: %v", err)

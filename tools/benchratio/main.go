@@ -72,11 +72,12 @@ func parse(r io.Reader) (map[string]figures, error) {
 }
 
 // target is what a figure must reach: its ratio at least or at most value,
-// or its difference (parity − reference) at most value.
+// its difference (parity − reference) at most value, or the parity figure
+// itself at most value.
 type target struct {
 	bench *regexp.Regexp // the benchmark name without /parity
 	unit  string
-	kind  string // ">=x", "<=x" (ratios) or "<=+" (difference)
+	kind  string // ">=x", "<=x" (ratios), "<=+" (difference) or "<=" (parity's own figure)
 	value float64
 }
 
@@ -104,12 +105,20 @@ var targets = []target{
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-typical$`), "us/KB", "<=x", 4},
 	{regexp.MustCompile(`^BenchmarkWorstCase/explain-vs-typical$`), "us/KB", "<=x", 8},
 	{regexp.MustCompile(`^BenchmarkWorstCase/judge-vs-parse$`), "us/KB", "<=x", 10},
+	// Issue 17 (B11): every dashboard page and API call with 30 days of
+	// history against the same with one hour: p99 ≤ 1.5×, and ≤ 300 ms for
+	// the default windows (every case but the 7d and all windows).
+	{regexp.MustCompile(`^BenchmarkB11/`), "p99-ns", "<=x", 1.5},
+	{regexp.MustCompile(`^BenchmarkB11/(overview|overview-1000|experiment-24h|api-.*)$`), "p99-ns", "<=", 300e6},
 	// Issue 18.2: the overview's p99 with 10,000 experiments against 10.
 	{regexp.MustCompile(`^BenchmarkOverviewScale/10000-experiments$`), "p99-ns", "<=x", 3},
 }
 
 // judge returns the target text and met/missed for a figure, or "-", "-".
+// A figure with several targets meets them only if it meets all of them.
 func judge(bench, unit string, ref, par float64) (string, string) {
+	var texts []string
+	result := "met"
 	for _, t := range targets {
 		if t.unit != unit || !t.bench.MatchString(bench) {
 			continue
@@ -123,13 +132,18 @@ func judge(bench, unit string, ref, par float64) (string, string) {
 			ok, text = ref > 0 && par/ref <= t.value, fmt.Sprintf("<= %gx", t.value)
 		case "<=+":
 			ok, text = par-ref <= t.value, fmt.Sprintf("<= %+g", t.value)
+		case "<=":
+			ok, text = par <= t.value, fmt.Sprintf("<= %g", t.value)
 		}
-		if ok {
-			return text, "met"
+		texts = append(texts, text)
+		if !ok {
+			result = "missed"
 		}
-		return text, "missed"
 	}
-	return "-", "-"
+	if len(texts) == 0 {
+		return "-", "-"
+	}
+	return strings.Join(texts, ", "), result
 }
 
 func print(w io.Writer, runs map[string]figures) {

@@ -13,6 +13,10 @@ BenchmarkB1/1.5KB/parity-2      	       1	1000000000 ns/op	     24000 pairs/s	  
 BenchmarkLonely/parity-2        	     100	       50 ns/op
 BenchmarkHookLatency/reference-2 	   10000	     50000 ns/op	       100 p50-ns	      1000 p99-ns
 BenchmarkHookLatency/parity-2    	   10000	     50000 ns/op	       150 p50-ns	     11000 p99-ns
+BenchmarkB11/experiment-24h/reference-2 	      40	  90000000 ns/op	  100000000 p99-ns
+BenchmarkB11/experiment-24h/parity-2    	      40	  90000000 ns/op	  140000000 p99-ns
+BenchmarkB11/overview-1000/reference-2  	      40	  90000000 ns/op	  250000000 p99-ns
+BenchmarkB11/overview-1000/parity-2     	      40	  90000000 ns/op	  350000000 p99-ns
 PASS
 `
 	runs, err := parse(strings.NewReader(in))
@@ -27,6 +31,8 @@ PASS
 		"BenchmarkLonely                              (no reference run)",
 		">= 1x  missed", // B1 at 1.5 KB must reach the reference
 		"+1e+04", "<= +2500  missed", "<= +100  met",
+		// B11: within 1.5× and 300 ms; overview-1000 within 1.5× but past 300 ms.
+		"1.400x", "<= 1.5x, <= 3e+08  met", "<= 1.5x, <= 3e+08  missed",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
