@@ -31,8 +31,8 @@ PASS
 		"BenchmarkLonely                              (no reference run)",
 		">= 1x  missed", // B1 at 1.5 KB must reach the reference
 		"+1e+04", "<= +2500  missed", "<= +100  met",
-		// B11: within 1.5× and 300 ms; overview-1000 within 1.5× but past 300 ms.
-		"1.400x", "<= 1.5x, <= 3e+08  met", "<= 1.5x, <= 3e+08  missed",
+		// B11: within 1.5× and 300 ms; overview-1000 past 300 ms (its only target).
+		"1.400x", "<= 1.5x, <= 3e+08  met", "<= 3e+08  missed",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
