@@ -398,7 +398,9 @@ func (s *handlers) experiment(c echo.Context) error {
 	if d.Signatures, err = s.signatures(c, "24h"); err != nil {
 		return err
 	}
-	if d.Noise, err = s.noise(ctx, name, since); err != nil {
+	// Noise proposals are judged over the window's whole hours, which the
+	// rollups answer without reading a minute.
+	if d.Noise, err = s.noise(ctx, name, since.Truncate(time.Hour)); err != nil {
 		return err
 	}
 	if d.Rules, err = s.latestRules(ctx, name); err != nil {

@@ -319,16 +319,11 @@ func (g *gen) sum(i, j, k, m0, m1 int) report.Counters {
 }
 
 // each calls f for every bucket of unit of every (experiment, operation,
-// segment), until f returns false: per unit in time order for hours and
-// days, and per minute in unit order for minutes, the order in which a
-// running system writes them (each minute's rows together).
+// segment), until f returns false: bucket by bucket, each bucket's units in
+// order, the order in which a running system writes them (the rows of a
+// minute, an hour or a day together).
 func (g *gen) each(unit time.Duration, f func(i, j, k int, exp, op, seg string, at time.Time, m0, m1 int) bool) bool {
-	if unit != time.Minute {
-		return g.units(func(i, j, k int, exp, op, seg string) bool {
-			return g.buckets(unit, func(at time.Time, m0, m1 int) bool { return f(i, j, k, exp, op, seg, at, m0, m1) })
-		})
-	}
-	return g.buckets(time.Minute, func(at time.Time, m0, m1 int) bool {
+	return g.buckets(unit, func(at time.Time, m0, m1 int) bool {
 		return g.units(func(i, j, k int, exp, op, seg string) bool { return f(i, j, k, exp, op, seg, at, m0, m1) })
 	})
 }
