@@ -17,7 +17,13 @@
 // step's gate while a rollout judges one, the experiment's gate otherwise,
 // and every coloured rate follows it with its limit beside it. The overview
 // is paged in the database, so a page costs about the same however many
-// experiments there are. Read endpoints
+// experiments there are, and pages read counts from the coarsest rollup that
+// answers them (charts of more than 8 hours in buckets of hours or days,
+// their first bucket whole), so they cost about the same however long the
+// history. Gate verdicts (the page's, the overview's, the public gate's
+// other than a rollout step's) are cached between changes under a key
+// holding the experiment's store version, the spec, the anchor and the
+// hour, so a cached verdict is never stale (verdictcache.go). Read endpoints
 // reject bad query parameters with a 400 naming the parameter and unknown
 // experiments with a 404.
 //

@@ -32,7 +32,8 @@ func b12Hours(b *testing.B) int {
 // shape, issue 17: "reference" keeps every minute (what Parity stored before
 // the minute retention), "parity" is what a day of history costs once it is
 // past --minute-retention and PruneMinutes has deleted its minutes (the
-// hourly rollup with its latency histograms, the experiments and segments).
+// hourly and daily count rollups, the experiments' hourly series, the
+// latency histograms per hour and per day, the experiments and segments).
 // Both are PostgreSQL relation sizes (heap, indexes, TOAST) after the same
 // generated hours, scaled to 24 hours; the minutes kept for the retention
 // itself (72 hours of them) are a constant window that deleted rows' pages
@@ -59,17 +60,24 @@ func BenchmarkB12(b *testing.B) {
 	// Deleted rows leave their pages to PostgreSQL, which fills them with
 	// the next minutes, so the space a day of history holds once its minutes
 	// are gone is what remains in the other tables.
+	// The daily tables hold one row per unit and day however many hours
+	// of it were written, so they count once per day written, not per hour.
 	size := func(minutes bool) float64 {
-		tables := []string{"latency_hours", "experiments", "segments"}
+		tables := []string{"count_hours", "experiment_hours", "latency_hours", "experiments", "segments"}
 		if minutes {
 			tables = append(tables, "pair_counts")
 		}
-		var n int64
-		err := s.Pool().QueryRow(ctx, `SELECT sum(pg_total_relation_size(t))::int8 FROM unnest($1::regclass[]) t`, tables).Scan(&n)
+		var hourly, daily int64
+		var days int
+		err := s.Pool().QueryRow(ctx, `SELECT sum(pg_total_relation_size(t))::int8 FROM unnest($1::regclass[]) t`, tables).Scan(&hourly)
+		if err == nil {
+			err = s.Pool().QueryRow(ctx, `SELECT pg_total_relation_size('count_days') + pg_total_relation_size('latency_days'),
+				(SELECT count(DISTINCT day) FROM count_days)`).Scan(&daily, &days)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
-		return float64(n) * 24 / float64(hours)
+		return float64(hourly)*24/float64(hours) + float64(daily)/float64(max(days, 1))
 	}
 	all := size(true)
 	deleted, err := s.PruneMinutes(ctx, time.Now())

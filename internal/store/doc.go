@@ -1,5 +1,5 @@
 // Package store is Parity's PostgreSQL storage. It keeps what the verifiers
-// count (per-minute [Count]s and their hourly rollup, mismatch signatures,
+// count (per-minute [Count]s and their hourly and daily rollups, mismatch signatures,
 // latency histograms, flag-variant counts, divergence samples, dead letters
 // and the stream sequences each batch consumed) and the per-experiment
 // configuration people edit (diff rules, segment definitions, redaction
@@ -16,7 +16,7 @@
 // [Store.CommitSweepChunk]) and retention ([Store.Prune],
 // [Store.PruneApplied]). Readers: [Store.Experiments], [Store.Operations],
 // [Store.Segments], [Store.Latencies], [Store.Series], [Store.Overview],
-// [Store.Variants], [Store.Signatures], [Store.Samples] and friends (the
+// [Store.Variants], [Store.Signatures], [Store.Samples], [Store.Versions] and friends (the
 // overview pages through [Store.ExperimentPage] and reads a page's worth with
 // [Store.OverviewOf], [Store.SegmentsOf] and [Store.GateSpecsOf]).
 // [DropDatabase] drops a demo's database (only one named *_demo).
@@ -38,21 +38,33 @@
 //     its per-minute counts. A/A counts ([report.Counters.AAPairs]) are kept beside the
 //     others and are in neither [report.Counters.Pairs] nor the experiment's totals.
 //   - Latency histograms are exact too: each [Latency] is merged into the
-//     stored histograms of its (experiment, operation, segment, hour), so a
-//     stored histogram is the [report.Histogram.Merge] of every histogram
-//     applied to it. They are kept per hour, so [Store.Latencies] widens its
-//     window to whole hours.
-//   - Beside the per-minute counts, Apply keeps an hourly rollup of them in
-//     the same transaction. [Store.Segments], [Store.Series] (for steps of
-//     whole hours) and [Store.Overview] read the whole hours of a window from
-//     it and only its ragged ends minute by minute: the sums are those of the
-//     minutes, at about a sixtieth of the rows.
+//     stored histograms of its (experiment, operation, segment, hour) and of
+//     its day, so a stored histogram is the [report.Histogram.Merge] of every
+//     histogram applied to it. They are kept per hour and per day, apart
+//     from the counts, so [Store.Latencies] widens its window to whole hours
+//     and reads the whole days inside it from the days.
+//   - Beside the per-minute counts, Apply keeps in the same transaction
+//     their rollups per hour and per day (count_hours, count_days), each
+//     experiment's pairs per hour (experiment_hours, the overview's series),
+//     and the per-minute variant and signature counts' rollups per hour and
+//     per day: every rollup row is the exact sum of the rows it covers.
+//     Reads split a window into the parts the coarsest rollup that answers
+//     them can serve: whole days from the days, the whole hours left at its
+//     ends from the hours, only the ragged minutes at its ends from the
+//     minutes ([Store.Segments], [Store.Series] with a step of whole hours or
+//     days, [Store.Overview], [Store.Variants], [Store.Signatures],
+//     [Store.PatternStats]). The sums are those of the minutes, whichever
+//     rollup answers.
+//   - Every Apply that writes anything of an experiment moves its version
+//     ([Store.Versions]) in the same transaction; versions never repeat, so
+//     what is computed from an experiment's counts can be cached under its
+//     version without ever being stale.
 //   - With [Options.MinuteRetention] set, [Store.PruneMinutes] deletes the
-//     per-minute counts before the start of the hour that long ago, and every
-//     read of counts answers what lies before that horizon from the hourly
-//     rollup, widening a window edge there to its whole hour: an answer is the
-//     same before and after the deletion. [Store.Minutes] returns only kept
-//     minutes.
+//     per-minute counts (and per-minute variant and signature counts) before
+//     the start of the hour that long ago, and every read answers what lies
+//     before that horizon from the rollups, widening a window edge there to
+//     its whole hour: an answer is the same before and after the deletion.
+//     [Store.Minutes] returns only kept minutes.
 //   - Names are bounded by the policy of [segment.Admission]; the store
 //     supplies what is admitted already and the locks.
 //   - Each experiment admits at most the cap of its segment definition

@@ -26,8 +26,8 @@ func (p *params) add(v any) string {
 	return "$" + strconv.Itoa(len(*p))
 }
 
-// counterColumns are the columns of pair_counts and latency_hours that hold
-// a [report.Counters], in [report.Counters.Fields] order. Its length is
+// counterColumns are the columns of pair_counts, count_hours and count_days
+// that hold a [report.Counters], in [report.Counters.Fields] order. Its length is
 // [report.NumCounters], so a counter added there fails to compile here until
 // it has a column (and a migration).
 var counterColumns = [report.NumCounters]string{
@@ -290,8 +290,9 @@ func checkStep(step time.Duration) error {
 // its [Store.Segments] row for the same query.
 //
 // step must be a positive whole number of minutes, or Series returns an error
-// wrapping [ErrInvalidQuery]. A step of whole hours reads the hourly rollup and
-// costs about a sixtieth of a step of minutes. It returns an error wrapping
+// wrapping [ErrInvalidQuery]. A step of whole hours reads the hourly rollup
+// (about a sixtieth of the rows of a step of minutes), a step of whole days
+// the daily one as well. It returns an error wrapping
 // [ErrNotFound] for an unknown experiment.
 func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, step time.Duration) ([]SeriesPoint, error) {
 	if err := checkStep(step); err != nil {
@@ -332,8 +333,9 @@ ORDER BY segment, at`, p...)
 // Experiments without counts since then are absent from the map.
 //
 // step must be a positive whole number of minutes, or Overview returns an
-// error wrapping [ErrInvalidQuery]; a step of whole hours reads the hourly
-// rollup.
+// error wrapping [ErrInvalidQuery]; a step of whole hours reads each
+// experiment's hourly series (experiment_hours), one row an hour whatever
+// its segments and operations.
 func (s *Store) Overview(ctx context.Context, since time.Time, step time.Duration) (map[string][]SeriesPoint, error) {
 	return s.OverviewOf(ctx, nil, since, step)
 }

@@ -1,7 +1,10 @@
 // Command history writes synthetic count history into a Parity database (see
-// internal/history): N days of per-minute counts and their hourly rollup at a
-// given shape, ending now, so history-dependent figures (stored bytes per day,
-// dashboard speed at 30 days) can be rerun.
+// internal/history): N days of per-minute counts and their hourly and daily
+// rollups at a given shape, ending now, so history-dependent figures (stored
+// bytes per day, dashboard speed at 30 days) can be rerun. With
+// -minute-retention 72h the minutes are written only for the last 72 hours,
+// as a running collector keeps them (B11's history:
+// -days 30 -experiments 1 -variants 2 -signatures -minute-retention 72h).
 //
 //	go run ./tools/history -database-url postgres://postgres@127.0.0.1:5432/parity_hist \
 //	    -days 1 -experiments 20 -operations 5 -segments 100
@@ -39,6 +42,9 @@ func run(args []string) error {
 	fs.IntVar(&sh.Segments, "segments", 100, "segments per operation")
 	fs.Int64Var(&sh.Pairs, "pairs", 20, "pairs per segment and minute")
 	fs.StringVar(&sh.Prefix, "prefix", "hist", "experiment name prefix")
+	fs.IntVar(&sh.Variants, "variants", 0, "flag variants per operation (0: no variant counts)")
+	fs.BoolVar(&sh.Signatures, "signatures", false, "write a mismatch signature per divergent minute")
+	keep := fs.Duration("minute-retention", 0, "write per-minute rows only for this long before now, as the collector's --minute-retention leaves them (0: every minute)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,7 +55,11 @@ func run(args []string) error {
 		return fmt.Errorf("-days %v is not positive", *days)
 	}
 	sh.Minutes = int(*days * 24 * 60)
-	sh.Start = time.Now().UTC().Truncate(time.Minute).Add(-time.Duration(sh.Minutes) * time.Minute)
+	now := time.Now().UTC().Truncate(time.Minute)
+	sh.Start = now.Add(-time.Duration(sh.Minutes) * time.Minute)
+	if *keep > 0 {
+		sh.MinutesFrom = now.Add(-*keep).Truncate(time.Hour)
+	}
 	if err := sh.Validate(); err != nil {
 		return err
 	}
