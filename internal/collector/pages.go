@@ -15,6 +15,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -350,64 +351,96 @@ func (s *handlers) experiment(c echo.Context) error {
 	}
 	d := experimentData{Name: name, Window: window, Operation: op, Filters: filters, Sort: sortBy, Dir: dir,
 		URL: c.Request().URL, Live: live == "1", Counts: counts, Now: time.Now()}
-	if d.Segs, err = s.withLatencies(ctx, name, q, counts); err != nil {
-		return err
-	}
-	g, err := s.storedGate(ctx, name)
-	if err != nil {
-		return err
-	}
-	// The dashboard's column judges each segment over the sliding window:
-	// shown, never a pass (evaluateGate), as the window has no anchor.
-	pooled := false
-	g.PerOperation = &pooled
-	gate, err := s.evaluateGate(ctx, name, g, windowAnchor)
-	if err != nil {
-		return err
-	}
-	if d.Rollout, err = s.pageRollout(c, name); err != nil {
-		return err
-	}
-	d.Verdict = verdictOf(gate, d.Rollout)
-
 	from := since
 	if from.IsZero() { // "all": the series fits itself to the first pair
 		from = d.Now.Add(-maxWindow)
 	}
-	if d.Step, d.Series, err = s.fittedSeries(ctx, name, q, from, d.Now); err != nil {
-		return err
+	// The page's reads are independent of one another (but for the gate's
+	// chart, which follows the verdict): they run at once, each on its own
+	// connection, so the page costs its slowest read rather than their sum.
+	// Each writes its own fields of d. The query is parsed before they share c.
+	_ = c.QueryParams()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	run := func(f func() error) {
+		wg.Go(func() {
+			if err := f(); err != nil {
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+			}
+		})
 	}
-	gateFrom := cmp.Or(d.Verdict.Since, from)
-	if d.GateStep, d.GateSeries, err = s.fittedSeries(ctx, name, store.SegmentQuery{Since: gateFrom}, gateFrom, d.Now); err != nil {
+	run(func() (err error) {
+		d.Segs, err = s.withLatencies(ctx, name, q, counts)
 		return err
-	}
-	if d.Variants, err = s.db.Variants(ctx, name, q); err != nil {
+	})
+	run(func() error {
+		g, err := s.storedGate(ctx, name)
+		if err != nil {
+			return err
+		}
+		// The dashboard's column judges each segment over the sliding window:
+		// shown, never a pass (evaluateGate), as the window has no anchor.
+		pooled := false
+		g.PerOperation = &pooled
+		gate, err := s.evaluateGate(ctx, name, g, windowAnchor)
+		if err != nil {
+			return err
+		}
+		if d.Rollout, err = s.pageRollout(c, name); err != nil {
+			return err
+		}
+		d.Verdict = verdictOf(gate, d.Rollout)
+		gateFrom := cmp.Or(d.Verdict.Since, from)
+		d.GateStep, d.GateSeries, err = s.fittedSeries(ctx, name, store.SegmentQuery{Since: gateFrom}, gateFrom, d.Now)
 		return err
-	}
-	if d.Operations, err = s.db.Operations(ctx, name); err != nil {
-		return notFoundOr(err, "experiment "+name)
-	}
-	_, sq, err := s.sampleQuery(c)
-	if err != nil {
+	})
+	run(func() (err error) {
+		d.Step, d.Series, err = s.fittedSeries(ctx, name, q, from, d.Now)
 		return err
-	}
-	d.SampleSegment = sq.Segment
-	if d.Samples, err = s.db.Samples(ctx, name, sq); err != nil {
+	})
+	run(func() (err error) {
+		d.Variants, err = s.db.Variants(ctx, name, q)
 		return err
-	}
-	if d.Signatures, err = s.signatures(c, "24h"); err != nil {
+	})
+	run(func() (err error) {
+		if d.Operations, err = s.db.Operations(ctx, name); err != nil {
+			return notFoundOr(err, "experiment "+name)
+		}
+		return nil
+	})
+	run(func() error {
+		_, sq, err := s.sampleQuery(c)
+		if err != nil {
+			return err
+		}
+		d.SampleSegment = sq.Segment
+		d.Samples, err = s.db.Samples(ctx, name, sq)
 		return err
-	}
-	// Noise proposals are judged over the window's whole hours, which the
-	// rollups answer without reading a minute.
-	if d.Noise, err = s.noise(ctx, name, since.Truncate(time.Hour)); err != nil {
+	})
+	run(func() (err error) {
+		d.Signatures, err = s.signatures(c, "24h")
 		return err
-	}
-	if d.Rules, err = s.latestRules(ctx, name); err != nil {
+	})
+	run(func() (err error) {
+		// Noise proposals are judged over the window's whole hours, which
+		// the rollups answer without reading a minute.
+		d.Noise, err = s.noise(ctx, name, since.Truncate(time.Hour))
 		return err
-	}
-	if d.Sweeps, err = s.pageSweeps(c, name); err != nil {
+	})
+	run(func() (err error) {
+		d.Rules, err = s.latestRules(ctx, name)
 		return err
+	})
+	run(func() (err error) {
+		d.Sweeps, err = s.pageSweeps(c, name)
+		return err
+	})
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
 	}
 	page := buildExperimentPage(d)
 	return c.Render(http.StatusOK, "experiment.html", &page)

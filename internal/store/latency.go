@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,29 +43,22 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 		}
 	}
 	from := latencyRollup.from(&p, "$1", cond, cover(nil, since, until, day))
-	rows, err := s.pool.Query(ctx, `
-SELECT segment, control, candidate FROM `+from+`
-ORDER BY segment`, p...)
+	// No ORDER BY: sorting thousands of wide rows would spill to disk; the
+	// rows are summed per segment in Go, in any order.
+	rows, err := s.pool.Query(ctx, `SELECT segment, control, candidate FROM `+from, p...)
 	if err != nil {
 		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
 	}
-	out := []LatencyRow{}
-	var cur string
-	var sums [2]histogramSum // control, candidate
-	started := false
-	flush := func() {
-		if started {
-			out = append(out, LatencyRow{Segment: cur, Control: sums[0].encode(), Candidate: sums[1].encode()})
-		}
-	}
-	add := func(seg []byte, values func(i int) error) error {
-		if !started || string(seg) != cur {
-			flush()
-			cur, started = string(seg), true
+	bySegment := map[string]*[2]histogramSum{} // control, candidate
+	add := func(seg []byte, values func(sums *[2]histogramSum, i int) error) error {
+		sums, ok := bySegment[string(seg)]
+		if !ok {
+			sums = new([2]histogramSum)
+			bySegment[string(seg)] = sums
 		}
 		for i, side := range [2]string{"control", "candidate"} {
-			if err := values(i); err != nil {
-				return fmt.Errorf("segment %q: %s: %w", cur, side, err)
+			if err := values(sums, i); err != nil {
+				return fmt.Errorf("segment %q: %s: %w", seg, side, err)
 			}
 		}
 		return nil
@@ -73,7 +68,7 @@ ORDER BY segment`, p...)
 		// bytes, the arrays in PostgreSQL's binary array format.
 		for rows.Next() {
 			raw := rows.RawValues()
-			if err = add(raw[0], func(i int) error { return sums[i].addBinary(raw[1+i]) }); err != nil {
+			if err = add(raw[0], func(sums *[2]histogramSum, i int) error { return sums[i].addBinary(raw[1+i]) }); err != nil {
 				break
 			}
 		}
@@ -85,13 +80,17 @@ ORDER BY segment`, p...)
 		var seg string
 		var enc [2][]int64
 		_, err = pgx.ForEachRow(rows, []any{&seg, &enc[0], &enc[1]}, func() error {
-			return add([]byte(seg), func(i int) error { return sums[i].addEncoding(enc[i]) })
+			return add([]byte(seg), func(sums *[2]histogramSum, i int) error { return sums[i].addEncoding(enc[i]) })
 		})
 	}
+	out := make([]LatencyRow, 0, len(bySegment))
+	for seg, sums := range bySegment {
+		out = append(out, LatencyRow{Segment: seg, Control: sums[0].encode(), Candidate: sums[1].encode()})
+	}
+	slices.SortFunc(out, func(a, b LatencyRow) int { return strings.Compare(a.Segment, b.Segment) })
 	if err != nil {
 		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
 	}
-	flush()
 	if len(out) == 0 {
 		if err := s.experimentExists(ctx, experiment); err != nil {
 			return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)

@@ -332,10 +332,14 @@ func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQu
 	}
 	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now())))
 	rows, err := s.pool.Query(ctx, `
-WITH top AS (
-	SELECT signature, sum(count)::int8 AS count, count(DISTINCT segment)::int8 AS segments,
-		min(first_seen) AS first_seen, max(last_seen) AS last_seen
+WITH per AS (
+	SELECT signature, segment, sum(count) AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
 	FROM `+from+`
+	GROUP BY signature, segment
+), top AS (
+	SELECT signature, sum(count)::int8 AS count, count(*)::int8 AS segments,
+		min(first_seen) AS first_seen, max(last_seen) AS last_seen
+	FROM per
 	GROUP BY signature
 	ORDER BY count DESC, signature
 	LIMIT $2
