@@ -17,7 +17,11 @@ type histogramSum struct {
 }
 
 // addEncoding adds the histogram enc encodes.
-func (h *histogramSum) addEncoding(enc []int64) error {
+func (h *histogramSum) addEncoding(enc []int64) error { return h.addEncodingSigned(enc, 1) }
+
+// addEncodingSigned adds sign times the histogram enc encodes (sign -1
+// subtracts it).
+func (h *histogramSum) addEncodingSigned(enc []int64, sign int64) error {
 	if len(enc) == 0 {
 		return nil
 	}
@@ -28,7 +32,7 @@ func (h *histogramSum) addEncoding(enc []int64) error {
 		if c < 0 {
 			return negativeCount(c, int(enc[0])+i)
 		}
-		h.counts[int(enc[0])+i] += c
+		h.counts[int(enc[0])+i] += sign * c
 	}
 	return nil
 }
@@ -41,7 +45,10 @@ const pgInt8OID = 20
 // type, then per dimension its length and lower bound, then per element its
 // length (-1 for NULL) and bytes, all big-endian. A nil raw, SQL NULL, holds
 // no observations.
-func (h *histogramSum) addBinary(raw []byte) error {
+func (h *histogramSum) addBinary(raw []byte) error { return h.addBinarySigned(raw, 1) }
+
+// addBinarySigned is addBinary adding sign times the histogram.
+func (h *histogramSum) addBinarySigned(raw []byte, sign int64) error {
 	if raw == nil {
 		return nil
 	}
@@ -91,7 +98,7 @@ func (h *histogramSum) addBinary(raw []byte) error {
 		if c < 0 {
 			return negativeCount(c, int(first)+i-1)
 		}
-		h.counts[int(first)+i-1] += c
+		h.counts[int(first)+i-1] += sign * c
 	}
 	return nil
 }

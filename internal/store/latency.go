@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,7 +32,9 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 	//
 	// The hours are [since's hour, until's hour rounded up): whole days
 	// inside them come from latency_days, the hours at their ends from
-	// latency_hours.
+	// latency_hours, or, where fewer rows answer, from their day less the
+	// hours of it outside the window (histograms add bucket by bucket, so
+	// they subtract exactly): see latencyParts.
 	p := params{experiment}
 	cond := " AND (cardinality(control) > 0 OR cardinality(candidate) > 0)"
 	if q.Operation != "" {
@@ -42,10 +46,27 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 			until = h.Add(time.Hour)
 		}
 	}
-	from := latencyRollup.from(&p, "$1", cond, cover(nil, since, until, day))
+	var qs []string
+	for _, pt := range latencyParts(since, until) {
+		table, col := "latency_hours", "hour"
+		if pt.unit == day {
+			table, col = "latency_days", "day"
+		}
+		w := "SELECT segment, control, candidate, " + strconv.Itoa(pt.sign) + " AS sign FROM " + table + " WHERE experiment = $1" + cond
+		if !pt.from.IsZero() {
+			w += " AND " + col + " >= " + p.add(pt.from)
+		}
+		if !pt.to.IsZero() {
+			w += " AND " + col + " < " + p.add(pt.to)
+		}
+		qs = append(qs, w)
+	}
+	if len(qs) == 0 {
+		qs = append(qs, "SELECT segment, control, candidate, 1 AS sign FROM latency_hours WHERE experiment = $1"+cond+" AND false")
+	}
 	// No ORDER BY: sorting thousands of wide rows would spill to disk; the
 	// rows are summed per segment in Go, in any order.
-	rows, err := s.pool.Query(ctx, `SELECT segment, control, candidate FROM `+from, p...)
+	rows, err := s.pool.Query(ctx, strings.Join(qs, "\nUNION ALL\n"), p...)
 	if err != nil {
 		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
 	}
@@ -63,12 +84,15 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 		}
 		return nil
 	}
-	if fd := rows.FieldDescriptions(); len(fd) == 3 && fd[1].Format == pgx.BinaryFormatCode && fd[2].Format == pgx.BinaryFormatCode {
+	if fd := rows.FieldDescriptions(); len(fd) == 4 && fd[1].Format == pgx.BinaryFormatCode && fd[2].Format == pgx.BinaryFormatCode &&
+		fd[3].Format == pgx.BinaryFormatCode {
 		// The raw values, valid until the next row: text arrives as its
-		// bytes, the arrays in PostgreSQL's binary array format.
+		// bytes, the arrays in PostgreSQL's binary array format, the sign
+		// as a big-endian int4.
 		for rows.Next() {
 			raw := rows.RawValues()
-			if err = add(raw[0], func(sums *[2]histogramSum, i int) error { return sums[i].addBinary(raw[1+i]) }); err != nil {
+			sign := int64(int32(binary.BigEndian.Uint32(raw[3])))
+			if err = add(raw[0], func(sums *[2]histogramSum, i int) error { return sums[i].addBinarySigned(raw[1+i], sign) }); err != nil {
 				break
 			}
 		}
@@ -79,13 +103,17 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 	} else { // the simple protocol, which sends text
 		var seg string
 		var enc [2][]int64
-		_, err = pgx.ForEachRow(rows, []any{&seg, &enc[0], &enc[1]}, func() error {
-			return add([]byte(seg), func(sums *[2]histogramSum, i int) error { return sums[i].addEncoding(enc[i]) })
+		var sign int64
+		_, err = pgx.ForEachRow(rows, []any{&seg, &enc[0], &enc[1], &sign}, func() error {
+			return add([]byte(seg), func(sums *[2]histogramSum, i int) error { return sums[i].addEncodingSigned(enc[i], sign) })
 		})
 	}
 	out := make([]LatencyRow, 0, len(bySegment))
 	for seg, sums := range bySegment {
-		out = append(out, LatencyRow{Segment: seg, Control: sums[0].encode(), Candidate: sums[1].encode()})
+		r := LatencyRow{Segment: seg, Control: sums[0].encode(), Candidate: sums[1].encode()}
+		if len(r.Control) > 0 || len(r.Candidate) > 0 { // all its hours subtracted: none in the window
+			out = append(out, r)
+		}
 	}
 	slices.SortFunc(out, func(a, b LatencyRow) int { return strings.Compare(a.Segment, b.Segment) })
 	if err != nil {
@@ -134,4 +162,64 @@ ORDER BY variant, reason`, p...)
 		}
 	}
 	return out, nil
+}
+
+// signedPart is a part of a latency read whose histograms are added (sign
+// 1) or subtracted (sign -1).
+type signedPart struct {
+	part
+	sign int
+}
+
+// latencyParts splits the whole hours [since, until) (zero: unbounded) into
+// the parts of latency_hours and latency_days to read: the whole days
+// inside from the days, and each ragged end, which lies inside one day,
+// either hour by hour or as that day less its hours outside the window,
+// whichever reads fewer rows.
+func latencyParts(since, until time.Time) []signedPart {
+	var parts []signedPart
+	// region adds the hours [a, b), which lie in the day starting at d.
+	region := func(a, b, d time.Time) {
+		if !a.Before(b) {
+			return
+		}
+		direct := int(b.Sub(a) / time.Hour)
+		if complement := 1 + int(a.Sub(d)/time.Hour) + int(d.Add(day).Sub(b)/time.Hour); direct <= complement {
+			parts = append(parts, signedPart{part{time.Hour, a, b}, 1})
+			return
+		}
+		parts = append(parts, signedPart{part{day, d, d.Add(day)}, 1})
+		if d.Before(a) {
+			parts = append(parts, signedPart{part{time.Hour, d, a}, -1})
+		}
+		if b.Before(d.Add(day)) {
+			parts = append(parts, signedPart{part{time.Hour, b, d.Add(day)}, -1})
+		}
+	}
+	if !since.IsZero() && !until.IsZero() {
+		if !since.Before(until) {
+			return nil
+		}
+		if d := since.Truncate(day); !d.Add(day).Before(until) { // one day
+			region(since, until, d)
+			return parts
+		}
+	}
+	ds, de := since, until // the whole days inside
+	if !since.IsZero() {
+		if ds = since.Truncate(day); ds.Before(since) {
+			region(since, ds.Add(day), ds)
+			ds = ds.Add(day)
+		}
+	}
+	if !until.IsZero() {
+		de = until.Truncate(day)
+	}
+	if ds.IsZero() || de.IsZero() || ds.Before(de) {
+		parts = append(parts, signedPart{part{day, ds, de}, 1})
+	}
+	if !until.IsZero() && de.Before(until) {
+		region(de, until, de)
+	}
+	return parts
 }

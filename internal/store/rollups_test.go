@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/parityhq/parity/internal/store"
+	"github.com/parityhq/parity/pkg/report"
 )
 
 // rollupChecks are statements that count the rows of each rollup that
@@ -148,6 +149,60 @@ func TestRollupsSumTheMinutes(t *testing.T) {
 		}
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("window %d %+v: Variants (-want +got):\n%s", i, q, d)
+		}
+	}
+}
+
+// TestLatenciesOverDaysExact applies random histograms over three days and
+// checks that Latencies, which reads whole days from the daily rollup and
+// each ragged end either hour by hour or as its day less the hours outside
+// the window, returns exactly the merge of the hours in every window.
+func TestLatenciesOverDaysExact(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, store.Options{})
+	rng := rand.New(rand.NewPCG(27, 28))
+	const hours = 3 * 24 // t0 is 10:00: the hours cross two midnights
+	type key struct {
+		seg string
+		h   int
+	}
+	applied := map[key]*[2]report.Histogram{}
+	for range 8 {
+		b := &store.Batch{}
+		for range 30 {
+			k := key{[]string{"a", "b", "c"}[rng.IntN(3)], rng.IntN(hours)}
+			c, d := randomHistogram(rng, 1+rng.IntN(20)), randomHistogram(rng, rng.IntN(5))
+			b.Latencies = append(b.Latencies, store.Latency{Experiment: "x", Operation: []string{"get", "put"}[rng.IntN(2)], Segment: k.seg,
+				Hour: hour(k.h), Control: c.Encode(), Candidate: d.Encode()})
+			if applied[k] == nil {
+				applied[k] = &[2]report.Histogram{}
+			}
+			applied[k][0].Merge(c)
+			applied[k][1].Merge(d)
+		}
+		apply(t, s, b)
+	}
+	windows := []store.SegmentQuery{{}, {Since: hour(1)}, {Until: hour(50)}, {Since: hour(3), Until: hour(5)},
+		{Since: hour(13), Until: hour(14)}, {Since: hour(14), Until: hour(62)}, {Since: hour(0).Add(-10 * time.Hour)}}
+	for range 25 {
+		a, b := rng.IntN(hours+4)-2, rng.IntN(hours+4)-2
+		windows = append(windows, store.SegmentQuery{Since: hour(min(a, b)).Add(time.Duration(rng.IntN(60)) * time.Minute),
+			Until: hour(max(a, b)).Add(time.Duration(rng.IntN(60)) * time.Minute)})
+	}
+	for i, q := range windows {
+		want := map[string]*[2]report.Histogram{}
+		for k, h := range applied {
+			// An hour counts if any part of it lies in the window.
+			if (q.Since.IsZero() || hour(k.h).Add(time.Hour).After(q.Since)) && (q.Until.IsZero() || hour(k.h).Before(q.Until)) {
+				if want[k.seg] == nil {
+					want[k.seg] = &[2]report.Histogram{}
+				}
+				want[k.seg][0].Merge(h[0])
+				want[k.seg][1].Merge(h[1])
+			}
+		}
+		if d := cmp.Diff(encodings(want), latencies(t, s, "x", q), equateEmpty); d != "" {
+			t.Errorf("window %d %+v (-want +got):\n%s", i, q, d)
 		}
 	}
 }
