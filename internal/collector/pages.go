@@ -359,7 +359,7 @@ func (s *handlers) experiment(c echo.Context) error {
 	// chart, which follows the verdict): they run at once, each on its own
 	// connection, so the page costs its slowest read rather than their sum.
 	// Each writes its own fields of d. The query is parsed before they share c.
-	_ = c.QueryParams()
+	parseQuery(c)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var firstErr error

@@ -352,3 +352,10 @@ func formInt(c echo.Context, name string) (*int, error) {
 	}
 	return &n, nil
 }
+
+// parseQuery parses the request's query once, before goroutines that read
+// parameters of the same request at once: Echo parses it on first use and
+// keeps it in the context, which is not safe to do concurrently.
+func parseQuery(c echo.Context) {
+	_ = c.QueryParams()
+}

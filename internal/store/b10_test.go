@@ -12,8 +12,9 @@ import (
 
 // The B10 day: 1,000,000 pairs of one experiment over the last 24 hours in
 // 50 segments and one operation, accounted per minute: 72,000 rows of
-// pair_counts, the hourly rollup that Apply keeps beside them (with latency
-// histograms of ~50 buckets a side), the 50 segments with their attributes.
+// pair_counts, the hourly and daily rollups that Apply keeps beside them
+// (and latency histograms of ~50 buckets a side per hour and per day), the
+// 50 segments with their attributes.
 const (
 	b10Experiment = "b10"
 	b10Segments   = 50
@@ -36,8 +37,8 @@ func seedB10(b *testing.B) (*Store, time.Time) {
 	now := time.Now().UTC().Truncate(time.Minute)
 	first := now.Add(-(b10Minutes - 1) * time.Minute)
 	// Filled directly: Apply is not what this measures. Pairs are 14 per
-	// row but 13 in every ninth, which sums to exactly 1,000,000; the rollup
-	// is computed as migration 003 backfills it.
+	// row but 13 in every ninth, which sums to exactly 1,000,000; the
+	// rollups are computed as migration 010 fills them.
 	for _, stmt := range []struct {
 		sql  string
 		args []any
@@ -52,13 +53,29 @@ func seedB10(b *testing.B) (*Store, time.Time) {
 				CASE WHEN (m * 50 + g) % 9 = 0 THEN 13 ELSE 14 END, (m + g) % 3, (m + g) % 7 / 6,
 				$2::timestamptz + m * interval '1 minute' + interval '59 seconds'
 			FROM generate_series(0, 1439) m, generate_series(1, 50) g ORDER BY m, g`, []any{b10Experiment, first}},
-		{`INSERT INTO latency_hours (experiment, operation, segment, hour, pairs, divergent, control_errors,
-				candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen, control, candidate)
+		{`INSERT INTO count_hours (experiment, operation, segment, hour, pairs, divergent, control_errors,
+				candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen)
 			SELECT experiment, operation, segment, date_trunc('hour', minute, 'UTC'),
 				sum(pairs), sum(divergent), sum(control_errors), sum(candidate_errors), sum(skipped), sum(timeouts),
-				sum(aa_pairs), sum(aa_divergent), max(last_seen),
-				'{96}'::int8[] || array_fill(900::int8, ARRAY[48]), '{97}'::int8[] || array_fill(800::int8, ARRAY[52])
+				sum(aa_pairs), sum(aa_divergent), max(last_seen)
 			FROM pair_counts WHERE experiment = $1 GROUP BY 1, 2, 3, 4`, []any{b10Experiment}},
+		{`INSERT INTO count_days (experiment, operation, segment, day, pairs, divergent, control_errors,
+				candidate_errors, skipped, timeouts, aa_pairs, aa_divergent, last_seen)
+			SELECT experiment, operation, segment, date_trunc('day', minute, 'UTC'),
+				sum(pairs), sum(divergent), sum(control_errors), sum(candidate_errors), sum(skipped), sum(timeouts),
+				sum(aa_pairs), sum(aa_divergent), max(last_seen)
+			FROM pair_counts WHERE experiment = $1 GROUP BY 1, 2, 3, 4`, []any{b10Experiment}},
+		{`INSERT INTO experiment_hours (experiment, hour, pairs, divergent)
+			SELECT experiment, date_trunc('hour', minute, 'UTC'), sum(pairs), sum(divergent)
+			FROM pair_counts WHERE experiment = $1 GROUP BY 1, 2`, []any{b10Experiment}},
+		{`INSERT INTO latency_hours (experiment, operation, segment, hour, control, candidate)
+			SELECT DISTINCT experiment, operation, segment, date_trunc('hour', minute, 'UTC'),
+				'{96}'::int8[] || array_fill(900::int8, ARRAY[48]), '{97}'::int8[] || array_fill(800::int8, ARRAY[52])
+			FROM pair_counts WHERE experiment = $1`, []any{b10Experiment}},
+		{`INSERT INTO latency_days (experiment, operation, segment, day, control, candidate)
+			SELECT experiment, operation, segment, date_trunc('day', hour, 'UTC'),
+				'{96}'::int8[] || array_fill(900 * count(*), ARRAY[48]), '{97}'::int8[] || array_fill(800 * count(*), ARRAY[52])
+			FROM latency_hours WHERE experiment = $1 GROUP BY 1, 2, 3, 4`, []any{b10Experiment}},
 	} {
 		if _, err := s.pool.Exec(ctx, stmt.sql, stmt.args...); err != nil {
 			b.Fatalf("%s: %v", stmt.sql, err)
