@@ -5,17 +5,19 @@
 //
 // Guarantees: what [Generate] writes is what [store.Store.Apply] would have
 // written for the same counts, followed by [store.Store.PruneMinutes] with
-// its horizon at [Shape.MinutesFrom]: one pair_counts row per (experiment,
-// operation, segment, minute) from MinutesFrom on; the hourly and daily
-// rollups (count_hours, count_days, experiment_hours) equal to the sums of
-// all the minutes, pruned or not; a latency histogram on each side per unit
-// and hour (latency_hours) and their merge per day (latency_days), as real
-// rows carry; the experiments' totals equal to the sum of their minutes; and
-// every segment admitted in segments. With [Shape.Variants] it writes flag
-// variant counts (per minute from MinutesFrom on, and their hours and days),
-// with [Shape.Signatures] a mismatch signature per divergent minute (per
-// minute from MinutesFrom on, and their hours and days, and the signatures
-// themselves). Counts are deterministic functions of the shape, so two runs
+// its horizon at [Shape.MinutesFrom] (which compacts first, at the end of
+// the history: [store.Store.Compact]): one pair_counts row per (experiment,
+// operation, segment, minute) from MinutesFrom on; the hourly rollups
+// (count_hours, experiment_hours) equal to the sums of all the minutes,
+// pruned or not, and the daily one (count_days) for every day before the
+// last, which is the experiments' rolled_to; a latency histogram on each
+// side per unit and hour (latency_hours) and their merge per day before the
+// last (latency_days), as real rows carry; the experiments' totals equal
+// to the sum of their minutes; and every segment admitted in segments. With
+// [Shape.Variants] it writes flag variant counts, with [Shape.Signatures] a
+// mismatch signature per divergent minute (and the signatures themselves):
+// per minute from MinutesFrom (or rolled_to, if earlier) on, and per hour
+// and day before rolled_to. Counts are deterministic functions of the shape, so two runs
 // write the same rows. Samples are not written. The range written must be
 // empty: Generate fails on a key that already exists rather than adding to
 // it.
@@ -139,6 +141,14 @@ func Generate(ctx context.Context, db DB, s Shape) (int64, error) {
 	if from := s.MinutesFrom.UTC(); from.After(g.start) {
 		g.keep = min(int(from.Sub(g.start)/time.Minute), s.Minutes)
 	}
+	// As the compactor leaves it having run at the end: every day before
+	// the last written, the variant and signature hours too, and their
+	// minutes kept from there on even if older than MinutesFrom.
+	g.rolledTo = g.end.Truncate(24 * time.Hour)
+	g.lazyKeep = g.keep
+	if r := int(g.rolledTo.Sub(g.start) / time.Minute); r < g.keep {
+		g.lazyKeep = max(r, 0)
+	}
 
 	// Experiments and their totals, then segments.
 	for i := range s.Experiments {
@@ -148,8 +158,8 @@ func Generate(ctx context.Context, db DB, s Shape) (int64, error) {
 				total.Add(g.sum(i, j, k, 0, s.Minutes))
 			}
 		}
-		if _, err := db.Exec(ctx, `INSERT INTO experiments (name, first_seen, last_seen, last_stage, pairs, divergent)
-VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-time.Second), total.Pairs, total.Divergent); err != nil {
+		if _, err := db.Exec(ctx, `INSERT INTO experiments (name, first_seen, last_seen, last_stage, pairs, divergent, rolled_to)
+VALUES ($1, $2, $3, 'shadow', $4, $5, $6)`, s.Experiment(i), g.start, g.end.Add(-time.Second), total.Pairs, total.Divergent, g.rolledTo); err != nil {
 			return 0, fmt.Errorf("history: experiment %s: %w", s.Experiment(i), err)
 		}
 		segRows := make([][]any, 0, s.Segments)
@@ -224,6 +234,7 @@ VALUES ($1, $2, $3, 'shadow', $4, $5)`, s.Experiment(i), g.start, g.end.Add(-tim
 		}
 	}
 
+	g.lazy = true
 	if s.Variants > 0 {
 		for _, t := range []struct {
 			table, col string
@@ -304,6 +315,11 @@ type gen struct {
 	s          Shape
 	start, end time.Time
 	keep       int // the first minute written to the per-minute tables
+	// rolledTo is the experiments' rolled_to: days (and, for the variant
+	// and signature counts, hours) are written only before it.
+	rolledTo time.Time
+	lazyKeep int  // the first minute of the variant and signature counts written
+	lazy     bool // writing variant or signature counts
 }
 
 // minute returns the start of the m-th minute.
@@ -349,17 +365,26 @@ func (g *gen) units(f func(i, j, k int, exp, op, seg string) bool) bool {
 // buckets calls f for every bucket of unit (a minute, an hour or a day,
 // UTC) that holds a minute of the history, with the bucket's start and its
 // minutes [m0, m1), until f returns false. Buckets of a minute start at the
-// kept minutes.
+// kept minutes; days, and hours of variant and signature counts, end at
+// rolledTo.
 func (g *gen) buckets(unit time.Duration, f func(at time.Time, m0, m1 int) bool) bool {
 	if unit == time.Minute {
-		for m := g.keep; m < g.s.Minutes; m++ {
+		from := g.keep
+		if g.lazy {
+			from = g.lazyKeep
+		}
+		for m := from; m < g.s.Minutes; m++ {
 			if !f(g.minute(m), m, m+1) {
 				return false
 			}
 		}
 		return true
 	}
-	for at := g.start.Truncate(unit); at.Before(g.end); at = at.Add(unit) {
+	end := g.end
+	if (unit > time.Hour || g.lazy) && g.rolledTo.Before(end) {
+		end = g.rolledTo
+	}
+	for at := g.start.Truncate(unit); at.Before(end); at = at.Add(unit) {
 		m0 := max(0, int(at.Sub(g.start)/time.Minute))
 		m1 := min(g.s.Minutes, int(at.Add(unit).Sub(g.start)/time.Minute))
 		if !f(at, m0, m1) {

@@ -462,8 +462,9 @@ INSERT INTO segments (experiment, segment, attrs, first_seen)
 SELECT e, s, a::jsonb, f FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(e, s, a, f)
 ON CONFLICT DO NOTHING`
 
-	// The signature counts go to their minutes and to the hours and days
-	// that roll them up, in one statement.
+	// The signature counts go to their minutes and, before the experiment's
+	// rolled_to (late pairs), to the hours and days that roll them up, in
+	// one statement.
 	sqlUpsertSignatureCounts = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
@@ -478,7 +479,7 @@ WITH u AS (
 ), h AS (
 	INSERT INTO signature_hours AS c (experiment, operation, segment, hour, signature, count, first_seen, last_seen)
 	SELECT experiment, operation, segment, date_bin('1 hour', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
-	FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (experiment, operation, segment, hour, signature) DO UPDATE SET
 		count      = c.count + EXCLUDED.count,
 		first_seen = least(c.first_seen, EXCLUDED.first_seen),
@@ -486,14 +487,15 @@ WITH u AS (
 )
 INSERT INTO signature_days AS c (experiment, operation, segment, day, signature, count, first_seen, last_seen)
 SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
-FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (experiment, operation, segment, day, signature) DO UPDATE SET
 	count      = c.count + EXCLUDED.count,
 	first_seen = least(c.first_seen, EXCLUDED.first_seen),
 	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
 
-	// The variant counts go to their minutes and to the hours and days that
-	// roll them up, in one statement.
+	// The variant counts go to their minutes and, before the experiment's
+	// rolled_to (late pairs), to the hours and days that roll them up, in
+	// one statement.
 	sqlUpsertVariants = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
@@ -507,14 +509,14 @@ WITH u AS (
 ), h AS (
 	INSERT INTO variant_hours AS v (experiment, operation, variant, reason, hour, pairs, divergent)
 	SELECT experiment, operation, variant, reason, date_bin('1 hour', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
-	FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 	ON CONFLICT (experiment, operation, variant, reason, hour) DO UPDATE SET
 		pairs     = v.pairs + EXCLUDED.pairs,
 		divergent = v.divergent + EXCLUDED.divergent
 )
 INSERT INTO variant_days AS v (experiment, operation, variant, reason, day, pairs, divergent)
 SELECT experiment, operation, variant, reason, date_bin('1 day', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
-FROM u GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
+FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (experiment, operation, variant, reason, day) DO UPDATE SET
 	pairs     = v.pairs + EXCLUDED.pairs,
 	divergent = v.divergent + EXCLUDED.divergent`
@@ -580,9 +582,12 @@ var (
 	// sqlUpsertCounts takes experiments, operations, segments, minutes and
 	// last-seen times ($1–$5), then one array per counter in
 	// [report.Counters.Fields] order. One statement adds them to the minutes
-	// (pair_counts) and to their rollups: the hours and days of count_hours
-	// and count_days and the experiment's hours (experiment_hours), each
-	// summed in SQL from the same rows and written in key order.
+	// (pair_counts) and to their rollups: the hours of count_hours and the
+	// experiment's hours (experiment_hours), each summed in SQL from the same
+	// rows and written in key order, and, for a minute before the
+	// experiment's rolled_to (a late pair, after the compactor summed its
+	// day), the day of count_days. rolled_to is read under the experiment's
+	// row lock, which the compactor takes too.
 	sqlUpsertCounts = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], ` + int8Params(6, report.NumCounters) + `)
@@ -603,7 +608,7 @@ WITH u AS (
 ), d AS (
 	INSERT INTO count_days AS c (experiment, operation, segment, day, last_seen, ` + countersCols + `)
 	SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), max(last_seen), ` + sumCountersPlain + `
-	FROM u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 	ON CONFLICT (experiment, operation, segment, day) DO UPDATE SET
 		` + addCounters("c") + `,
 		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
@@ -621,18 +626,26 @@ ON CONFLICT (experiment, hour) DO UPDATE SET
 	// unnest cannot take ragged arrays, so the histograms travel as one flat
 	// array ($5) with each row's [lo, hi] subscripts into it; an empty
 	// histogram has hi < lo and slices to '{}', and leaves the stored one as
-	// it is without a call to parity_hist_add.
+	// it is without a call to parity_hist_add. %s is a condition on the rows
+	// (the days are written only before the experiment's rolled_to: late
+	// latencies, after the compactor summed their day).
 	sqlUpsertLatencies = `
 INSERT INTO %[1]s AS h (experiment, operation, segment, %[2]s, control, candidate)
 SELECT e, o, s, t, ($5::int8[])[cl:ch], ($5::int8[])[dl:dh]
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int4[], $7::int4[], $8::int4[], $9::int4[])
 	AS u(e, o, s, t, cl, ch, dl, dh)
+WHERE %[3]s
 ON CONFLICT (experiment, operation, segment, %[2]s) DO UPDATE SET
 	control   = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
 	                 ELSE parity_hist_add(h.control, EXCLUDED.control) END,
 	candidate = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
 	                 ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
 )
+
+// rolledTo is the rolled_to of the experiment of the row u of an upsert:
+// before it, the compactor has written the days (and the variant and
+// signature hours), so Apply adds to them too.
+const rolledTo = `coalesce((SELECT rolled_to FROM experiments WHERE name = u.experiment), '-infinity')`
 
 // rollupOrigin is the origin of the rollups' hours and days: a UTC
 // midnight, so date_bin cuts UTC hours and days whatever the session's time
@@ -828,17 +841,19 @@ type latencyRow struct {
 
 // queueHours folds the latencies, merges those of each (experiment,
 // operation, segment, hour) and of each such day, and queues one upsert of
-// the hours (latency_hours) and one of the days (latency_days).
+// the hours (latency_hours) and one of the days before the experiment's
+// rolled_to (latency_days; the compactor writes the others).
 func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 	if len(p.lats) == 0 {
 		return
 	}
 	for _, unit := range []struct {
-		table, col string
-		trunc      func(time.Time) time.Time
+		table, col, cond string
+		trunc            func(time.Time) time.Time
 	}{
-		{"latency_hours", "hour", func(t time.Time) time.Time { return t }},
-		{"latency_days", "day", func(t time.Time) time.Time { return t.Truncate(24 * time.Hour) }},
+		{"latency_hours", "hour", "true", func(t time.Time) time.Time { return t }},
+		{"latency_days", "day", "u.t < coalesce((SELECT rolled_to FROM experiments WHERE name = u.e), '-infinity')",
+			func(t time.Time) time.Time { return t.Truncate(24 * time.Hour) }},
 	} {
 		index := make(map[countKey]int, len(p.lats))
 		var rows []latencyRow
@@ -876,7 +891,7 @@ func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 			cl[i], ch[i] = bounds(r.control)
 			dl[i], dh[i] = bounds(r.candidate)
 		}
-		b.Queue(fmt.Sprintf(sqlUpsertLatencies, unit.table, unit.col), exps, ops, segs, ats, flat, cl, ch, dl, dh)
+		b.Queue(fmt.Sprintf(sqlUpsertLatencies, unit.table, unit.col, unit.cond), exps, ops, segs, ats, flat, cl, ch, dl, dh)
 	}
 }
 

@@ -14,7 +14,7 @@
 // [Store.SaveRules], [Store.SaveSegmentConfig], [Store.SaveRedaction] and
 // [Store.SaveGateSpec], runs sweeps ([Store.CreateSweep], [Store.ClaimSweep],
 // [Store.CommitSweepChunk]) and retention ([Store.Prune],
-// [Store.PruneApplied]). Readers: [Store.Experiments], [Store.Operations],
+// [Store.PruneApplied], [Store.PruneMinutes], which runs [Store.Compact]). Readers: [Store.Experiments], [Store.Operations],
 // [Store.Segments], [Store.Latencies], [Store.Series], [Store.Overview],
 // [Store.Variants], [Store.Signatures], [Store.Samples], [Store.Versions] and friends (the
 // overview pages through [Store.ExperimentPage] and reads a page's worth with
@@ -38,30 +38,38 @@
 //     its per-minute counts. A/A counts ([report.Counters.AAPairs]) are kept beside the
 //     others and are in neither [report.Counters.Pairs] nor the experiment's totals.
 //   - Latency histograms are exact too: each [Latency] is merged into the
-//     stored histograms of its (experiment, operation, segment, hour) and of
-//     its day, so a stored histogram is the [report.Histogram.Merge] of every
-//     histogram applied to it. They are kept per hour and per day, apart
-//     from the counts, so [Store.Latencies] widens its window to whole hours
-//     and reads the whole days inside it from the days.
+//     stored histograms of its (experiment, operation, segment, hour), so a
+//     stored histogram is the [report.Histogram.Merge] of every histogram
+//     applied to it. They are kept per hour and per day, apart from the
+//     counts, so [Store.Latencies] widens its window to whole hours.
 //   - Beside the per-minute counts, Apply keeps in the same transaction
-//     their rollups per hour and per day (count_hours, count_days), each
-//     experiment's pairs per hour (experiment_hours, the overview's series),
-//     and the per-minute variant and signature counts' rollups per hour and
-//     per day: every rollup row is the exact sum of the rows it covers.
-//     Reads split a window into the parts the coarsest rollup that answers
-//     them can serve: whole days from the days, the whole hours left at its
-//     ends from the hours, only the ragged minutes at its ends from the
-//     minutes ([Store.Segments], [Store.Series] with a step of whole hours or
-//     days, [Store.Overview], [Store.Variants], [Store.Signatures],
-//     [Store.PatternStats]). The sums are those of the minutes, whichever
-//     rollup answers.
+//     their rollup per hour (count_hours) and each experiment's pairs per
+//     hour (experiment_hours, the overview's series). [Store.Compact] (which
+//     [Store.PruneMinutes] runs first) writes, for each whole UTC day before
+//     today, the daily rollups (count_days, latency_days) and the variant
+//     and signature counts' rollups per hour and per day, and moves the
+//     experiment's rolled_to past it in the same transaction, under the
+//     experiment's row lock, which Apply takes too; Apply adds a later write
+//     to a minute or hour before rolled_to to those rollups itself. So every
+//     rollup row is the exact sum of the rows it covers, and Apply writes
+//     per flush one minute row and one hour row per unit, as before the
+//     daily rollups. Reads split a window into the parts the coarsest
+//     rollup that answers them can serve: whole days from the days (before
+//     rolled_to), the whole hours left at its ends from the hours, only the
+//     ragged minutes at its ends from the minutes ([Store.Segments],
+//     [Store.Series] with a step of whole hours or days, [Store.Overview],
+//     [Store.Variants], [Store.Signatures], [Store.PatternStats],
+//     [Store.Latencies], which may also read a ragged end as its day less
+//     the hours outside the window). The sums are those of the minutes,
+//     whichever rollup answers and whether or not the compactor has run.
 //   - Every Apply that writes anything of an experiment moves its version
 //     ([Store.Versions]) in the same transaction; versions never repeat, so
 //     what is computed from an experiment's counts can be cached under its
 //     version without ever being stale.
 //   - With [Options.MinuteRetention] set, [Store.PruneMinutes] deletes the
-//     per-minute counts (and per-minute variant and signature counts) before
-//     the start of the hour that long ago, and every read answers what lies
+//     per-minute counts before the start of the hour that long ago (and the
+//     per-minute variant and signature counts only before rolled_to as
+//     well, where their hours are written), and every read answers what lies
 //     before that horizon from the rollups, widening a window edge there to
 //     its whole hour: an answer is the same before and after the deletion.
 //     [Store.Minutes] returns only kept minutes.

@@ -46,8 +46,12 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 			until = h.Add(time.Hour)
 		}
 	}
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
+	}
 	var qs []string
-	for _, pt := range latencyParts(since, until) {
+	for _, pt := range latencyParts(since, until, rolled) {
 		table, col := "latency_hours", "hour"
 		if pt.unit == day {
 			table, col = "latency_days", "day"
@@ -139,7 +143,11 @@ func (s *Store) Variants(ctx context.Context, experiment string, q SegmentQuery)
 	if q.Operation != "" {
 		cond = " AND operation = " + p.add(q.Operation)
 	}
-	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now())))
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
+	}
+	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, lazyHorizon(s.horizon(time.Now()), rolled), lazyLimits(rolled)))
 	rows, err := s.pool.Query(ctx, `
 SELECT variant, reason, sum(pairs)::int8, sum(divergent)::int8 FROM `+from+`
 GROUP BY variant, reason
@@ -173,11 +181,33 @@ type signedPart struct {
 
 // latencyParts splits the whole hours [since, until) (zero: unbounded) into
 // the parts of latency_hours and latency_days to read: the whole days
-// inside from the days, and each ragged end, which lies inside one day,
-// either hour by hour or as that day less its hours outside the window,
-// whichever reads fewer rows.
-func latencyParts(since, until time.Time) []signedPart {
+// inside before rolledTo (before which the days are written) from the days,
+// and each ragged end, which lies inside one day, either hour by hour or,
+// before rolledTo, as that day less its hours outside the window, whichever
+// reads fewer rows. Hours from rolledTo on are read hour by hour.
+func latencyParts(since, until, rolledTo time.Time) []signedPart {
 	var parts []signedPart
+	if !since.IsZero() && !until.IsZero() && !since.Before(until) {
+		return nil
+	}
+	// What lies from rolledTo on has no days yet.
+	if !until.IsZero() && !until.After(rolledTo) {
+		rolledTo = until
+	}
+	if !rolledTo.IsZero() && (since.IsZero() || since.Before(rolledTo)) {
+		parts = daysAndHours(parts, since, rolledTo)
+		since = rolledTo
+	}
+	if until.IsZero() || since.Before(until) {
+		parts = append(parts, signedPart{part{time.Hour, since, until}, 1})
+	}
+	return parts
+}
+
+// daysAndHours appends the parts that read the whole hours [since, until)
+// (since zero: unbounded; until a whole hour), all of whose days are
+// written.
+func daysAndHours(parts []signedPart, since, until time.Time) []signedPart {
 	// region adds the hours [a, b), which lie in the day starting at d.
 	region := func(a, b, d time.Time) {
 		if !a.Before(b) {
@@ -196,29 +226,23 @@ func latencyParts(since, until time.Time) []signedPart {
 			parts = append(parts, signedPart{part{time.Hour, b, d.Add(day)}, -1})
 		}
 	}
-	if !since.IsZero() && !until.IsZero() {
-		if !since.Before(until) {
-			return nil
-		}
+	if !since.IsZero() {
 		if d := since.Truncate(day); !d.Add(day).Before(until) { // one day
 			region(since, until, d)
 			return parts
 		}
 	}
-	ds, de := since, until // the whole days inside
+	ds, de := since, until.Truncate(day) // the whole days inside
 	if !since.IsZero() {
 		if ds = since.Truncate(day); ds.Before(since) {
 			region(since, ds.Add(day), ds)
 			ds = ds.Add(day)
 		}
 	}
-	if !until.IsZero() {
-		de = until.Truncate(day)
-	}
-	if ds.IsZero() || de.IsZero() || ds.Before(de) {
+	if ds.IsZero() || ds.Before(de) {
 		parts = append(parts, signedPart{part{day, ds, de}, 1})
 	}
-	if !until.IsZero() && de.Before(until) {
+	if de.Before(until) {
 		region(de, until, de)
 	}
 	return parts

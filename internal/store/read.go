@@ -127,14 +127,14 @@ ORDER BY `+order+` `+dir+` NULLS LAST, name `+dir+` LIMIT $1::int8 OFFSET $2::in
 // Operations returns the operations experiment has counts for, sorted. It
 // returns an error wrapping [ErrNotFound] for an unknown experiment.
 func (s *Store) Operations(ctx context.Context, experiment string) ([]string, error) {
-	// A loose index scan over the primary key of the daily rollup, which
+	// A loose index scan over the primary key of the hourly rollup, which
 	// holds every count whether or not its minutes are kept: one probe per
 	// operation rather than a read of every row of the experiment.
 	rows, err := s.pool.Query(ctx, `
 WITH RECURSIVE ops(op) AS (
-	SELECT min(operation) FROM count_days WHERE experiment = $1
+	SELECT min(operation) FROM count_hours WHERE experiment = $1
 	UNION ALL
-	SELECT (SELECT min(operation) FROM count_days WHERE experiment = $1 AND operation > ops.op)
+	SELECT (SELECT min(operation) FROM count_hours WHERE experiment = $1 AND operation > ops.op)
 	FROM ops WHERE ops.op IS NOT NULL
 )
 SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
@@ -166,7 +166,11 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // by minute, so 30 days cost about 80 rows per segment and operation rather
 // than 43,200; the sums are the same.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
-	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()))
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
+	}
+	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()), rolled)
 	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
@@ -202,9 +206,13 @@ func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery)
 // trip: each name's segments over q, absent for a name without counts.
 func (s *Store) SegmentsOf(ctx context.Context, names []string, q SegmentQuery) (map[string][]SegmentCount, error) {
 	out := make(map[string][]SegmentCount, len(names))
+	rolled, err := s.rolledToOf(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("store: segments: %w", err)
+	}
 	b := &pgx.Batch{}
 	for _, name := range names {
-		query, args := segmentsStatement(name, q, true, s.horizon(time.Now()))
+		query, args := segmentsStatement(name, q, true, s.horizon(time.Now()), rolled[name])
 		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 			var c SegmentCount
 			var attrs []byte
@@ -330,7 +338,11 @@ func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQu
 	if q.Segment != "" {
 		cond += " AND segment = " + args.add(q.Segment)
 	}
-	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now())))
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
+	}
+	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, lazyHorizon(s.horizon(time.Now()), rolled), lazyLimits(rolled)))
 	rows, err := s.pool.Query(ctx, `
 WITH per AS (
 	SELECT signature, segment, sum(count) AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
@@ -387,9 +399,13 @@ func (s *Store) PatternStats(ctx context.Context, experiment string, since time.
 	// signature counts as for the pairs, which then come from the rollup.
 	horizon := s.horizon(time.Now())
 	since, _ = widen(since, time.Time{}, horizon)
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
+	}
 	args := params{experiment}
-	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, horizon))
-	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon)
+	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, lazyHorizon(horizon, rolled), lazyLimits(rolled)))
+	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon, rolled)
 	// One statement, so the pairs and the stats come from one snapshot even
 	// while verifiers write. Pattern rows are summed per (operation,
 	// signature) first, so each signature's pattern set is expanded once per

@@ -70,10 +70,6 @@ func TestRollupsSumTheMinutes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(17, 18))
 	const minutes = 3 * 24 * 60 // t0 is 10:00: the minutes cross two midnights
 	ops, segs := []string{"get", "put"}, []string{"a", "b", "c"}
-	type unitMinute struct {
-		op, seg string
-		min     int
-	}
 	sums := map[unitMinute][2]int64{}
 	for range 12 {
 		b := &store.Batch{}
@@ -97,6 +93,16 @@ func TestRollupsSumTheMinutes(t *testing.T) {
 		}
 		apply(t, s, b)
 	}
+	// Before the compactor ran, the reads use the hours and minutes; after,
+	// the days and the variant and signature hours too: the same answers.
+	check(t, s, sums, minutes, rng)
+	days := int(time.Now().UTC().Truncate(24*time.Hour).Sub(t0.Truncate(24*time.Hour)) / (24 * time.Hour))
+	if n, err := s.Compact(ctx, time.Now()); err != nil || n != days {
+		t.Fatalf("Compact = %d, %v; want the %d days from the first count's to today's", n, err, days)
+	}
+	if n, err := s.Compact(ctx, time.Now()); err != nil || n != 0 {
+		t.Fatalf("second Compact = %d, %v; want nothing left to write", n, err)
+	}
 	for table, q := range rollupChecks {
 		var n int
 		if err := s.Pool().QueryRow(ctx, q).Scan(&n); err != nil {
@@ -107,6 +113,39 @@ func TestRollupsSumTheMinutes(t *testing.T) {
 		}
 	}
 
+	check(t, s, sums, minutes, rng)
+	// A late pair, for a day already compacted, is added to its day by Apply.
+	late := count("x", "get", "a", 30, 1000, 7)
+	apply(t, s, &store.Batch{Counts: []store.Count{late}, Variants: []store.VariantCount{{Experiment: "x", Operation: "get",
+		Variant: "va", Reason: "SPLIT", Minute: minute(30), Pairs: 1000, Divergent: 7}},
+		Signatures: []store.SignatureCount{{Experiment: "x", Operation: "get", Segment: "a", Minute: minute(30), Signature: "sig-0",
+			Count: 7, FirstSeen: minute(30), LastSeen: minute(30), Patterns: []byte(`[]`)}}})
+	u := unitMinute{"get", "a", 30}
+	sums[u] = [2]int64{sums[u][0] + 1000, sums[u][1] + 7}
+	for table, q := range rollupChecks {
+		var n int
+		if err := s.Pool().QueryRow(ctx, q).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		if n != 0 {
+			t.Errorf("after a late pair, %s: %d rows differ from the sum of their minutes", table, n)
+		}
+	}
+	check(t, s, sums, minutes, rng)
+}
+
+// unitMinute is a minute of one (operation, segment).
+type unitMinute struct {
+	op, seg string
+	min     int
+}
+
+// check compares Segments, Series by a minute, an hour and a day, and
+// Variants over windows with ragged ends, whole hours and whole days with
+// the sums applied.
+func check(t *testing.T, s *store.Store, sums map[unitMinute][2]int64, minutes int, rng *rand.Rand) {
+	t.Helper()
+	ctx := t.Context()
 	windows := []store.SegmentQuery{{}, {Since: minute(17)}, {Since: minute(14*60 + 3), Until: minute(2*24*60 + 7*60 + 41)},
 		{Since: minute(14 * 60), Until: minute(2*24*60 + 14*60)}, {Until: minute(39*60 + 59)}}
 	for range 20 {
@@ -189,20 +228,29 @@ func TestLatenciesOverDaysExact(t *testing.T) {
 		windows = append(windows, store.SegmentQuery{Since: hour(min(a, b)).Add(time.Duration(rng.IntN(60)) * time.Minute),
 			Until: hour(max(a, b)).Add(time.Duration(rng.IntN(60)) * time.Minute)})
 	}
-	for i, q := range windows {
-		want := map[string]*[2]report.Histogram{}
-		for k, h := range applied {
-			// An hour counts if any part of it lies in the window.
-			if (q.Since.IsZero() || hour(k.h).Add(time.Hour).After(q.Since)) && (q.Until.IsZero() || hour(k.h).Before(q.Until)) {
-				if want[k.seg] == nil {
-					want[k.seg] = &[2]report.Histogram{}
-				}
-				want[k.seg][0].Merge(h[0])
-				want[k.seg][1].Merge(h[1])
+	// Before the compactor wrote the days, from the hours; after, from the
+	// days as well: the same histograms.
+	for pass := range 2 {
+		if pass == 1 {
+			if _, err := s.Compact(t.Context(), time.Now()); err != nil {
+				t.Fatal(err)
 			}
 		}
-		if d := cmp.Diff(encodings(want), latencies(t, s, "x", q), equateEmpty); d != "" {
-			t.Errorf("window %d %+v (-want +got):\n%s", i, q, d)
+		for i, q := range windows {
+			want := map[string]*[2]report.Histogram{}
+			for k, h := range applied {
+				// An hour counts if any part of it lies in the window.
+				if (q.Since.IsZero() || hour(k.h).Add(time.Hour).After(q.Since)) && (q.Until.IsZero() || hour(k.h).Before(q.Until)) {
+					if want[k.seg] == nil {
+						want[k.seg] = &[2]report.Histogram{}
+					}
+					want[k.seg][0].Merge(h[0])
+					want[k.seg][1].Merge(h[1])
+				}
+			}
+			if d := cmp.Diff(encodings(want), latencies(t, s, "x", q), equateEmpty); d != "" {
+				t.Errorf("pass %d, window %d %+v (-want +got):\n%s", pass, i, q, d)
+			}
 		}
 	}
 }

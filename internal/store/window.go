@@ -93,20 +93,56 @@ type part struct {
 	from, to time.Time
 }
 
+// always is the limit of a rollup that holds everything: Apply writes it.
+var always = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// limits says up to when each rollup of a family holds every count: hours
+// and days before their limit only (zero: none at all, [always]: all of
+// them). Apply writes count_hours, so counts' hours are always complete;
+// the compactor writes the days, and the variant and signature hours, up to
+// the experiment's rolled_to ([Store.Compact]).
+type limits struct{ hours, days time.Time }
+
+// before returns the limit of unit's rollup.
+func (l limits) before(unit time.Duration) time.Time {
+	if unit == day {
+		return l.days
+	}
+	return l.hours
+}
+
+// countLimits are the limits of the counts of an experiment rolled to r.
+func countLimits(r time.Time) limits { return limits{hours: always, days: r} }
+
+// lazyLimits are the limits of the variant and signature counts of an
+// experiment rolled to r, whose hours the compactor writes too.
+func lazyLimits(r time.Time) limits { return limits{hours: r, days: r} }
+
+// lazyHorizon is where the kept minutes of the variant and signature counts
+// start: [Store.PruneMinutes] deletes them only before both the horizon and
+// the experiment's rolled_to r, where their hours exist.
+func lazyHorizon(horizon, r time.Time) time.Time {
+	if r.Before(horizon) {
+		return r // zero (never compacted): nothing deleted
+	}
+	return horizon
+}
+
 // plan splits the window [since, until) (zero: unbounded) into the parts to
 // read: the whole days inside it from the days (if coarsest allows days),
 // the whole hours left at its ends from the hours (if coarsest allows
-// hours), and only the minutes left at its ragged ends from the minutes.
-// The parts never overlap, so every minute is counted exactly once, and a
-// caller that groups by t must only use buckets made of whole units of
-// coarsest.
+// hours), and only the minutes left at its ragged ends from the minutes,
+// each rollup only before its limit in lim. The parts never overlap, so
+// every minute is counted exactly once, and a caller that groups by t must
+// only use buckets made of whole units of coarsest.
 //
 // horizon (zero: none) is where the kept minutes start (see
 // [Options.MinuteRetention]): before it the minutes may have been deleted,
 // so whatever lies before it is read from the hours whatever coarsest says,
 // and a window edge before it is widened to its whole hour ([widen]). A
 // window's answer therefore does not change when its minutes are deleted.
-func plan(since, until time.Time, coarsest time.Duration, horizon time.Time) []part {
+// The hours must hold everything before the horizon.
+func plan(since, until time.Time, coarsest time.Duration, horizon time.Time, lim limits) []part {
 	since, until = widen(since, until, horizon)
 	var parts []part
 	if coarsest < time.Hour && !horizon.IsZero() && (since.IsZero() || since.Before(horizon)) {
@@ -114,17 +150,18 @@ func plan(since, until time.Time, coarsest time.Duration, horizon time.Time) []p
 		if !until.IsZero() && until.Before(end) {
 			end = until
 		}
-		parts = cover(parts, since, end, time.Hour)
+		parts = cover(parts, since, end, time.Hour, lim)
 		if !until.IsZero() && !horizon.Before(until) {
 			return parts
 		}
 		since = horizon
 	}
-	return cover(parts, since, until, coarsest)
+	return cover(parts, since, until, coarsest, lim)
 }
 
-// cover appends the parts that read [from, to) in units of at most unit.
-func cover(parts []part, from, to time.Time, unit time.Duration) []part {
+// cover appends the parts that read [from, to) in units of at most unit,
+// each rollup only before its limit.
+func cover(parts []part, from, to time.Time, unit time.Duration, lim limits) []part {
 	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
 		return parts
 	}
@@ -134,6 +171,20 @@ func cover(parts []part, from, to time.Time, unit time.Duration) []part {
 	finer := time.Minute
 	if unit == day {
 		finer = time.Hour
+	}
+	l := lim.before(unit)
+	if l.IsZero() {
+		return cover(parts, from, to, finer, lim)
+	}
+	if !l.Equal(always) && (to.IsZero() || to.After(l)) {
+		// What lies from the limit on is read finer.
+		if from.IsZero() || from.Before(l) {
+			parts = cover(parts, from, l, unit, lim)
+		}
+		if !from.IsZero() && from.After(l) {
+			l = from
+		}
+		return cover(parts, l, to, finer, lim)
 	}
 	// [s, e): the whole units inside [from, to).
 	s, e := from, to
@@ -146,14 +197,14 @@ func cover(parts []part, from, to time.Time, unit time.Duration) []part {
 		e = e.Truncate(unit)
 	}
 	if !s.IsZero() && !e.IsZero() && !s.Before(e) {
-		return cover(parts, from, to, finer)
+		return cover(parts, from, to, finer, lim)
 	}
 	if !from.IsZero() {
-		parts = cover(parts, from, s, finer)
+		parts = cover(parts, from, s, finer, lim)
 	}
 	parts = append(parts, part{unit, s, e})
 	if !to.IsZero() {
-		parts = cover(parts, e, to, finer)
+		parts = cover(parts, e, to, finer, lim)
 	}
 	return parts
 }
@@ -206,15 +257,16 @@ func (r rollup) from(p *params, exp, cond string, parts []part) string {
 // countsFrom returns a FROM item, aliased c, holding the count rows of the
 // experiment that the SQL expression exp names for the minutes whose start
 // lies in [since, until) (zero: unbounded), of operation op only if op is
-// set, read as [plan] splits the window with coarsest and horizon. Its
+// set, read as [plan] splits the window with coarsest and horizon, days only
+// before rolledTo (the experiment's rolled_to). Its
 // columns are operation, segment, t (the start of the minute, hour or day
 // the row counts) and countColumns.
-func countsFrom(p *params, exp string, since, until time.Time, op string, coarsest time.Duration, horizon time.Time) string {
+func countsFrom(p *params, exp string, since, until time.Time, op string, coarsest time.Duration, horizon, rolledTo time.Time) string {
 	cond := ""
 	if op != "" {
 		cond = " AND operation = " + p.add(op)
 	}
-	return countsRollup.from(p, exp, cond, plan(since, until, coarsest, horizon))
+	return countsRollup.from(p, exp, cond, plan(since, until, coarsest, horizon, countLimits(rolledTo)))
 }
 
 // widen returns the window [since, until) with each bound that lies before
@@ -240,20 +292,20 @@ func widen(since, until, horizon time.Time) (time.Time, time.Time) {
 // segmentsSQL returns the statement [Store.Segments] runs for experiment and
 // q, with its arguments. Benchmarks run it directly, as the reference.
 func segmentsSQL(experiment string, q SegmentQuery) (string, []any) {
-	return segmentsStatement(experiment, q, true, time.Time{})
+	return segmentsStatement(experiment, q, true, time.Time{}, time.Time{})
 }
 
 // segmentsStatement is segmentsSQL, reading whole days and hours from the
 // rollups only if rollups is set (without, it is the statement Segments ran
 // before the rollups, which benchmarks compare it with), with the minutes
-// kept from horizon on (zero: all of them).
-func segmentsStatement(experiment string, q SegmentQuery, rollups bool, horizon time.Time) (string, []any) {
+// kept from horizon on (zero: all of them) and the days before rolledTo.
+func segmentsStatement(experiment string, q SegmentQuery, rollups bool, horizon, rolledTo time.Time) (string, []any) {
 	p := params{experiment}
 	coarsest := time.Minute
 	if rollups {
 		coarsest = day
 	}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsest, horizon)
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsest, horizon, rolledTo)
 	return `
 WITH agg AS (
 	SELECT segment,
@@ -298,8 +350,12 @@ func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, s
 	if err := checkStep(step); err != nil {
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
+	rolled, err := s.rolledTo(ctx, experiment)
+	if err != nil {
+		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
+	}
 	p := params{experiment, step}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), s.horizon(time.Now()))
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), s.horizon(time.Now()), rolled)
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
 FROM `+from+`
@@ -361,7 +417,7 @@ func (s *Store) OverviewOf(ctx context.Context, names []string, since time.Time,
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
 	coarsest := min(coarsestFor(step), time.Hour) // one series per experiment, per hour
-	from := overviewRollup.from(&p, "e.name", "", plan(since, time.Time{}, coarsest, s.horizon(time.Now())))
+	from := overviewRollup.from(&p, "e.name", "", plan(since, time.Time{}, coarsest, s.horizon(time.Now()), limits{hours: always}))
 	rows, err := s.pool.Query(ctx, `
 SELECT e.name, b.at, b.pairs, b.divergent
 FROM experiments e CROSS JOIN LATERAL (
@@ -402,7 +458,7 @@ func (s *Store) Minutes(ctx context.Context, experiment string, q SegmentQuery) 
 		since = h
 	}
 	p := params{experiment}
-	from := countsFrom(&p, "$1", since, q.Until, q.Operation, time.Minute, time.Time{})
+	from := countsFrom(&p, "$1", since, q.Until, q.Operation, time.Minute, time.Time{}, time.Time{})
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, t, `+sumCounters+`
 FROM `+from+`

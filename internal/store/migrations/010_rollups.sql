@@ -6,10 +6,15 @@
 -- day beside those per hour; and a version per experiment that every Apply
 -- touching it moves, which the collector keys its cached gate verdicts on.
 --
--- Apply writes every rollup in the transaction that writes the minutes, so
--- each row of a rollup is the exact sum of the minutes (or hours) it covers.
--- Hours and days are UTC: date_bin from a UTC midnight, whatever the
--- session's time zone.
+-- Apply writes the minutes, count_hours, experiment_hours and latency_hours
+-- in its transaction. The daily rollups and the variant and signature hours
+-- are written by the compactor (Store.Compact, run before PruneMinutes) for
+-- the whole days before experiments.rolled_to, which it moves in the same
+-- transaction; a later write to a minute or hour before rolled_to also adds
+-- to them (Apply reads rolled_to under the experiment's row lock). So each
+-- row of a rollup is the exact sum of what it covers, and reads use a
+-- compactor-written rollup only before rolled_to. Hours and days are UTC:
+-- date_bin from a UTC midnight, whatever the session's time zone.
 
 CREATE TABLE count_hours (
     experiment       text COLLATE "C" NOT NULL,
@@ -123,6 +128,10 @@ CREATE INDEX signature_days_experiment_day ON signature_days (experiment, day);
 -- written again.
 CREATE SEQUENCE experiment_versions;
 ALTER TABLE experiments ADD COLUMN version bigint NOT NULL DEFAULT nextval('experiment_versions');
+-- The compactor's watermark: the daily rollups and the variant and
+-- signature hours hold everything before it (a UTC midnight); NULL: nothing
+-- compacted yet.
+ALTER TABLE experiments ADD COLUMN rolled_to timestamptz;
 
 -- Existing data: the hours' counters move out of latency_hours (whose
 -- minutes may be gone), the rest is summed from what is kept.
@@ -137,22 +146,23 @@ INSERT INTO count_days (experiment, operation, segment, day, pairs, divergent, c
 SELECT experiment, operation, segment, date_bin('1 day', hour, '2000-01-01 00:00:00+00'),
     sum(pairs), sum(divergent), sum(control_errors), sum(candidate_errors),
     sum(skipped), sum(timeouts), sum(aa_pairs), sum(aa_divergent), max(last_seen)
-FROM count_hours GROUP BY 1, 2, 3, 4;
+FROM count_hours WHERE hour < date_bin('1 day', now(), '2000-01-01 00:00:00+00') GROUP BY 1, 2, 3, 4;
 
 INSERT INTO experiment_hours (experiment, hour, pairs, divergent)
 SELECT experiment, hour, sum(pairs), sum(divergent) FROM count_hours GROUP BY 1, 2;
 
-CREATE AGGREGATE parity_hist_sum_010(bigint[]) (SFUNC = parity_hist_add, STYPE = bigint[], INITCOND = '{}');
+-- The merge of histograms, for the compactor's days.
+CREATE AGGREGATE parity_hist_merge(bigint[]) (SFUNC = parity_hist_add, STYPE = bigint[], INITCOND = '{}');
 INSERT INTO latency_days (experiment, operation, segment, day, control, candidate)
 SELECT experiment, operation, segment, date_bin('1 day', hour, '2000-01-01 00:00:00+00'),
-    parity_hist_sum_010(control), parity_hist_sum_010(candidate)
-FROM latency_hours WHERE cardinality(control) > 0 OR cardinality(candidate) > 0
+    parity_hist_merge(control), parity_hist_merge(candidate)
+FROM latency_hours WHERE (cardinality(control) > 0 OR cardinality(candidate) > 0)
+    AND hour < date_bin('1 day', now(), '2000-01-01 00:00:00+00')
 GROUP BY 1, 2, 3, 4;
-DROP AGGREGATE parity_hist_sum_010(bigint[]);
 
 INSERT INTO variant_hours (experiment, operation, variant, reason, hour, pairs, divergent)
 SELECT experiment, operation, variant, reason, date_bin('1 hour', minute, '2000-01-01 00:00:00+00'), sum(pairs), sum(divergent)
-FROM variant_counts GROUP BY 1, 2, 3, 4, 5;
+FROM variant_counts WHERE minute < date_bin('1 day', now(), '2000-01-01 00:00:00+00') GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO variant_days (experiment, operation, variant, reason, day, pairs, divergent)
 SELECT experiment, operation, variant, reason, date_bin('1 day', hour, '2000-01-01 00:00:00+00'), sum(pairs), sum(divergent)
 FROM variant_hours GROUP BY 1, 2, 3, 4, 5;
@@ -160,11 +170,13 @@ FROM variant_hours GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO signature_hours (experiment, operation, segment, hour, signature, count, first_seen, last_seen)
 SELECT experiment, operation, segment, date_bin('1 hour', minute, '2000-01-01 00:00:00+00'), signature,
     sum(count), min(first_seen), max(last_seen)
-FROM signature_counts GROUP BY 1, 2, 3, 4, 5;
+FROM signature_counts WHERE minute < date_bin('1 day', now(), '2000-01-01 00:00:00+00') GROUP BY 1, 2, 3, 4, 5;
 INSERT INTO signature_days (experiment, operation, segment, day, signature, count, first_seen, last_seen)
 SELECT experiment, operation, segment, date_bin('1 day', hour, '2000-01-01 00:00:00+00'), signature,
     sum(count), min(first_seen), max(last_seen)
 FROM signature_hours GROUP BY 1, 2, 3, 4, 5;
+
+UPDATE experiments SET rolled_to = date_bin('1 day', now(), '2000-01-01 00:00:00+00');
 
 DELETE FROM latency_hours WHERE cardinality(control) = 0 AND cardinality(candidate) = 0;
 ALTER TABLE latency_hours
@@ -192,8 +204,10 @@ ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
     pairs = EXCLUDED.pairs, divergent = EXCLUDED.divergent, control_errors = EXCLUDED.control_errors,
     candidate_errors = EXCLUDED.candidate_errors, skipped = EXCLUDED.skipped, timeouts = EXCLUDED.timeouts,
     aa_pairs = EXCLUDED.aa_pairs, aa_divergent = EXCLUDED.aa_divergent, last_seen = EXCLUDED.last_seen;
+ALTER TABLE experiments DROP COLUMN rolled_to;
 ALTER TABLE experiments DROP COLUMN version;
 DROP SEQUENCE experiment_versions;
+DROP AGGREGATE parity_hist_merge(bigint[]);
 DROP TABLE signature_days;
 DROP TABLE signature_hours;
 DROP TABLE variant_days;
