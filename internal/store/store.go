@@ -155,6 +155,12 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if cfg.ConnConfig.ConnectTimeout == 0 {
 		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
+	if _, ok := cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"]; !ok {
+		// Every statement reads at most tens of thousands of rows (the
+		// rollups see to it): starting parallel workers costs more than it
+		// saves, tens of milliseconds on a busy machine.
+		cfg.ConnConfig.RuntimeParams["max_parallel_workers_per_gather"] = "0"
+	}
 	if _, ok := cfg.ConnConfig.RuntimeParams["timezone"]; !ok {
 		cfg.ConnConfig.RuntimeParams["timezone"] = "UTC"
 	}
