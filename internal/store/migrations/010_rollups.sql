@@ -183,7 +183,14 @@ ALTER TABLE latency_hours
     DROP COLUMN pairs, DROP COLUMN divergent, DROP COLUMN control_errors, DROP COLUMN candidate_errors,
     DROP COLUMN skipped, DROP COLUMN timeouts, DROP COLUMN aa_pairs, DROP COLUMN aa_divergent, DROP COLUMN last_seen;
 
+-- latency_hours is now updated only by the flushes that carry latencies,
+-- not by every flush: it no longer needs half of each page free for HOT
+-- updates of the current hour.
+ALTER TABLE latency_hours SET (fillfactor = 80);
+
 ---- create above / drop below ----
+
+ALTER TABLE latency_hours SET (fillfactor = 50);
 
 ALTER TABLE latency_hours
     ADD COLUMN pairs            bigint NOT NULL DEFAULT 0,
