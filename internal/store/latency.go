@@ -147,7 +147,7 @@ func (s *Store) Variants(ctx context.Context, experiment string, q SegmentQuery)
 	if err != nil {
 		return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
 	}
-	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, lazyHorizon(s.horizon(time.Now()), rolled), lazyLimits(rolled)))
+	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now()), lazyLimits(rolled)))
 	rows, err := s.pool.Query(ctx, `
 SELECT variant, reason, sum(pairs)::int8, sum(divergent)::int8 FROM `+from+`
 GROUP BY variant, reason

@@ -342,7 +342,7 @@ func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQu
 	if err != nil {
 		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
 	}
-	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, lazyHorizon(s.horizon(time.Now()), rolled), lazyLimits(rolled)))
+	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now()), lazyLimits(rolled)))
 	rows, err := s.pool.Query(ctx, `
 WITH per AS (
 	SELECT signature, segment, sum(count) AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
@@ -404,7 +404,7 @@ func (s *Store) PatternStats(ctx context.Context, experiment string, since time.
 		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
 	}
 	args := params{experiment}
-	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, lazyHorizon(horizon, rolled), lazyLimits(rolled)))
+	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, horizon, lazyLimits(rolled)))
 	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon, rolled)
 	// One statement, so the pairs and the stats come from one snapshot even
 	// while verifiers write. Pattern rows are summed per (operation,

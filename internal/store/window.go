@@ -120,7 +120,10 @@ func lazyLimits(r time.Time) limits { return limits{hours: r, days: r} }
 
 // lazyHorizon is where the kept minutes of the variant and signature counts
 // start: [Store.PruneMinutes] deletes them only before both the horizon and
-// the experiment's rolled_to r, where their hours exist.
+// the experiment's rolled_to r, where their hours exist. Reads still widen
+// window edges at the horizon, as for the counts, so that an answer does not
+// change when rolled_to moves: the whole hours they read as minutes between
+// rolled_to and the horizon are kept.
 func lazyHorizon(horizon, r time.Time) time.Time {
 	if r.Before(horizon) {
 		return r // zero (never compacted): nothing deleted
