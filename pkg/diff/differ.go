@@ -147,11 +147,11 @@ func (w *walker) absentRoot(hasA bool) bool {
 //     is the class "timeout");
 //   - otherwise the comparison of the values, as [Differ.Values].
 //
-// Judge is the hot path: it fills Verdict, Patterns, PatternsTruncated,
-// Signature, RulesVersion and Reason, but not the differences themselves, so
-// Result.Diffs is empty and Result.Truncated false. [Differ.Explain] returns
-// the same result with the differences listed; call it for the few pairs
-// kept as samples.
+// Judge is the hot path: it fills Verdict, the pattern set (see
+// [Result.Patterns]), PatternsTruncated, Signature, RulesVersion and Reason,
+// but not the differences themselves, so Result.Diffs is empty and
+// Result.Truncated false. [Differ.Explain] returns the same result with the
+// differences listed; call it for the few pairs kept as samples.
 //
 // Judge never panics; a nil pair is judged [VerdictInvalidJSON].
 func (d *Differ) Judge(p *envelope.Pair) Result {

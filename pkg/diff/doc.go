@@ -35,10 +35,11 @@
 //
 // Values are parsed by the package's own parser into a flat tape that is
 // reused between calls, and compared without converting strings or numbers.
-// Judging two equal values allocates nothing; judging a mismatch allocates
-// the Patterns slice, once the pattern set has been seen (pooled scratch
-// memory keeps the patterns' text and signatures of recent sets, bounded;
-// it never changes a result).
+// Judging two equal values allocates nothing, and neither does judging a
+// mismatch whose pattern set has been seen before (pooled scratch memory
+// keeps the patterns, their text and the signatures of recent sets, bounded;
+// it never changes a result): [Result.Patterns] copies the set only when
+// asked.
 //
 // # Semantics
 //

@@ -2,7 +2,6 @@ package diff
 
 import (
 	"bytes"
-	"slices"
 	"strconv"
 )
 
@@ -707,12 +706,12 @@ func (w *walker) emit(b []byte) span {
 }
 
 // result fills the patterns, the signature and, when explaining, the
-// differences of res from the records. The pattern set's slice is the one
-// allocation (when the set has been seen before by this scratch); the
+// differences of res from the records. The result points to the interned
+// pattern set, so a set seen before by this scratch costs no allocation; the
 // explanation adds one string holding all its text and the Diffs slice.
 func (w *walker) result(res *Result) {
 	set := w.pt.set(w.precs)
-	res.Patterns = slices.Clone(set.patterns)
+	res.patterns = set.patterns
 	res.Signature = set.sig
 	res.PatternsTruncated = w.patsFull
 	if !w.explain {
