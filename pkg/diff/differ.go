@@ -89,7 +89,13 @@ func (d *Differ) values(p *program, control, candidate []byte, explain bool, wor
 		res.Reason = "control value is not valid JSON: " + s.pa.err.Error()
 		return res
 	}
-	if hasB && !s.pb.parse(candidate, d.maxDepth) {
+	// The candidate is parsed like the control: what is identical to it is
+	// copied from the control's tape rather than scanned again.
+	var guide doc
+	if hasA {
+		guide = doc{src: control, tape: s.pa.tape}
+	}
+	if hasB && !s.pb.parseLike(candidate, d.maxDepth, &guide) {
 		res.Verdict = VerdictInvalidJSON
 		res.Reason = "candidate value is not valid JSON: " + s.pb.err.Error()
 		return res
