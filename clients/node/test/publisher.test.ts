@@ -9,7 +9,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Publisher, Reader, DeadlineError, REPORT_SUBJECT, type Pair, type PublisherStats } from "../src/index.js";
 import { SLICE_PAIRS } from "../src/publisher.js";
-import { NATSServer, connectTo, createStream, readPairs, newFlags, until, FLAG_KEY, STAGE_ATTR } from "./helpers.js";
+import { batchID } from "../src/envelope.js";
+import { NATSServer, connectTo, createStream, readMessages, readPairs, newFlags, until, FLAG_KEY, STAGE_ATTR } from "./helpers.js";
 
 function pair(i: number, extra: Partial<Pair> = {}): Pair {
   return {
@@ -53,12 +54,17 @@ test("publishes every pair once, with the msgID dedupe, and counts add up", asyn
     await pub.flush({ timeoutMs: 20_000 });
     const s = pub.stats();
     invariant(s);
-    assert.deepEqual(s, { offered: 2002, enqueued: 2002, dropped: 0, published: 2002, failed: 0, pending: 0, queued: 0 });
+    assert.deepEqual(s, { offered: 2002, enqueued: 2002, dropped: 0, published: 2002, failed: 0, pending: 0, queued: 0, duplicates: 1, batches: s.batches });
+    // 2,001 distinct pairs in batches of at most 64: at least 32 messages,
+    // far fewer than one per pair.
+    assert.ok(s.batches >= 32 && s.batches < 200, `${s.batches} messages`);
     const stored = await readPairs(nc, "parity.pairs.pub.GetOrder");
     assert.equal(stored.length, 2001);
+    assert.equal(new Set(stored.map((p) => p.id)).size, 2001);
     assert.equal(stored.filter((p) => p.id === "dup-1").length, 1);
     const p = stored.find((x) => x.user.key === "user-7");
     assert.equal(p.version, 1);
+    assert.equal(p.msgID, p.batchID, "a batch's Nats-Msg-Id is its id");
     assert.deepEqual(p.control, { value: { id: 7, secret: "s3cr3t" }, duration_ns: 1000 });
     assert.deepEqual(errors, []);
     await pub.close();
@@ -76,7 +82,7 @@ test("invalid pairs fail, counted and reported by field without their values", a
     pub.publish(pair(5, { version: 2 }));
     pub.publish(null as any);
     await pub.flush();
-    assert.deepEqual(pub.stats(), { offered: 6, enqueued: 5, dropped: 1, published: 0, failed: 5, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 6, enqueued: 5, dropped: 1, published: 0, failed: 5, pending: 0, queued: 0, duplicates: 0, batches: 0 });
     assert.deepEqual(errors, [
       'parity: invalid pair: field kind: must be "read" or "write", got "delete"',
       'parity: invalid pair: field user.attrs: attribute name "bad name" must be 1 to 64 characters of A-Z a-z 0-9 _ -',
@@ -203,7 +209,7 @@ test("flush and close honour their deadlines; close fails what is left and drops
 
     // close gives up at its deadline and counts what is left as failed.
     await assert.rejects(pub.close({ timeoutMs: 100 }), DeadlineError);
-    assert.deepEqual(pub.stats(), { offered: 30, enqueued: 30, dropped: 0, published: 10, failed: 20, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 30, enqueued: 30, dropped: 0, published: 10, failed: 20, pending: 0, queued: 0, duplicates: 0, batches: 1 });
     assert.ok(errors.some((e) => /publisher closed: 20 pairs queued or awaiting an ack counted as failed/.test(e.message)), errors.map(String).join("; "));
 
     // Closed: drops and counts.
@@ -236,7 +242,7 @@ test("discard drops and counts everything", async () => {
   assert.equal(p.publish(pair(1)), false);
   await p.flush();
   await p.close();
-  assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0 });
+  assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0, duplicates: 0, batches: 0 });
 });
 
 test("no stream for the subject: retried until the ack timeout, then failed with the reason", async () => {
@@ -247,7 +253,7 @@ test("no stream for the subject: retried until the ack timeout, then failed with
     const pub = new Publisher(nc, { ackTimeoutMs: 300, reportIntervalMs: -1, onError: (e) => errors.push(e.message) });
     pub.publish(pair(1));
     await pub.flush({ timeoutMs: 10_000 });
-    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0, duplicates: 0, batches: 0 });
     assert.deepEqual(errors, ["parity: publish parity.pairs.pub.GetOrder: no JetStream stream takes the subject (no responders)"]);
     await pub.close();
   } finally {
@@ -256,20 +262,39 @@ test("no stream for the subject: retried until the ack timeout, then failed with
   }
 });
 
-test("a stream that appears while a pair is retried (a leader election) takes it, once", async () => {
+test("a stream that appears while a batch is retried (a leader election) takes it, once", async () => {
   const server = await NATSServer.start();
   const nc = await connectTo(server.url);
   try {
-    const pub = new Publisher(nc, { ackTimeoutMs: 30_000, reportIntervalMs: -1 });
-    pub.publish(pair(1, { id: "retried-1" }));
+    // The connection as the publisher sees it, counting its publishes of
+    // pairs. The server handles this connection's messages in order, so the
+    // first attempt, made before the stream is created, is refused.
+    let attempts = 0;
+    const counted = new Proxy(nc, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target);
+        if (prop === "publish") {
+          return (subj: string, ...rest: any[]) => {
+            if (subj.startsWith("parity.pairs.")) attempts++;
+            return (target.publish as any)(subj, ...rest);
+          };
+        }
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const pub = new Publisher(counted, { ackTimeoutMs: 30_000, reportIntervalMs: -1 });
+    for (let i = 1; i <= 3; i++) pub.publish(pair(i, { id: `retried-${i}` }));
     // The first attempt is refused: no stream yet. Then the stream appears.
-    await until("the pair to be in flight", () => pub.stats().queued === 0);
+    await until("the first attempt", () => attempts > 0);
     await createStream(nc);
     await pub.flush({ timeoutMs: 30_000 });
-    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 1, failed: 0, pending: 0, queued: 0 });
-    const stored = await readPairs(nc, "parity.pairs.pub.GetOrder");
+    assert.deepEqual(pub.stats(), { offered: 3, enqueued: 3, dropped: 0, published: 3, failed: 0, pending: 0, queued: 0, duplicates: 0, batches: 1 });
+    assert.ok(attempts >= 2, `${attempts} attempts: the refused batch was not sent again`);
+    const stored = await readMessages(nc, "parity.pairs.pub.GetOrder");
     assert.equal(stored.length, 1);
-    assert.equal(stored[0].id, "retried-1");
+    assert.equal(stored[0].version, 2);
+    assert.deepEqual(stored[0].pairs.map((p: any) => p.id), ["retried-1", "retried-2", "retried-3"]);
+    assert.equal(stored[0].msgID, batchID(["retried-1", "retried-2", "retried-3"]));
     await pub.close();
   } finally {
     await nc.close();
