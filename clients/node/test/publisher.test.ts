@@ -301,3 +301,145 @@ test("a stream that appears while a batch is retried (a leader election) takes i
     await server.stop();
   }
 });
+
+test("batches: at most batchPairs pairs and batchBytes bytes per message, one subject each, the batch's id as Nats-Msg-Id", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { batchPairs: 10, batchBytes: 4096, reportIntervalMs: -1 });
+    const ids: string[][] = [[], []];
+    for (let i = 0; i < 300; i++) {
+      const op = i % 3 === 0 ? "PlaceOrder" : "GetOrder";
+      const p = pair(i, { operation: op, id: `b-${i}` });
+      ids[op === "GetOrder" ? 0 : 1]!.push(p.id as string);
+      assert.ok(pub.publish(p));
+    }
+    await pub.flush({ timeoutMs: 20_000 });
+    const s = pub.stats();
+    invariant(s);
+    assert.equal(s.published, 300);
+    for (const [k, subj] of ["parity.pairs.pub.GetOrder", "parity.pairs.pub.PlaceOrder"].entries()) {
+      const msgs = await readMessages(nc, subj);
+      const got: string[] = [];
+      let batches = 0;
+      for (const m of msgs) {
+        const { msgID, ...env } = m;
+        const bytes = Buffer.byteLength(JSON.stringify(env));
+        if (m.version === 2) {
+          batches++;
+          assert.ok(m.pairs.length >= 2 && m.pairs.length <= 10, `${m.pairs.length} pairs`);
+          assert.ok(bytes <= 4096, `a batch of ${bytes} bytes`);
+          assert.equal(msgID, m.id);
+          assert.equal(m.id, batchID(m.pairs.map((p: any) => p.id)));
+          for (const p of m.pairs) {
+            assert.equal(p.operation, subj.split(".").at(-1));
+            got.push(p.id);
+          }
+        } else {
+          assert.equal(msgID, m.id);
+          got.push(m.id);
+        }
+      }
+      assert.ok(batches > 0, `${subj}: no batch`);
+      // Every pair once, in the order it was published.
+      assert.deepEqual(got, ids[k]);
+    }
+    assert.equal(s.batches, (await readMessages(nc, "parity.pairs.pub.GetOrder")).length + (await readMessages(nc, "parity.pairs.pub.PlaceOrder")).length);
+    await pub.close();
+  });
+});
+
+test("batchPairs 1: every pair on its own as a version-1 envelope with its id as Nats-Msg-Id", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { batchPairs: 1, reportIntervalMs: -1 });
+    for (let i = 0; i < 100; i++) pub.publish(pair(i));
+    await pub.flush({ timeoutMs: 20_000 });
+    assert.equal(pub.stats().published, 100);
+    assert.equal(pub.stats().batches, 100);
+    const msgs = await readMessages(nc, "parity.pairs.pub.GetOrder");
+    assert.equal(msgs.length, 100);
+    for (const m of msgs) {
+      assert.equal(m.version, 1);
+      assert.equal(m.msgID, m.id);
+    }
+    await pub.close();
+  });
+});
+
+test("linger: a lone pair is sent once its linger passes, without a flush; flush sends open batches at once", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { reportIntervalMs: -1 });
+    pub.publish(pair(1, { id: "lone-1" }));
+    await until("the lone pair to be stored", async () => (await readPairs(nc, "parity.pairs.pub.GetOrder")).length === 1);
+    await until("its ack", () => pub.stats().published === 1);
+    await pub.close();
+
+    // A linger of ten minutes: only flush can send these.
+    const slow = new Publisher(nc, { lingerMs: 600_000, reportIntervalMs: -1 });
+    for (let i = 0; i < 5; i++) slow.publish(pair(i, { operation: "Slow" }));
+    await slow.flush({ timeoutMs: 20_000 });
+    assert.equal(slow.stats().published, 5);
+    assert.equal(slow.stats().batches, 1);
+    await slow.close();
+  });
+});
+
+test("the linger timer never keeps the event loop alive", async () => {
+  // A connection that takes every message and never answers.
+  const sent: string[] = [];
+  const fake = {
+    subscribe: () => ({ unsubscribe() {} }),
+    publish: (subj: string) => {
+      sent.push(subj);
+    },
+    isClosed: () => false,
+  } as unknown as NatsConnection;
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const before = timers();
+  const pub = new Publisher(fake, { lingerMs: 600_000, ackTimeoutMs: 600_000, reportIntervalMs: -1 });
+  try {
+    pub.publish(pair(1));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pub.stats().queued, 0, "the pair is in an open batch");
+    assert.deepEqual(sent, [], "and not sent before its linger");
+    assert.equal(timers(), before, "a timer of the publisher holds the event loop");
+    // The flush's own deadline holds it, as the caller awaits the flush;
+    // the ack sweep armed for the batch it sends does not.
+    void pub.flush({ timeoutMs: 600_000 }).catch(() => {});
+    await until("the flushed batch to be sent", () => sent.length === 1);
+    assert.equal(timers(), before + 1, "the ack sweep holds the event loop");
+  } finally {
+    await pub.close({ timeoutMs: 1 }).catch(() => {});
+  }
+  assert.equal(pub.stats().pending, 0);
+  assert.equal(timers(), before, "a timer outlives close");
+});
+
+test("the queue drains into batches with the same per-turn bound, and maxPending bounds pairs open and in flight", async () => {
+  // A connection that never acknowledges: pairs stay in flight.
+  let published = 0;
+  const fake = {
+    subscribe: () => ({ unsubscribe() {} }),
+    publish: (_subj: string, data: string) => {
+      const m = JSON.parse(data);
+      published += m.version === 2 ? m.pairs.length : 1;
+    },
+    isClosed: () => false,
+  } as unknown as NatsConnection;
+  const pub = new Publisher(fake, { queueSize: 5000, maxPending: 300, batchPairs: 64, ackTimeoutMs: 600_000, reportIntervalMs: -1 });
+  for (let i = 0; i < 2000; i++) pub.publish(pair(i, { operation: `Op${i % 7}` }));
+  let turns = 0;
+  let last = pub.stats().queued;
+  while (pub.stats().queued > 1700 && turns < 100) {
+    await new Promise((r) => setImmediate(r));
+    const q = pub.stats().queued;
+    assert.ok(last - q <= SLICE_PAIRS, `a turn took ${last - q} pairs`);
+    last = q;
+    turns++;
+  }
+  assert.ok(pub.stats().queued === 1700, `queued ${pub.stats().queued}: maxPending should stop the drain at 300 pairs`);
+  assert.ok(published <= 300, `${published} pairs sent`);
+  await pub.close({ timeoutMs: 1 }).catch(() => {});
+  const s = pub.stats();
+  invariant(s);
+  assert.equal(s.failed, 2000);
+});
