@@ -67,14 +67,20 @@ var nodeSegments = []segment{{"IN", "pro", 10}, {"US", "free", 0}, {"DE", "pro",
 // TestNodeClientCountedExactly runs the Node.js client against the real
 // system: it reads and writes through Reader and Writer (stage from the
 // OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
-// JetStream, and the verifiers and the collector must count exactly the
-// pairs and divergences of every segment. Edge cases (unicode, truncation,
-// quotes in errors, skipped, timeout, panic, unencodable results) must all
-// be envelopes the Go verifier accepts.
+// JetStream in version-2 batches (the default) or one pair per message
+// (batchPairs 1, for verifiers older than batches), and the verifiers and
+// the collector must count exactly the pairs and divergences of every
+// segment. Edge cases (unicode, truncation, quotes in errors, skipped,
+// timeout, panic, unencodable results) must all be envelopes the Go
+// verifier accepts.
 func TestNodeClientCountedExactly(t *testing.T) {
-	const n = 2000
-	const experiment = "node-e2e"
 	buildNodeClient(t)
+	t.Run("batches", func(t *testing.T) { testNodeClientCounted(t, 2000, "") })
+	t.Run("single pairs", func(t *testing.T) { testNodeClientCounted(t, 400, "1") })
+}
+
+func testNodeClientCounted(t *testing.T, n int, batchPairs string) {
+	const experiment = "node-e2e"
 	app, _ := startSystem(t, "ingest-token-0123456789")
 
 	want := map[string]counts{}
@@ -93,6 +99,9 @@ func TestNodeClientCountedExactly(t *testing.T) {
 	cmd := exec.Command("node", "dist/e2e/publish-pairs.js")
 	cmd.Dir = nodeClientDir
 	cmd.Env = append(os.Environ(), "NATS_URL="+app.NATSURL(), "EXPERIMENT="+experiment, "PAIRS="+strconv.Itoa(n))
+	if batchPairs != "" {
+		cmd.Env = append(cmd.Env, "BATCH_PAIRS="+batchPairs)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -104,7 +113,7 @@ func TestNodeClientCountedExactly(t *testing.T) {
 		EdgeReader struct{ Published, Timeouts, Panics, MarshalErrors int }
 		Reader     map[string]any
 		Writer     map[string]any
-		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
+		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending, Duplicates, Batches int64 }
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
 		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
@@ -117,8 +126,13 @@ func TestNodeClientCountedExactly(t *testing.T) {
 	if e := got.EdgeReader; got.Edges != 6 || e.Published != 5 || e.Timeouts != 1 || e.Panics != 1 || e.MarshalErrors != 1 {
 		t.Fatalf("edge cases: %d, edge reader %+v; want 6, and 5 reads published with 1 timeout, 1 panic, 1 result that could not be encoded", got.Edges, e)
 	}
-	if p := got.Publisher; p.Published != n+int64(got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
-		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
+	if p := got.Publisher; p.Published != int64(n+got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 || p.Duplicates != 0 {
+		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed, pending or duplicate (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
+	}
+	t.Logf("Node publisher: %d pairs in %d messages", got.Publisher.Published, got.Publisher.Batches)
+	// Batches (the default) carry many pairs per message; batchPairs 1 one.
+	if p := got.Publisher; batchPairs == "1" && p.Batches != p.Published || batchPairs == "" && (p.Batches < 1 || p.Batches*4 > p.Published) {
+		t.Fatalf("Node publisher sent %d messages for %d pairs (batchPairs %q)", p.Batches, p.Published, batchPairs)
 	}
 
 	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
