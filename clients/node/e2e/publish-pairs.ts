@@ -14,6 +14,8 @@ const experiment = process.env.EXPERIMENT ?? "node-e2e";
 const n = Number(process.env.PAIRS ?? "2000");
 // BATCH_PAIRS=1 publishes every pair on its own (version 1); unset: batches, the default.
 const batchPairs = process.env.BATCH_PAIRS === undefined ? undefined : Number(process.env.BATCH_PAIRS);
+// PACE_MS: a pause after every 200 calls, so that pairs keep flowing while a test breaks something.
+const paceMs = Number(process.env.PACE_MS ?? "0");
 
 // Segment i%4; pair k of a segment diverges when k % every == 0 (every 0: never).
 const segments = [
@@ -74,7 +76,10 @@ for (let i = 0; i < n; i++) {
   if (divergent) want[key].divergent++;
   const ec = { targetingKey: `user-${i}`, country: s.country, plan: s.plan };
   calls.push(i % 5 === 4 ? placeOrder.write(ec, { i, divergent }) : getOrder.read(ec, { i, divergent }));
-  if (calls.length >= 200) await Promise.all(calls.splice(0));
+  if (calls.length >= 200) {
+    await Promise.all(calls.splice(0));
+    if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
+  }
 }
 await Promise.all(calls);
 await getOrder.wait({ timeoutMs: 30_000 });
