@@ -91,10 +91,11 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B11$$' -benchmem -benchtime=40x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
 
-fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ and the gate for 30s each
+fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ (and its guided parse, against parsing alone) and the gate for 30s each
 	$(GO) test -run='^$$' -fuzz='FuzzDecode$$' -fuzztime=30s ./pkg/envelope/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=30s ./pkg/envelope/
 	$(GO) test -run='^$$' -fuzz=FuzzValues -fuzztime=30s ./pkg/diff/
+	$(GO) test -run='^$$' -fuzz=FuzzParseLike -fuzztime=30s ./pkg/diff/
 	$(GO) test -run='^$$' -fuzz=FuzzEvaluate -fuzztime=30s ./pkg/report/
 
 fmt: ## format the code
