@@ -39,9 +39,12 @@ const soakRate = 5000
 // five seconds it reads the collector's VmRSS from /proc/<pid>/status.
 //
 // It reports, as /reference, the collector at a sixth of the run (5
-// minutes) and, as /parity, at its end (30 minutes): rss-MB (the sample at
-// that moment), peak-MB (the highest sample so far) and pairs (counted by
-// the verifiers by then, from the collector's /metrics). After the load
+// minutes) and, as /parity, at its end (30 minutes): rss-MB (the mean of
+// the samples in the minute before, so where one garbage collection falls
+// does not decide it), peak-MB (the highest sample so far), heap-MB (the Go
+// heap in use then, the embedded NATS server's included, from the
+// collector's /metrics) and pairs (counted by the verifiers by then, from
+// its /metrics). After the load
 // stops it waits until every pair the hook published is counted in the
 // database and fails unless that count equals loadgen's published count,
 // with nothing dropped or failed: the load really happened.
@@ -66,8 +69,8 @@ func BenchmarkB12RSS(b *testing.B) {
 	col := startSoakCollector(b, bins["collector"], dbURL)
 
 	type mark struct {
-		rss, peak float64 // MB
-		pairs     float64 // counted by then
+		rss, peak, heap float64 // MB
+		pairs           float64 // counted by then
 	}
 	var marks [2]mark
 	var series []string // one sample a minute, for the log
@@ -90,8 +93,16 @@ func BenchmarkB12RSS(b *testing.B) {
 		}
 	}()
 
-	tick := time.NewTicker(5 * time.Second)
+	// A mark's RSS is the mean of the samples in the window before it (a
+	// minute of 30), so one garbage collection's timing does not decide it.
+	window := total / 30
+	tick := time.NewTicker(min(5*time.Second, window/6))
 	defer tick.Stop()
+	type sample struct {
+		at  time.Duration
+		rss float64
+	}
+	var samples []sample
 	var peak float64
 	next := 0
 	lastLogged := time.Duration(-1)
@@ -107,17 +118,30 @@ func BenchmarkB12RSS(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			peak = max(peak, rss)
 			at := now.Sub(start)
-			if m := at.Truncate(time.Minute); m != lastLogged {
+			samples = append(samples, sample{at, rss})
+			peak = max(peak, rss)
+			if m := at.Truncate(total / 30); m != lastLogged {
 				lastLogged = m
-				series = append(series, fmt.Sprintf("%s %.0fMB", at.Round(time.Second), rss))
+				series = append(series, fmt.Sprintf("%s %.0f/%.0f", at.Round(time.Second), rss,
+					col.metric(b, "go_memstats_heap_inuse_bytes")/(1<<20)))
 			}
-			due := []time.Duration{ref, total - 5*time.Second}[next]
-			if at >= due {
-				marks[next] = mark{rss: rss, peak: peak, pairs: col.metric(b, "parity_verifier_pairs_judged_total")}
-				next++
+			due := []time.Duration{ref, total - 2*time.Second}[next]
+			if at < due {
+				continue
 			}
+			var sum float64
+			var n int
+			for _, s := range samples {
+				if s.at > at-window {
+					sum += s.rss
+					n++
+				}
+			}
+			marks[next] = mark{rss: sum / float64(n), peak: peak,
+				heap:  col.metric(b, "go_memstats_heap_inuse_bytes") / (1 << 20),
+				pairs: col.metric(b, "parity_verifier_pairs_judged_total")}
+			next++
 		}
 	}
 	err := <-loadDone
@@ -145,12 +169,13 @@ func BenchmarkB12RSS(b *testing.B) {
 		}
 		return ""
 	})
-	b.Logf("collector VmRSS each minute: %s", strings.Join(series, ", "))
+	b.Logf("collector VmRSS/heap in use (MB), each 30th of the run: %s", strings.Join(series, ", "))
 	b.Logf("%d pairs published in %v (%.0f/s), all counted", published, total, float64(published)/total.Seconds())
 	for i, name := range []string{"reference", "parity"} {
 		b.Run(name, func(b *testing.B) {
 			b.ReportMetric(marks[i].rss, "rss-MB")
 			b.ReportMetric(marks[i].peak, "peak-MB")
+			b.ReportMetric(marks[i].heap, "heap-MB")
 			b.ReportMetric(marks[i].pairs, "pairs")
 		})
 	}
