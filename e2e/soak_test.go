@@ -42,8 +42,8 @@ const soakRate = 5000
 // minutes) and, as /parity, at its end (30 minutes): rss-MB (the mean of
 // the samples in the minute before, so where one garbage collection falls
 // does not decide it), peak-MB (the highest sample so far), heap-MB (the Go
-// heap in use then, the embedded NATS server's included, from the
-// collector's /metrics) and pairs (counted by the verifiers by then, from
+// heap in use, the embedded NATS server's included, from the collector's
+// /metrics, averaged over the same minute) and pairs (counted by the verifiers by then, from
 // its /metrics). After the load
 // stops it waits until every pair the hook published is counted in the
 // database and fails unless that count equals loadgen's published count,
@@ -99,8 +99,8 @@ func BenchmarkB12RSS(b *testing.B) {
 	tick := time.NewTicker(min(5*time.Second, window/6))
 	defer tick.Stop()
 	type sample struct {
-		at  time.Duration
-		rss float64
+		at        time.Duration
+		rss, heap float64
 	}
 	var samples []sample
 	var peak float64
@@ -119,27 +119,27 @@ func BenchmarkB12RSS(b *testing.B) {
 				b.Fatal(err)
 			}
 			at := now.Sub(start)
-			samples = append(samples, sample{at, rss})
+			heap := col.metric(b, "go_memstats_heap_inuse_bytes") / (1 << 20)
+			samples = append(samples, sample{at, rss, heap})
 			peak = max(peak, rss)
 			if m := at.Truncate(total / 30); m != lastLogged {
 				lastLogged = m
-				series = append(series, fmt.Sprintf("%s %.0f/%.0f", at.Round(time.Second), rss,
-					col.metric(b, "go_memstats_heap_inuse_bytes")/(1<<20)))
+				series = append(series, fmt.Sprintf("%s %.0f/%.0f", at.Round(time.Second), rss, heap))
 			}
 			due := []time.Duration{ref, total - 2*time.Second}[next]
 			if at < due {
 				continue
 			}
-			var sum float64
+			var rssSum, heapSum float64
 			var n int
 			for _, s := range samples {
 				if s.at > at-window {
-					sum += s.rss
+					rssSum += s.rss
+					heapSum += s.heap
 					n++
 				}
 			}
-			marks[next] = mark{rss: sum / float64(n), peak: peak,
-				heap:  col.metric(b, "go_memstats_heap_inuse_bytes") / (1 << 20),
+			marks[next] = mark{rss: rssSum / float64(n), heap: heapSum / float64(n), peak: peak,
 				pairs: col.metric(b, "parity_verifier_pairs_judged_total")}
 			next++
 		}
