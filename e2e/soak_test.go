@@ -73,7 +73,7 @@ func BenchmarkB12RSS(b *testing.B) {
 		pairs           float64 // counted by then
 	}
 	var marks [2]mark
-	var series []string // one sample a minute, for the log
+	var series []string // one sample each 30th of the run, for the log
 
 	load := exec.Command(bins["loadgen"], "--nats-url", col.natsURL, "--rate", strconv.Itoa(soakRate),
 		"--duration", total.String())
@@ -96,7 +96,8 @@ func BenchmarkB12RSS(b *testing.B) {
 	// A mark's RSS is the mean of the samples in the window before it (a
 	// minute of 30), so one garbage collection's timing does not decide it.
 	window := total / 30
-	tick := time.NewTicker(min(5*time.Second, window/6))
+	every := min(5*time.Second, window/6)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	type sample struct {
 		at        time.Duration
@@ -126,7 +127,8 @@ func BenchmarkB12RSS(b *testing.B) {
 				lastLogged = m
 				series = append(series, fmt.Sprintf("%s %.0f/%.0f", at.Round(time.Second), rss, heap))
 			}
-			due := []time.Duration{ref, total - 2*time.Second}[next]
+			// The end mark a sample early: loadgen stops at total.
+			due := []time.Duration{ref, total - every}[next]
 			if at < due {
 				continue
 			}
@@ -151,20 +153,17 @@ func BenchmarkB12RSS(b *testing.B) {
 	}
 	published := parseLoadgen(b, loadOut.String())
 	// Every published pair counted, exactly once, in the database.
-	pairs := func() int64 {
-		var n int64
-		conn, err := pgx.Connect(context.Background(), dbURL)
-		if err != nil {
-			return -1
-		}
-		defer conn.Close(context.Background())
-		if err := conn.QueryRow(context.Background(), `SELECT coalesce(sum(pairs), 0) FROM experiments WHERE name = $1`, demo.Experiment).Scan(&n); err != nil {
-			return -1
-		}
-		return n
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		b.Fatal(err)
 	}
+	defer conn.Close(context.Background())
 	testutil.Eventually(b, 2*time.Minute, func() string {
-		if n := pairs(); n != published {
+		var n int64
+		if err := conn.QueryRow(context.Background(), `SELECT coalesce(sum(pairs), 0) FROM experiments WHERE name = $1`, demo.Experiment).Scan(&n); err != nil {
+			return err.Error()
+		}
+		if n != published {
 			return fmt.Sprintf("%d pairs counted in the database, loadgen published %d", n, published)
 		}
 		return ""
