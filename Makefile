@@ -96,7 +96,7 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 PARITY_SOAK_MINUTES ?= 30
 
 bench-soak: ## B12's memory half: the collector binary at 5,000 pairs/s for 30 minutes (PARITY_SOAK_MINUTES), its RSS at the end against at 5 minutes
-	PARITY_SOAK_MINUTES=$(PARITY_SOAK_MINUTES) $(GO) test -run='^$$' -bench='B12RSS' -benchtime=1x -v -timeout 3h ./e2e/ | tee bench-soak.txt
+	set -o pipefail; PARITY_SOAK_MINUTES=$(PARITY_SOAK_MINUTES) $(GO) test -run='^$$' -bench='B12RSS' -benchtime=1x -v -timeout 3h ./e2e/ | tee bench-soak.txt
 	$(GO) run ./tools/benchratio bench-soak.txt
 
 fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ and the gate for 30s each
