@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/parityhq/parity/internal/collector"
+	"github.com/parityhq/parity/internal/store"
 	"github.com/parityhq/parity/internal/testutil"
 	"github.com/parityhq/parity/internal/verifier"
 	"github.com/parityhq/parity/pkg/envelope"
@@ -64,19 +67,8 @@ func buildNodeClient(t *testing.T) {
 // pair k of a segment diverges when k%every == 0.
 var nodeSegments = []segment{{"IN", "pro", 10}, {"US", "free", 0}, {"DE", "pro", 100}, {"BR", "free", 4}}
 
-// TestNodeClientCountedExactly runs the Node.js client against the real
-// system: it reads and writes through Reader and Writer (stage from the
-// OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
-// JetStream, and the verifiers and the collector must count exactly the
-// pairs and divergences of every segment. Edge cases (unicode, truncation,
-// quotes in errors, skipped, timeout, panic, unencodable results) must all
-// be envelopes the Go verifier accepts.
-func TestNodeClientCountedExactly(t *testing.T) {
-	const n = 2000
-	const experiment = "node-e2e"
-	buildNodeClient(t)
-	app, _ := startSystem(t, "ingest-token-0123456789")
-
+// nodeWant is what publish-pairs.ts publishes in n calls, per segment.
+func nodeWant(n int) map[string]counts {
 	want := map[string]counts{}
 	for i := range n {
 		s := nodeSegments[i%len(nodeSegments)]
@@ -89,10 +81,36 @@ func TestNodeClientCountedExactly(t *testing.T) {
 		}
 		want[key] = c
 	}
+	return want
+}
+
+// TestNodeClientCountedExactly runs the Node.js client against the real
+// system: it reads and writes through Reader and Writer (stage from the
+// OpenFeature SDK: live in IN, shadow elsewhere), publishes the pairs to
+// JetStream in version-2 batches (the default) or one pair per message
+// (batchPairs 1, for verifiers older than batches), and the verifiers and
+// the collector must count exactly the pairs and divergences of every
+// segment. Edge cases (unicode, truncation, quotes in errors, skipped,
+// timeout, panic, unencodable results) must all be envelopes the Go
+// verifier accepts.
+func TestNodeClientCountedExactly(t *testing.T) {
+	buildNodeClient(t)
+	t.Run("batches", func(t *testing.T) { testNodeClientCounted(t, 2000, "") })
+	t.Run("single pairs", func(t *testing.T) { testNodeClientCounted(t, 400, "1") })
+}
+
+func testNodeClientCounted(t *testing.T, n int, batchPairs string) {
+	const experiment = "node-e2e"
+	app, _ := startSystem(t, "ingest-token-0123456789")
+
+	want := nodeWant(n)
 
 	cmd := exec.Command("node", "dist/e2e/publish-pairs.js")
 	cmd.Dir = nodeClientDir
 	cmd.Env = append(os.Environ(), "NATS_URL="+app.NATSURL(), "EXPERIMENT="+experiment, "PAIRS="+strconv.Itoa(n))
+	if batchPairs != "" {
+		cmd.Env = append(cmd.Env, "BATCH_PAIRS="+batchPairs)
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -104,7 +122,7 @@ func TestNodeClientCountedExactly(t *testing.T) {
 		EdgeReader struct{ Published, Timeouts, Panics, MarshalErrors int }
 		Reader     map[string]any
 		Writer     map[string]any
-		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending int64 }
+		Publisher  struct{ Offered, Enqueued, Dropped, Published, Failed, Pending, Duplicates, Batches int64 }
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
 		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
@@ -117,8 +135,13 @@ func TestNodeClientCountedExactly(t *testing.T) {
 	if e := got.EdgeReader; got.Edges != 6 || e.Published != 5 || e.Timeouts != 1 || e.Panics != 1 || e.MarshalErrors != 1 {
 		t.Fatalf("edge cases: %d, edge reader %+v; want 6, and 5 reads published with 1 timeout, 1 panic, 1 result that could not be encoded", got.Edges, e)
 	}
-	if p := got.Publisher; p.Published != n+int64(got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 {
-		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed or pending (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
+	if p := got.Publisher; p.Published != int64(n+got.Edges) || p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 || p.Duplicates != 0 {
+		t.Fatalf("Node publisher stats %+v, want %d published and none dropped, failed, pending or duplicate (reader %v, writer %v)", p, n+got.Edges, got.Reader, got.Writer)
+	}
+	t.Logf("Node publisher: %d pairs in %d messages", got.Publisher.Published, got.Publisher.Batches)
+	// Batches (the default) carry many pairs per message; batchPairs 1 one.
+	if p := got.Publisher; batchPairs == "1" && p.Batches != p.Published || batchPairs == "" && (p.Batches < 1 || p.Batches*4 > p.Published) {
+		t.Fatalf("Node publisher sent %d messages for %d pairs (batchPairs %q)", p.Batches, p.Published, batchPairs)
 	}
 
 	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
@@ -356,4 +379,97 @@ func TestNodeClientOverOFREP(t *testing.T) {
 	}
 	want := map[string]counts{"country=IN,plan=pro": {pairs: 2}}
 	testutil.Eventually(t, 60*time.Second, func() string { return sameCounts(apiCounts(t, app, experiment), want) })
+}
+
+// TestNodeBatchesCountedOnceThroughVerifierKill publishes the Node client's
+// batches while one of two verifier processes is killed with SIGKILL and a
+// replacement started: whatever batches it held unacknowledged are
+// redelivered to the others, and every pair is still counted exactly once.
+func TestNodeBatchesCountedOnceThroughVerifierKill(t *testing.T) {
+	const experiment, n = "node-kill", 8000
+	buildNodeClient(t)
+	ns := testutil.RunJetStream(t)
+	db := testutil.FreshDatabase(t)
+	a := startVerifier(t, ns.ClientURL(), db)
+	b := startVerifier(t, ns.ClientURL(), db)
+	st, err := store.Open(context.Background(), db, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	stored := func() int64 {
+		rows, err := st.Segments(context.Background(), experiment, store.SegmentQuery{})
+		if err != nil {
+			return 0
+		}
+		var total int64
+		for _, r := range rows {
+			total += r.Pairs
+		}
+		return total
+	}
+
+	cmd := exec.Command("node", "dist/e2e/publish-pairs.js")
+	cmd.Dir = nodeClientDir
+	cmd.Env = append(os.Environ(), "NATS_URL="+ns.ClientURL(), "EXPERIMENT="+experiment, "PAIRS="+strconv.Itoa(n), "PACE_MS=40")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		done <- nil
+	})
+
+	// Kill a verifier once pairs are being counted; the publisher goes on.
+	testutil.Eventually(t, 60*time.Second, func() string {
+		if got := stored(); got < 500 {
+			return fmt.Sprintf("%d pairs stored, waiting for 500", got)
+		}
+		return ""
+	})
+	a.kill9(t)
+	c := startVerifier(t, ns.ClientURL(), db)
+
+	err = <-done
+	done <- err // for the cleanup
+	if err != nil {
+		t.Fatalf("node publish-pairs: %v\n%s%s", err, stdout.Bytes(), stderr.Bytes())
+	}
+	var got struct {
+		Publisher struct{ Published, Dropped, Failed, Pending, Batches int64 }
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &got); err != nil {
+		t.Fatalf("node output %q: %v (stderr %s)", stdout.Bytes(), err, stderr.Bytes())
+	}
+	if p := got.Publisher; p.Dropped != 0 || p.Failed != 0 || p.Pending != 0 || p.Batches*4 > p.Published {
+		t.Fatalf("Node publisher stats %+v: want no pair lost, in batches", p)
+	}
+
+	want := nodeWant(n)
+	testutil.Eventually(t, 60*time.Second, func() string {
+		rows, err := st.Segments(context.Background(), experiment, store.SegmentQuery{})
+		if err != nil {
+			return err.Error()
+		}
+		counted := map[string]counts{}
+		for _, r := range rows {
+			counted[r.Segment] = counts{r.Pairs, r.Divergent}
+		}
+		return sameCounts(counted, want)
+	})
+	js, err := jetstream.New(testutil.Connect(t, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() string { return settled(js, func() string { return "" }) })
+	if total := stored(); total != n {
+		t.Fatalf("%d pairs stored after everything was acknowledged, want %d", total, n)
+	}
+	t.Logf("Node publisher: %d pairs in %d messages; duplicates caught: b=%s c=%s", got.Publisher.Published, got.Publisher.Batches,
+		b.metric(t, "parity_verifier_duplicates_total"), c.metric(t, "parity_verifier_duplicates_total"))
 }

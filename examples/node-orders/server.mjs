@@ -144,6 +144,10 @@ const flags = OpenFeature.getClient();
 // ---- Parity ----------------------------------------------------------------
 
 const nc = await connect({ servers: natsURL, name: "node-orders", maxReconnectAttempts: -1 });
+// The publisher packs the pairs waiting for each operation into one message
+// (wire-format version 2: up to 64 pairs or 256 KiB, sent within 5 ms), the
+// default; { batchPairs: 1 } sends one pair per message, for verifiers older
+// than batches.
 const pub = new Publisher(nc, { onError: (e) => log(e.message) });
 const common = { experiment: "orders-node", flags, flagKey: "orders-migration", publisher: pub, timeoutMs: 500 };
 const getOrder = new Reader({ ...common, operation: "get-order", old: oldStore.order, new: newStore.order });

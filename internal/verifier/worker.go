@@ -676,7 +676,7 @@ func (w *Worker) count(b *batch, p *envelope.Pair, def segment.Definition, d *di
 	sk := signatureKey{p.Experiment, p.Operation, segment, minute.Unix(), sig}
 	sc := b.signatures[sk]
 	if sc == nil {
-		patterns, _ := json.Marshal(res.Patterns) // []PatternKind of strings always marshals
+		patterns, _ := json.Marshal(res.Patterns()) // []PatternKind of strings always marshals
 		sc = &store.SignatureCount{Experiment: p.Experiment, Operation: p.Operation, Segment: segment, Minute: minute,
 			Signature: sig, Patterns: patterns, FirstSeen: p.Time.UTC(), LastSeen: p.Time.UTC()}
 		b.signatures[sk] = sc

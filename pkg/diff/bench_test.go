@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
 )
 
 // benchDoc builds a realistic order document with about size bytes of JSON.
@@ -121,6 +123,50 @@ func BenchmarkB2(b *testing.B) {
 					}
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkB2Interleaved runs B2's reference and parity in alternating
+// rounds of a few hundred pairs, in both orders, so that both see the same
+// load on a shared machine, and reports per pair the fastest round of each
+// and their ratio (parity/reference): steadier than B2's separate runs when
+// other work competes for the cores. B2 stays the benchmark of record.
+func BenchmarkB2Interleaved(b *testing.B) {
+	for _, c := range b2Cases() {
+		b.Run(c.name, func(b *testing.B) {
+			var pa, pb parser
+			d := Exact()
+			ref := func() {
+				if !pa.parse(c.control, DefaultMaxDepth) || !pb.parse(c.candidate, DefaultMaxDepth) {
+					b.Fatal("parse failed")
+				}
+			}
+			par := func() {
+				if r := d.Values(c.control, c.candidate); r.Verdict == VerdictInvalidJSON {
+					b.Fatal(r.Reason)
+				}
+			}
+			n := 1 + 300000/(len(c.control)+len(c.candidate))
+			round := func(f func()) time.Duration {
+				t0 := time.Now()
+				for i := 0; i < n; i++ {
+					f()
+				}
+				return time.Since(t0)
+			}
+			minR, minP := time.Duration(math.MaxInt64), time.Duration(math.MaxInt64)
+			k := 0
+			for b.Loop() {
+				if k++; k%2 == 0 {
+					minR, minP = min(minR, round(ref)), min(minP, round(par))
+				} else {
+					minP, minR = min(minP, round(par)), min(minR, round(ref))
+				}
+			}
+			b.ReportMetric(float64(minR.Nanoseconds())/float64(n), "ref-ns/pair")
+			b.ReportMetric(float64(minP.Nanoseconds())/float64(n), "parity-ns/pair")
+			b.ReportMetric(float64(minP)/float64(minR), "parity/ref")
 		})
 	}
 }

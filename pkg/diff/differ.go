@@ -89,7 +89,13 @@ func (d *Differ) values(p *program, control, candidate []byte, explain bool, wor
 		res.Reason = "control value is not valid JSON: " + s.pa.err.Error()
 		return res
 	}
-	if hasB && !s.pb.parse(candidate, d.maxDepth) {
+	// The candidate is parsed like the control: what is identical to it is
+	// copied from the control's tape rather than scanned again.
+	var guide doc
+	if hasA {
+		guide = doc{src: control, tape: s.pa.tape}
+	}
+	if hasB && !s.pb.parseLike(candidate, d.maxDepth, &guide) {
 		res.Verdict = VerdictInvalidJSON
 		res.Reason = "candidate value is not valid JSON: " + s.pb.err.Error()
 		return res
@@ -147,11 +153,11 @@ func (w *walker) absentRoot(hasA bool) bool {
 //     is the class "timeout");
 //   - otherwise the comparison of the values, as [Differ.Values].
 //
-// Judge is the hot path: it fills Verdict, Patterns, PatternsTruncated,
-// Signature, RulesVersion and Reason, but not the differences themselves, so
-// Result.Diffs is empty and Result.Truncated false. [Differ.Explain] returns
-// the same result with the differences listed; call it for the few pairs
-// kept as samples.
+// Judge is the hot path: it fills Verdict, the pattern set (see
+// [Result.Patterns]), PatternsTruncated, Signature, RulesVersion and Reason,
+// but not the differences themselves, so Result.Diffs is empty and
+// Result.Truncated false. [Differ.Explain] returns the same result with the
+// differences listed; call it for the few pairs kept as samples.
 //
 // Judge never panics; a nil pair is judged [VerdictInvalidJSON].
 func (d *Differ) Judge(p *envelope.Pair) Result {

@@ -137,8 +137,8 @@ func checkResult(t *testing.T, d *Differ, r Result) {
 			t.Errorf("%s with diffs %+v / signature %q", r.Verdict, r.Diffs, r.Signature)
 		}
 	case VerdictMismatch:
-		if len(r.Diffs) == 0 || len(r.Diffs) > d.maxDiffs || r.Signature == "" || len(r.Patterns) == 0 {
-			t.Errorf("mismatch with %d diffs, signature %q, patterns %v", len(r.Diffs), r.Signature, r.Patterns)
+		if len(r.Diffs) == 0 || len(r.Diffs) > d.maxDiffs || r.Signature == "" || len(r.Patterns()) == 0 {
+			t.Errorf("mismatch with %d diffs, signature %q, patterns %v", len(r.Diffs), r.Signature, r.Patterns())
 		}
 		for _, df := range r.Diffs {
 			if _, err := parsePattern(df.Pattern); err != nil {

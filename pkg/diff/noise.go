@@ -70,8 +70,9 @@ func (t *NoiseTracker) op(name string) *opNoise {
 func (t *NoiseTracker) Observe(operation string, r *Result) {
 	o := t.op(operation)
 	o.pairs++
-	for i, p := range r.Patterns {
-		if i > 0 && r.Patterns[i-1].Pattern == p.Pattern {
+	ps := r.patterns
+	for i, p := range ps {
+		if i > 0 && ps[i-1].Pattern == p.Pattern {
 			continue // the same pattern with another kind
 		}
 		o.patterns[p.Pattern]++

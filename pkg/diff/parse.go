@@ -475,3 +475,281 @@ func hex4(b []byte) rune {
 	}
 	return r
 }
+
+// parseLike is parse for a document that is expected to be much like g (a
+// parsed document, usually the other side of a pair): where a member or an
+// element has, byte for byte, the text of the one at the same place in g, its
+// nodes are copied from g's tape (moved to where the text is) instead of
+// scanned. Identical text parses identically, and a copied value sits at
+// the same depth as in g, so the tape and any error are exactly parse's;
+// a value that differs, or has no counterpart in g, is parsed as usual.
+func (p *parser) parseLike(src []byte, maxDepth int, g *doc) bool {
+	p.src = src
+	p.pos = 0
+	p.tape = p.tape[:0]
+	p.maxDepth = maxDepth
+	p.err = syntaxError{}
+	if len(src) > maxInput {
+		return p.fail(0, "value larger than 256 MiB")
+	}
+	if !formattedLike(src, g) {
+		return p.parse(src, maxDepth)
+	}
+	if !p.valueLike(0, g, 0) {
+		return false
+	}
+	i := p.pos
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	if i != len(src) {
+		return p.fail(i, "unexpected data after the value")
+	}
+	return true
+}
+
+// formattedLike reports whether src begins as g does, up to its root's
+// first value: when it does not (no guide, another root, or another layout
+// such as indentation), members are unlikely to have identical text, and
+// trying to copy them would cost more than it saves.
+func formattedLike(src []byte, g *doc) bool {
+	if len(g.tape) < 2 {
+		return false
+	}
+	first := &g.tape[1] // an array's first element, an object's first key
+	if g.tape[0].kind() == kObject {
+		first = &g.tape[2]
+	}
+	pre := g.src[g.tape[0].start:rawStart(first)]
+	i := 0
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	return len(src)-i >= len(pre) && string(src[i:i+len(pre)]) == string(pre)
+}
+
+// minCopy is the shortest text copyLike copies: shorter members and
+// elements parse about as fast as they compare. A variable for the tests.
+var minCopy = 24
+
+// valueLike is value for a value whose counterpart is node gi of g.
+func (p *parser) valueLike(depth int, g *doc, gi uint32) bool {
+	src := p.src
+	i := p.pos
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	if i < len(src) {
+		switch gk := g.tape[gi].kind(); {
+		case src[i] == '{' && gk == kObject && depth < p.maxDepth:
+			return p.objectLike(i, uint32(len(p.tape)), depth+1, g, gi)
+		case src[i] == '[' && gk == kArray && depth < p.maxDepth:
+			return p.arrayLike(i, uint32(len(p.tape)), depth+1, g, gi)
+		}
+	}
+	return p.value(depth)
+}
+
+// copyLike copies from g the nodes of the value (and key, for a member)
+// beginning at tape index lo, whose text is g.src[from:to], if src has the
+// same text at i and, for a number or a literal (val), the token ends there.
+// It returns the offset past the copied text, or -1.
+func (p *parser) copyLike(i int, g *doc, lo, val uint32) int {
+	v := &g.tape[val]
+	from := g.tape[lo].start
+	if g.tape[lo].kind() == kString {
+		from-- // the opening quote
+	}
+	to := v.end
+	k := v.kind()
+	if k == kString {
+		to++ // the closing quote
+	}
+	n := int(to - from)
+	src := p.src
+	if n < minCopy || n > len(src)-i || string(src[i:i+n]) != string(g.src[from:to]) {
+		return -1
+	}
+	if k != kString && k != kArray && k != kObject && i+n < len(src) {
+		// A number or literal must end where g's does.
+		switch src[i+n] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+		default:
+			return -1
+		}
+	}
+	base := uint32(len(p.tape))
+	p.tape = append(p.tape, g.tape[lo:v.next]...)
+	off, dn := uint32(i)-from, base-lo
+	for j := range p.tape[base:] {
+		c := &p.tape[int(base)+j]
+		c.start += off
+		c.end += off
+		c.next += dn
+	}
+	return i + n
+}
+
+// objectLike is object for an object whose counterpart is object node gi
+// of g: member k is first tried as a copy of g's member k.
+func (p *parser) objectLike(start int, idx uint32, depth int, g *doc, gi uint32) bool {
+	src := p.src
+	p.tape = append(p.tape, node{})
+	gm, gend := gi+1, g.tape[gi].next // g's member keys, while gm < gend
+	i := start + 1
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	count := uint32(0)
+	if i < len(src) && src[i] == '}' {
+		i++
+		goto done
+	}
+	for {
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an object")
+		}
+		if src[i] != '"' {
+			return p.fail(i, "expected a string key in an object")
+		}
+		if gm < gend {
+			gv := gm + 1
+			gn := &g.tape[gv]
+			gm = gn.next
+			if int(gn.end-g.tape[gv-1].start) >= minCopy-2 {
+				if e := p.copyLike(i, g, gv-1, gv); e >= 0 {
+					p.pos = e
+					goto member
+				}
+			}
+			{
+				end, esc, ok := p.scanString(i + 1)
+				if !ok {
+					return false
+				}
+				kidx := uint32(len(p.tape))
+				p.tape = append(p.tape, node{start: uint32(i + 1), end: uint32(end), next: kidx + 1, meta: kString | esc})
+				i = end + 1
+				for i < len(src) && space[src[i]] {
+					i++
+				}
+				if i >= len(src) || src[i] != ':' {
+					return p.fail(i, "expected ':' after an object key")
+				}
+				p.pos = i + 1
+				if gn.kind() < kArray {
+					if !p.value(depth) {
+						return false
+					}
+				} else if !p.valueLike(depth, g, gv) {
+					return false
+				}
+			}
+		} else {
+			end, esc, ok := p.scanString(i + 1)
+			if !ok {
+				return false
+			}
+			kidx := uint32(len(p.tape))
+			p.tape = append(p.tape, node{start: uint32(i + 1), end: uint32(end), next: kidx + 1, meta: kString | esc})
+			i = end + 1
+			for i < len(src) && space[src[i]] {
+				i++
+			}
+			if i >= len(src) || src[i] != ':' {
+				return p.fail(i, "expected ':' after an object key")
+			}
+			p.pos = i + 1
+			if !p.value(depth) {
+				return false
+			}
+		}
+	member:
+		count++
+		i = p.pos
+		for i < len(src) && space[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an object")
+		}
+		if src[i] == ',' {
+			i++
+			for i < len(src) && space[src[i]] {
+				i++
+			}
+			continue
+		}
+		if src[i] == '}' {
+			i++
+			break
+		}
+		return p.fail(i, "expected ',' or '}' in an object")
+	}
+done:
+	p.tape[idx] = node{start: uint32(start), end: uint32(i), next: uint32(len(p.tape)), meta: kObject | count<<countShft}
+	p.pos = i
+	return true
+}
+
+// arrayLike is array for an array whose counterpart is array node gi of g:
+// element k is first tried as a copy of g's element k.
+func (p *parser) arrayLike(start int, idx uint32, depth int, g *doc, gi uint32) bool {
+	src := p.src
+	p.tape = append(p.tape, node{})
+	ge, gend := gi+1, g.tape[gi].next // g's elements, while ge < gend
+	i := start + 1
+	for i < len(src) && space[src[i]] {
+		i++
+	}
+	count := uint32(0)
+	if i < len(src) && src[i] == ']' {
+		i++
+		goto done
+	}
+	for {
+		p.pos = i
+		if ge < gend {
+			gv := ge
+			gn := &g.tape[gv]
+			ge = gn.next
+			if gn.kind() < kArray && int(gn.end-gn.start) < minCopy-2 {
+				if !p.value(depth) {
+					return false
+				}
+			} else {
+				for i < len(src) && space[src[i]] {
+					i++
+				}
+				if e := p.copyLike(i, g, gv, gv); e >= 0 {
+					p.pos = e
+				} else if !p.valueLike(depth, g, gv) {
+					return false
+				}
+			}
+		} else if !p.value(depth) {
+			return false
+		}
+		count++
+		i = p.pos
+		for i < len(src) && space[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			return p.fail(i, "unexpected end of input in an array")
+		}
+		if src[i] == ',' {
+			i++
+			continue
+		}
+		if src[i] == ']' {
+			i++
+			break
+		}
+		return p.fail(i, "expected ',' or ']' in an array")
+	}
+done:
+	p.tape[idx] = node{start: uint32(start), end: uint32(i), next: uint32(len(p.tape)), meta: kArray | count<<countShft}
+	p.pos = i
+	return true
+}

@@ -6,19 +6,30 @@ import (
 	"testing"
 )
 
-// Results do not share mutable memory: changing one's Patterns does not
-// change the next one's, though their pattern sets are interned.
+// Results do not share mutable memory: changing the patterns a result
+// returned changes neither that result's nor the next one's, though their
+// pattern sets are interned.
 func TestResultsIndependent(t *testing.T) {
 	a, b := []byte(`{"x":[1,2],"y":"a"}`), []byte(`{"x":[1,3],"y":"b"}`)
 	want := []PatternKind{{"x[*]", Changed}, {"y", Changed}}
 	r1 := Exact().Values(a, b)
-	if !slices.Equal(r1.Patterns, want) {
-		t.Fatalf("patterns %v, want %v", r1.Patterns, want)
+	got := r1.Patterns()
+	if !slices.Equal(got, want) {
+		t.Fatalf("patterns %v, want %v", got, want)
 	}
-	r1.Patterns[0] = PatternKind{"oops", Extra}
+	got[0] = PatternKind{"oops", Extra}
+	if again := r1.Patterns(); !slices.Equal(again, want) {
+		t.Errorf("patterns %v after changing the slice they returned, want %v", again, want)
+	}
 	r2 := Exact().Values(a, b)
-	if !slices.Equal(r2.Patterns, want) {
-		t.Errorf("patterns %v after changing an earlier result's, want %v", r2.Patterns, want)
+	if p := r2.Patterns(); !slices.Equal(p, want) {
+		t.Errorf("patterns %v after changing an earlier result's, want %v", p, want)
+	}
+	if p := r2.Patterns(); len(p) > 0 && &p[0] == &r1.Patterns()[0] {
+		t.Error("two calls return the same slice")
+	}
+	if r := Exact().Values(a, a); r.Patterns() != nil || r.Describe() != "" {
+		t.Errorf("a match has patterns %v, described %q", r.Patterns(), r.Describe())
 	}
 }
 

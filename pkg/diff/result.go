@@ -1,5 +1,7 @@
 package diff
 
+import "slices"
+
 // Verdict is the judgement of one pair.
 type Verdict string
 
@@ -76,12 +78,24 @@ type Result struct {
 	// Reason explains a [VerdictInvalidJSON]: which side, where and why
 	// (including nesting deeper than the depth limit).
 	Reason string
-	// Patterns is the sorted set of (pattern, kind) of all differences, not
-	// only the listed ones; Signature is its fingerprint. At most 256
-	// entries; PatternsTruncated says whether there were more. The slice is
-	// the result's own; its strings may be shared with other results.
-	Patterns          []PatternKind
+	// patterns is the mismatch's pattern set, interned: shared with other
+	// results of the same shape, and never modified; see [Result.Patterns].
+	patterns []PatternKind
+	// PatternsTruncated says whether the differences had more than the
+	// 256 (pattern, kind) entries that [Result.Patterns] returns.
 	PatternsTruncated bool
+}
+
+// Patterns returns the sorted set of (pattern, kind) of all differences,
+// not only the listed ones; Signature is its fingerprint. It has at most 256
+// entries; PatternsTruncated says whether there were more. It is nil unless
+// the verdict is a mismatch.
+//
+// Judging keeps the set interned, so that a mismatch of a shape seen before
+// allocates nothing; Patterns copies it: the slice is the caller's own, a
+// new one on each call, and its strings may be shared with other results.
+func (r *Result) Patterns() []PatternKind {
+	return slices.Clone(r.patterns)
 }
 
 // PatternKind is one element of a mismatch's shape: a kind of difference at

@@ -78,4 +78,4 @@ func Describe(set []PatternKind) string {
 }
 
 // Describe renders the result's shape with the package-level [Describe].
-func (r *Result) Describe() string { return Describe(r.Patterns) }
+func (r *Result) Describe() string { return Describe(r.patterns) }

@@ -26,11 +26,11 @@ type valuesCase struct {
 // same verdict, pattern set and signature, and no Diffs.
 func sameShape(t *testing.T, hot, explained Result) {
 	t.Helper()
-	if hot.Verdict != explained.Verdict || hot.Signature != explained.Signature || !slices.Equal(hot.Patterns, explained.Patterns) ||
+	if hot.Verdict != explained.Verdict || hot.Signature != explained.Signature || !slices.Equal(hot.Patterns(), explained.Patterns()) ||
 		hot.PatternsTruncated != explained.PatternsTruncated || hot.RulesVersion != explained.RulesVersion || hot.Reason != explained.Reason {
 		t.Errorf("hot path and explanation disagree:\n hot       %s %q %v (truncated %v) v%d %q\n explained %s %q %v (truncated %v) v%d %q",
-			hot.Verdict, hot.Signature, hot.Patterns, hot.PatternsTruncated, hot.RulesVersion, hot.Reason,
-			explained.Verdict, explained.Signature, explained.Patterns, explained.PatternsTruncated, explained.RulesVersion, explained.Reason)
+			hot.Verdict, hot.Signature, hot.Patterns(), hot.PatternsTruncated, hot.RulesVersion, hot.Reason,
+			explained.Verdict, explained.Signature, explained.Patterns(), explained.PatternsTruncated, explained.RulesVersion, explained.Reason)
 	}
 	if len(hot.Diffs) != 0 || hot.Truncated {
 		t.Errorf("hot path lists differences: %+v (truncated %v)", hot.Diffs, hot.Truncated)
@@ -40,7 +40,7 @@ func sameShape(t *testing.T, hot, explained Result) {
 	}
 	// The set is computed apart from the listed differences (and cached
 	// between calls); when every difference is listed, it is theirs.
-	if want := Signature(explained.Patterns); explained.Signature != want {
+	if want := Signature(explained.Patterns()); explained.Signature != want {
 		t.Errorf("signature %q, want Signature(patterns) = %q", explained.Signature, want)
 	}
 	if !explained.Truncated && !explained.PatternsTruncated {
@@ -49,8 +49,8 @@ func sameShape(t *testing.T, hot, explained Result) {
 			want = append(want, PatternKind{d.Pattern, d.Kind})
 		}
 		want = slices.Compact(sortPatterns(want))
-		if !slices.Equal(explained.Patterns, want) {
-			t.Errorf("patterns %v, want those of the differences, %v", explained.Patterns, want)
+		if !slices.Equal(explained.Patterns(), want) {
+			t.Errorf("patterns %v, want those of the differences, %v", explained.Patterns(), want)
 		}
 	}
 }
@@ -76,12 +76,12 @@ func checkValues(t *testing.T, d *Differ, op string, c valuesCase) {
 		t.Errorf("signature %q with verdict %s", got.Signature, got.Verdict)
 	}
 	if got.Verdict == VerdictMismatch {
-		if want := Signature(got.Patterns); got.Signature != want {
+		if want := Signature(got.Patterns()); got.Signature != want {
 			t.Errorf("signature %q, want Signature(patterns) = %q", got.Signature, want)
 		}
 		for _, d := range got.Diffs {
-			if !slices.Contains(got.Patterns, PatternKind{d.Pattern, d.Kind}) {
-				t.Errorf("patterns %v lack the difference %+v", got.Patterns, d)
+			if !slices.Contains(got.Patterns(), PatternKind{d.Pattern, d.Kind}) {
+				t.Errorf("patterns %v lack the difference %+v", got.Patterns(), d)
 			}
 		}
 	}
@@ -182,8 +182,8 @@ func TestValuesTruncation(t *testing.T) {
 	// Patterns cover every difference, not just the listed ones.
 	r := d.ExplainValues("", []byte(`{"a":[1,2,3],"b":1}`), []byte(`{"a":[4,5,6],"b":2}`))
 	want := []PatternKind{{"a[*]", Changed}, {"b", Changed}}
-	if !slices.Equal(r.Patterns, want) || !r.Truncated {
-		t.Errorf("patterns = %v (truncated %v), want %v and truncated", r.Patterns, r.Truncated, want)
+	if !slices.Equal(r.Patterns(), want) || !r.Truncated {
+		t.Errorf("patterns = %v (truncated %v), want %v and truncated", r.Patterns(), r.Truncated, want)
 	}
 	sameShape(t, d.Values([]byte(`{"a":[1,2,3],"b":1}`), []byte(`{"a":[4,5,6],"b":2}`)), r)
 }

@@ -2,7 +2,6 @@ package diff
 
 import (
 	"bytes"
-	"slices"
 	"strconv"
 )
 
@@ -500,12 +499,18 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 		va, vb := ka+1, kb+1
 		na, nb := &ta[va], &tb[vb]
 		nextA, nextB := na.next, nb.next
+		x, y := &ta[ka], &tb[kb]
+		// Members whose text is identical, key to value, are equal under
+		// any rules; in documents that differ in a few places, most are.
+		if sameText(srcA, srcB, x.start-1, y.start-1, na, nb) {
+			ka, kb = nextA, nextB
+			continue
+		}
 		// Members known to be identical (see scan) are equal.
 		if w.known(ka, kb, nextA) {
 			ka, kb = nextA, nextB
 			continue
 		}
-		x, y := &ta[ka], &tb[kb]
 		if string(srcA[x.start:x.end]) != string(srcB[y.start:y.end]) {
 			w.rollback(start)
 			return w.objectByKey(ai, bi, depth, lo, hi)
@@ -557,6 +562,22 @@ func (w *walker) object(ai, bi uint32, depth int, lo, hi int32) bool {
 		ka, kb = nextA, nextB
 	}
 	return eq
+}
+
+// sameText reports whether two members (or elements), whose text begins at
+// offsets fa (control) and fb (candidate) and whose values are na and nb,
+// have identical text, from the key to the value's end: then they are equal
+// members under any rules. One comparison settles the key and the value.
+func sameText(srcA, srcB []byte, fa, fb uint32, na, nb *node) bool {
+	// Both values end at the same offset relative to fa and fb (a number
+	// or literal that is a prefix of the other's ends elsewhere), and the
+	// text up to the control's last byte (a string's closing quote) is
+	// identical.
+	last := na.end
+	if na.meta&kindMask == kString {
+		last++
+	}
+	return nb.end-fb == na.end-fa && string(srcA[fa:last]) == string(srcB[fb:fb+(last-fa)])
 }
 
 // laterDup reports whether a key equal to control key node k appears after
@@ -707,12 +728,12 @@ func (w *walker) emit(b []byte) span {
 }
 
 // result fills the patterns, the signature and, when explaining, the
-// differences of res from the records. The pattern set's slice is the one
-// allocation (when the set has been seen before by this scratch); the
+// differences of res from the records. The result points to the interned
+// pattern set, so a set seen before by this scratch costs no allocation; the
 // explanation adds one string holding all its text and the Diffs slice.
 func (w *walker) result(res *Result) {
 	set := w.pt.set(w.precs)
-	res.Patterns = slices.Clone(set.patterns)
+	res.patterns = set.patterns
 	res.Signature = set.sig
 	res.PatternsTruncated = w.patsFull
 	if !w.explain {

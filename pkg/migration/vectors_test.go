@@ -12,6 +12,7 @@ import (
 
 	"github.com/parityhq/parity/pkg/envelope"
 	"github.com/parityhq/parity/pkg/natsnames"
+	"github.com/parityhq/parity/pkg/publish"
 )
 
 // clientVectors is testdata/client-vectors.json at the repository root: the
@@ -20,6 +21,12 @@ import (
 type clientVectors struct {
 	Wire struct {
 		EnvelopeVersion   int      `json:"envelope_version"`
+		BatchVersion      int      `json:"batch_version"`
+		MaxBatchPairs     int      `json:"max_batch_pairs"`
+		HookBatchPairs    int      `json:"hook_batch_pairs"`
+		HookBatchBytes    int      `json:"hook_batch_bytes"`
+		HookLingerMS      int64    `json:"hook_linger_ms"`
+		HookRecentIDMS    int64    `json:"hook_recent_id_window_ms"`
 		PairSubjectPrefix string   `json:"pair_subject_prefix"`
 		PairStream        string   `json:"pair_stream"`
 		HookReportSubject string   `json:"hook_report_subject"`
@@ -125,6 +132,12 @@ func TestClientVectors(t *testing.T) {
 		got, want any
 	}{
 		{"envelope_version", envelope.Version, w.EnvelopeVersion},
+		{"batch_version", envelope.BatchVersion, w.BatchVersion},
+		{"max_batch_pairs", envelope.MaxBatchPairs, w.MaxBatchPairs},
+		{"hook_batch_pairs", publish.DefaultBatchPairs, w.HookBatchPairs},
+		{"hook_batch_bytes", publish.DefaultBatchBytes, w.HookBatchBytes},
+		{"hook_linger_ms", publish.DefaultLinger.Milliseconds(), w.HookLingerMS},
+		{"hook_recent_id_window_ms", publish.RecentIDWindow.Milliseconds(), w.HookRecentIDMS},
 		{"pair_subject_prefix", natsnames.PairSubjectPrefix, w.PairSubjectPrefix},
 		{"pair_stream", natsnames.PairStream, w.PairStream},
 		{"hook_report_subject", natsnames.HookReportSubject, w.HookReportSubject},

@@ -116,13 +116,18 @@ func (c *Chunk) segment(key string, names, values []string) *Segment {
 	return s
 }
 
-func (s *Segment) sign(sig string, patterns []diff.PatternKind) {
+// sign counts a row under its signature; res is the diff's result for a
+// divergent row (whose pattern set a new signature keeps), else nil.
+func (s *Segment) sign(sig string, res *diff.Result) {
 	if s.Signatures == nil {
 		s.Signatures = map[string]*Signature{}
 	}
 	x := s.Signatures[sig]
 	if x == nil {
-		x = &Signature{Patterns: patterns}
+		x = &Signature{}
+		if res != nil {
+			x.Patterns = res.Patterns()
+		}
 		s.Signatures[sig] = x
 	}
 	x.Count++

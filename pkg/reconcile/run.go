@@ -448,14 +448,15 @@ func (r *runner) final(c *Chunk, s suspect, o, n *Row) {
 			sample.Kind, sample.Signature, sample.Reason = KindInvalid, KindInvalid, res.Reason
 		default:
 			seg.Counts.Divergent++
-			seg.sign(res.Signature, res.Patterns)
-			sample.Kind, sample.Signature, sample.Patterns = KindDivergent, res.Signature, res.Patterns
+			seg.sign(res.Signature, &res)
+			sample.Kind, sample.Signature = KindDivergent, res.Signature
 		}
 		sample.Old, sample.New = o.Doc, n.Doc
 	}
 	if len(c.Samples) < r.opts.SamplesPerChunk {
 		if sample.Kind == KindDivergent {
-			sample.Diffs = r.opts.Differ.ExplainValues(r.plan.Operation, o.Doc, n.Doc).Diffs
+			ex := r.opts.Differ.ExplainValues(r.plan.Operation, o.Doc, n.Doc)
+			sample.Patterns, sample.Diffs = ex.Patterns(), ex.Diffs
 		}
 		c.Samples = append(c.Samples, sample)
 	}

@@ -1,6 +1,7 @@
 // publish-pairs is run by the Go end-to-end test (e2e/node_test.go): it
 // publishes PAIRS calls through the Node client's Reader and Writer to the
-// JetStream at NATS_URL, in four segments with known divergence, and prints
+// JetStream at NATS_URL (in batches, or one pair per message with
+// BATCH_PAIRS=1), in four segments with known divergence, and prints
 // one JSON line with what it did. The Go test checks that Parity's verifiers
 // and collector count exactly that per segment.
 
@@ -11,6 +12,10 @@ import { Publisher, Reader, Writer } from "../src/index.js";
 const url = process.env.NATS_URL ?? "nats://127.0.0.1:4222";
 const experiment = process.env.EXPERIMENT ?? "node-e2e";
 const n = Number(process.env.PAIRS ?? "2000");
+// BATCH_PAIRS=1 publishes every pair on its own (version 1); unset: batches, the default.
+const batchPairs = process.env.BATCH_PAIRS === undefined ? undefined : Number(process.env.BATCH_PAIRS);
+// PACE_MS: a pause after every 200 calls, so that pairs keep flowing while a test breaks something.
+const paceMs = Number(process.env.PACE_MS ?? "0");
 
 // Segment i%4; pair k of a segment diverges when k % every == 0 (every 0: never).
 const segments = [
@@ -44,7 +49,7 @@ await OpenFeature.setProviderAndWait(
 );
 const flags = OpenFeature.getClient();
 const nc = await connect({ servers: url });
-const pub = new Publisher(nc, { queueSize: n + 10 });
+const pub = new Publisher(nc, { queueSize: n + 10, batchPairs });
 const common = { experiment, flags, flagKey: "orders-stage", publisher: pub };
 const getOrder = new Reader<Req, Order>({
   ...common,
@@ -71,7 +76,10 @@ for (let i = 0; i < n; i++) {
   if (divergent) want[key].divergent++;
   const ec = { targetingKey: `user-${i}`, country: s.country, plan: s.plan };
   calls.push(i % 5 === 4 ? placeOrder.write(ec, { i, divergent }) : getOrder.read(ec, { i, divergent }));
-  if (calls.length >= 200) await Promise.all(calls.splice(0));
+  if (calls.length >= 200) {
+    await Promise.all(calls.splice(0));
+    if (paceMs > 0) await new Promise((r) => setTimeout(r, paceMs));
+  }
 }
 await Promise.all(calls);
 await getOrder.wait({ timeoutMs: 30_000 });

@@ -1,11 +1,17 @@
-// The pair envelope, version 1, exactly as docs/wire-format.md and Go's
-// pkg/envelope define it: the types, the limits, validation with errors that
-// name the field, and the encoder the publisher runs in the background.
+// The pair envelope, version 1, and the batch envelope, version 2, exactly
+// as docs/wire-format.md and Go's pkg/envelope define them: the types, the
+// limits, validation with errors that name the field, the encoder the
+// publisher runs in the background, and the batch writer that packs encoded
+// pairs of one subject into one message as Go's envelope.BatchWriter does.
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 
-/** The envelope version this package writes. */
+/** The version of a single pair's envelope. */
 export const VERSION = 1;
+/** The version of a batch envelope: several version-1 pairs of one subject in one message. */
+export const BATCH_VERSION = 2;
+/** The most pairs one batch envelope may carry. */
+export const MAX_BATCH_PAIRS = 1024;
 /** The largest encoded envelope, in bytes. */
 export const MAX_SIZE = 1_000_000;
 /** Pairs are published on `${SUBJECT_PREFIX}.<experiment>.<operation>`. */
@@ -103,7 +109,8 @@ export function newID(): string {
   return randomUUID().replaceAll("-", "");
 }
 
-const byteLength = (s: string): number => Buffer.byteLength(s, "utf8");
+/** byteLength is the UTF-8 length of s. */
+export const byteLength = (s: string): number => Buffer.byteLength(s, "utf8");
 
 /** validToken: 1..max bytes of A-Z a-z 0-9 _ -, plus . and : when ext. */
 export function validToken(s: unknown, max: number, ext: boolean): boolean {
@@ -280,4 +287,119 @@ export function encodePair(p: Pair & { [ON_VALUE_ERROR]?: ValueErrorHook }): str
     throw new Error(`envelope: invalid pair: larger than ${MAX_SIZE} bytes`);
   }
   return s;
+}
+
+/** Every batch opens with this; the id follows the pairs. */
+const BATCH_HEAD = '{"version":2,"pairs":[';
+/** The most bytes a batch has after its last pair: `],"id":"` + 32 hex digits + `"}`. */
+const BATCH_TAIL = '],"id":""}'.length + 32;
+
+/**
+ * batchID is a batch's id, sent as its Nats-Msg-Id: the first 16 bytes of
+ * the SHA-256 of each pair id followed by a newline, in hex, as Go's
+ * envelope.BatchWriter derives it, so the same pairs batched the same way
+ * have the same id.
+ */
+export function batchID(ids: readonly string[]): string {
+  const h = createHash("sha256");
+  for (const id of ids) h.update(id + "\n");
+  return h.digest("hex").slice(0, 32);
+}
+
+/** A finished message: its bytes (a string) and the id to send as its Nats-Msg-Id. */
+export interface BatchMessage {
+  data: string;
+  id: string;
+}
+
+/**
+ * BatchWriter packs encoded pairs of one subject into one message, with
+ * Go's envelope.BatchWriter's limits and bytes: at most maxPairs pairs and
+ * maxBytes encoded bytes (a single larger pair still makes a message of its
+ * own); one pair is sent as its own version-1 envelope, more as a version-2
+ * batch.
+ */
+export class BatchWriter {
+  readonly #maxPairs: number;
+  readonly #maxBytes: number;
+  #parts: string[] = [];
+  #ids: string[] = [];
+  #bytes = BATCH_HEAD.length;
+
+  constructor(maxPairs: number, maxBytes: number) {
+    this.#maxPairs = Math.min(Math.max(maxPairs, 1), MAX_BATCH_PAIRS);
+    this.#maxBytes = Math.min(Math.max(maxBytes, 1), MAX_SIZE);
+  }
+
+  /** How many pairs the batch holds. */
+  get length(): number {
+    return this.#parts.length;
+  }
+
+  /** The encoded size of the batch so far, in bytes, counting the longest tail. */
+  size(): number {
+    return this.#bytes + BATCH_TAIL;
+  }
+
+  /**
+   * add appends a pair encodePair wrote (bytes is its UTF-8 length, id its
+   * id) and returns true, or returns false, adding nothing, when the batch
+   * is at its pair limit or the pair would take it past its byte limit.
+   */
+  add(data: string, id: string, bytes: number): boolean {
+    const n = this.#parts.length;
+    if (n >= this.#maxPairs) return false;
+    if (n > 0 && this.#bytes + 1 + bytes + BATCH_TAIL > this.#maxBytes) return false;
+    this.#bytes += (n > 0 ? 1 : 0) + bytes;
+    this.#parts.push(data);
+    this.#ids.push(id);
+    return true;
+  }
+
+  /** finish returns the message and empties the writer; undefined when it holds no pair. */
+  finish(): BatchMessage | undefined {
+    const parts = this.#parts;
+    const ids = this.#ids;
+    this.#parts = [];
+    this.#ids = [];
+    this.#bytes = BATCH_HEAD.length;
+    switch (parts.length) {
+      case 0:
+        return undefined;
+      case 1:
+        return { data: parts[0] as string, id: ids[0] as string };
+    }
+    const id = batchID(ids);
+    return { data: BATCH_HEAD + parts.join(",") + '],"id":"' + id + '"}', id };
+  }
+}
+
+/**
+ * packPairs encodes pairs in order into the messages a publisher with these
+ * limits sends when they are all waiting at once: one open batch per
+ * subject, sent when full, the rest at the end in the order they were
+ * opened. It throws what encodePair throws. Tests hold it to Go's bytes.
+ */
+export function packPairs(pairs: Pair[], maxPairs: number, maxBytes: number): (BatchMessage & { subject: string })[] {
+  const open = new Map<string, BatchWriter>();
+  const out: (BatchMessage & { subject: string })[] = [];
+  const send = (subj: string, w: BatchWriter): void => {
+    open.delete(subj);
+    out.push({ subject: subj, ...(w.finish() as BatchMessage) });
+  };
+  for (const p of pairs) {
+    const data = encodePair(p);
+    const subj = subject(p.experiment, p.operation);
+    const bytes = byteLength(data);
+    let w = open.get(subj);
+    if (w === undefined) open.set(subj, (w = new BatchWriter(maxPairs, maxBytes)));
+    if (!w.add(data, p.id as string, bytes)) {
+      send(subj, w);
+      open.set(subj, (w = new BatchWriter(maxPairs, maxBytes)));
+      w.add(data, p.id as string, bytes);
+    }
+    if (w.length >= maxPairs) send(subj, w);
+  }
+  for (const [subj, w] of open) send(subj, w);
+  return out;
 }

@@ -1,19 +1,28 @@
 // The publisher: a bounded queue that publish() offers pairs to and returns
-// at once, drained in the background by the event loop in small slices, each
-// pair encoded and published to JetStream asynchronously with its id as the
-// Nats-Msg-Id, so JetStream stores a pair published twice once.
+// at once, drained in the background by the event loop in small slices. Each
+// pair is encoded into the open batch of its subject, and a batch is
+// published to JetStream asynchronously as one message (wire-format version
+// 2; a batch of one pair is a plain version-1 envelope) when it holds
+// batchPairs pairs or batchBytes bytes, when its first pair has waited
+// lingerMs, or on flush — the limits and linger of Go's pkg/publish. Each
+// message carries its envelope's id as the Nats-Msg-Id (the pair's id, or
+// the batch's id derived from its pairs' ids), so JetStream stores a message
+// published twice once; a pair id the caller gave and this publisher sent
+// lately is counted as a duplicate and not sent again, since a batch cannot
+// carry it as the Nats-Msg-Id.
 //
-// Like Go's pkg/publish, it publishes each pair with a reply subject under
+// Like Go's pkg/publish, it publishes each message with a reply subject under
 // one inbox of its own and reads JetStream's PubAck there, instead of calling
 // JetStreamClient.publish: that allocates a request, two errors and a timer
 // per message and measured a quarter of the throughput on the same machine.
 // Acks not received within ackTimeoutMs are failed by one sweep timer; a
-// pair refused for want of a stream is sent again until then.
+// message refused for want of a stream is sent again until then. Neither the
+// sweep nor the linger timer keeps the event loop alive.
 
 import { hostname } from "node:os";
 import { createInbox, headers, type Msg, type NatsConnection, type Subscription } from "@nats-io/transport-node";
 import { JetStreamApiError, JetStreamError, PubHeaders } from "@nats-io/jetstream";
-import { encodePair, errorText, FieldError, subject, type Pair } from "./envelope.js";
+import { BatchWriter, byteLength, encodePair, errorText, FieldError, MAX_BATCH_PAIRS, MAX_SIZE, subject, type Pair } from "./envelope.js";
 
 /** InvalidOptionError is thrown by constructors for an option out of range; the message names it. */
 export class InvalidOptionError extends Error {
@@ -25,6 +34,19 @@ export const DEFAULT_QUEUE_SIZE = 8192;
 export const DEFAULT_MAX_PENDING = 4000;
 export const DEFAULT_ACK_TIMEOUT_MS = 5000;
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
+export const DEFAULT_BATCH_PAIRS = 64;
+export const DEFAULT_BATCH_BYTES = 256 * 1024;
+export const DEFAULT_LINGER_MS = 5;
+/**
+ * How long a publisher remembers the pair ids the caller gave that it sent,
+ * at least (and at most twice as long), as Go's publish.RecentIDWindow: a
+ * pair published again with the same id within it is counted as published
+ * and as a duplicate, and not sent. At most MAX_RECENT_IDS ids are kept per
+ * half-window; beyond that rate the window shortens. Ids the publisher
+ * generates are never repeated and are not remembered.
+ */
+export const RECENT_ID_WINDOW_MS = 30_000;
+const MAX_RECENT_IDS = 32 << 10;
 /** Where publishers report their counters (core NATS), as Go's publish.ReportSubject. */
 export const REPORT_SUBJECT = "parity.hooks.stats";
 
@@ -35,6 +57,22 @@ export interface PublisherOptions {
   maxPending?: number;
   /** How long a pair may await its ack before it counts as failed, in ms. Default 5000. */
   ackTimeoutMs?: number;
+  /**
+   * The most pairs packed into one message: pairs waiting for the same
+   * subject are sent as one batch envelope (wire-format version 2); a batch
+   * of one is a plain version-1 envelope. 1 sends every pair on its own, for
+   * verifiers older than version 2. 0 or unset: 64, or maxPending if that is
+   * smaller; at most 1024 and at most maxPending.
+   */
+  batchPairs?: number;
+  /** The most encoded bytes in one batch message; a single larger pair is sent on its own. 0 or unset: 262144 (256 KiB); at most 1000000. */
+  batchBytes?: number;
+  /**
+   * The longest a pair waits for others to share its message, in ms: a batch
+   * is sent as soon as it is full, once its first pair has waited this long,
+   * or on flush. 0 or unset: 5.
+   */
+  lingerMs?: number;
   /** Names this publisher in its reports. Default: host name and process id. */
   instance?: string;
   /** How often counters are reported on REPORT_SUBJECT, in ms; negative: never. 0 or unset: 10000. */
@@ -55,11 +93,19 @@ export interface PublisherStats {
   offered: number;
   enqueued: number;
   dropped: number;
+  /** Pairs acknowledged by JetStream, duplicates included. */
   published: number;
   failed: number;
   pending: number;
   /** Pairs waiting in the queue now (part of pending). */
   queued: number;
+  /**
+   * Within published: pairs not sent because this publisher had sent a pair
+   * with the same caller-given id within RECENT_ID_WINDOW_MS (already stored).
+   */
+  duplicates: number;
+  /** Messages acknowledged by JetStream, each carrying one pair or a batch of them. */
+  batches: number;
 }
 
 /** The interface Reader and Writer need: publish must not block and says whether it took the pair. */
@@ -93,16 +139,46 @@ function checkInt(name: string, v: number | undefined, def: number, min: number)
 }
 
 /**
- * A pair awaiting its ack. Its data is kept for a retry: while a clustered
- * stream elects a leader the server answers "no responders", and the pair is
- * sent again (same Nats-Msg-Id, so never stored twice) until its ack timeout.
+ * A message awaiting its ack: its pairs' sequences, and its data kept for a
+ * retry: while a clustered stream elects a leader the server answers "no
+ * responders", and the message is sent again (same Nats-Msg-Id, so never
+ * stored twice) until its ack timeout.
  */
 interface Flight {
   subject: string;
   id: string;
   data: string;
+  seqs: number[];
   expires: number;
   retries: number;
+}
+
+/** The message being filled with the pairs of one subject. */
+interface Open {
+  subject: string;
+  w: BatchWriter;
+  seqs: number[];
+  /** When its first pair was added (performance.now()). */
+  since: number;
+}
+
+/** RecentIDs remembers ids in two generations, as Go's recentIDs: an id is found while its generation or the next is current. */
+class RecentIDs {
+  #cur = new Set<string>();
+  #prev = new Set<string>();
+  #since = -Infinity;
+
+  /** seen reports whether id was added within the window, and adds it. */
+  seen(id: string, now: number): boolean {
+    if (this.#cur.has(id) || this.#prev.has(id)) return true;
+    if (now - this.#since >= RECENT_ID_WINDOW_MS || this.#cur.size >= MAX_RECENT_IDS) {
+      this.#prev = this.#cur;
+      this.#cur = new Set();
+      this.#since = now;
+    }
+    this.#cur.add(id);
+    return false;
+  }
 }
 
 /** Retries of a pair refused for want of a stream: 50 ms doubling to 1 s, at most 20, never past the ack timeout. */
@@ -124,7 +200,7 @@ export const SLICE_PAIRS = 256;
 const SLICE_MS = 2;
 
 /**
- * Publisher publishes pairs to JetStream in the background. publish() never
+ * Publisher publishes pairs to JetStream in the background, in batches. publish() never
  * blocks, never throws and does O(1) work: a full queue, a closed publisher
  * or a missing pair is a counted drop.
  */
@@ -133,9 +209,13 @@ export class Publisher implements PairPublisher {
   readonly #inbox: string = "";
   readonly #sub: Subscription | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #lingerTimer: NodeJS.Timeout | undefined;
   readonly #queueSize: number;
   readonly #maxPending: number;
   readonly #ackTimeoutMs: number;
+  readonly #batchPairs: number;
+  readonly #batchBytes: number;
+  readonly #lingerMs: number;
   readonly #instance: string;
   readonly #onError: ((err: Error) => void) | undefined;
 
@@ -148,11 +228,19 @@ export class Publisher implements PairPublisher {
   #dropped = 0;
   #published = 0;
   #failed = 0;
+  #duplicates = 0;
+  #batches = 0;
 
   #seq = 0; // sequence of the last pair enqueued
   #headSeq = 1; // sequence of the pair at the head of the queue
-  /** Pairs awaiting an ack, by sequence: their subject and when they expire. */
+  /** The batches being filled, by subject, in the order they were opened. */
+  readonly #open = new Map<string, Open>();
+  #openPairs = 0;
+  #msgSeq = 0; // sequence of the last message sent
+  /** Messages awaiting an ack, by message sequence (in order of expiry). */
   readonly #inflight = new Map<number, Flight>();
+  #inflightPairs = 0;
+  readonly #recent = new RecentIDs();
   #waiters: Waiter[] = [];
   #scheduled = false;
   #closed = false;
@@ -170,6 +258,13 @@ export class Publisher implements PairPublisher {
     this.#queueSize = checkInt("queueSize", opts.queueSize, DEFAULT_QUEUE_SIZE, 0);
     this.#maxPending = checkInt("maxPending", opts.maxPending, DEFAULT_MAX_PENDING, 0);
     this.#ackTimeoutMs = checkInt("ackTimeoutMs", opts.ackTimeoutMs, DEFAULT_ACK_TIMEOUT_MS, 0);
+    const batchPairs = checkInt("batchPairs", opts.batchPairs, 0, 0);
+    if (batchPairs > MAX_BATCH_PAIRS) throw new InvalidOptionError(`parity: invalid option: batchPairs: must be between 0 and ${MAX_BATCH_PAIRS}, got ${batchPairs}`);
+    this.#batchPairs = batchPairs === 0 ? Math.min(DEFAULT_BATCH_PAIRS, this.#maxPending) : batchPairs;
+    if (this.#batchPairs > this.#maxPending) throw new InvalidOptionError(`parity: invalid option: batchPairs (${this.#batchPairs}) must not exceed maxPending (${this.#maxPending})`);
+    this.#batchBytes = checkInt("batchBytes", opts.batchBytes, DEFAULT_BATCH_BYTES, 0);
+    if (this.#batchBytes > MAX_SIZE) throw new InvalidOptionError(`parity: invalid option: batchBytes: must be between 0 and ${MAX_SIZE}, got ${this.#batchBytes}`);
+    this.#lingerMs = checkInt("lingerMs", opts.lingerMs, DEFAULT_LINGER_MS, 0);
     const report = opts.reportIntervalMs || DEFAULT_REPORT_INTERVAL_MS; // 0: the default
     if (typeof report !== "number" || !Number.isFinite(report)) throw new InvalidOptionError(`parity: invalid option: reportIntervalMs: must be a number, got ${String(report)}`);
     if (opts.onError !== undefined && typeof opts.onError !== "function") throw new InvalidOptionError("parity: invalid option: onError: must be a function");
@@ -222,16 +317,18 @@ export class Publisher implements PairPublisher {
       failed: this.#failed,
       pending: this.#enqueued - this.#published - this.#failed,
       queued: this.#len,
+      duplicates: this.#duplicates,
+      batches: this.#batches,
     };
   }
 
   /**
-   * flush resolves once every pair enqueued before the call has been
-   * acknowledged or has failed; it rejects with a DeadlineError when the
-   * deadline passes first.
+   * flush sends the open batches at once and resolves once every pair
+   * enqueued before the call has been acknowledged or has failed; it
+   * rejects with a DeadlineError when the deadline passes first.
    */
   flush(opts: DeadlineOptions = {}): Promise<void> {
-    const pending = this.#len + this.#inflight.size;
+    const pending = this.#len + this.#openPairs + this.#inflightPairs;
     if (pending === 0) return Promise.resolve();
     const done = new Promise<void>((resolve) => {
       this.#waiters.push({ upTo: this.#seq, left: pending, resolve });
@@ -260,16 +357,20 @@ export class Publisher implements PairPublisher {
     this.#stopped = true;
     if (this.#reportTimer !== undefined) clearInterval(this.#reportTimer);
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    if (this.#lingerTimer !== undefined) clearTimeout(this.#lingerTimer);
     try {
       this.#sub?.unsubscribe();
     } catch {
       // the connection is closed: the subscription is gone anyway
     }
-    const n = this.#len + this.#inflight.size;
+    const n = this.#len + this.#openPairs + this.#inflightPairs;
     this.#failed += n;
     this.#ring.fill(undefined);
     this.#len = 0;
+    this.#open.clear();
+    this.#openPairs = 0;
     this.#inflight.clear();
+    this.#inflightPairs = 0;
     for (const w of this.#waiters) w.resolve();
     this.#waiters = [];
     if (n > 0) this.#report(new ClosedError(`parity: publisher closed: ${n} pairs queued or awaiting an ack counted as failed`));
@@ -282,25 +383,45 @@ export class Publisher implements PairPublisher {
     setImmediate(() => this.#drain());
   }
 
-  /** drain sends queued pairs for at most SLICE_MS, then yields the event loop. */
+  /**
+   * drain moves queued pairs into their subjects' batches for at most
+   * SLICE_MS or SLICE_PAIRS pairs, sends the batches that are full, due, or
+   * flushed, then yields the event loop. Pairs in open batches count against
+   * maxPending with those awaiting an ack.
+   */
   #drain(): void {
     this.#scheduled = false;
     if (this.#stopped) return;
     const until = performance.now() + SLICE_MS;
     let n = 0;
-    while (this.#len > 0 && this.#inflight.size < this.#maxPending) {
+    while (this.#len > 0) {
+      if (this.#inflightPairs + this.#openPairs >= this.#maxPending) {
+        // Waiting for acks; with none to wait for, the open batches go now.
+        if (this.#inflightPairs === 0) this.#sendOpen();
+        break;
+      }
       const pair = this.#ring[this.#head] as Pair;
       this.#ring[this.#head] = undefined;
       this.#head = (this.#head + 1) % this.#queueSize;
       this.#len--;
-      const seq = this.#headSeq++;
-      this.#send(pair, seq);
+      this.#add(pair, this.#headSeq++);
       if (++n >= SLICE_PAIRS || performance.now() >= until) break;
     }
-    if (this.#len > 0 && this.#inflight.size < this.#maxPending) this.#schedule();
+    if (this.#len === 0 && this.#waiters.length > 0) this.#sendOpen();
+    else this.#sendDue(performance.now());
+    if (this.#len > 0 && this.#inflightPairs + this.#openPairs < this.#maxPending) this.#schedule();
+    this.#armLinger();
   }
 
-  #send(pair: Pair, seq: number): void {
+  /** add encodes pair into its subject's open batch, sending the batch when it is full. */
+  #add(pair: Pair, seq: number): void {
+    if (typeof pair.id === "string" && this.#recent.seen(pair.id, performance.now())) {
+      // Sent already: a batch cannot carry the pair's id as its
+      // Nats-Msg-Id, so the publisher recognises the repeat itself.
+      this.#duplicates++;
+      this.#complete(seq, true);
+      return;
+    }
     let data: string;
     try {
       data = encodePair(pair);
@@ -310,7 +431,65 @@ export class Publisher implements PairPublisher {
       this.#report(new Error(msg));
       return;
     }
-    const f: Flight = { subject: subject(pair.experiment, pair.operation), id: pair.id as string, data, expires: performance.now() + this.#ackTimeoutMs, retries: 0 };
+    const subj = subject(pair.experiment, pair.operation);
+    const bytes = byteLength(data);
+    const id = pair.id as string;
+    let b = this.#open.get(subj) ?? this.#openBatch(subj);
+    if (!b.w.add(data, id, bytes)) {
+      this.#sendBatch(b);
+      b = this.#openBatch(subj);
+      b.w.add(data, id, bytes); // an empty batch takes any pair
+    }
+    b.seqs.push(seq);
+    this.#openPairs++;
+    if (b.w.length >= this.#batchPairs) this.#sendBatch(b);
+  }
+
+  #openBatch(subj: string): Open {
+    const b: Open = { subject: subj, w: new BatchWriter(this.#batchPairs, this.#batchBytes), seqs: [], since: performance.now() };
+    this.#open.set(subj, b);
+    return b;
+  }
+
+  /** sendDue sends every open batch whose first pair has waited lingerMs, oldest first. */
+  #sendDue(now: number): void {
+    for (const b of this.#open.values()) {
+      if (now - b.since < this.#lingerMs) break; // opened in order: the rest are younger
+      this.#sendBatch(b);
+    }
+  }
+
+  /** sendOpen sends every open batch, oldest first. */
+  #sendOpen(): void {
+    for (const b of this.#open.values()) this.#sendBatch(b);
+  }
+
+  /** armLinger makes sure one timer sends the oldest open batch when its linger ends. */
+  #armLinger(): void {
+    if (this.#lingerTimer !== undefined || this.#stopped) return;
+    const oldest = this.#open.values().next();
+    if (oldest.done === true) return;
+    const wait = Math.max(0, Math.ceil(oldest.value.since + this.#lingerMs - performance.now()));
+    this.#lingerTimer = setTimeout(() => {
+      this.#lingerTimer = undefined;
+      if (this.#stopped) return;
+      this.#sendDue(performance.now());
+      if (this.#len > 0) this.#schedule();
+      this.#armLinger();
+    }, wait);
+    this.#lingerTimer.unref();
+  }
+
+  /** sendBatch publishes b's pairs as one message with a reply subject on which JetStream acknowledges it. */
+  #sendBatch(b: Open): void {
+    this.#open.delete(b.subject);
+    const m = b.w.finish();
+    if (m === undefined) return;
+    const n = b.seqs.length;
+    this.#openPairs -= n;
+    this.#inflightPairs += n;
+    const seq = ++this.#msgSeq;
+    const f: Flight = { subject: b.subject, id: m.id, data: m.data, seqs: b.seqs, expires: performance.now() + this.#ackTimeoutMs, retries: 0 };
     this.#inflight.set(seq, f);
     this.#armSweep();
     this.#transmit(seq, f);
@@ -326,7 +505,7 @@ export class Publisher implements PairPublisher {
     }
   }
 
-  /** onAck handles JetStream's reply to one publish. */
+  /** onAck handles JetStream's reply to one message. */
   #onAck(err: Error | null, m: Msg): void {
     if (err !== null) return; // the subscription ended (close)
     const seq = parseInt(m.subject.slice(this.#inbox.length), 36);
@@ -343,7 +522,7 @@ export class Publisher implements PairPublisher {
     this.#settle(seq, problem);
   }
 
-  /** armSweep makes sure one timer fails the pairs whose ack is overdue. */
+  /** armSweep makes sure one timer fails the messages whose ack is overdue. */
   #armSweep(): void {
     if (this.#sweepTimer !== undefined || this.#stopped) return;
     this.#sweepTimer = setTimeout(() => {
@@ -358,13 +537,18 @@ export class Publisher implements PairPublisher {
     this.#sweepTimer.unref();
   }
 
-  /** settle counts the outcome of pair seq once: problem undefined is published. */
+  /** settle counts the outcome of message seq's pairs once: problem undefined is published. */
   #settle(seq: number, problem: string | undefined): void {
     const f = this.#inflight.get(seq);
     if (f === undefined) return; // already counted (timed out, or by close)
     this.#inflight.delete(seq);
-    this.#complete(seq, problem === undefined);
-    if (problem !== undefined) this.#report(new Error(`parity: publish ${f.subject}: ${problem}`));
+    this.#inflightPairs -= f.seqs.length;
+    if (problem === undefined) this.#batches++;
+    for (const s of f.seqs) this.#complete(s, problem === undefined);
+    if (problem !== undefined) {
+      const what = f.seqs.length === 1 ? f.subject : `${f.subject} (a batch of ${f.seqs.length} pairs)`;
+      this.#report(new Error(`parity: publish ${what}: ${problem}`));
+    }
     if (this.#len > 0) this.#schedule();
   }
 

@@ -83,6 +83,12 @@ test("bad config is refused at construction with the field named", () => {
     [{ maxPending: 1.5 }, /maxPending/],
     [{ ackTimeoutMs: "5s" }, /ackTimeoutMs/],
     [{ onError: 3 }, /onError: must be a function/],
+    [{ batchPairs: -1 }, /batchPairs: must be an integer >= 0/],
+    [{ batchPairs: 1025, maxPending: 5000 }, /batchPairs: must be between 0 and 1024, got 1025/],
+    [{ batchPairs: 100, maxPending: 50 }, /batchPairs \(100\) must not exceed maxPending \(50\)/],
+    [{ batchBytes: 1_000_001 }, /batchBytes: must be between 0 and 1000000/],
+    [{ batchBytes: 0.5 }, /batchBytes/],
+    [{ lingerMs: -5 }, /lingerMs: must be an integer >= 0/],
   ];
   for (const [o, re] of popts) {
     assert.throws(() => new Publisher(nc, o as any), (e: unknown) => e instanceof InvalidOptionError && re.test((e as Error).message));

@@ -82,8 +82,11 @@ export async function createStream(nc: NatsConnection): Promise<JetStreamManager
   return jsm;
 }
 
-/** readPairs returns every envelope stored on subject, decoded. */
-export async function readPairs(nc: NatsConnection, subject: string): Promise<any[]> {
+/**
+ * readMessages returns every message stored on subject: its envelope
+ * decoded (a pair, or a version-2 batch) and its Nats-Msg-Id as msgID.
+ */
+export async function readMessages(nc: NatsConnection, subject: string): Promise<any[]> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(STREAM, { subjects_filter: subject });
   const want = info.state.subjects?.[subject] ?? 0;
@@ -99,6 +102,20 @@ export async function readPairs(nc: NatsConnection, subject: string): Promise<an
     if (out.length === want) break;
   }
   await jsm.consumers.delete(STREAM, name);
+  return out;
+}
+
+/**
+ * readPairs returns every pair stored on subject, decoded, the pairs of a
+ * batch in order, each with its message's Nats-Msg-Id as msgID and, from a
+ * batch, the batch's id as batchID.
+ */
+export async function readPairs(nc: NatsConnection, subject: string): Promise<any[]> {
+  const out: any[] = [];
+  for (const m of await readMessages(nc, subject)) {
+    if (m.version === 2) for (const p of m.pairs) out.push({ ...p, msgID: m.msgID, batchID: m.id });
+    else out.push(m);
+  }
   return out;
 }
 

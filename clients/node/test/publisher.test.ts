@@ -9,7 +9,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Publisher, Reader, DeadlineError, REPORT_SUBJECT, type Pair, type PublisherStats } from "../src/index.js";
 import { SLICE_PAIRS } from "../src/publisher.js";
-import { NATSServer, connectTo, createStream, readPairs, newFlags, until, FLAG_KEY, STAGE_ATTR } from "./helpers.js";
+import { batchID } from "../src/envelope.js";
+import { NATSServer, connectTo, createStream, readMessages, readPairs, newFlags, until, FLAG_KEY, STAGE_ATTR } from "./helpers.js";
 
 function pair(i: number, extra: Partial<Pair> = {}): Pair {
   return {
@@ -53,12 +54,17 @@ test("publishes every pair once, with the msgID dedupe, and counts add up", asyn
     await pub.flush({ timeoutMs: 20_000 });
     const s = pub.stats();
     invariant(s);
-    assert.deepEqual(s, { offered: 2002, enqueued: 2002, dropped: 0, published: 2002, failed: 0, pending: 0, queued: 0 });
+    assert.deepEqual(s, { offered: 2002, enqueued: 2002, dropped: 0, published: 2002, failed: 0, pending: 0, queued: 0, duplicates: 1, batches: s.batches });
+    // 2,001 distinct pairs in batches of at most 64: at least 32 messages,
+    // far fewer than one per pair.
+    assert.ok(s.batches >= 32 && s.batches < 200, `${s.batches} messages`);
     const stored = await readPairs(nc, "parity.pairs.pub.GetOrder");
     assert.equal(stored.length, 2001);
+    assert.equal(new Set(stored.map((p) => p.id)).size, 2001);
     assert.equal(stored.filter((p) => p.id === "dup-1").length, 1);
     const p = stored.find((x) => x.user.key === "user-7");
     assert.equal(p.version, 1);
+    assert.equal(p.msgID, p.batchID, "a batch's Nats-Msg-Id is its id");
     assert.deepEqual(p.control, { value: { id: 7, secret: "s3cr3t" }, duration_ns: 1000 });
     assert.deepEqual(errors, []);
     await pub.close();
@@ -76,7 +82,7 @@ test("invalid pairs fail, counted and reported by field without their values", a
     pub.publish(pair(5, { version: 2 }));
     pub.publish(null as any);
     await pub.flush();
-    assert.deepEqual(pub.stats(), { offered: 6, enqueued: 5, dropped: 1, published: 0, failed: 5, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 6, enqueued: 5, dropped: 1, published: 0, failed: 5, pending: 0, queued: 0, duplicates: 0, batches: 0 });
     assert.deepEqual(errors, [
       'parity: invalid pair: field kind: must be "read" or "write", got "delete"',
       'parity: invalid pair: field user.attrs: attribute name "bad name" must be 1 to 64 characters of A-Z a-z 0-9 _ -',
@@ -203,7 +209,7 @@ test("flush and close honour their deadlines; close fails what is left and drops
 
     // close gives up at its deadline and counts what is left as failed.
     await assert.rejects(pub.close({ timeoutMs: 100 }), DeadlineError);
-    assert.deepEqual(pub.stats(), { offered: 30, enqueued: 30, dropped: 0, published: 10, failed: 20, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 30, enqueued: 30, dropped: 0, published: 10, failed: 20, pending: 0, queued: 0, duplicates: 0, batches: 1 });
     assert.ok(errors.some((e) => /publisher closed: 20 pairs queued or awaiting an ack counted as failed/.test(e.message)), errors.map(String).join("; "));
 
     // Closed: drops and counts.
@@ -236,7 +242,7 @@ test("discard drops and counts everything", async () => {
   assert.equal(p.publish(pair(1)), false);
   await p.flush();
   await p.close();
-  assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0 });
+  assert.deepEqual(p.stats(), { offered: 1, enqueued: 0, dropped: 1, published: 0, failed: 0, pending: 0, queued: 0, duplicates: 0, batches: 0 });
 });
 
 test("no stream for the subject: retried until the ack timeout, then failed with the reason", async () => {
@@ -247,7 +253,7 @@ test("no stream for the subject: retried until the ack timeout, then failed with
     const pub = new Publisher(nc, { ackTimeoutMs: 300, reportIntervalMs: -1, onError: (e) => errors.push(e.message) });
     pub.publish(pair(1));
     await pub.flush({ timeoutMs: 10_000 });
-    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0 });
+    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 0, failed: 1, pending: 0, queued: 0, duplicates: 0, batches: 0 });
     assert.deepEqual(errors, ["parity: publish parity.pairs.pub.GetOrder: no JetStream stream takes the subject (no responders)"]);
     await pub.close();
   } finally {
@@ -256,23 +262,184 @@ test("no stream for the subject: retried until the ack timeout, then failed with
   }
 });
 
-test("a stream that appears while a pair is retried (a leader election) takes it, once", async () => {
+test("a stream that appears while a batch is retried (a leader election) takes it, once", async () => {
   const server = await NATSServer.start();
   const nc = await connectTo(server.url);
   try {
-    const pub = new Publisher(nc, { ackTimeoutMs: 30_000, reportIntervalMs: -1 });
-    pub.publish(pair(1, { id: "retried-1" }));
+    // The connection as the publisher sees it, counting its publishes of
+    // pairs. The server handles this connection's messages in order, so the
+    // first attempt, made before the stream is created, is refused.
+    let attempts = 0;
+    const counted = new Proxy(nc, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target);
+        if (prop === "publish") {
+          return (subj: string, ...rest: any[]) => {
+            if (subj.startsWith("parity.pairs.")) attempts++;
+            return (target.publish as any)(subj, ...rest);
+          };
+        }
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const pub = new Publisher(counted, { ackTimeoutMs: 30_000, reportIntervalMs: -1 });
+    for (let i = 1; i <= 3; i++) pub.publish(pair(i, { id: `retried-${i}` }));
     // The first attempt is refused: no stream yet. Then the stream appears.
-    await until("the pair to be in flight", () => pub.stats().queued === 0);
+    await until("the first attempt", () => attempts > 0);
     await createStream(nc);
     await pub.flush({ timeoutMs: 30_000 });
-    assert.deepEqual(pub.stats(), { offered: 1, enqueued: 1, dropped: 0, published: 1, failed: 0, pending: 0, queued: 0 });
-    const stored = await readPairs(nc, "parity.pairs.pub.GetOrder");
+    assert.deepEqual(pub.stats(), { offered: 3, enqueued: 3, dropped: 0, published: 3, failed: 0, pending: 0, queued: 0, duplicates: 0, batches: 1 });
+    assert.ok(attempts >= 2, `${attempts} attempts: the refused batch was not sent again`);
+    const stored = await readMessages(nc, "parity.pairs.pub.GetOrder");
     assert.equal(stored.length, 1);
-    assert.equal(stored[0].id, "retried-1");
+    assert.equal(stored[0].version, 2);
+    assert.deepEqual(stored[0].pairs.map((p: any) => p.id), ["retried-1", "retried-2", "retried-3"]);
+    assert.equal(stored[0].msgID, batchID(["retried-1", "retried-2", "retried-3"]));
     await pub.close();
   } finally {
     await nc.close();
     await server.stop();
   }
+});
+
+test("batches: at most batchPairs pairs and batchBytes bytes per message, one subject each, the batch's id as Nats-Msg-Id", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { batchPairs: 10, batchBytes: 4096, reportIntervalMs: -1 });
+    const ids: string[][] = [[], []];
+    for (let i = 0; i < 300; i++) {
+      const op = i % 3 === 0 ? "PlaceOrder" : "GetOrder";
+      const p = pair(i, { operation: op, id: `b-${i}` });
+      ids[op === "GetOrder" ? 0 : 1]!.push(p.id as string);
+      assert.ok(pub.publish(p));
+    }
+    await pub.flush({ timeoutMs: 20_000 });
+    const s = pub.stats();
+    invariant(s);
+    assert.equal(s.published, 300);
+    for (const [k, subj] of ["parity.pairs.pub.GetOrder", "parity.pairs.pub.PlaceOrder"].entries()) {
+      const msgs = await readMessages(nc, subj);
+      const got: string[] = [];
+      let batches = 0;
+      for (const m of msgs) {
+        const { msgID, ...env } = m;
+        const bytes = Buffer.byteLength(JSON.stringify(env));
+        if (m.version === 2) {
+          batches++;
+          assert.ok(m.pairs.length >= 2 && m.pairs.length <= 10, `${m.pairs.length} pairs`);
+          assert.ok(bytes <= 4096, `a batch of ${bytes} bytes`);
+          assert.equal(msgID, m.id);
+          assert.equal(m.id, batchID(m.pairs.map((p: any) => p.id)));
+          for (const p of m.pairs) {
+            assert.equal(p.operation, subj.split(".").at(-1));
+            got.push(p.id);
+          }
+        } else {
+          assert.equal(msgID, m.id);
+          got.push(m.id);
+        }
+      }
+      assert.ok(batches > 0, `${subj}: no batch`);
+      // Every pair once, in the order it was published.
+      assert.deepEqual(got, ids[k]);
+    }
+    assert.equal(s.batches, (await readMessages(nc, "parity.pairs.pub.GetOrder")).length + (await readMessages(nc, "parity.pairs.pub.PlaceOrder")).length);
+    await pub.close();
+  });
+});
+
+test("batchPairs 1: every pair on its own as a version-1 envelope with its id as Nats-Msg-Id", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { batchPairs: 1, reportIntervalMs: -1 });
+    for (let i = 0; i < 100; i++) pub.publish(pair(i));
+    await pub.flush({ timeoutMs: 20_000 });
+    assert.equal(pub.stats().published, 100);
+    assert.equal(pub.stats().batches, 100);
+    const msgs = await readMessages(nc, "parity.pairs.pub.GetOrder");
+    assert.equal(msgs.length, 100);
+    for (const m of msgs) {
+      assert.equal(m.version, 1);
+      assert.equal(m.msgID, m.id);
+    }
+    await pub.close();
+  });
+});
+
+test("linger: a lone pair is sent once its linger passes, without a flush; flush sends open batches at once", async () => {
+  await withServer(async (nc) => {
+    const pub = new Publisher(nc, { reportIntervalMs: -1 });
+    pub.publish(pair(1, { id: "lone-1" }));
+    await until("the lone pair to be stored", async () => (await readPairs(nc, "parity.pairs.pub.GetOrder")).length === 1);
+    await until("its ack", () => pub.stats().published === 1);
+    await pub.close();
+
+    // A linger of ten minutes: only flush can send these.
+    const slow = new Publisher(nc, { lingerMs: 600_000, reportIntervalMs: -1 });
+    for (let i = 0; i < 5; i++) slow.publish(pair(i, { operation: "Slow" }));
+    await slow.flush({ timeoutMs: 20_000 });
+    assert.equal(slow.stats().published, 5);
+    assert.equal(slow.stats().batches, 1);
+    await slow.close();
+  });
+});
+
+test("the linger timer never keeps the event loop alive", async () => {
+  // A connection that takes every message and never answers.
+  const sent: string[] = [];
+  const fake = {
+    subscribe: () => ({ unsubscribe() {} }),
+    publish: (subj: string) => {
+      sent.push(subj);
+    },
+    isClosed: () => false,
+  } as unknown as NatsConnection;
+  const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+  const before = timers();
+  const pub = new Publisher(fake, { lingerMs: 600_000, ackTimeoutMs: 600_000, reportIntervalMs: -1 });
+  try {
+    pub.publish(pair(1));
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    assert.equal(pub.stats().queued, 0, "the pair is in an open batch");
+    assert.deepEqual(sent, [], "and not sent before its linger");
+    assert.equal(timers(), before, "a timer of the publisher holds the event loop");
+    // The flush's own deadline holds it, as the caller awaits the flush;
+    // the ack sweep armed for the batch it sends does not.
+    void pub.flush({ timeoutMs: 600_000 }).catch(() => {});
+    await until("the flushed batch to be sent", () => sent.length === 1);
+    assert.equal(timers(), before + 1, "the ack sweep holds the event loop");
+  } finally {
+    await pub.close({ timeoutMs: 1 }).catch(() => {});
+  }
+  assert.equal(pub.stats().pending, 0);
+  assert.equal(timers(), before, "a timer outlives close");
+});
+
+test("the queue drains into batches with the same per-turn bound, and maxPending bounds pairs open and in flight", async () => {
+  // A connection that never acknowledges: pairs stay in flight.
+  let published = 0;
+  const fake = {
+    subscribe: () => ({ unsubscribe() {} }),
+    publish: (_subj: string, data: string) => {
+      const m = JSON.parse(data);
+      published += m.version === 2 ? m.pairs.length : 1;
+    },
+    isClosed: () => false,
+  } as unknown as NatsConnection;
+  const pub = new Publisher(fake, { queueSize: 5000, maxPending: 300, batchPairs: 64, ackTimeoutMs: 600_000, reportIntervalMs: -1 });
+  for (let i = 0; i < 2000; i++) pub.publish(pair(i, { operation: `Op${i % 7}` }));
+  let turns = 0;
+  let last = pub.stats().queued;
+  while (pub.stats().queued > 1700 && turns < 100) {
+    await new Promise((r) => setImmediate(r));
+    const q = pub.stats().queued;
+    assert.ok(last - q <= SLICE_PAIRS, `a turn took ${last - q} pairs`);
+    last = q;
+    turns++;
+  }
+  assert.ok(pub.stats().queued === 1700, `queued ${pub.stats().queued}: maxPending should stop the drain at 300 pairs`);
+  assert.ok(published <= 300, `${published} pairs sent`);
+  await pub.close({ timeoutMs: 1 }).catch(() => {});
+  const s = pub.stats();
+  invariant(s);
+  assert.equal(s.failed, 2000);
 });

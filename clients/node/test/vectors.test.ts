@@ -76,13 +76,20 @@ test("sampling: about one user in n, and sticky", () => {
 
 test("vectors: wire names and limits are Go's", async () => {
   const env = await import("../src/envelope.js");
-  const { REPORT_SUBJECT } = await import("../src/publisher.js");
+  const pubmod = await import("../src/publisher.js");
+  const { REPORT_SUBJECT } = pubmod;
   const { PubHeaders } = await import("@nats-io/jetstream");
   const { STREAM } = await import("./helpers.js");
   const w = v.wire;
   assert.deepEqual(
     {
       envelope_version: env.VERSION,
+      batch_version: env.BATCH_VERSION,
+      max_batch_pairs: env.MAX_BATCH_PAIRS,
+      hook_batch_pairs: pubmod.DEFAULT_BATCH_PAIRS,
+      hook_batch_bytes: pubmod.DEFAULT_BATCH_BYTES,
+      hook_linger_ms: pubmod.DEFAULT_LINGER_MS,
+      hook_recent_id_window_ms: pubmod.RECENT_ID_WINDOW_MS,
       pair_subject_prefix: env.SUBJECT_PREFIX,
       pair_stream: STREAM,
       hook_report_subject: REPORT_SUBJECT,
@@ -98,4 +105,32 @@ test("vectors: wire names and limits are Go's", async () => {
     },
     w,
   );
+});
+
+test("vectors: batches are Go's bytes, ids and splits (Go's decoder reads these bytes in pkg/migration)", async () => {
+  const { packPairs, BatchWriter } = await import("../src/envelope.js");
+  assert.ok(v.batches.length >= 3, "batch vectors");
+  let batches = 0;
+  for (const c of v.batches) {
+    const pairs = c.pairs.map((s: string) => JSON.parse(s));
+    const got = packPairs(pairs, c.max_pairs, c.max_bytes);
+    assert.deepEqual(
+      got.map((m) => ({ subject: m.subject, id: m.id })),
+      c.messages.map((m: any) => ({ subject: m.subject, id: m.id })),
+      c.explanation,
+    );
+    for (const [i, m] of got.entries()) {
+      assert.equal(m.data, c.messages[i].data, `${c.explanation}: message ${i}`);
+      if (JSON.parse(m.data).version === 2) batches++;
+    }
+    // The encoder writes back exactly the envelope each pair came from.
+    for (const s of c.pairs) assert.equal(packPairs([JSON.parse(s)], 1, 1)[0]?.data, s);
+  }
+  assert.ok(batches > 0, "no vector is a version-2 batch");
+  // A writer refuses what does not fit and still takes one oversized pair.
+  const w = new BatchWriter(2, 100);
+  assert.equal(w.add("x".repeat(500), "a", 500), true);
+  assert.equal(w.add("{}", "b", 2), false);
+  assert.deepEqual(w.finish(), { data: "x".repeat(500), id: "a" });
+  assert.equal(w.finish(), undefined);
 });
