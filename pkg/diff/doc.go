@@ -35,12 +35,13 @@
 //
 // Values are parsed by the package's own parser into a flat tape that is
 // reused between calls, and compared without converting strings or numbers.
-// The candidate is parsed like the control: when both are laid out alike, a
-// member or element (of 24 bytes or more) whose text is identical to the
-// one at the same place in the control is copied from the control's tape
-// rather than scanned again, which gives exactly the tape and the errors of
-// parsing the candidate alone; so large documents that differ in a few
-// places cost little more than parsing one of them.
+// The candidate is parsed like the control: when both are laid out alike,
+// in containers of 256 bytes or more, a member or element (of 24 bytes or
+// more) whose text is identical to the one at the same place in the control
+// is copied from the control's tape rather than scanned again, which gives
+// exactly the tape and the errors of parsing the candidate alone; so large
+// documents that differ in a few places cost little more than parsing one
+// of them.
 // Judging two equal values allocates nothing, and neither does judging a
 // mismatch whose pattern set has been seen before (pooled scratch memory
 // keeps the patterns, their text and the signatures of recent sets, bounded;

@@ -532,6 +532,12 @@ func formattedLike(src []byte, g *doc) bool {
 // elements parse about as fast as they compare. A variable for the tests.
 var minCopy = 24
 
+// minGuide is the shortest container of g (in bytes of text) whose
+// counterpart parseLike parses member by member, trying copies: in smaller
+// ones, following g costs more than the copies save. A variable for the
+// tests.
+var minGuide uint32 = 256
+
 // valueLike is value for a value whose counterpart is node gi of g.
 func (p *parser) valueLike(depth int, g *doc, gi uint32) bool {
 	src := p.src
@@ -539,8 +545,8 @@ func (p *parser) valueLike(depth int, g *doc, gi uint32) bool {
 	for i < len(src) && space[src[i]] {
 		i++
 	}
-	if i < len(src) {
-		switch gk := g.tape[gi].kind(); {
+	if gn := &g.tape[gi]; i < len(src) && gn.end-gn.start >= minGuide {
+		switch gk := gn.kind(); {
 		case src[i] == '{' && gk == kObject && depth < p.maxDepth:
 			return p.objectLike(i, uint32(len(p.tape)), depth+1, g, gi)
 		case src[i] == '[' && gk == kArray && depth < p.maxDepth:

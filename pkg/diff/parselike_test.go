@@ -33,10 +33,13 @@ func checkParseLike(t *testing.T, g, src []byte, maxDepth int) {
 // their text (a number that grows a digit, a literal that runs on, a string
 // that loses its quote, a depth limit reached inside a copied value).
 func TestParseLikeMatchesParse(t *testing.T) {
-	for _, m := range []int{1, minCopy} {
-		t.Run(fmt.Sprintf("minCopy=%d", m), func(t *testing.T) {
-			defer func(m int) { minCopy = m }(minCopy)
-			minCopy = m // copy even the shortest values
+	for _, m := range []struct {
+		copy  int
+		guide uint32
+	}{{1, 0}, {minCopy, minGuide}} {
+		t.Run(fmt.Sprintf("minCopy=%d,minGuide=%d", m.copy, m.guide), func(t *testing.T) {
+			defer func(c int, g uint32) { minCopy, minGuide = c, g }(minCopy, minGuide)
+			minCopy, minGuide = m.copy, m.guide // copy even the shortest values
 			testParseLike(t)
 		})
 	}
@@ -92,8 +95,8 @@ func FuzzParseLike(f *testing.F) {
 		f.Add(c.control, c.candidate, 8)
 	}
 	f.Add([]byte(`{"a":[1,{"b":2}]}`), []byte(`{"a":[1,{"b":23}]}`), 3)
-	defer func(m int) { minCopy = m }(minCopy)
-	minCopy = 1 // copy even the shortest values
+	defer func(c int, g uint32) { minCopy, minGuide = c, g }(minCopy, minGuide)
+	minCopy, minGuide = 1, 0 // copy even the shortest values
 	f.Fuzz(func(t *testing.T, g, src []byte, depth int) {
 		if depth < 1 || depth > 64 {
 			depth = DefaultMaxDepth
