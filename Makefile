@@ -7,7 +7,7 @@ BENCH   ?= .
 # kept out of Parity's go.mod.
 MODULES := e2e/promotion/argo e2e/promotion/flagger
 
-.PHONY: help demo example example-node rollout-demo reconcile-example test test-alloc test-node test-short bench fuzz fmt lint tidy-check build
+.PHONY: help demo example example-node rollout-demo reconcile-example test test-alloc test-node test-short bench bench-soak fuzz fmt lint tidy-check build
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -85,11 +85,20 @@ bench: ## run the benchmarks and print each figure as a ratio against its refere
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B12$$' -benchtime=1x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='ApplyContention' -benchtime=300x -timeout 30m ./internal/store/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='VerifierContention' -benchtime=4000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='OverviewScale' -benchmem -benchtime=200x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B11$$' -benchmem -benchtime=40x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt
+
+# PARITY_SOAK_MINUTES shortens the soak for a smoke run (the reference is
+# taken at a sixth of it).
+PARITY_SOAK_MINUTES ?= 30
+
+bench-soak: ## B12's memory half: the collector binary at 5,000 pairs/s for 30 minutes (PARITY_SOAK_MINUTES), its RSS at the end against at 5 minutes
+	set -o pipefail; PARITY_SOAK_MINUTES=$(PARITY_SOAK_MINUTES) $(GO) test -run='^$$' -bench='B12RSS' -benchtime=1x -v -timeout 3h ./e2e/ | tee bench-soak.txt
+	$(GO) run ./tools/benchratio bench-soak.txt
 
 fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ (and its guided parse, against parsing alone) and the gate for 30s each
 	$(GO) test -run='^$$' -fuzz='FuzzDecode$$' -fuzztime=30s ./pkg/envelope/

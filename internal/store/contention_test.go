@@ -11,7 +11,7 @@ import (
 	"github.com/parityhq/parity/pkg/report"
 )
 
-// BenchmarkApplyContention runs 1, 2 and 4 writers flushing into one stream
+// BenchmarkApplyContention runs 1, 2, 4 and 8 writers flushing into one stream
 // at once, as that many verifiers would with a differ that costs nothing:
 // each writer applies flushes of 100 messages over 50 segments of its own
 // experiment, so the only lock they share is the stream's apply lock
@@ -19,7 +19,9 @@ import (
 // Apply time, and wait-ms: the mean Apply time beyond one writer's in the
 // same run, which is the time spent waiting on the lock (and, on a machine
 // with fewer cores than writers, for a CPU). Flushes per second that stay
-// flat as writers are added are the lock's ceiling.
+// flat as writers are added are the lock's ceiling. The store's side only:
+// e2e's BenchmarkVerifierContention runs the same with verifier processes
+// on a JetStream stream.
 func BenchmarkApplyContention(b *testing.B) {
 	s := openStore(b, store.Options{})
 	ctx := b.Context()
@@ -40,7 +42,7 @@ func BenchmarkApplyContention(b *testing.B) {
 		return batch
 	}
 	var oneWriter float64 // mean Apply ms with one writer
-	for _, writers := range []int{1, 2, 4} {
+	for _, writers := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			var applyNs atomic.Int64
 			var flushes atomic.Int64

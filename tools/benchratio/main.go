@@ -97,6 +97,9 @@ var targets = []target{
 	// Issue 17: bytes a day of count history costs once its minutes are past
 	// the minute retention, against keeping every minute.
 	{regexp.MustCompile(`^BenchmarkB12$`), "B/day", "<=x", 0.1},
+	// Issue 17.5: the collector's RSS after 30 minutes at 5,000 pairs/s
+	// against after 5 minutes (make bench-soak).
+	{regexp.MustCompile(`^BenchmarkB12RSS$`), "rss-MB", "<=x", 1.2},
 	{regexp.MustCompile(`^BenchmarkB13/reconcile$`), "rows/s", ">=x", 0.5},
 	{regexp.MustCompile(`^BenchmarkB14/identical$`), "ns/op", "<=x", 0.2},
 	// Issue 18.10: the worst pair (two 1 MB arrays, every element
