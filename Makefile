@@ -78,8 +78,8 @@ test-short: ## the tests that need no PostgreSQL (go test -short: those that do 
 build: ## build the binaries into bin/
 	$(GO) build -o bin/ ./cmd/...
 
-bench: ## run the benchmarks and print each figure as a ratio against its reference measured in the same run
-	$(GO) test -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m $$($(GO) list ./pkg/... | grep -v /pgsource) | tee bench.txt
+bench: ## run the benchmarks (one package at a time: -p 1) and print each figure as a ratio against its reference measured in the same run
+	$(GO) test -p 1 -run='^$$' -bench='$(BENCH)' -benchmem -benchtime=1s -timeout 30m $$($(GO) list ./pkg/... | grep -v /pgsource) | tee bench.txt
 	$(GO) test -run='^$$' -bench='B13|B14' -benchmem -benchtime=3x -timeout 30m ./pkg/reconcile/pgsource/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B6' -benchmem -benchtime=2000x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B10$$' -benchmem -benchtime=200x -timeout 30m ./internal/store/ | tee -a bench.txt
