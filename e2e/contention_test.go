@@ -227,7 +227,14 @@ func startVerifierProc(b *testing.B, bin, natsURL, dbURL string) *verifierProc {
 // metric reads one unlabelled figure from the verifier's /metrics.
 func (p *verifierProc) metric(b *testing.B, name string) float64 {
 	b.Helper()
-	resp, err := http.Get("http://" + p.http + "/metrics")
+	return scrapeMetric(b, p.http, name)
+}
+
+// scrapeMetric reads one unlabelled figure from the /metrics of the
+// process serving HTTP at addr.
+func scrapeMetric(b *testing.B, addr, name string) float64 {
+	b.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -237,12 +244,12 @@ func (p *verifierProc) metric(b *testing.B, name string) float64 {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				b.Fatalf("%s: %v", name, err)
+				b.Fatalf("%s at %s: %v", name, addr, err)
 			}
 			return f
 		}
 	}
-	b.Fatalf("verifier /metrics has no %s", name)
+	b.Fatalf("%s/metrics has no %s", addr, name)
 	return 0
 }
 

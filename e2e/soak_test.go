@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -252,23 +251,7 @@ func startSoakCollector(b *testing.B, bin, dbURL string) *soakCollector {
 // metric reads one unlabelled figure from the collector's /metrics.
 func (c *soakCollector) metric(b *testing.B, name string) float64 {
 	b.Helper()
-	resp, err := http.Get("http://" + c.http + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatalf("%s: %v", name, err)
-			}
-			return f
-		}
-	}
-	b.Fatalf("the collector's /metrics has no %s", name)
-	return 0
+	return scrapeMetric(b, c.http, name)
 }
 
 // vmRSS returns a process's resident set size in MB (from VmRSS, in kB).
