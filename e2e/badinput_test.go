@@ -536,8 +536,10 @@ func httpBodies(t *testing.T, app *collector.App, truth *floodTruth) int {
 			t.Errorf("%s body: %d %.200s, want 400 or 200 with every item rejected", name, code, raw)
 		}
 	}
-	// A body that is not JSON at all is refused whole, as docs/api.md says.
-	for _, body := range [][]byte{garbage, []byte("hello world"), []byte("hello\nworld")} {
+	// A body that is not JSON at all is refused whole, as docs/api.md says;
+	// so is one whose only JSON lines are no objects (random bytes hold a
+	// lone digit on a line now and then).
+	for _, body := range [][]byte{garbage, []byte("hello world"), []byte("hello\nworld"), []byte("6\n\xb1garbage\n[]\n\"x\"")} {
 		if code, _, raw := ingestPost(t, app, bytes.NewReader(body), "application/x-ndjson"); code != http.StatusBadRequest {
 			t.Errorf("a body that is not JSON (%.20q): %d %.200s, want 400", body, code, raw)
 		}

@@ -86,13 +86,14 @@ func splitItems(body []byte) ([]json.RawMessage, error) {
 			return nil, fmt.Errorf("not a valid JSON array of pairs: %v", err)
 		}
 	} else {
-		// NDJSON: a line that is not JSON is rejected as an item, but a
-		// body none of whose lines is JSON is no NDJSON at all.
+		// NDJSON: a line that is not a JSON object is rejected as an item,
+		// but a body none of whose lines is one is no NDJSON at all (a
+		// stray digit in random bytes is JSON, but no envelope).
 		anyJSON := false
 		for line := range bytes.SplitSeq(trimmed, []byte("\n")) {
 			if line = bytes.TrimSpace(line); len(line) > 0 {
 				items = append(items, line)
-				anyJSON = anyJSON || json.Valid(line)
+				anyJSON = anyJSON || line[0] == '{' && json.Valid(line)
 			}
 		}
 		if !anyJSON {
