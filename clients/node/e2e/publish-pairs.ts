@@ -34,7 +34,12 @@ interface Order {
   items: { sku: string; price: number }[];
   status: string;
 }
-const order = (r: Req, price: number): Order => ({ id: r.i, items: [{ sku: "a", price: 100 }, { sku: "b", price }], status: "paid" });
+// The status holds what JSON.stringify writes raw and Go's encoder escapes
+// (<, >, &, U+2028, U+2029), a character outside the BMP and a lone
+// surrogate (written as an escape): Go's decoder must take Node's bytes as
+// they are, and both sides alike, so these pairs match.
+const status = "paid <b>&amp;</b>\u2028\u2029 é 😀 \ud800";
+const order = (r: Req, price: number): Order => ({ id: r.i, items: [{ sku: "a", price: 100 }, { sku: "b", price }], status });
 
 await OpenFeature.setProviderAndWait(
   new InMemoryProvider({
