@@ -87,7 +87,7 @@ bench: ## run the benchmarks (one package at a time: -p 1) and print each figure
 	$(GO) test -run='^$$' -bench='ApplyContention' -benchtime=300x -timeout 30m ./internal/store/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='VerifierContention' -benchtime=4000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B1$$' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
-	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=20000x -timeout 30m ./e2e/ | tee -a bench.txt
+	$(GO) test -run='^$$' -bench='B7' -benchmem -benchtime=100000x -timeout 30m ./e2e/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='OverviewScale' -benchmem -benchtime=200x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) test -run='^$$' -bench='B11$$' -benchmem -benchtime=40x -timeout 30m ./internal/collector/ | tee -a bench.txt
 	$(GO) run ./tools/benchratio bench.txt

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -58,7 +60,11 @@ func BenchmarkB1(b *testing.B) {
 
 // BenchmarkB7 measures end-to-end pairs/s with all traffic in one segment
 // against the same traffic spread over 100 segments: a hot segment must not
-// slow the pipeline. Run it with a fixed count, like B1.
+// slow the pipeline. Run it with a fixed count of at least 100,000, like B1:
+// pairs are counted when a flush commits, and 20,000 batched pairs make
+// four to eight flushes, so the steady window of 10% to 90% spanned one to
+// five commits, sometimes a few milliseconds apart (0.8× to 11× in runs in
+// which nothing stalled).
 func BenchmarkB7(b *testing.B) {
 	b.Run("reference", func(b *testing.B) { benchParity(b, 1536, 100, 1) })
 	b.Run("parity", func(b *testing.B) { benchParity(b, 1536, 1, 1) })
@@ -207,6 +213,10 @@ func benchParity(b *testing.B, size, segments, workers int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	meter := startSteady(uint64(b.N), judged)
+	if os.Getenv("PARITY_BENCH_TRACE") != "" && b.N > 1 {
+		stop := traceRun(b, ns, pub, ws)
+		defer stop()
+	}
 	for _, w := range ws {
 		go func() { errc <- w.Run(wctx) }()
 	}
@@ -224,4 +234,57 @@ func benchParity(b *testing.B, size, segments, workers int) {
 		}
 	}
 	_ = pub.Close(ctx)
+	if n := ns.NumSlowConsumers(); n > 0 {
+		// The server dropped a worker's connection: what was in flight on it
+		// waited AckWait to be redelivered, so the figure measures that wait.
+		b.Errorf("the NATS server closed %d connections as slow consumers", n)
+	}
+}
+
+// traceRun prints, whenever the judged count changes and at least every
+// 250ms, the workers' and the publisher's counters, the stream's and the
+// consumer's state and the server's slow consumers, to stderr until the
+// returned function is called. PARITY_BENCH_TRACE=1 turns it on: it is how a
+// stall is told from slow work.
+func traceRun(b *testing.B, ns *server.Server, pub *publish.Publisher, ws []*verifier.Worker) (stop func()) {
+	ctx := context.Background()
+	js, _ := jetstream.New(testutil.Connect(b, ns))
+	stream, durable := verifier.DefaultStreamOptions().Name, verifier.DefaultOptions().Durable
+	done := make(chan struct{})
+	go func() {
+		t0 := time.Now()
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		var last verifier.Stats
+		printed := t0
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			var w verifier.Stats
+			for _, wk := range ws {
+				s := wk.Stats()
+				w.Consumed, w.Judged, w.Flushes, w.FlushTime = w.Consumed+s.Consumed, w.Judged+s.Judged, w.Flushes+s.Flushes, w.FlushTime+s.FlushTime
+			}
+			if w.Judged == last.Judged && time.Since(printed) < 250*time.Millisecond {
+				continue
+			}
+			last, printed = w, time.Now()
+			var state string
+			if st, err := js.Stream(ctx, stream); err == nil {
+				state = fmt.Sprintf("stream msgs=%d MB=%d", st.CachedInfo().State.Msgs, st.CachedInfo().State.Bytes>>20)
+			}
+			if c, err := js.Consumer(ctx, stream, durable); err == nil {
+				i := c.CachedInfo()
+				state += fmt.Sprintf(" | consumer pending=%d ack_pending=%d redelivered=%d waiting=%d", i.NumPending, i.NumAckPending, i.NumRedelivered, i.NumWaiting)
+			}
+			ps := pub.Stats()
+			fmt.Fprintf(os.Stderr, "%s t=%.3fs judged=%d consumed=%d flushes=%d flush_time=%v | hook published=%d failed=%d pending=%d dropped=%d | %s | slow_consumers=%d\n",
+				b.Name(), time.Since(t0).Seconds(), w.Judged, w.Consumed, w.Flushes, w.FlushTime.Round(time.Millisecond),
+				ps.Published, ps.Failed, ps.Pending, ps.Dropped, state, ns.NumSlowConsumers())
+		}
+	}()
+	return func() { close(done) }
 }

@@ -52,6 +52,7 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.DurationVar(&o.FlushInterval, "flush-interval", d.FlushInterval, "longest time a judged pair waits before it is written (at most 1s)")
 	fs.IntVar(&o.MaxBatch, "max-batch", d.MaxBatch, "flush early when this many messages wait")
 	fs.IntVar(&o.MaxAckPending, "max-ack-pending", d.MaxAckPending, "unacknowledged messages allowed across all verifiers")
+	fs.IntVar(&o.PullBytes, "pull-bytes", d.PullBytes, "most bytes a worker asks the NATS server for at once; keep well below the server's max_pending (64 MiB by default), at least 2 MiB")
 	fs.DurationVar(&o.AckWait, "ack-wait", d.AckWait, "how long an unacknowledged pair waits before it is redelivered to another verifier")
 	fs.Int64Var(&o.Stream.MaxBytes, "stream-max-bytes", d.Stream.MaxBytes, "pair stream size limit in bytes; when full, new pairs are refused, never old ones dropped")
 	fs.DurationVar(&o.Stream.MaxAge, "stream-max-age", d.Stream.MaxAge, "how long an unconsumed pair is kept")
@@ -61,7 +62,7 @@ func VerifierFlags(fs *FlagSet, o *verifier.Options) func() error {
 	fs.DurationVar(&o.MaxPairAge, "max-pair-age", 0, "how far behind this clock a pair's time may be; older pairs are dead-lettered (0: --stream-max-age plus 1h)")
 	for name, env := range map[string]string{
 		"segment-attrs": "PARITY_SEGMENT_ATTRS", "segment-cap": "PARITY_SEGMENT_CAP", "flush-interval": "PARITY_FLUSH_INTERVAL", "max-batch": "PARITY_MAX_BATCH",
-		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
+		"max-ack-pending": "PARITY_MAX_ACK_PENDING", "pull-bytes": "PARITY_PULL_BYTES", "ack-wait": "PARITY_ACK_WAIT", "stream-max-bytes": "PARITY_STREAM_MAX_BYTES",
 		"stream-max-age": "PARITY_STREAM_MAX_AGE", "stream-replicas": "PARITY_STREAM_REPLICAS",
 		"stream-duplicates": "PARITY_STREAM_DUPLICATES", "max-clock-skew": "PARITY_MAX_CLOCK_SKEW", "max-pair-age": "PARITY_MAX_PAIR_AGE",
 	} {

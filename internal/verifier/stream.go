@@ -35,6 +35,10 @@ type StreamOptions struct {
 	Duplicates time.Duration
 }
 
+// maxMsgSize is the pair stream's largest message: envelope.MaxSize plus
+// room for headers.
+const maxMsgSize = 1 << 20
+
 // DefaultDuplicates is the default duplicate window of the pair stream.
 const DefaultDuplicates = 30 * time.Second
 
@@ -88,7 +92,7 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, opts StreamOption
 		Storage:     jetstream.FileStorage,
 		MaxBytes:    opts.MaxBytes,
 		MaxAge:      opts.MaxAge,
-		MaxMsgSize:  1 << 20, // envelope.MaxSize plus room for headers
+		MaxMsgSize:  maxMsgSize,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  opts.Duplicates,
 		Replicas:    opts.Replicas,

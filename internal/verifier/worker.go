@@ -62,6 +62,15 @@ type Options struct {
 	// MaxAckPending caps the unacknowledged messages of all workers together.
 	// Defaults to 20000.
 	MaxAckPending int
+	// PullBytes caps the bytes a worker has asked the server for and not
+	// yet taken: its pull requests never ask for more, however many
+	// messages that is. A NATS server closes a connection whose undelivered
+	// data exceeds its max_pending (64 MiB by default) as a slow consumer,
+	// and the messages in flight on it then wait AckWait to be redelivered,
+	// so keep it well below that. It must be at least twice the stream's
+	// largest message (2 MiB), so that a pull for the remaining half always
+	// fits one. Defaults to DefaultPullBytes (16 MiB).
+	PullBytes int
 	// AckWait is how long the server waits for an ack before redelivering.
 	// Defaults to 30s; workers extend it while a flush is retried.
 	AckWait time.Duration
@@ -104,6 +113,7 @@ func DefaultOptions() Options {
 		FlushInterval:   500 * time.Millisecond,
 		MaxBatch:        4000,
 		MaxAckPending:   20000,
+		PullBytes:       DefaultPullBytes,
 		AckWait:         30 * time.Second,
 		SamplesPerFlush: 5,
 		RulesReload:     30 * time.Second,
@@ -135,6 +145,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxAckPending == 0 {
 		o.MaxAckPending = d.MaxAckPending
+	}
+	if o.PullBytes == 0 {
+		o.PullBytes = d.PullBytes
 	}
 	if o.AckWait == 0 {
 		o.AckWait = d.AckWait
@@ -168,6 +181,8 @@ func (o *Options) setDefaults() error {
 		return fmt.Errorf("%w: MaxBatch: must not be negative", ErrInvalidOption)
 	case o.MaxAckPending < o.MaxBatch:
 		return fmt.Errorf("%w: MaxAckPending (%d) must be at least MaxBatch (%d)", ErrInvalidOption, o.MaxAckPending, o.MaxBatch)
+	case o.PullBytes < 2*maxMsgSize:
+		return fmt.Errorf("%w: PullBytes: must be at least %d (twice the largest message), got %d", ErrInvalidOption, 2*maxMsgSize, o.PullBytes)
 	case o.AckWait < time.Second:
 		return fmt.Errorf("%w: AckWait: must be at least 1s, got %v", ErrInvalidOption, o.AckWait)
 	case o.LatencyInterval < 0:
@@ -182,6 +197,14 @@ func (o *Options) setDefaults() error {
 	}
 	return nil
 }
+
+// DefaultPullBytes is the default of [Options.PullBytes]. A worker asks for
+// more when half of it has arrived, so it keeps 8 MiB in hand: ~60 ms of
+// work at the ~130 MB/s one worker judges 8 KB pairs at in B1, against a
+// pull's round trip of well under a millisecond. 16 MiB is a quarter of a
+// server's default max_pending (past which it closes the connection).
+// docs/scaling.md has the model.
+const DefaultPullBytes = 16 << 20
 
 // DefaultMaxClockSkew is the default of [Options.MaxClockSkew].
 const DefaultMaxClockSkew = 5 * time.Minute
@@ -310,9 +333,12 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Pull requests expire after 5s (not the library's 30s), so a request the
 	// server lost (a consumer leader failing over in a cluster) is replaced
 	// within seconds rather than leaving the worker idle for half a minute.
-	// Pulling up to a batch at a time keeps the worker fed: with 1,000 it
-	// waited for messages (B1 went from about 28k to 37k pairs/s).
-	it, err := cons.Messages(jetstream.PullMaxMessages(min(w.opts.MaxBatch, 4000)), jetstream.PullExpiry(5*time.Second))
+	// Pulls are bounded in bytes, not messages: a message holds one pair or
+	// a batch of up to 256 KiB, and a pull of 4,000 batches asked the server
+	// for a gigabyte at once. Past its max_pending it closed the connection
+	// as a slow consumer and what was in flight waited AckWait (30s) for
+	// redelivery: B1 at 8 KB stalled for half a minute in some runs.
+	it, err := cons.Messages(jetstream.PullMaxBytes(w.opts.PullBytes), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("verifier: consume: %w", err)
 	}

@@ -3,6 +3,7 @@ package verifier
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/parityhq/parity/internal/store"
@@ -58,6 +60,7 @@ func TestOptionsRejected(t *testing.T) {
 		{"replicas", Options{Stream: StreamOptions{Replicas: 2}}, "Replicas"},
 		{"negative clock skew", Options{MaxClockSkew: -time.Second}, "MaxClockSkew"},
 		{"negative pair age", Options{MaxPairAge: -time.Second}, "MaxPairAge"},
+		{"pull smaller than two messages", Options{PullBytes: 1 << 20}, "PullBytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -540,6 +543,113 @@ func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	if w1.Stats().Judged+w2.Stats().Judged != 2000 {
 		t.Errorf("workers judged %d + %d, want 2000 in all", w1.Stats().Judged, w2.Stats().Judged)
 	}
+}
+
+// TestPullsBoundedInBytes: a worker never asks the server for more than
+// PullBytes at once, however many messages that is. A message can be a
+// batch of 256 KiB; a pull counted in messages asked for hundreds of
+// megabytes, the server closed the connection as a slow consumer once its
+// max_pending was exceeded, and the messages in flight waited AckWait to be
+// redelivered. The server here allows 4 MiB pending, the backlog is 12 MiB
+// of batches, and the worker pulls at most 2 MiB.
+func TestPullsBoundedInBytes(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoLog: true, NoSigs: true, MaxPending: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	st, err := store.Open(context.Background(), testutil.FreshDatabase(t), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	nc := testutil.Connect(t, ns)
+	js, _ := jetstream.New(nc)
+	if _, err := EnsureStream(context.Background(), js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{ns: ns, st: st, js: js}
+
+	// Every pull request the worker sends, as the server receives it.
+	var mu sync.Mutex
+	var pulls []struct {
+		Batch    int `json:"batch"`
+		MaxBytes int `json:"max_bytes"`
+	}
+	sub, err := nc.Subscribe(fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", DefaultStreamOptions().Name, DefaultOptions().Durable),
+		func(m *nats.Msg) {
+			var req struct {
+				Batch    int `json:"batch"`
+				MaxBytes int `json:"max_bytes"`
+			}
+			if err := json.Unmarshal(m.Data, &req); err != nil {
+				t.Errorf("pull request %q: %v", m.Data, err)
+				return
+			}
+			mu.Lock()
+			pulls = append(pulls, req)
+			mu.Unlock()
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the subscription is in place before the worker pulls
+		t.Fatal(err)
+	}
+
+	// 48 batches of about 256 KiB: 32 pairs of 8 KiB each.
+	ctx := context.Background()
+	now := time.Now().UTC()
+	pad := strings.Repeat("x", 4000)
+	bw := envelope.NewBatchWriter(32, envelope.MaxSize)
+	for range 48 {
+		bw.Reset(nil)
+		for range 32 {
+			p := rigPair(r.total, now) // every third one divergent, as r.exact expects
+			p.Control.Value = fmt.Appendf(nil, `{"v":1,"pad":%q}`, pad)
+			p.Candidate.Value = fmt.Appendf(nil, `{"v":%d,"pad":%q}`, 1+btoi(r.total%3 == 0), pad)
+			if err := bw.Add(p); err != nil {
+				t.Fatal(err)
+			}
+			r.total++
+		}
+		data, id := bw.Finish()
+		if _, err := js.Publish(ctx, envelope.Subject("exp", "Op"), data, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const pullBytes = 2 << 20
+	r.worker(t, st, Options{PullBytes: pullBytes})
+	r.exact(t)
+	if n := ns.NumSlowConsumers(); n != 0 {
+		t.Errorf("the server closed %d connections as slow consumers", n)
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(pulls) == 0 {
+		t.Fatal("saw no pull request")
+	}
+	for _, p := range pulls {
+		if p.MaxBytes <= 0 || p.MaxBytes > pullBytes {
+			t.Errorf("a pull request for %d messages asked for %d bytes, want 1 to %d", p.Batch, p.MaxBytes, pullBytes)
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // TestLatenciesWrittenEveryInterval: latency histograms are written less
