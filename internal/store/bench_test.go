@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -157,17 +158,33 @@ func BenchmarkB6(b *testing.B) {
 }
 
 // walStart returns the WAL position to measure from with walSince. It needs
-// pg_walinspect (PostgreSQL 15+, superuser to create), which walSince reads.
+// pg_walinspect (PostgreSQL 15+, superuser to create), which walSince reads,
+// and holds a temporary replication slot until the benchmark ends, so that
+// the server keeps the WAL from there on: other databases of the cluster
+// (other tests) can write more than max_wal_size while the benchmark runs,
+// and the server would remove the files walSince reads.
 func walStart(b *testing.B, s *store.Store) string {
 	b.Helper()
 	ctx := b.Context()
 	if _, err := s.Pool().Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_walinspect`); err != nil {
 		b.Fatalf("B6 reads WAL records with pg_walinspect (PostgreSQL 15+, created by a superuser): %v", err)
 	}
-	var lsn string
-	if err := s.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+	conn, err := s.Pool().Acquire(ctx)
+	if err != nil {
 		b.Fatal(err)
 	}
+	if _, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot('parity_bench_' || pg_backend_pid(), true, true)`); err != nil {
+		conn.Release()
+		b.Fatalf("B6 holds the WAL it reads with a temporary replication slot: %v", err)
+	}
+	var lsn string // the slot keeps WAL from the last checkpoint on: measure from now
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		conn.Conn().Close(context.Background()) // ends the session, which drops its temporary slot
+		conn.Release()
+	})
 	return lsn
 }
 
