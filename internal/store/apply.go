@@ -462,71 +462,18 @@ INSERT INTO segments (experiment, segment, attrs, first_seen)
 SELECT e, s, a::jsonb, f FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS t(e, s, a, f)
 ON CONFLICT DO NOTHING`
 
-	// The signature counts go to their minutes and, before the experiment's
-	// rolled_to (late pairs), to the hours and days that roll them up, in
-	// one statement.
-	sqlUpsertSignatureCounts = `
-WITH u AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-		$6::int8[], $7::timestamptz[], $8::timestamptz[]) AS u(experiment, operation, segment, minute, signature, count, first_seen, last_seen)
-), m AS (
-	INSERT INTO signature_counts AS c (experiment, operation, segment, minute, signature, count, first_seen, last_seen)
-	SELECT * FROM u
-	ON CONFLICT (experiment, operation, segment, minute, signature) DO UPDATE SET
-		count      = c.count + EXCLUDED.count,
-		first_seen = least(c.first_seen, EXCLUDED.first_seen),
-		last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)
-), h AS (
-	INSERT INTO signature_hours AS c (experiment, operation, segment, hour, signature, count, first_seen, last_seen)
-	SELECT experiment, operation, segment, date_bin('1 hour', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
-	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-	ON CONFLICT (experiment, operation, segment, hour, signature) DO UPDATE SET
-		count      = c.count + EXCLUDED.count,
-		first_seen = least(c.first_seen, EXCLUDED.first_seen),
-		last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)
-)
-INSERT INTO signature_days AS c (experiment, operation, segment, day, signature, count, first_seen, last_seen)
-SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), signature, sum(count), min(first_seen), max(last_seen)
-FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (experiment, operation, segment, day, signature) DO UPDATE SET
-	count      = c.count + EXCLUDED.count,
-	first_seen = least(c.first_seen, EXCLUDED.first_seen),
-	last_seen  = greatest(c.last_seen, EXCLUDED.last_seen)`
-
-	// The variant counts go to their minutes and, before the experiment's
-	// rolled_to (late pairs), to the hours and days that roll them up, in
-	// one statement.
-	sqlUpsertVariants = `
-WITH u AS (
-	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
-		AS u(experiment, operation, variant, reason, minute, pairs, divergent)
-), m AS (
-	INSERT INTO variant_counts AS v (experiment, operation, variant, reason, minute, pairs, divergent)
-	SELECT * FROM u
-	ON CONFLICT (experiment, operation, variant, reason, minute) DO UPDATE SET
-		pairs     = v.pairs + EXCLUDED.pairs,
-		divergent = v.divergent + EXCLUDED.divergent
-), h AS (
-	INSERT INTO variant_hours AS v (experiment, operation, variant, reason, hour, pairs, divergent)
-	SELECT experiment, operation, variant, reason, date_bin('1 hour', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
-	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-	ON CONFLICT (experiment, operation, variant, reason, hour) DO UPDATE SET
-		pairs     = v.pairs + EXCLUDED.pairs,
-		divergent = v.divergent + EXCLUDED.divergent
-)
-INSERT INTO variant_days AS v (experiment, operation, variant, reason, day, pairs, divergent)
-SELECT experiment, operation, variant, reason, date_bin('1 day', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
-FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
-ON CONFLICT (experiment, operation, variant, reason, day) DO UPDATE SET
-	pairs     = v.pairs + EXCLUDED.pairs,
-	divergent = v.divergent + EXCLUDED.divergent`
-
 	// A signature's patterns are written once; only a stored empty set is
-	// replaced. The WHERE skips updates that would change nothing.
+	// replaced. The WHERE skips updates that would change nothing, and the
+	// NOT EXISTS does not even try them (ON CONFLICT DO UPDATE locks the row,
+	// a WAL record, before it reads the WHERE). Skipping a row the snapshot
+	// shows needs no change is safe: a concurrent write only widens the
+	// stored times or fills the patterns.
 	sqlUpsertSignatures = `
 INSERT INTO signatures AS s (experiment, signature, patterns, first_seen, last_seen)
 SELECT e, g, p::jsonb, f, l FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
 	AS t(e, g, p, f, l)
+WHERE NOT EXISTS (SELECT 1 FROM signatures s WHERE s.experiment = t.e AND s.signature = t.g
+	AND t.f >= s.first_seen AND t.l <= s.last_seen AND NOT (s.patterns = '[]' AND t.p::jsonb <> '[]'))
 ON CONFLICT (experiment, signature) DO UPDATE SET
 	patterns   = CASE WHEN s.patterns = '[]' THEN EXCLUDED.patterns ELSE s.patterns END,
 	first_seen = least(s.first_seen, EXCLUDED.first_seen),
@@ -579,68 +526,158 @@ func int8Params(from, n int) string {
 }
 
 var (
+	// The signature counts go to their minutes and, before the experiment's
+	// rolled_to (late pairs), to the hours and days that roll them up, in
+	// one statement (see addTo).
+	sqlUpsertSignatureCounts = `
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+		$6::int8[], $7::timestamptz[], $8::timestamptz[]) AS u(experiment, operation, segment, minute, signature, count, first_seen, last_seen)
+), ` + addTo("m", "signature_counts", sigCountSet, `SELECT * FROM u`, sigKeys("minute"), "count, first_seen, last_seen") + `,
+` + addTo("h", "signature_hours", sigCountSet, `
+	SELECT experiment, operation, segment, date_bin('1 hour', minute, `+rollupOrigin+`) AS hour, signature,
+		sum(count)::int8 AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+	FROM u WHERE minute < `+rolledTo+` GROUP BY 1, 2, 3, 4, 5`, sigKeys("hour"), "count, first_seen, last_seen") + `,
+` + addTo("d", "signature_days", sigCountSet, `
+	SELECT experiment, operation, segment, date_bin('1 day', minute, `+rollupOrigin+`) AS day, signature,
+		sum(count)::int8 AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
+	FROM u WHERE minute < `+rolledTo+` GROUP BY 1, 2, 3, 4, 5`, sigKeys("day"), "count, first_seen, last_seen") + `
+SELECT 1 WHERE false`
+
+	// The variant counts go to their minutes and, before the experiment's
+	// rolled_to (late pairs), to the hours and days that roll them up, in
+	// one statement (see addTo).
+	sqlUpsertVariants = `
+WITH u AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::int8[], $7::int8[])
+		AS u(experiment, operation, variant, reason, minute, pairs, divergent)
+), ` + addTo("m", "variant_counts", variantSet, `SELECT * FROM u`, []string{"experiment", "operation", "variant", "reason", "minute"}, "pairs, divergent") + `,
+` + addTo("h", "variant_hours", variantSet, `
+	SELECT experiment, operation, variant, reason, date_bin('1 hour', minute, `+rollupOrigin+`) AS hour,
+		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent
+	FROM u WHERE minute < `+rolledTo+` GROUP BY 1, 2, 3, 4, 5`, []string{"experiment", "operation", "variant", "reason", "hour"}, "pairs, divergent") + `,
+` + addTo("d", "variant_days", variantSet, `
+	SELECT experiment, operation, variant, reason, date_bin('1 day', minute, `+rollupOrigin+`) AS day,
+		sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent
+	FROM u WHERE minute < `+rolledTo+` GROUP BY 1, 2, 3, 4, 5`, []string{"experiment", "operation", "variant", "reason", "day"}, "pairs, divergent") + `
+SELECT 1 WHERE false`
+
 	// sqlUpsertCounts takes experiments, operations, segments, minutes and
 	// last-seen times ($1–$5), then one array per counter in
 	// [report.Counters.Fields] order. One statement adds them to the minutes
 	// (pair_counts) and to their rollups: the hours of count_hours and the
 	// experiment's hours (experiment_hours), each summed in SQL from the same
-	// rows and written in key order, and, for a minute before the
-	// experiment's rolled_to (a late pair, after the compactor summed its
-	// day), the day of count_days. rolled_to is read under the experiment's
-	// row lock, which the compactor takes too.
+	// rows, and, for a minute before the experiment's rolled_to (a late
+	// pair, after the compactor summed its day), the day of count_days.
+	// rolled_to is read under the experiment's row lock, which the compactor
+	// takes too. See addTo for how each table is written.
 	sqlUpsertCounts = `
 WITH u AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[], ` + int8Params(6, report.NumCounters) + `)
 		AS u(experiment, operation, segment, minute, last_seen, ` + countersCols + `)
-), m AS (
-	INSERT INTO pair_counts AS c (experiment, operation, segment, minute, last_seen, ` + countersCols + `)
-	SELECT * FROM u
-	ON CONFLICT (experiment, operation, segment, minute) DO UPDATE SET
-		` + addCounters("c") + `,
-		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
-), h AS (
-	INSERT INTO count_hours AS c (experiment, operation, segment, hour, last_seen, ` + countersCols + `)
-	SELECT experiment, operation, segment, date_bin('1 hour', minute, ` + rollupOrigin + `), max(last_seen), ` + sumCountersPlain + `
-	FROM u GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-	ON CONFLICT (experiment, operation, segment, hour) DO UPDATE SET
-		` + addCounters("c") + `,
-		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
-), d AS (
-	INSERT INTO count_days AS c (experiment, operation, segment, day, last_seen, ` + countersCols + `)
-	SELECT experiment, operation, segment, date_bin('1 day', minute, ` + rollupOrigin + `), max(last_seen), ` + sumCountersPlain + `
-	FROM u WHERE minute < ` + rolledTo + ` GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-	ON CONFLICT (experiment, operation, segment, day) DO UPDATE SET
-		` + addCounters("c") + `,
-		last_seen = greatest(c.last_seen, EXCLUDED.last_seen)
-)
-INSERT INTO experiment_hours AS x (experiment, hour, pairs, divergent)
-SELECT experiment, date_bin('1 hour', minute, ` + rollupOrigin + `), sum(pairs), sum(divergent)
-FROM u GROUP BY 1, 2 ORDER BY 1, 2
-ON CONFLICT (experiment, hour) DO UPDATE SET
-	pairs = x.pairs + EXCLUDED.pairs, divergent = x.divergent + EXCLUDED.divergent`
+), ` + addTo("m", "pair_counts", countSet, `SELECT * FROM u`, segKeys("minute"), "last_seen, "+countersCols) + `,
+` + addTo("h", "count_hours", countSet, `
+	SELECT experiment, operation, segment, date_bin('1 hour', minute, `+rollupOrigin+`) AS hour, max(last_seen) AS last_seen, `+sumCountersNamed+`
+	FROM u GROUP BY 1, 2, 3, 4`, segKeys("hour"), "last_seen, "+countersCols) + `,
+` + addTo("d", "count_days", countSet, `
+	SELECT experiment, operation, segment, date_bin('1 day', minute, `+rollupOrigin+`) AS day, max(last_seen) AS last_seen, `+sumCountersNamed+`
+	FROM u WHERE minute < `+rolledTo+` GROUP BY 1, 2, 3, 4`, segKeys("day"), "last_seen, "+countersCols) + `,
+` + addTo("x", "experiment_hours", "pairs = t.pairs + EXCLUDED.pairs, divergent = t.divergent + EXCLUDED.divergent", `
+	SELECT experiment, date_bin('1 hour', minute, `+rollupOrigin+`) AS hour, sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent
+	FROM u GROUP BY 1, 2`, []string{"experiment", "hour"}, "pairs, divergent") + `
+SELECT 1 WHERE false`
 
 	// sqlUpsertLatencies writes one row per (experiment, operation, segment,
-	// hour or day) of %s, the table, whose time column is %s: its latency
-	// histograms. It takes experiments, operations, segments and times
-	// ($1–$4), the histograms' flat array and its subscripts ($5–$9).
+	// hour or day) of %[1]s, the table, whose time column is %[2]s: its
+	// latency histograms. It takes experiments, operations, segments and
+	// times ($1–$4), the histograms' flat array and its subscripts ($5–$9).
 	// unnest cannot take ragged arrays, so the histograms travel as one flat
 	// array ($5) with each row's [lo, hi] subscripts into it; an empty
 	// histogram has hi < lo and slices to '{}', and leaves the stored one as
-	// it is without a call to parity_hist_add. %s is a condition on the rows
-	// (the days are written only before the experiment's rolled_to: late
-	// latencies, after the compactor summed their day).
+	// it is without a call to parity_hist_add. %[3]s is a condition on the
+	// rows (the days are written only before the experiment's rolled_to:
+	// late latencies, after the compactor summed their day).
 	sqlUpsertLatencies = `
-INSERT INTO %[1]s AS h (experiment, operation, segment, %[2]s, control, candidate)
-SELECT e, o, s, t, ($5::int8[])[cl:ch], ($5::int8[])[dl:dh]
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int4[], $7::int4[], $8::int4[], $9::int4[])
-	AS u(e, o, s, t, cl, ch, dl, dh)
-WHERE %[3]s
-ON CONFLICT (experiment, operation, segment, %[2]s) DO UPDATE SET
-	control   = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN h.control
-	                 ELSE parity_hist_add(h.control, EXCLUDED.control) END,
-	candidate = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN h.candidate
-	                 ELSE parity_hist_add(h.candidate, EXCLUDED.candidate) END`
+WITH u AS (
+	SELECT e AS experiment, o AS operation, s AS segment, t AS %[2]s, ($5::int8[])[cl:ch] AS control, ($5::int8[])[dl:dh] AS candidate
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $6::int4[], $7::int4[], $8::int4[], $9::int4[])
+		AS u(e, o, s, t, cl, ch, dl, dh)
+	WHERE %[3]s
+), %[4]s
+SELECT 1 WHERE false`
 )
+
+// latencySet adds incoming histograms (EXCLUDED) to the stored ones (t).
+const latencySet = `
+	control   = CASE WHEN cardinality(EXCLUDED.control) = 0 THEN t.control
+	                 ELSE parity_hist_add(t.control, EXCLUDED.control) END,
+	candidate = CASE WHEN cardinality(EXCLUDED.candidate) = 0 THEN t.candidate
+	                 ELSE parity_hist_add(t.candidate, EXCLUDED.candidate) END`
+
+// sigCountSet and variantSet add incoming signature counts and variant
+// counts (EXCLUDED) to the stored ones (t).
+const (
+	sigCountSet = `count = t.count + EXCLUDED.count, first_seen = least(t.first_seen, EXCLUDED.first_seen),
+		last_seen = greatest(t.last_seen, EXCLUDED.last_seen)`
+	variantSet = `pairs = t.pairs + EXCLUDED.pairs, divergent = t.divergent + EXCLUDED.divergent`
+)
+
+var (
+	// countSet adds incoming counters (EXCLUDED) to the stored ones (t).
+	countSet = addCounters("t") + ", last_seen = greatest(t.last_seen, EXCLUDED.last_seen)"
+	// sumCountersPlain sums each counter column, unnamed.
+	sumCountersPlain = counterList(func(c string) string { return "sum(" + c + ")" })
+	// sumCountersNamed sums each counter column under its own name.
+	sumCountersNamed = counterList(func(c string) string { return "sum(" + c + ")::int8 AS " + c })
+)
+
+// segKeys and sigKeys are the keys of the count and signature count tables
+// whose time column is col.
+func segKeys(col string) []string { return []string{"experiment", "operation", "segment", col} }
+func sigKeys(col string) []string {
+	return []string{"experiment", "operation", "segment", col, "signature"}
+}
+
+// addTo returns three common table expressions that add the rows of src to
+// table: name_in, src's rows (its columns named as table's: the key columns
+// keys first, then the columns values lists, unique by key); name_upd, an UPDATE of the stored
+// rows with those keys by set (t the stored row, EXCLUDED the incoming one);
+// and name, an INSERT of the rest, in key order, whose ON CONFLICT DO UPDATE
+// (by the same set) adds the rows another transaction inserted since this
+// statement's snapshot.
+//
+// An UPDATE writes one WAL record per row; ON CONFLICT DO UPDATE writes two
+// (it locks the row, then updates it), which for a flush of B6's shape was a
+// fifth of its WAL. The counts stay exact under concurrency: the UPDATE
+// waits for a concurrent writer of a row and adds to its version; a key the
+// UPDATE did not find (absent from the snapshot, or deleted meanwhile) goes
+// to the INSERT, which either inserts it or meets the concurrent insert and
+// adds to it. No key goes both ways: the INSERT skips the keys the UPDATE
+// returned. The UPDATE locks rows in no particular order, unlike the
+// INSERT: two writers of the same rows are kept apart by the experiment's
+// row lock, which Apply and the compactor take first (every key here starts
+// with the experiment).
+func addTo(name, table, set, src string, keys []string, values string) string {
+	var match, same, ret, order []string
+	for i, k := range keys {
+		match = append(match, "t."+k+" = EXCLUDED."+k)
+		same = append(same, "x."+k+" = i."+k)
+		ret = append(ret, "t."+k)
+		order = append(order, fmt.Sprint(i+1))
+	}
+	return fmt.Sprintf(`%[1]s_in AS MATERIALIZED (%[3]s
+), %[1]s_upd AS (
+	UPDATE %[2]s AS t SET %[4]s
+	FROM %[1]s_in AS EXCLUDED WHERE %[5]s
+	RETURNING %[6]s
+), %[1]s AS (
+	INSERT INTO %[2]s AS t (%[9]s, %[10]s)
+	SELECT * FROM %[1]s_in AS i WHERE NOT EXISTS (SELECT 1 FROM %[1]s_upd x WHERE %[7]s)
+	ORDER BY %[8]s
+	ON CONFLICT (%[9]s) DO UPDATE SET %[4]s
+)`, name, table, src, set, strings.Join(match, " AND "), strings.Join(ret, ", "),
+		strings.Join(same, " AND "), strings.Join(order, ", "), strings.Join(keys, ", "), values)
+}
 
 // rolledTo is the rolled_to of the experiment of the row u of an upsert:
 // before it, the compactor has written the days (and the variant and
@@ -651,9 +688,6 @@ const rolledTo = `coalesce((SELECT rolled_to FROM experiments WHERE name = u.exp
 // midnight, so date_bin cuts UTC hours and days whatever the session's time
 // zone.
 const rollupOrigin = `'2000-01-01 00:00:00+00'::timestamptz`
-
-// sumCountersPlain sums each counter column, unnamed.
-var sumCountersPlain = counterList(func(c string) string { return "sum(" + c + ")" })
 
 // write runs in the transaction: two pipelined round trips around the segment
 // decision made in Go.
@@ -891,7 +925,9 @@ func (p *prepared) queueHours(fold folded, b *pgx.Batch) {
 			cl[i], ch[i] = bounds(r.control)
 			dl[i], dh[i] = bounds(r.candidate)
 		}
-		b.Queue(fmt.Sprintf(sqlUpsertLatencies, unit.table, unit.col, unit.cond), exps, ops, segs, ats, flat, cl, ch, dl, dh)
+		upsert := fmt.Sprintf(sqlUpsertLatencies, unit.table, unit.col, unit.cond,
+			addTo("l", unit.table, latencySet, `SELECT * FROM u`, segKeys(unit.col), "control, candidate"))
+		b.Queue(upsert, exps, ops, segs, ats, flat, cl, ch, dl, dh)
 	}
 }
 

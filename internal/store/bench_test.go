@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -121,9 +122,10 @@ func benchmarkApply(b *testing.B, pairsPerFlush, segments, operations, latencyEv
 		flush++
 	}
 	elapsed := time.Since(start)
-	walBytes := walSince(b, s, wal0)
+	walBytes, fpiBytes := walSince(b, s, wal0)
 	b.ReportMetric(float64(rows)/float64(pairs), "rows/pair")
 	b.ReportMetric(walBytes/float64(pairs), "walB/pair")
+	b.ReportMetric(fpiBytes/float64(pairs), "fpiB/pair")
 	b.ReportMetric(float64(pairs)/elapsed.Seconds(), "pairs/s")
 }
 
@@ -150,24 +152,42 @@ func BenchmarkB6(b *testing.B) {
 			}
 			n++
 		}
+		walBytes, fpiBytes := walSince(b, s, wal0)
 		b.ReportMetric(1, "rows/pair")
-		b.ReportMetric(walSince(b, s, wal0)/float64(n), "walB/pair")
+		b.ReportMetric(walBytes/float64(n), "walB/pair")
+		b.ReportMetric(fpiBytes/float64(n), "fpiB/pair")
 	})
 	b.Run("parity", func(b *testing.B) { benchmarkApply(b, 4000, 50, 1, 10) })
 }
 
 // walStart returns the WAL position to measure from with walSince. It needs
-// pg_walinspect (PostgreSQL 15+, superuser to create), which walSince reads.
+// pg_walinspect (PostgreSQL 15+, superuser to create), which walSince reads,
+// and holds a temporary replication slot until the benchmark ends, so that
+// the server keeps the WAL from there on: other databases of the cluster
+// (other tests) can write more than max_wal_size while the benchmark runs,
+// and the server would remove the files walSince reads.
 func walStart(b *testing.B, s *store.Store) string {
 	b.Helper()
 	ctx := b.Context()
 	if _, err := s.Pool().Exec(ctx, `CREATE EXTENSION IF NOT EXISTS pg_walinspect`); err != nil {
 		b.Fatalf("B6 reads WAL records with pg_walinspect (PostgreSQL 15+, created by a superuser): %v", err)
 	}
-	var lsn string
-	if err := s.Pool().QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+	conn, err := s.Pool().Acquire(ctx)
+	if err != nil {
 		b.Fatal(err)
 	}
+	if _, err := conn.Exec(ctx, `SELECT pg_create_physical_replication_slot('parity_bench_' || pg_backend_pid(), true, true)`); err != nil {
+		conn.Release()
+		b.Fatalf("B6 holds the WAL it reads with a temporary replication slot: %v", err)
+	}
+	var lsn string // the slot keeps WAL from the last checkpoint on: measure from now
+	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&lsn); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		conn.Conn().Close(context.Background()) // ends the session, which drops its temporary slot
+		conn.Release()
+	})
 	return lsn
 }
 
@@ -177,22 +197,25 @@ func walStart(b *testing.B, s *store.Store) string {
 // transaction that touch its relations. WAL is shared by the whole
 // PostgreSQL cluster, so the plain LSN difference would count whatever else
 // the cluster wrote meanwhile (other tests, other benchmarks) against the
-// benchmark.
-func walSince(b *testing.B, s *store.Store, from string) float64 {
+// benchmark. It also returns the bytes of those records that are full-page
+// images: the first change to a page after each checkpoint logs the whole
+// page, so that share grows with the cluster's checkpoint frequency (other
+// databases' WAL volume forces checkpoints at max_wal_size), not with what
+// the benchmark writes.
+func walSince(b *testing.B, s *store.Store, from string) (total, fpi float64) {
 	b.Helper()
-	var n float64
 	err := s.Pool().QueryRow(b.Context(), `
 WITH recs AS MATERIALIZED (
-    SELECT xid, record_length, block_ref FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
+    SELECT xid, record_length, fpi_length, block_ref FROM pg_get_wal_records_info($1::pg_lsn, pg_current_wal_flush_lsn())
 ), mine AS (
     SELECT '/' || oid::text || '/' AS db FROM pg_database WHERE datname = current_database()
 ), xids AS (
     SELECT DISTINCT xid FROM recs, mine WHERE xid <> '0' AND strpos(block_ref, mine.db) > 0
 )
-SELECT coalesce(sum(record_length), 0)::float8 FROM recs, mine
-WHERE xid IN (SELECT xid FROM xids) OR (xid = '0' AND strpos(coalesce(block_ref, ''), mine.db) > 0)`, from).Scan(&n)
+SELECT coalesce(sum(record_length), 0)::float8, coalesce(sum(fpi_length), 0)::float8 FROM recs, mine
+WHERE xid IN (SELECT xid FROM xids) OR (xid = '0' AND strpos(coalesce(block_ref, ''), mine.db) > 0)`, from).Scan(&total, &fpi)
 	if err != nil {
 		b.Fatalf("B6: reading WAL records: %v", err)
 	}
-	return n
+	return total, fpi
 }

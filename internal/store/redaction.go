@@ -73,9 +73,12 @@ func scanRedaction(row pgx.Row) (Redaction, error) {
 
 // Prune deletes samples older than samplesBefore and dead letters older than
 // deadBefore (a zero time keeps them all), and returns how many went.
+// Samples go experiment by experiment, each a range of samples_experiment_at
+// (there is no index on the time alone: Apply would write to it with every
+// sample); every sample's experiment is in experiments.
 func (s *Store) Prune(ctx context.Context, samplesBefore, deadBefore time.Time) (samples, dead int64, err error) {
 	if !samplesBefore.IsZero() {
-		tag, err := s.pool.Exec(ctx, `DELETE FROM samples WHERE at < $1`, samplesBefore)
+		tag, err := s.pool.Exec(ctx, `DELETE FROM samples WHERE experiment = ANY(ARRAY(SELECT name FROM experiments)) AND at < $1`, samplesBefore)
 		if err != nil {
 			return 0, 0, fmt.Errorf("store: prune samples: %w", err)
 		}

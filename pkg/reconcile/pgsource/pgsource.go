@@ -8,9 +8,11 @@
 // column: a database that cannot be reached, a table or view that does not
 // exist, a key column that is missing, nullable or not unique.
 //
-// Rows are read as row_to_json of the table's row, in the session time zone
-// UTC and with floats in their shortest exact form, so both sides render
-// values alike. Checksums are computed inside the database: a row's hash is
+// Rows are read as the JSON row_to_json renders for the table's row, byte
+// for byte, in the session time zone UTC and with floats in their shortest
+// exact form, so both sides render values alike (numbers, booleans and
+// strings are read as text and made JSON here; other columns through
+// to_json in the database). Checksums are computed inside the database: a row's hash is
 // hash_record_extended of the key and the covered columns, a range's the
 // sum of its rows' hashes modulo 2^64, with counts per segment. A column is
 // hashed by value where both sides' types hash alike (values equal under the
@@ -78,6 +80,9 @@ type Source struct {
 	hashes  map[string]bool   // column -> its type has a hash function
 	kind    byte              // relkind
 	probe   string            // hashtextextended of a fixed text
+	// docCols renders each column for Rows, in the table's order: its
+	// expression and how its text becomes JSON (see docColumn).
+	docCols []docColumn
 }
 
 // Open connects to the database and checks the dataset: it exists, and its
@@ -192,6 +197,7 @@ func (s *Source) describe(ctx context.Context) error {
 		c := &cols[i]
 		s.desc.Columns = append(s.desc.Columns, reconcile.Column{Name: c.name, Type: c.typ})
 		s.types[c.name] = c.typname
+		s.docCols = append(s.docCols, newDocColumn(c.name, c.typname))
 		s.hashes[c.name] = c.hashable || c.typname == "varchar" // varchar hashes with text's function
 		if c.name == s.cfg.Key {
 			key = c
@@ -383,7 +389,12 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 	if err != nil {
 		return nil, err
 	}
-	q := fmt.Sprintf(`SELECT t.%s::text, row_to_json(t)::text%s FROM %s t WHERE %s`, s.key, segs, s.rel, where)
+	var cols strings.Builder
+	for _, c := range s.docCols {
+		cols.WriteString(", ")
+		cols.WriteString(c.expr)
+	}
+	q := fmt.Sprintf(`SELECT t.%s::text%s%s FROM %s t WHERE %s`, s.key, segs, cols.String(), s.rel, where)
 	if req.Keys == nil {
 		q += " ORDER BY " + s.keyExpr
 		if req.Limit > 0 {
@@ -400,26 +411,49 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 		out = make([]reconcile.Row, 0, req.Limit)
 	}
 	nseg := len(req.Segments)
-	// Keys and documents are copied into large shared blocks: two
+	// Keys and documents are written into large shared blocks: two
 	// allocations per row otherwise dominate a full comparison. A block is
 	// never written after a row points into it.
 	var block []byte
-	take := func(b []byte) []byte {
-		if len(block)+len(b) > cap(block) {
-			block = make([]byte, 0, max(64<<10, len(b)))
+	// reserve makes room for n more bytes in block, in a new block when
+	// the current one is too small, and keeps from's bytes, the start of an
+	// unfinished value, at the new block's start.
+	reserve := func(from, n int) int {
+		if len(block)+n <= cap(block) {
+			return from
 		}
-		start := len(block)
-		block = append(block, b...)
-		return block[start:len(block):len(block)]
+		nb := make([]byte, 0, max(64<<10, 2*(len(block)-from+n)))
+		block = append(nb, block[from:]...)
+		return 0
 	}
 	for rows.Next() {
 		raw := rows.RawValues()
-		key := take(raw[0])
-		r := reconcile.Row{Key: unsafe.String(unsafe.SliceData(key), len(key)), Doc: take(raw[1])}
+		start := reserve(len(block), len(raw[0]))
+		block = append(block, raw[0]...)
+		key := block[start:len(block):len(block)]
+		start = len(block)
+		for i, c := range s.docCols {
+			v := raw[1+nseg+i]
+			start = reserve(start, len(c.name)+6*len(v)+8) // an escape is at most 6 bytes
+			if i == 0 {
+				block = append(block, '{')
+			} else {
+				block = append(block, ',')
+			}
+			block = append(block, c.name...)
+			block = c.appendJSON(block, v)
+		}
+		if len(s.docCols) == 0 {
+			start = reserve(start, 1)
+			block = append(block, '{')
+		}
+		start = reserve(start, 1)
+		block = append(block, '}')
+		r := reconcile.Row{Key: unsafe.String(unsafe.SliceData(key), len(key)), Doc: block[start:len(block):len(block)]}
 		if nseg > 0 {
 			r.Segment = make([]string, nseg)
 			for i := range nseg {
-				r.Segment[i] = string(raw[2+i])
+				r.Segment[i] = string(raw[1+i])
 			}
 		}
 		out = append(out, r)
