@@ -122,8 +122,8 @@ func (o Options) withDefaults() (Options, error) {
 
 // Store is Parity's PostgreSQL store. It is safe for concurrent use.
 type Store struct {
-	pool  *pgxpool.Pool
-	opts  Options
+	pool   *pgxpool.Pool
+	opts   Options
 	attrs  attrsCache
 	names  knownNames
 	rolled rolledCache
