@@ -191,11 +191,11 @@ func BenchmarkB10Reads(b *testing.B) {
 		}
 	}
 	b.Run("segments-minutes", func(b *testing.B) {
-		query, args := segmentsStatement(b10Experiment, q, false, time.Time{}, time.Time{})
+		query, args := segmentsStatement(b10Experiment, q, false, time.Time{}, time.Time{}, false)
 		timeCalls(b, count(query, args, b10Segments))
 	})
 	b.Run("segments-rollup", func(b *testing.B) {
-		query, args := segmentsStatement(b10Experiment, q, true, time.Time{}, time.Time{})
+		query, args := segmentsSQL(b10Experiment, q)
 		timeCalls(b, count(query, args, b10Segments))
 	})
 	b.Run("latencies-go", func(b *testing.B) {

@@ -35,20 +35,33 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 	// latency_hours, or, where fewer rows answer, from their day less the
 	// hours of it outside the window (histograms add bucket by bucket, so
 	// they subtract exactly): see latencyParts.
-	p := params{experiment}
-	cond := " AND (cardinality(control) > 0 OR cardinality(candidate) > 0)"
-	if q.Operation != "" {
-		cond += " AND operation = " + p.add(q.Operation)
-	}
 	since, until := q.Since.Truncate(time.Hour), q.Until
 	if !until.IsZero() {
 		if h := until.Truncate(time.Hour); h.Before(until) {
 			until = h.Add(time.Hour)
 		}
 	}
-	rolled, err := s.rolledTo(ctx, experiment)
+	var out []LatencyRow
+	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		var n int
+		var err error
+		out, n, err = s.latencies(ctx, experiment, q.Operation, since, until, rolled)
+		return n, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
+	}
+	return out, nil
+}
+
+// latencies is one run of [Store.Latencies] over the whole hours [since,
+// until) for the rolled_to rolled (checked by the statement: [rolledGuard]),
+// returning the rows read besides the answer.
+func (s *Store) latencies(ctx context.Context, experiment, operation string, since, until, rolled time.Time) ([]LatencyRow, int, error) {
+	p := params{experiment}
+	cond := " AND (cardinality(control) > 0 OR cardinality(candidate) > 0)" + rolledGuard(&p, rolled)
+	if operation != "" {
+		cond += " AND operation = " + p.add(operation)
 	}
 	var qs []string
 	for _, pt := range latencyParts(since, until, rolled) {
@@ -72,10 +85,12 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 	// rows are summed per segment in Go, in any order.
 	rows, err := s.pool.Query(ctx, strings.Join(qs, "\nUNION ALL\n"), p...)
 	if err != nil {
-		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
+		return nil, 0, err
 	}
+	n := 0
 	bySegment := map[string]*[2]histogramSum{} // control, candidate
 	add := func(seg []byte, values func(sums *[2]histogramSum, i int) error) error {
+		n++
 		sums, ok := bySegment[string(seg)]
 		if !ok {
 			sums = new([2]histogramSum)
@@ -112,6 +127,9 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 			return add([]byte(seg), func(sums *[2]histogramSum, i int) error { return sums[i].addEncodingSigned(enc[i], sign) })
 		})
 	}
+	if err != nil {
+		return nil, 0, err
+	}
 	out := make([]LatencyRow, 0, len(bySegment))
 	for seg, sums := range bySegment {
 		r := LatencyRow{Segment: seg, Control: sums[0].encode(), Candidate: sums[1].encode()}
@@ -120,15 +138,7 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 		}
 	}
 	slices.SortFunc(out, func(a, b LatencyRow) int { return strings.Compare(a.Segment, b.Segment) })
-	if err != nil {
-		return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
-	}
-	if len(out) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, fmt.Errorf("store: latencies of %q: %w", experiment, err)
-		}
-	}
-	return out, nil
+	return out, n, nil
 }
 
 // Variants returns experiment's pairs and divergent pairs per flag variant
@@ -138,36 +148,32 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 // Rows are ordered by variant, then reason. It returns an error wrapping
 // [ErrNotFound] for an unknown experiment.
 func (s *Store) Variants(ctx context.Context, experiment string, q SegmentQuery) ([]VariantCount, error) {
-	p := params{experiment}
-	cond := ""
-	if q.Operation != "" {
-		cond = " AND operation = " + p.add(q.Operation)
-	}
-	rolled, err := s.rolledTo(ctx, experiment)
-	if err != nil {
-		return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
-	}
-	from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now()), lazyLimits(rolled)))
-	rows, err := s.pool.Query(ctx, `
+	horizon := s.horizon(time.Now())
+	var out []VariantCount
+	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		p := params{experiment}
+		cond := rolledGuard(&p, rolled)
+		if q.Operation != "" {
+			cond += " AND operation = " + p.add(q.Operation)
+		}
+		from := variantsRollup.from(&p, "$1", cond, plan(q.Since, q.Until, day, horizon, lazyLimits(rolled)))
+		rows, err := s.pool.Query(ctx, `
 SELECT variant, reason, sum(pairs)::int8, sum(divergent)::int8 FROM `+from+`
 GROUP BY variant, reason
 ORDER BY variant, reason`, p...)
-	if err != nil {
-		return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
-	}
-	out := []VariantCount{}
-	v := VariantCount{Experiment: experiment, Operation: q.Operation}
-	_, err = pgx.ForEachRow(rows, []any{&v.Variant, &v.Reason, &v.Pairs, &v.Divergent}, func() error {
-		out = append(out, v)
-		return nil
+		if err != nil {
+			return 0, err
+		}
+		out = []VariantCount{}
+		v := VariantCount{Experiment: experiment, Operation: q.Operation}
+		_, err = pgx.ForEachRow(rows, []any{&v.Variant, &v.Reason, &v.Pairs, &v.Divergent}, func() error {
+			out = append(out, v)
+			return nil
+		})
+		return len(out), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
-	}
-	if len(out) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, fmt.Errorf("store: variants of %q: %w", experiment, err)
-		}
 	}
 	return out, nil
 }

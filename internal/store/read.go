@@ -166,38 +166,36 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // by minute, so 30 days cost about 80 rows per segment and operation rather
 // than 43,200; the sums are the same.
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
-	rolled, err := s.rolledTo(ctx, experiment)
-	if err != nil {
-		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
-	}
-	query, args := segmentsStatement(experiment, q, true, s.horizon(time.Now()), rolled)
-	rows, err := s.pool.Query(ctx, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
-	}
-	out := []SegmentCount{}
-	var c SegmentCount
-	var attrs []byte
-	scan := []any{&c.Segment, &attrs}
-	for _, f := range c.Fields() {
-		scan = append(scan, f)
-	}
-	_, err = pgx.ForEachRow(rows, append(scan, &c.LastSeen), func() error {
-		var err error
-		if c.Attrs, err = s.attrs.decode(attrs); err != nil {
-			return fmt.Errorf("segment %q: attrs: %w", c.Segment, err)
+	// One round trip: the statement is planned for the experiment's
+	// rolled_to as last seen, which it checks itself (readRolled).
+	horizon := s.horizon(time.Now())
+	var out []SegmentCount
+	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		query, args := segmentsStatement(experiment, q, true, horizon, rolled, true)
+		rows, err := s.pool.Query(ctx, query, args...)
+		if err != nil {
+			return 0, err
 		}
-		c.LastSeen = c.LastSeen.UTC()
-		out = append(out, c)
-		return nil
+		out = []SegmentCount{}
+		var c SegmentCount
+		var attrs []byte
+		scan := []any{&c.Segment, &attrs}
+		for _, f := range c.Fields() {
+			scan = append(scan, f)
+		}
+		_, err = pgx.ForEachRow(rows, append(scan, &c.LastSeen), func() error {
+			var err error
+			if c.Attrs, err = s.attrs.decode(attrs); err != nil {
+				return fmt.Errorf("segment %q: attrs: %w", c.Segment, err)
+			}
+			c.LastSeen = c.LastSeen.UTC()
+			out = append(out, c)
+			return nil
+		})
+		return len(out), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
-	}
-	if len(out) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, fmt.Errorf("store: segments of %q: %w", experiment, err)
-		}
 	}
 	return out, nil
 }
@@ -212,7 +210,7 @@ func (s *Store) SegmentsOf(ctx context.Context, names []string, q SegmentQuery) 
 	}
 	b := &pgx.Batch{}
 	for _, name := range names {
-		query, args := segmentsStatement(name, q, true, s.horizon(time.Now()), rolled[name])
+		query, args := segmentsStatement(name, q, true, s.horizon(time.Now()), rolled[name], false)
 		b.Queue(query, args...).Query(func(rows pgx.Rows) error {
 			var c SegmentCount
 			var attrs []byte
@@ -330,20 +328,19 @@ func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQu
 	if limit <= 0 {
 		limit = DefaultSignatureLimit
 	}
-	args := params{experiment, limit}
-	cond := ""
-	if q.Operation != "" {
-		cond += " AND operation = " + args.add(q.Operation)
-	}
-	if q.Segment != "" {
-		cond += " AND segment = " + args.add(q.Segment)
-	}
-	rolled, err := s.rolledTo(ctx, experiment)
-	if err != nil {
-		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
-	}
-	from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, s.horizon(time.Now()), lazyLimits(rolled)))
-	rows, err := s.pool.Query(ctx, `
+	horizon := s.horizon(time.Now())
+	var out []SignatureSummary
+	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		args := params{experiment, limit}
+		cond := rolledGuard(&args, rolled)
+		if q.Operation != "" {
+			cond += " AND operation = " + args.add(q.Operation)
+		}
+		if q.Segment != "" {
+			cond += " AND segment = " + args.add(q.Segment)
+		}
+		from := signaturesRollup.from(&args, "$1", cond, plan(q.Since, q.Until, day, horizon, lazyLimits(rolled)))
+		rows, err := s.pool.Query(ctx, `
 WITH per AS (
 	SELECT signature, segment, sum(count) AS count, min(first_seen) AS first_seen, max(last_seen) AS last_seen
 	FROM `+from+`
@@ -359,26 +356,23 @@ WITH per AS (
 SELECT t.signature, coalesce(g.patterns, '[]'), t.count, t.segments, t.first_seen, t.last_seen
 FROM top t LEFT JOIN signatures g ON g.experiment = $1 AND g.signature = t.signature
 ORDER BY t.count DESC, t.signature`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
-	}
-	out := []SignatureSummary{}
-	var g SignatureSummary
-	var patterns []byte
-	_, err = pgx.ForEachRow(rows, []any{&g.Signature, &patterns, &g.Count, &g.Segments, &g.FirstSeen, &g.LastSeen}, func() error {
-		g.Patterns = patterns
-		g.FirstSeen, g.LastSeen = g.FirstSeen.UTC(), g.LastSeen.UTC()
-		out = append(out, g)
-		patterns = nil // a fresh slice for the next row
-		return nil
+		if err != nil {
+			return 0, err
+		}
+		out = []SignatureSummary{}
+		var g SignatureSummary
+		var patterns []byte
+		_, err = pgx.ForEachRow(rows, []any{&g.Signature, &patterns, &g.Count, &g.Segments, &g.FirstSeen, &g.LastSeen}, func() error {
+			g.Patterns = patterns
+			g.FirstSeen, g.LastSeen = g.FirstSeen.UTC(), g.LastSeen.UTC()
+			out = append(out, g)
+			patterns = nil // a fresh slice for the next row
+			return nil
+		})
+		return len(out), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
-	}
-	if len(out) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, fmt.Errorf("store: signatures of %q: %w", experiment, err)
-		}
 	}
 	return out, nil
 }
@@ -399,20 +393,18 @@ func (s *Store) PatternStats(ctx context.Context, experiment string, since time.
 	// signature counts as for the pairs, which then come from the rollup.
 	horizon := s.horizon(time.Now())
 	since, _ = widen(since, time.Time{}, horizon)
-	rolled, err := s.rolledTo(ctx, experiment)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
-	}
-	args := params{experiment}
-	sigsFrom := signaturesRollup.from(&args, "$1", "", plan(since, time.Time{}, day, horizon, lazyLimits(rolled)))
-	pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon, rolled)
-	// One statement, so the pairs and the stats come from one snapshot even
-	// while verifiers write. Pattern rows are summed per (operation,
-	// signature) first, so each signature's pattern set is expanded once per
-	// operation rather than once per count row; DISTINCT guards against a
-	// pattern set that repeats an element. Rows with a NULL pattern are the
-	// per-operation pair totals.
-	rows, err := s.pool.Query(ctx, `
+	err = s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		args := params{experiment}
+		guard := rolledGuard(&args, rolled)
+		sigsFrom := signaturesRollup.from(&args, "$1", guard, plan(since, time.Time{}, day, horizon, lazyLimits(rolled)))
+		pairsFrom := countsFrom(&args, "$1", since, time.Time{}, "", day, horizon, rolled, guard)
+		// One statement, so the pairs and the stats come from one snapshot
+		// even while verifiers write. Pattern rows are summed per
+		// (operation, signature) first, so each signature's pattern set is
+		// expanded once per operation rather than once per count row;
+		// DISTINCT guards against a pattern set that repeats an element.
+		// Rows with a NULL pattern are the per-operation pair totals.
+		rows, err := s.pool.Query(ctx, `
 WITH c AS (
 	SELECT operation, signature, sum(count) AS count
 	FROM `+sigsFrom+`
@@ -430,20 +422,22 @@ CROSS JOIN LATERAL (
 	FROM jsonb_array_elements(g.patterns) AS e
 ) p
 GROUP BY c.operation, p.pattern, p.kind`, args...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
-	}
-	pairs, stats = map[string]int64{}, []PatternStat{}
-	var op string
-	var pattern, kind *string
-	var n int64
-	_, err = pgx.ForEachRow(rows, []any{&op, &pattern, &kind, &n}, func() error {
-		if pattern == nil {
-			pairs[op] = n
-		} else {
-			stats = append(stats, PatternStat{Operation: op, Pattern: *pattern, Kind: *kind, Count: n})
+		if err != nil {
+			return 0, err
 		}
-		return nil
+		pairs, stats = map[string]int64{}, []PatternStat{}
+		var op string
+		var pattern, kind *string
+		var n int64
+		_, err = pgx.ForEachRow(rows, []any{&op, &pattern, &kind, &n}, func() error {
+			if pattern == nil {
+				pairs[op] = n
+			} else {
+				stats = append(stats, PatternStat{Operation: op, Pattern: *pattern, Kind: *kind, Count: n})
+			}
+			return nil
+		})
+		return len(pairs) + len(stats), err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
@@ -451,11 +445,6 @@ GROUP BY c.operation, p.pattern, p.kind`, args...)
 	slices.SortFunc(stats, func(a, b PatternStat) int {
 		return cmp.Or(cmp.Compare(a.Operation, b.Operation), cmp.Compare(a.Pattern, b.Pattern), cmp.Compare(a.Kind, b.Kind))
 	})
-	if len(pairs) == 0 && len(stats) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, nil, fmt.Errorf("store: pattern stats of %q: %w", experiment, err)
-		}
-	}
 	return pairs, stats, nil
 }
 

@@ -93,15 +93,11 @@ func (s *Store) PruneMinutes(ctx context.Context, now time.Time) (int64, error) 
 	return deleted, nil
 }
 
-// rolledTo returns experiment's rolled_to: before it, the compactor has
-// written its days and its variant and signature hours ([Store.Compact]);
-// zero when it has written none (or the experiment is unknown).
-func (s *Store) rolledTo(ctx context.Context, experiment string) (time.Time, error) {
-	m, err := s.rolledToOf(ctx, []string{experiment})
-	return m[experiment], err
-}
-
-// rolledToOf is rolledTo for several experiments in one round trip.
+// rolledToOf returns the rolled_to of each of names: before it, the
+// compactor has written the experiment's days and its variant and signature
+// hours ([Store.Compact]); absent when it has written none (or the
+// experiment is unknown). Reads of one experiment guess it instead
+// ([Store.readRolled]).
 func (s *Store) rolledToOf(ctx context.Context, names []string) (map[string]time.Time, error) {
 	rows, err := s.pool.Query(ctx, `SELECT name, rolled_to FROM experiments WHERE name = ANY($1::text[]) AND rolled_to IS NOT NULL`, names)
 	if err != nil {

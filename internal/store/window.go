@@ -261,13 +261,12 @@ func (r rollup) from(p *params, exp, cond string, parts []part) string {
 // experiment that the SQL expression exp names for the minutes whose start
 // lies in [since, until) (zero: unbounded), of operation op only if op is
 // set, read as [plan] splits the window with coarsest and horizon, days only
-// before rolledTo (the experiment's rolled_to). Its
-// columns are operation, segment, t (the start of the minute, hour or day
-// the row counts) and countColumns.
-func countsFrom(p *params, exp string, since, until time.Time, op string, coarsest time.Duration, horizon, rolledTo time.Time) string {
-	cond := ""
+// before rolledTo (the experiment's rolled_to), each part also meeting cond
+// (" AND …", or empty). Its columns are operation, segment, t (the start of
+// the minute, hour or day the row counts) and countColumns.
+func countsFrom(p *params, exp string, since, until time.Time, op string, coarsest time.Duration, horizon, rolledTo time.Time, cond string) string {
 	if op != "" {
-		cond = " AND operation = " + p.add(op)
+		cond += " AND operation = " + p.add(op)
 	}
 	return countsRollup.from(p, exp, cond, plan(since, until, coarsest, horizon, countLimits(rolledTo)))
 }
@@ -293,22 +292,30 @@ func widen(since, until, horizon time.Time) (time.Time, time.Time) {
 }
 
 // segmentsSQL returns the statement [Store.Segments] runs for experiment and
-// q, with its arguments. Benchmarks run it directly, as the reference.
+// q, with its arguments, for a store that keeps every minute and an
+// experiment never compacted (rolled_to NULL, which the statement checks).
+// Benchmarks run it directly, as the reference.
 func segmentsSQL(experiment string, q SegmentQuery) (string, []any) {
-	return segmentsStatement(experiment, q, true, time.Time{}, time.Time{})
+	return segmentsStatement(experiment, q, true, time.Time{}, time.Time{}, true)
 }
 
 // segmentsStatement is segmentsSQL, reading whole days and hours from the
 // rollups only if rollups is set (without, it is the statement Segments ran
 // before the rollups, which benchmarks compare it with), with the minutes
 // kept from horizon on (zero: all of them) and the days before rolledTo.
-func segmentsStatement(experiment string, q SegmentQuery, rollups bool, horizon, rolledTo time.Time) (string, []any) {
+// With guard, it returns no rows unless the experiment's rolled_to is
+// rolledTo ([rolledGuard]).
+func segmentsStatement(experiment string, q SegmentQuery, rollups bool, horizon, rolledTo time.Time, guard bool) (string, []any) {
 	p := params{experiment}
 	coarsest := time.Minute
 	if rollups {
 		coarsest = day
 	}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsest, horizon, rolledTo)
+	cond := ""
+	if guard {
+		cond = rolledGuard(&p, rolledTo)
+	}
+	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsest, horizon, rolledTo, cond)
 	return `
 WITH agg AS (
 	SELECT segment,
@@ -353,34 +360,30 @@ func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, s
 	if err := checkStep(step); err != nil {
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
-	rolled, err := s.rolledTo(ctx, experiment)
-	if err != nil {
-		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
-	}
-	p := params{experiment, step}
-	from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), s.horizon(time.Now()), rolled)
-	rows, err := s.pool.Query(ctx, `
+	horizon := s.horizon(time.Now())
+	var out []SeriesPoint
+	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
+		p := params{experiment, step}
+		from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), horizon, rolled, rolledGuard(&p, rolled))
+		rows, err := s.pool.Query(ctx, `
 SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
 FROM `+from+`
 GROUP BY segment, at
 ORDER BY segment, at`, p...)
-	if err != nil {
-		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
-	}
-	out := []SeriesPoint{}
-	var pt SeriesPoint
-	_, err = pgx.ForEachRow(rows, []any{&pt.Segment, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
-		pt.At = pt.At.UTC()
-		out = append(out, pt)
-		return nil
+		if err != nil {
+			return 0, err
+		}
+		out = []SeriesPoint{}
+		var pt SeriesPoint
+		_, err = pgx.ForEachRow(rows, []any{&pt.Segment, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
+			pt.At = pt.At.UTC()
+			out = append(out, pt)
+			return nil
+		})
+		return len(out), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
-	}
-	if len(out) == 0 {
-		if err := s.experimentExists(ctx, experiment); err != nil {
-			return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
-		}
 	}
 	return out, nil
 }
@@ -461,7 +464,7 @@ func (s *Store) Minutes(ctx context.Context, experiment string, q SegmentQuery) 
 		since = h
 	}
 	p := params{experiment}
-	from := countsFrom(&p, "$1", since, q.Until, q.Operation, time.Minute, time.Time{}, time.Time{})
+	from := countsFrom(&p, "$1", since, q.Until, q.Operation, time.Minute, time.Time{}, time.Time{}, "")
 	rows, err := s.pool.Query(ctx, `
 SELECT segment, t, `+sumCounters+`
 FROM `+from+`
