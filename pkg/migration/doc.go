@@ -35,10 +35,10 @@
 // wait in its place, and one idle for 100ms exits, so a steady stream of
 // calls starts no goroutine per call. The memory a compared read needs is
 // allocated by the pooled goroutine of the call before it, so the caller's
-// path allocates nothing either while calls keep coming. The other path is bounded by [Timeout] (1s by
-// default), a deadline kept by one timer shared by every call rather than a
-// timer each: at the deadline its side is recorded as "timeout" even if the
-// function ignores its context. Such a function cannot be killed; its
+// path allocates nothing either while calls keep coming. The other path is
+// bounded by [Timeout] (1s by default), a deadline kept by one timer shared
+// by every call rather than a timer each: at the deadline its side is
+// recorded as "timeout" even if the function ignores its context. Such a function cannot be killed; its
 // goroutine is abandoned and lives until the function returns, and
 // [MaxInFlight] bounds how many may pile up. Parity's own goroutines all end
 // by the deadline, or go back to the pool.
