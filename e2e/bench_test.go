@@ -241,8 +241,7 @@ func benchParity(b *testing.B, size, segments, workers int) {
 	}
 }
 
-// traceRun prints, whenever the judged count changes and at least every
-// 250ms, the workers' and the publisher's counters, the stream's and the
+// traceRun prints, every 100ms, the workers' and the publisher's counters, the stream's and the
 // consumer's state and the server's slow consumers, to stderr until the
 // returned function is called. PARITY_BENCH_TRACE=1 turns it on: it is how a
 // stall is told from slow work.
@@ -253,10 +252,8 @@ func traceRun(b *testing.B, ns *server.Server, pub *publish.Publisher, ws []*ver
 	done := make(chan struct{})
 	go func() {
 		t0 := time.Now()
-		tick := time.NewTicker(5 * time.Millisecond)
+		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
-		var last verifier.Stats
-		printed := t0
 		for {
 			select {
 			case <-done:
@@ -268,10 +265,6 @@ func traceRun(b *testing.B, ns *server.Server, pub *publish.Publisher, ws []*ver
 				s := wk.Stats()
 				w.Consumed, w.Judged, w.Flushes, w.FlushTime = w.Consumed+s.Consumed, w.Judged+s.Judged, w.Flushes+s.Flushes, w.FlushTime+s.FlushTime
 			}
-			if w.Judged == last.Judged && time.Since(printed) < 250*time.Millisecond {
-				continue
-			}
-			last, printed = w, time.Now()
 			var state string
 			if st, err := js.Stream(ctx, stream); err == nil {
 				state = fmt.Sprintf("stream msgs=%d MB=%d", st.CachedInfo().State.Msgs, st.CachedInfo().State.Bytes>>20)

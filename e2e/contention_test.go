@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"sort"
 	"strconv"
@@ -192,33 +191,45 @@ func benchContention(b *testing.B, bin string, procs int) {
 
 // verifierProc is a verifier running as its own OS process.
 type verifierProc struct {
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	*benchProc
 	http string
-	done chan struct{}
 }
 
 func startVerifierProc(b *testing.B, bin, natsURL, dbURL string) *verifierProc {
 	b.Helper()
-	p := &verifierProc{out: &bytes.Buffer{}, http: fmt.Sprintf("127.0.0.1:%d", freePortTB(b)), done: make(chan struct{})}
-	p.cmd = exec.Command(bin, "--nats-url", natsURL, "--database-url", dbURL, "--http-addr", p.http,
+	addr := fmt.Sprintf("127.0.0.1:%d", freePortTB(b))
+	cmd := exec.Command(bin, "--nats-url", natsURL, "--database-url", dbURL, "--http-addr", addr,
 		"--workers", "1", "--max-batch", strconv.Itoa(contentionMaxBatch), "--flush-interval", "100ms", "--log-level", "warn")
-	p.cmd.Env = os.Environ()
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
+	return &verifierProc{benchProc: startBenchProc(b, cmd, "verifier"), http: addr}
+}
+
+// benchProc is a process a benchmark runs: its output is kept, and it is
+// stopped with SIGTERM (SIGKILL after 30s) when the benchmark ends, its
+// output logged if the benchmark failed. done is closed when it exits.
+type benchProc struct {
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	done chan struct{}
+}
+
+func startBenchProc(b *testing.B, cmd *exec.Cmd, name string) *benchProc {
+	b.Helper()
+	p := &benchProc{cmd: cmd, out: &bytes.Buffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	go func() { _ = cmd.Wait(); close(p.done) }()
 	b.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-p.done:
 		case <-time.After(30 * time.Second):
-			_ = p.cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-p.done
 		}
 		if b.Failed() {
-			b.Logf("verifier %d output:\n%s", p.cmd.Process.Pid, p.out.String())
+			b.Logf("%s %d output:\n%s", name, cmd.Process.Pid, p.out.String())
 		}
 	})
 	return p

@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -200,11 +199,9 @@ func buildSoak(b *testing.B, names ...string) map[string]string {
 
 // soakCollector is the collector binary running as its own process.
 type soakCollector struct {
-	cmd     *exec.Cmd
-	out     *bytes.Buffer
+	*benchProc
 	http    string
 	natsURL string
-	done    chan struct{}
 }
 
 // startSoakCollector starts the collector as `make demo` does, without
@@ -213,27 +210,9 @@ type soakCollector struct {
 func startSoakCollector(b *testing.B, bin, dbURL string) *soakCollector {
 	b.Helper()
 	natsPort := freePortTB(b)
-	c := &soakCollector{out: &bytes.Buffer{}, http: fmt.Sprintf("127.0.0.1:%d", freePortTB(b)),
-		natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort), done: make(chan struct{})}
-	c.cmd = exec.Command(bin, "--addr", c.http, "--embedded-nats-addr", fmt.Sprintf("127.0.0.1:%d", natsPort),
-		"--data-dir", b.TempDir(), "--database-url", dbURL, "--log-level", "warn")
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
-	b.Cleanup(func() {
-		_ = c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.done:
-		case <-time.After(30 * time.Second):
-			_ = c.cmd.Process.Kill()
-			<-c.done
-		}
-		if b.Failed() {
-			b.Logf("collector output:\n%s", c.out.String())
-		}
-	})
+	c := &soakCollector{http: fmt.Sprintf("127.0.0.1:%d", freePortTB(b)), natsURL: fmt.Sprintf("nats://127.0.0.1:%d", natsPort)}
+	c.benchProc = startBenchProc(b, exec.Command(bin, "--addr", c.http, "--embedded-nats-addr", fmt.Sprintf("127.0.0.1:%d", natsPort),
+		"--data-dir", b.TempDir(), "--database-url", dbURL, "--log-level", "warn"), "collector")
 	testutil.Eventually(b, time.Minute, func() string {
 		resp, err := http.Get("http://" + c.http + "/readyz")
 		if err != nil {
