@@ -83,6 +83,32 @@ func startSystem(t *testing.T, ingestToken string) (*collector.App, *nats.Conn) 
 	return app, testutil.Connect(t, ns)
 }
 
+// waitForPulls waits until the verifiers' durable consumer has n pull
+// requests waiting at the server.
+func waitForPulls(t *testing.T, nc *nats.Conn, n int) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 30*time.Second, func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cons, err := js.Consumer(ctx, natsnames.PairStream, natsnames.VerifierDurable)
+		if err != nil {
+			return fmt.Sprintf("verifiers' consumer: %v", err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return fmt.Sprintf("verifiers' consumer: %v", err)
+		}
+		if info.NumWaiting < n {
+			return fmt.Sprintf("%d pull requests waiting, want %d", info.NumWaiting, n)
+		}
+		return ""
+	})
+}
+
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -144,6 +170,11 @@ func TestTenThousandPairsCountedExactly(t *testing.T) {
 	const n = 10_000
 	const experiment = "e2e-orders"
 	app, nc := startSystem(t, "ingest-token-0123456789")
+	// Both workers' pull requests wait at the server before the first pair
+	// is sent: the server hands messages to waiting requests in turn, so
+	// both take part. A worker still starting when the batches arrive
+	// would find them all taken by the other.
+	waitForPulls(t, nc, len(app.Workers()))
 
 	pub, err := publish.New(nc, publish.Options{QueueSize: n})
 	if err != nil {
