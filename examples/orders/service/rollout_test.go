@@ -58,6 +58,7 @@ func start(t *testing.T, ns *server.Server, opts Options) *rig {
 		opts.NATSURL = ns.ClientURL()
 	}
 	opts.CreateStream = true
+	opts.CompareTimeout = 30 * time.Second
 	app, err := Setup(ctx, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -87,6 +88,12 @@ type Options struct {
 	// evaluation context has this country: their totals come back 100 times
 	// too big. Change it at run time with [App.SetBugCountry].
 	BugCountry string
+	// CompareTimeout, if set, is how long a compared read or write waits
+	// for its other side ([migration.Timeout]); by default 500ms for reads
+	// and 2s for writes. The tests set it long: on a busy machine a read
+	// of the new database can outlast 500ms, and the pair then diverges
+	// as a timeout, not for the bug they look for.
+	CompareTimeout time.Duration
 }
 
 // DefaultOptions returns the command's defaults: the two databases
@@ -269,7 +276,7 @@ func Setup(ctx context.Context, opts Options) (_ *App, err error) {
 		Flags: flags, FlagKey: FlagKey, Publisher: pub,
 		Old: oldDB.Order, New: app.newOrder,
 		Compare: func(a, b Order) bool { return a == b },
-	}, migration.Timeout(500*time.Millisecond))
+	}, migration.Timeout(cmp.Or(opts.CompareTimeout, 500*time.Millisecond)))
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +285,7 @@ func Setup(ctx context.Context, opts Options) (_ *App, err error) {
 		Flags: flags, FlagKey: FlagKey, Publisher: pub,
 		Old: oldDB.SetStatus, New: app.newDB.SetStatus,
 		Compare: func(a, b migration.WriteResult) bool { return a == b },
-	}, migration.Timeout(2*time.Second))
+	}, migration.Timeout(cmp.Or(opts.CompareTimeout, 2*time.Second)))
 	if err != nil {
 		return nil, err
 	}
