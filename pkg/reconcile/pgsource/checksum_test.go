@@ -57,6 +57,8 @@ func TestChecksumSees(t *testing.T) {
 		{"text and varchar", "a text", "a varchar(10)", "(1, 'x')", "(1, 'x')", true, ""},
 		{"numeric against float8", "a numeric(12,2)", "a float8", "(1, 1.50)", "(1, 1.5)", true, "both as decimal text"},
 		{"numeric against float8 changed", "a numeric(12,2)", "a float8", "(1, 1.50)", "(1, 1.5000000000000002)", false, ""},
+		{"integer against numeric", "a int8", "a numeric", "(1, 5)", "(1, 5.0)", true, "both as decimal text"},
+		{"integer against numeric changed", "a int8", "a numeric", "(1, 5)", "(1, 5.1)", false, ""},
 		{"float4 against float8", "a float4", "a float8", "(1, 0.1)", "(1, 0.1::float4::float8)", false,
 			"float4 0.1 renders as 0.1, the float8 it widens to as 0.10000000149011612"},
 		{"NOT NULL against nullable", "a text NOT NULL, b int8 NOT NULL, c timestamptz NOT NULL", "a text, b int8, c timestamptz",

@@ -480,9 +480,9 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 // hash alike, so forms name the family of types whose hashes agree
 // (integers of every width; text and varchar; else the type itself: float4
 // and float8 hash alike but render differently, float4 0.1 as 0.1 and the
-// float8 it widens to as 0.10000000149011612); hashed as text, numbers are decimal literals (numeric
-// without trailing zeros, floats in their shortest exact form) and
-// strings their characters.
+// float8 it widens to as 0.10000000149011612); hashed as text, numbers are
+// decimal literals (numeric without trailing zeros, floats in their
+// shortest exact form) and strings their characters.
 func (s *Source) ChecksumForm(columns []string) (string, []reconcile.Form) {
 	forms := make([]reconcile.Form, len(columns))
 	for i, c := range columns {
