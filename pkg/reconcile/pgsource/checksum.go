@@ -43,17 +43,26 @@ const (
 // hash_record_extended hashes with the type's own function and which is
 // never NULL.
 var hashFuncs = map[string]struct{ fn, zero string }{
-	"int2":      {"hashint2extended", "0::int2"},
-	"int4":      {"hashint4extended", "0::int4"},
-	"int8":      {"hashint8extended", "0::int8"},
-	"float4":    {"hashfloat4extended", "0::float4"},
-	"float8":    {"hashfloat8extended", "0::float8"},
-	"numeric":   {"hash_numeric_extended", "0::numeric"},
-	"text":      {"hashtextextended", "''::text"},
-	"varchar":   {"hashtextextended", "''::text"},
-	"timestamp": {"timestamp_hash_extended", "'2000-01-01'::timestamp"},
-	"uuid":      {"uuid_hash_extended", "'00000000-0000-0000-0000-000000000000'::uuid"},
+	"int2":    {"hashint2extended", "0::int2"},
+	"int4":    {"hashint4extended", "0::int4"},
+	"int8":    {"hashint8extended", "0::int8"},
+	"float4":  {"hashfloat4extended", "0::float4"},
+	"float8":  {"hashfloat8extended", "0::float8"},
+	"numeric": {"hash_numeric_extended", "0::numeric"},
+	"text":    {"hashtextextended", "''::text"},
+	"varchar": {"hashtextextended", "''::text"},
+	"uuid":    {"uuid_hash_extended", "'00000000-0000-0000-0000-000000000000'::uuid"},
 }
+
+// highHalf gives, for the integer types and timestamp (an int8 of
+// microseconds), the shift that takes a value's high 32 bits as an int8
+// would have them (0 or -1 for the narrower types). hashint8extended, and
+// timestamp_hash_extended through it, hashes the low half XORed with the
+// high half: -1 and 4294967295 hash alike, and a migration that turned a
+// signed -1 into an unsigned 32-bit one would go unseen. XORing the high
+// half into the seed tells them apart at the cost of a shift and a XOR,
+// and keeps the widths hashing alike.
+var highHalf = map[string]int{"int2": 15, "int4": 31, "int8": 32}
 
 // rowHash renders the hash of a row: the key's, then each of cols in turn,
 // hashed by value or, where asText says, as its canonical text (see
@@ -110,20 +119,32 @@ func (s *Source) columnHash(col string, text bool, seed string, i int) string {
 	switch {
 	case text:
 		f = hashFuncs["text"]
-	case typname == "timestamptz":
+	case typname == "timestamptz" || typname == "timestamp":
+		// timestamp_hash_extended alone folds the high half of the
+		// microseconds into the low (see highHalf); the float8 seconds
+		// are exact in range and outside it tell apart what the fold
+		// does not (values 2^32 µs apart).
+		diff, cast, zero, from, until := "tstzrange_subdiff", "::timestamp", tsZero, tsFrom, tsUntil
+		if typname == "timestamp" {
+			diff, cast = "tsrange_subdiff", ""
+			zero, from, until = zero+"::timestamp", from+"::timestamp", until+"::timestamp"
+		}
 		v, when := q, ""
 		if nullable {
-			v = "coalesce(" + q + ", " + tsZero + ")"
+			v = "coalesce(" + q + ", " + zero + ")"
 			when = fmt.Sprintf("WHEN %s IS NULL THEN %d ", q, mark)
 		}
-		return fmt.Sprintf("hashfloat8extended(tstzrange_subdiff(%s, %s), %s # CASE %sWHEN %s > %s AND %s < %s THEN 0 ELSE timestamp_hash_extended(%s::timestamp, %d) END)",
-			v, tsZero, seed, when, q, tsFrom, q, tsUntil, q, mark)
+		return fmt.Sprintf("hashfloat8extended(%s(%s, %s), %s # CASE %sWHEN %s > %s AND %s < %s THEN 0 ELSE timestamp_hash_extended(%s%s, %d) END)",
+			diff, v, zero, seed, when, q, from, q, until, q, cast, mark)
 	case !direct:
 		return fmt.Sprintf("hash_record_extended(ROW(%s, true), %s)", q, seed)
 	}
 	if nullable {
 		q = "coalesce(" + q + ", " + f.zero + ")"
 		seed = fmt.Sprintf("(%s # CASE WHEN %s IS NULL THEN %d ELSE 0 END)", seed, raw, mark)
+	}
+	if shift, ok := highHalf[typname]; ok && !text {
+		seed = fmt.Sprintf("(%s # (%s >> %d))", seed, q, shift)
 	}
 	return fmt.Sprintf("%s(%s, %s)", f.fn, q, seed)
 }
