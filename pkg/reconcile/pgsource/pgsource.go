@@ -12,15 +12,18 @@
 // for byte, in the session time zone UTC and with floats in their shortest
 // exact form, so both sides render values alike (numbers, booleans and
 // strings are read as text and made JSON here; other columns through
-// to_json in the database). Checksums are computed inside the database: a row's hash is
-// hash_record_extended of the key and the covered columns, a range's the
-// sum of its rows' hashes modulo 2^64, with counts per segment. A column is
-// hashed by value where both sides' types hash alike (values equal under the
-// type's equality render as equal JSON), else by its canonical text (numbers
-// as decimal literals, so numeric 1.50 and float8 1.5 hash alike); see
-// [Source.ChecksumForm] and docs/reconcile.md. Two ranges with equal sums
-// hold rows the differ's exact rules find equal, but for a chance of about
-// 2^-64.
+// to_json in the database). Checksums are computed inside the database: a
+// row's hash chains the extended hash functions of the key's and the covered
+// columns' types, each seeded with the hash so far, so a value moved to
+// another column or row changes it; a range's is the sum of its rows'
+// hashes modulo 2^64, with counts per segment. A column is hashed by value
+// where both sides' types hash alike (values equal under the type's
+// equality render as equal JSON), else by its canonical text (numbers as
+// decimal literals, so numeric 1.50 and float8 1.5 hash alike); NULL hashes
+// apart from every value. See [Source.ChecksumForm] and docs/reconcile.md.
+// Two ranges with equal sums hold rows the differ's exact rules find equal,
+// but for a chance of about 2^-64 (and for integers that PostgreSQL's
+// integer hash folds alike, such as 0 and 4294967297).
 //
 // Keys are compared in the key column's own ordering; for text keys that is
 // the column's collation, reported in the key kind so that two sides that
@@ -45,8 +48,11 @@ import (
 )
 
 // ChecksumAlgorithm names the checksum of this package; see the package
-// documentation.
-const ChecksumAlgorithm = "pg-hash-record-sum-v1"
+// documentation. Version 1 ("pg-hash-record-sum-v1") hashed a record of
+// each row; version 2 chains the columns' hash functions. Two sources
+// compare checksums only when they name the same algorithm, and nothing
+// stores it, so a source of another version is compared row by row.
+const ChecksumAlgorithm = "pg-hash-chain-sum-v2"
 
 // Config says where one side's dataset is.
 type Config struct {
@@ -78,8 +84,9 @@ type Source struct {
 	desc    reconcile.Description
 	types   map[string]string // column -> type name
 	hashes  map[string]bool   // column -> its type has a hash function
+	notNull map[string]bool   // column -> declared NOT NULL
 	kind    byte              // relkind
-	probe   string            // hashtextextended of a fixed text
+	probe   string            // the hash functions' results for fixed values
 	// docCols renders each column for Rows, in the table's order: its
 	// expression and how its text becomes JSON (see docColumn).
 	docCols []docColumn
@@ -141,7 +148,9 @@ func (s *Source) describe(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pgsource: %s side: cannot reach the database: %w", s.cfg.Side, redact(err, s.cfg.URL))
 	}
-	if err := s.pool.QueryRow(ctx, `SELECT hash_record_extended(ROW('parity reconcile'::text, 1.5::numeric, 2::int8, 2.5::float8, true), 0)::text`).Scan(&s.probe); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT hash_record_extended(ROW(true), hashfloat8extended(tstzrange_subdiff('2026-01-01 00:00:00+00', '2000-01-01 00:00:00+00'),
+		timestamp_hash_extended('2026-01-01', uuid_hash_extended('00000000-0000-4000-8000-000000000001', hashfloat8extended(2.5,
+		hash_numeric_extended(1.5, hashtextextended('parity reconcile', hashint8extended(2, 0))))))))::text`).Scan(&s.probe); err != nil {
 		return fmt.Errorf("pgsource: %s side: PostgreSQL 14 or later is needed: %w", s.cfg.Side, err)
 	}
 	ident, err := parseIdent(s.cfg.Table)
@@ -190,7 +199,7 @@ func (s *Source) describe(ctx context.Context) error {
 	if err := rows.Err(); err != nil {
 		return s.errf("read the columns: %v", err)
 	}
-	s.types, s.hashes = map[string]string{}, map[string]bool{}
+	s.types, s.hashes, s.notNull = map[string]string{}, map[string]bool{}, map[string]bool{}
 	s.desc = reconcile.Description{Side: s.cfg.Side, Name: strings.Trim(s.cfg.Table, `"`), Key: s.cfg.Key}
 	var key *col
 	for i := range cols {
@@ -199,6 +208,7 @@ func (s *Source) describe(ctx context.Context) error {
 		s.types[c.name] = c.typname
 		s.docCols = append(s.docCols, newDocColumn(c.name, c.typname))
 		s.hashes[c.name] = c.hashable || c.typname == "varchar" // varchar hashes with text's function
+		s.notNull[c.name] = c.notnull
 		if c.name == s.cfg.Key {
 			key = c
 		}
@@ -468,10 +478,11 @@ func (s *Source) Rows(ctx context.Context, req reconcile.Request) ([]reconcile.R
 // hash, so that servers whose hashes differ are never compared) and each
 // column's form: hashed by value, values equal under the type's equality
 // hash alike, so forms name the family of types whose hashes agree
-// (integers of every width; float4 and float8; text and varchar; else the
-// type itself); hashed as text, numbers are decimal literals (numeric
-// without trailing zeros, floats in their shortest exact form) and
-// strings their characters.
+// (integers of every width; text and varchar; else the type itself: float4
+// and float8 hash alike but render differently, float4 0.1 as 0.1 and the
+// float8 it widens to as 0.10000000149011612); hashed as text, numbers are
+// decimal literals (numeric without trailing zeros, floats in their
+// shortest exact form) and strings their characters.
 func (s *Source) ChecksumForm(columns []string) (string, []reconcile.Form) {
 	forms := make([]reconcile.Form, len(columns))
 	for i, c := range columns {
@@ -482,7 +493,9 @@ func (s *Source) ChecksumForm(columns []string) (string, []reconcile.Form) {
 			f = reconcile.Form{Value: "integer", Text: "number"}
 		case "numeric":
 			f = reconcile.Form{Value: "numeric", Text: "number"}
-		case "float4", "float8":
+		case "float4":
+			f = reconcile.Form{Value: "float4", Text: "number"}
+		case "float8":
 			f = reconcile.Form{Value: "float", Text: "number"}
 		case "text", "varchar":
 			f = reconcile.Form{Value: "text", Text: "string"}
@@ -497,22 +510,6 @@ func (s *Source) ChecksumForm(columns []string) (string, []reconcile.Form) {
 	return ChecksumAlgorithm + "/" + s.probe, forms
 }
 
-// canon renders a column for the checksum: its value, or its canonical
-// text.
-func (s *Source) canon(col string, text bool) string {
-	q := "t." + pgx.Identifier{col}.Sanitize()
-	typname := s.types[col]
-	switch {
-	case !text && (typname == "text" || typname == "varchar"):
-		return q + ` COLLATE "C"` // bytewise equality, whatever the collation
-	case !text:
-		return q
-	case typname == "numeric":
-		return "trim_scale(" + q + ")::text"
-	}
-	return q + "::text"
-}
-
 // Checksum summarises the rows the request selects inside the database; see
 // [reconcile.Checksummer] and the package documentation.
 func (s *Source) Checksum(ctx context.Context, req reconcile.Request) (reconcile.Sum, error) {
@@ -524,14 +521,10 @@ func (s *Source) Checksum(ctx context.Context, req reconcile.Request) (reconcile
 	if err != nil {
 		return reconcile.Sum{}, err
 	}
-	parts := []string{s.keyExpr}
-	for i, c := range req.Columns {
-		if _, ok := s.types[c]; !ok {
-			return reconcile.Sum{}, s.errf("column %q does not exist", c)
-		}
-		parts = append(parts, s.canon(c, i < len(req.AsText) && req.AsText[i]))
+	hash, err := s.rowHash(req.Columns, req.AsText)
+	if err != nil {
+		return reconcile.Sum{}, err
 	}
-	hash := fmt.Sprintf(`hash_record_extended(ROW(%s), 0)`, strings.Join(parts, ", "))
 	segList := ""
 	for i := range req.Segments {
 		segList += fmt.Sprintf(", s%d", i)
