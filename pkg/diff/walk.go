@@ -53,6 +53,8 @@ type walker struct {
 	eqLo, eqHi, eqD uint32
 
 	work, workLimit int
+	nrep            int // differences reported
+	lframes         []lframe
 
 	// The pattern set: the patterns of the differences, interned in pt
 	// (which outlives the walk), as (node, kind) records in precs. pcSeg
@@ -109,6 +111,7 @@ func (w *walker) reset(prog *program, maxDepth int, explain bool) {
 	w.karena = w.karena[:0]
 	w.eqLo, w.eqHi, w.eqD = 0, 0, 0
 	w.work = 0
+	w.nrep = 0
 	w.workLimit = 32*(len(w.a.tape)+len(w.b.tape)) + 100000
 	w.pt.begin(w.precs)
 	w.pcN = 0
@@ -382,11 +385,12 @@ func (w *walker) memberState(d *doc, k uint32, depth int, lo, hi int32) (int32, 
 // logMark is a point the difference log can be rolled back to.
 type logMark struct {
 	out, drecs, precs   int
+	nrep                int
 	truncated, patsFull bool
 }
 
 func (w *walker) mark() logMark {
-	return logMark{len(w.out), len(w.drecs), len(w.precs), w.truncated, w.patsFull}
+	return logMark{len(w.out), len(w.drecs), len(w.precs), w.nrep, w.truncated, w.patsFull}
 }
 
 func (w *walker) rollback(m logMark) {
@@ -396,6 +400,7 @@ func (w *walker) rollback(m logMark) {
 	w.out = w.out[:m.out]
 	w.drecs = w.drecs[:m.drecs]
 	w.precs = w.precs[:m.precs]
+	w.nrep = m.nrep
 	w.truncated = m.truncated
 	w.patsFull = m.patsFull
 }
@@ -592,13 +597,14 @@ func (w *walker) laterDup(k, from, obj uint32) bool {
 	if !kn.escaped() {
 		// The common case: compare the raw text, decoding only escaped keys.
 		key := d.src[kn.start:kn.end]
+		n := kn.end - kn.start
 		for m := from; m < end; m = d.tape[m+1].next {
 			mn := &d.tape[m]
 			if mn.escaped() {
 				if bytes.Equal(w.keyOf(d, m), key) {
 					return true
 				}
-			} else if string(d.src[mn.start:mn.end]) == string(key) {
+			} else if mn.end-mn.start == n && string(d.src[mn.start:mn.end]) == string(key) {
 				return true
 			}
 		}
@@ -629,6 +635,7 @@ func (w *walker) report(kind kindCode, ai, bi int64, depth int) bool {
 	if !w.record {
 		return false
 	}
+	w.nrep++
 	w.addPattern(kind, depth)
 	if w.explain {
 		w.list(kind, ai, bi, depth)
