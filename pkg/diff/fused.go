@@ -5,24 +5,28 @@ import (
 	"math/bits"
 )
 
-// This file holds the fused comparison: the candidate is parsed guided by
-// the control and, as each of its values is parsed, compared with the
-// control's value at the same place, so that a pair whose documents have the
-// same shape costs one parse and no separate walk. Keys and values whose
-// text is the control's are matched against it rather than scanned.
+// This file holds the two comparisons tried before the walk when there are
+// no path rules. The lockstep comparison (lockstep, at the end) matches the
+// candidate's text with the control's and parses only the values where
+// they differ; it covers documents laid out alike. The fused comparison
+// (parseCompare) covers the rest of the documents of the same shape: the
+// candidate is parsed guided by the control and, as each of its values is
+// parsed, compared with the control's value at the same place, so that the
+// pair costs one parse and no separate walk. Keys and values whose text is
+// the control's are matched against it rather than scanned.
 //
-// It gives exactly the walk's result, or gives up. It runs only without path
-// rules (which the walk applies as it descends), and only while the
+// Each gives exactly the walk's result, or gives up. They run only without
+// path rules (which the walk applies as it descends), and only while the
 // documents keep the same shape: the same keys in the same order, arrays of
 // the same lengths. Within that shape the walk compares member with member
-// and element with element in document order, as the fused comparison does,
+// and element with element in document order, as these comparisons do,
 // calling the same code on the values that differ; the walk's other cases
 // (keys that differ or come in another order, arrays whose lengths differ, a
-// difference in an object of more than smallObject members) are where the
-// fused comparison diverges: it stops comparing, the parse goes on, and the
-// walk compares the documents.
+// difference in an object of more than smallObject members) are where they
+// give up: the fused comparison diverges (it stops comparing, the parse
+// goes on, and the walk compares the documents).
 //
-// The tape and any error are exactly parse's: a key or value is matched
+// parseCompare's tape and errors are exactly parse's: a key or value is matched
 // only when its text is the control's, which parsed to that very node, up
 // to a delimiter.
 
