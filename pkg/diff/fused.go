@@ -26,9 +26,9 @@ import (
 // give up: the fused comparison diverges (it stops comparing, the parse
 // goes on, and the walk compares the documents).
 //
-// parseCompare's tape and errors are exactly parse's: a key or value is matched
-// only when its text is the control's, which parsed to that very node, up
-// to a delimiter.
+// parseCompare's tape and errors are exactly parse's: a key or value is
+// matched only when its text is the control's, which parsed to that very
+// node, up to a delimiter.
 
 // noObject is valueCmp's obj for an array element.
 const noObject = ^uint32(0)
