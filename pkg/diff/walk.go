@@ -669,14 +669,15 @@ func (w *walker) addPattern(kind kindCode, depth int) {
 // at k holds for as long as the path up to k is the same pattern.
 func (w *walker) patternOf(depth int, create bool) int32 {
 	id, k := int32(0), 0
-	for n := min(w.pcN, depth); k < n && sameSeg(w.path[k], w.pcSeg[k]); k++ {
-		id = w.pcID[k]
+	path, pcSeg, pcID := w.path[:depth], w.pcSeg[:depth], w.pcID[:depth]
+	for n := min(w.pcN, depth); k < n && sameSeg(&path[k], &pcSeg[k]); k++ {
+		id = pcID[k]
 	}
 	if k == depth {
 		return id
 	}
 	for ; k < depth; k++ {
-		s := w.path[k]
+		s := &path[k]
 		var key []byte
 		if s.index < 0 {
 			d := &w.a
@@ -689,7 +690,7 @@ func (w *walker) patternOf(depth int, create bool) int32 {
 			w.pcN = k
 			return -1
 		}
-		w.pcSeg[k], w.pcID[k] = w.path[k], id
+		pcSeg[k], pcID[k] = *s, id
 	}
 	w.pcN = depth
 	return id
@@ -697,7 +698,7 @@ func (w *walker) patternOf(depth int, create bool) int32 {
 
 // sameSeg reports whether two path segments are the same pattern segment
 // for sure: two indices, or the same key node.
-func sameSeg(x, y pathSeg) bool {
+func sameSeg(x, y *pathSeg) bool {
 	if x.index >= 0 || y.index >= 0 {
 		return x.index >= 0 && y.index >= 0
 	}
