@@ -598,8 +598,9 @@ func (w *walker) laterDup(k, from, obj uint32) bool {
 		// The common case: compare the raw text, decoding only escaped keys.
 		key := d.src[kn.start:kn.end]
 		n := kn.end - kn.start
-		for m := from; m < end; m = d.tape[m+1].next {
-			mn := &d.tape[m]
+		tape := d.tape[:end]
+		for m := from; m < end; m = tape[m+1].next {
+			mn := &tape[m]
 			if mn.escaped() {
 				if bytes.Equal(w.keyOf(d, m), key) {
 					return true
@@ -684,7 +685,11 @@ func (w *walker) patternOf(depth int, create bool) int32 {
 			if s.side == 1 {
 				d = &w.b
 			}
-			key = w.keyOf(d, s.node)
+			if n := &d.tape[s.node]; n.escaped() {
+				key = w.keyOf(d, s.node)
+			} else {
+				key = d.src[n.start:n.end]
+			}
 		}
 		if id = w.pt.intern(id, s.index >= 0, key, create); id < 0 {
 			w.pcN = k
