@@ -100,11 +100,12 @@ bench-soak: ## B12's memory half: the collector binary at 5,000 pairs/s for 30 m
 	set -o pipefail; PARITY_SOAK_MINUTES=$(PARITY_SOAK_MINUTES) $(GO) test -run='^$$' -bench='B12RSS' -benchtime=1x -v -timeout 3h ./e2e/ | tee bench-soak.txt
 	$(GO) run ./tools/benchratio bench-soak.txt
 
-fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ (and its guided parse, against parsing alone) and the gate for 30s each
+fuzz: ## fuzz the envelope decoders (against the previous decoder), the differ (its guided parse against parsing alone, its lockstep and fused comparisons against the walk) and the gate for 30s each
 	$(GO) test -run='^$$' -fuzz='FuzzDecode$$' -fuzztime=30s ./pkg/envelope/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeMessage -fuzztime=30s ./pkg/envelope/
 	$(GO) test -run='^$$' -fuzz=FuzzValues -fuzztime=30s ./pkg/diff/
 	$(GO) test -run='^$$' -fuzz=FuzzParseLike -fuzztime=30s ./pkg/diff/
+	$(GO) test -run='^$$' -fuzz=FuzzFused -fuzztime=30s ./pkg/diff/
 	$(GO) test -run='^$$' -fuzz=FuzzEvaluate -fuzztime=30s ./pkg/report/
 
 fmt: ## format the code

@@ -57,7 +57,19 @@ func (d *Differ) ExplainValues(operation string, control, candidate []byte) Resu
 // values compares control and candidate under p. When work is not nil it
 // receives the walk's count of work units (values compared, hashed or
 // scanned), which the tests bound by the values' size.
-func (d *Differ) values(p *program, control, candidate []byte, explain bool, work *int) (res Result) {
+func (d *Differ) values(p *program, control, candidate []byte, explain bool, work *int) Result {
+	return d.compareValues(p, control, candidate, explain, tryLockstep|tryFused, work)
+}
+
+// Ways of comparing tried before the walk (see fused.go).
+const (
+	tryLockstep = 1 << iota // matching the texts, parsing only where they differ
+	tryFused                // comparing the values as they are parsed
+)
+
+// compareValues is values, trying the ways in try before the walk (the
+// tests compare their results with the walk's).
+func (d *Differ) compareValues(p *program, control, candidate []byte, explain bool, try int, work *int) (res Result) {
 	s := getScratch()
 	s.w.work = 0
 	defer func() {
@@ -89,29 +101,63 @@ func (d *Differ) values(p *program, control, candidate []byte, explain bool, wor
 		res.Reason = "control value is not valid JSON: " + s.pa.err.Error()
 		return res
 	}
-	// The candidate is parsed like the control: what is identical to it is
-	// copied from the control's tape rather than scanned again.
+	// Without path rules, and unless explaining, the candidate's text is
+	// matched with the control's, and failing that its values are compared
+	// as they are parsed (see fused.go). Otherwise, or when those give up,
+	// the candidate is parsed like the control (what is identical to it is
+	// copied from the control's tape rather than scanned again) and the
+	// walk compares them.
 	var guide doc
 	if hasA {
 		guide = doc{src: control, tape: s.pa.tape}
 	}
-	if hasB && !s.pb.parseLike(candidate, d.maxDepth, &guide) {
+	w := &s.w
+	w.a = doc{src: control, tape: s.pa.tape}
+	w.b = doc{src: candidate}
+	w.maxDiffs, w.maxVal = d.maxDiffs, d.maxValueBytes
+	fusable := hasA && hasB && p.trie == nil && !explain
+	if fusable {
+		w.reset(p, d.maxDepth, explain)
+	}
+	var ok bool
+	switch {
+	case !hasB:
+		ok = true
+	case fusable && try&tryLockstep != 0 && s.pb.lockstep(candidate, d.maxDepth, &guide, w):
+		// Decided: the texts differ only in scalar values.
+		res.Verdict = VerdictMatch
+		if w.nrep > 0 {
+			res.Verdict = VerdictMismatch
+			w.result(&res)
+		}
+		return res
+	case fusable && try&tryFused != 0:
+		work := w.work
+		w.reset(p, d.maxDepth, explain)
+		w.work = work
+		ok = s.pb.parseCompare(candidate, d.maxDepth, &guide, w)
+	default:
+		ok = s.pb.parseLike(candidate, d.maxDepth, &guide)
+	}
+	if !ok {
 		res.Verdict = VerdictInvalidJSON
 		res.Reason = "candidate value is not valid JSON: " + s.pb.err.Error()
 		return res
 	}
-	w := &s.w
-	w.a = doc{src: control, tape: s.pa.tape}
-	w.b = doc{src: candidate, tape: s.pb.tape}
-	w.maxDiffs, w.maxVal = d.maxDiffs, d.maxValueBytes
-	w.reset(p, d.maxDepth, explain)
+	w.b.tape = s.pb.tape
 	var eq bool
 	switch {
+	case fusable && try&tryFused != 0 && s.pb.cmp != nil:
+		eq = w.nrep == 0
 	case hasA && hasB:
+		work := w.work
+		w.reset(p, d.maxDepth, explain)
+		w.work = work
 		eq = w.root()
 	case !hasA && !hasB:
 		eq = true
 	default:
+		w.reset(p, d.maxDepth, explain)
 		eq = w.absentRoot(hasA)
 	}
 	if eq {

@@ -41,7 +41,13 @@
 // is copied from the control's tape rather than scanned again, which gives
 // exactly the tape and the errors of parsing the candidate alone; so large
 // documents that differ in a few places cost little more than parsing one
-// of them.
+// of them. Without path rules, Judge and Values first match the
+// candidate's text with the control's byte for byte, parsing and comparing
+// only the values where they differ; when the texts differ elsewhere
+// (layout, keys, lengths), they compare the values as the candidate is
+// parsed; and only when the documents' shapes differ do they walk the two
+// tapes. All three give the same results (fused.go says why; the tests
+// compare them on random pairs).
 // Judging two equal values allocates nothing, and neither does judging a
 // mismatch whose pattern set has been seen before (pooled scratch memory
 // keeps the patterns, their text and the signatures of recent sets, bounded;

@@ -94,6 +94,12 @@ type parser struct {
 	tape     []node
 	maxDepth int
 	err      syntaxError
+
+	// The fused comparison (see fused.go): the walker comparing the values
+	// as they are parsed, nil when not comparing, and whether to try
+	// copying members and elements from the guide.
+	cmp    *walker
+	copies bool
 }
 
 // space reports JSON whitespace.

@@ -53,6 +53,8 @@ type walker struct {
 	eqLo, eqHi, eqD uint32
 
 	work, workLimit int
+	nrep            int // differences reported
+	lframes         []lframe
 
 	// The pattern set: the patterns of the differences, interned in pt
 	// (which outlives the walk), as (node, kind) records in precs. pcSeg
@@ -109,6 +111,7 @@ func (w *walker) reset(prog *program, maxDepth int, explain bool) {
 	w.karena = w.karena[:0]
 	w.eqLo, w.eqHi, w.eqD = 0, 0, 0
 	w.work = 0
+	w.nrep = 0
 	w.workLimit = 32*(len(w.a.tape)+len(w.b.tape)) + 100000
 	w.pt.begin(w.precs)
 	w.pcN = 0
@@ -382,11 +385,12 @@ func (w *walker) memberState(d *doc, k uint32, depth int, lo, hi int32) (int32, 
 // logMark is a point the difference log can be rolled back to.
 type logMark struct {
 	out, drecs, precs   int
+	nrep                int
 	truncated, patsFull bool
 }
 
 func (w *walker) mark() logMark {
-	return logMark{len(w.out), len(w.drecs), len(w.precs), w.truncated, w.patsFull}
+	return logMark{len(w.out), len(w.drecs), len(w.precs), w.nrep, w.truncated, w.patsFull}
 }
 
 func (w *walker) rollback(m logMark) {
@@ -396,6 +400,7 @@ func (w *walker) rollback(m logMark) {
 	w.out = w.out[:m.out]
 	w.drecs = w.drecs[:m.drecs]
 	w.precs = w.precs[:m.precs]
+	w.nrep = m.nrep
 	w.truncated = m.truncated
 	w.patsFull = m.patsFull
 }
@@ -592,13 +597,15 @@ func (w *walker) laterDup(k, from, obj uint32) bool {
 	if !kn.escaped() {
 		// The common case: compare the raw text, decoding only escaped keys.
 		key := d.src[kn.start:kn.end]
-		for m := from; m < end; m = d.tape[m+1].next {
-			mn := &d.tape[m]
+		n := kn.end - kn.start
+		tape := d.tape[:end]
+		for m := from; m < end; m = tape[m+1].next {
+			mn := &tape[m]
 			if mn.escaped() {
 				if bytes.Equal(w.keyOf(d, m), key) {
 					return true
 				}
-			} else if string(d.src[mn.start:mn.end]) == string(key) {
+			} else if mn.end-mn.start == n && string(d.src[mn.start:mn.end]) == string(key) {
 				return true
 			}
 		}
@@ -629,6 +636,7 @@ func (w *walker) report(kind kindCode, ai, bi int64, depth int) bool {
 	if !w.record {
 		return false
 	}
+	w.nrep++
 	w.addPattern(kind, depth)
 	if w.explain {
 		w.list(kind, ai, bi, depth)
@@ -662,27 +670,32 @@ func (w *walker) addPattern(kind kindCode, depth int) {
 // at k holds for as long as the path up to k is the same pattern.
 func (w *walker) patternOf(depth int, create bool) int32 {
 	id, k := int32(0), 0
-	for n := min(w.pcN, depth); k < n && sameSeg(w.path[k], w.pcSeg[k]); k++ {
-		id = w.pcID[k]
+	path, pcSeg, pcID := w.path[:depth], w.pcSeg[:depth], w.pcID[:depth]
+	for n := min(w.pcN, depth); k < n && sameSeg(&path[k], &pcSeg[k]); k++ {
+		id = pcID[k]
 	}
 	if k == depth {
 		return id
 	}
 	for ; k < depth; k++ {
-		s := w.path[k]
+		s := &path[k]
 		var key []byte
 		if s.index < 0 {
 			d := &w.a
 			if s.side == 1 {
 				d = &w.b
 			}
-			key = w.keyOf(d, s.node)
+			if n := &d.tape[s.node]; n.escaped() {
+				key = w.keyOf(d, s.node)
+			} else {
+				key = d.src[n.start:n.end]
+			}
 		}
 		if id = w.pt.intern(id, s.index >= 0, key, create); id < 0 {
 			w.pcN = k
 			return -1
 		}
-		w.pcSeg[k], w.pcID[k] = w.path[k], id
+		pcSeg[k], pcID[k] = *s, id
 	}
 	w.pcN = depth
 	return id
@@ -690,7 +703,7 @@ func (w *walker) patternOf(depth int, create bool) int32 {
 
 // sameSeg reports whether two path segments are the same pattern segment
 // for sure: two indices, or the same key node.
-func sameSeg(x, y pathSeg) bool {
+func sameSeg(x, y *pathSeg) bool {
 	if x.index >= 0 || y.index >= 0 {
 		return x.index >= 0 && y.index >= 0
 	}

@@ -48,6 +48,8 @@ func worstRules(t testing.TB) map[string]*Differ {
 		"unordered":                    {Default: OperationRules{Arrays: []ArrayRule{{Path: "**", Unordered: true}}}},
 		"unordered with a number rule": {Default: OperationRules{Arrays: []ArrayRule{{Path: "**", Unordered: true}}, Numbers: []NumberRule{{Path: "[*].price", Absolute: 0.01}}}},
 		"keyed":                        {Default: OperationRules{Arrays: []ArrayRule{{Path: "$", Key: "id"}}}},
+		// No rules: the text is matched in lockstep (see fused.go).
+		"exact": {},
 	} {
 		d, err := Compile(r)
 		if err != nil {
@@ -121,4 +123,25 @@ func BenchmarkWorstCase(b *testing.B) {
 	}
 	b.Run("judge-vs-parse/reference", func(b *testing.B) { perKB(b, parse) })
 	b.Run("judge-vs-parse/parity", func(b *testing.B) { perKB(b, judge(control, candidate, false)) })
+}
+
+// TestFallbackWorkBounded: when the lockstep and fused comparisons give up
+// at the end of the documents (the candidate's last element has another
+// key), the walk compares them again; the work of all three stays linear
+// in their size.
+func TestFallbackWorkBounded(t *testing.T) {
+	control, candidate, _ := worstPair(1 << 20)
+	candidate = append(candidate[:len(candidate)-2:len(candidate)-2], `,"extra":1}]`...)
+	d := Exact()
+	var work int
+	r := d.values(d.program(""), control, candidate, false, &work)
+	if r.Verdict != VerdictMismatch {
+		t.Fatalf("verdict %s (%s), want mismatch", r.Verdict, r.Reason)
+	}
+	size := len(control) + len(candidate)
+	const perByte = 1.0
+	t.Logf("%d work units for %d bytes (%.2f a byte)", work, size, float64(work)/float64(size))
+	if float64(work) > perByte*float64(size) {
+		t.Errorf("%d work units for %d bytes, want at most %.0f a byte", work, size, perByte)
+	}
 }
