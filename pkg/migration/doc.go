@@ -30,10 +30,10 @@
 // A compared read runs the other path concurrently on a goroutine of its own
 // and returns as soon as the authoritative path does; the other path's
 // latency never adds to the caller's. Those goroutines are pooled: a call
-// hands its other path to one counted idle (even one not yet started) and
-// starts a new one only when none is, a pooled goroutine that takes the
-// last idle place starts one to wait in its place, and one idle for 100ms
-// exits, so a steady stream of calls starts no goroutine per call. The memory a compared read needs is
+// hands its other path to one that is idle and starts a new one only when
+// none is, a pooled goroutine that takes the last idle place starts one to
+// wait in its place, and one idle for 100ms exits, so a steady stream of
+// calls starts no goroutine per call. The memory a compared read needs is
 // allocated by the pooled goroutine of the call before it, so the caller's
 // path allocates nothing either while calls keep coming. The other path is
 // bounded by [Timeout] (1s by default), a deadline kept by one timer shared

@@ -17,80 +17,53 @@ const workerIdle = 100 * time.Millisecond
 
 // workers runs the work Parity does beside a call — the other side of a
 // read, the building and publishing of a pair — on reused goroutines: a job
-// goes to a goroutine counted idle if there is one, and only otherwise to a
-// new goroutine. A call therefore starts no goroutine of its own while
-// calls keep coming. Jobs never wait for a busy goroutine: each goes to one
-// that is idle or about to be, so a user function that blocks delays
-// nothing else.
-var workers = newPool()
-
-// poolSlots bounds the jobs handed over and not yet taken: more than that
-// many goroutines counted idle at once (as many compared calls finishing
-// together) makes a caller wait for one of them to take its job.
-const poolSlots = 1024
+// goes to a goroutine waiting for one if there is one, and only otherwise to
+// a new goroutine. A call therefore starts no goroutine of its own while
+// calls keep coming. Jobs never queue: each starts at once, so a user
+// function that blocks delays nothing else.
+var workers = &pool{jobs: make(chan job)}
 
 type pool struct {
-	// jobs holds a job for each goroutine a caller claimed.
-	jobs chan job
-	// idle counts the goroutines waiting for a job, or about to, that no
-	// caller has claimed yet. A caller claims one by taking 1 from it and
-	// then hands its job to jobs, which whichever of them comes first
-	// takes: the goroutine need not have started yet.
-	idle    atomic.Int32
+	jobs    chan job
+	idle    atomic.Int32  // goroutines waiting for a job
 	spawned atomic.Uint64 // goroutines started, for tests
-	idleFor time.Duration // workerIdle; shorter in tests
 }
 
-func newPool() *pool { return &pool{jobs: make(chan job, poolSlots), idleFor: workerIdle} }
-
 func (p *pool) do(j job) {
-	for n := p.idle.Load(); n > 0; n = p.idle.Load() {
-		if p.idle.CompareAndSwap(n, n-1) {
-			p.jobs <- j
-			return
-		}
+	select {
+	case p.jobs <- j:
+	default:
+		p.spawned.Add(1)
+		go p.work(j)
 	}
-	p.spawned.Add(1)
-	go p.work(j)
 }
 
 // work runs j, if any, and then the jobs handed to it, until it has been
-// idle for workerIdle. A goroutine that takes a job when none is counted
-// idle starts one to wait in its place, counted idle before it has even
-// started: the next call hands its job over instead of starting a goroutine
-// on its own path (a new goroutine's stack costs the caller tens of µs now
-// and then, and on a busy machine the waiter may not have run yet).
+// idle for workerIdle. A goroutine that takes a job when no other is
+// waiting starts one to wait in its place, so that the next call finds one
+// and hands its job over instead of starting a goroutine on its own path
+// (which, with the new goroutine's stack, costs the caller tens of µs now
+// and then).
 func (p *pool) work(j job) {
-	idle := time.NewTimer(p.idleFor) // one per goroutine, reset per job
+	idle := time.NewTimer(workerIdle) // one per goroutine, reset per job
 	defer idle.Stop()
 	for {
 		if j != nil {
-			if p.idle.Load() <= 0 {
-				p.idle.Add(1)
+			if p.idle.Load() == 0 {
 				p.spawned.Add(1)
 				go p.work(nil)
 			}
 			j.run()
 			j = nil
-			idle.Reset(p.idleFor)
-			p.idle.Add(1)
 		}
-		// Counted idle (by itself, or by whoever started it).
+		idle.Reset(workerIdle)
+		p.idle.Add(1)
 		select {
 		case j = <-p.jobs:
-			continue
+			p.idle.Add(-1)
 		case <-idle.C:
-		}
-		// Time is up: leave, unless every goroutine counted idle has been
-		// claimed, this one included; then a job is on its way.
-		for n := p.idle.Load(); ; n = p.idle.Load() {
-			if n <= 0 {
-				j = <-p.jobs
-				break
-			}
-			if p.idle.CompareAndSwap(n, n-1) {
-				return
-			}
+			p.idle.Add(-1)
+			return
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -187,63 +185,12 @@ func (f funcJob) run() { f() }
 // in its place, before it runs the job, so that the next call hands its job
 // over rather than starting a goroutine on its own path.
 func TestPoolStartsAWaiter(t *testing.T) {
-	p := newPool()
+	p := &pool{jobs: make(chan job)}
 	running, release := make(chan struct{}), make(chan struct{})
 	p.do(funcJob(func() { close(running); <-release }))
 	<-running
 	defer close(release)
 	if n := p.spawned.Load(); n != 2 {
 		t.Errorf("%d goroutines started for the first job, want 2 (its own and one waiting)", n)
-	}
-}
-
-// A job goes to a goroutine counted idle even before that goroutine has
-// started: the caller starts none of its own. With one P, the waiter the
-// first job's goroutine starts has not run when the second call comes.
-func TestPoolHandsJobsToStartingWaiters(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	p := newPool()
-	running, release := make(chan struct{}), make(chan struct{})
-	p.do(funcJob(func() { close(running); <-release }))
-	<-running
-	defer close(release)
-	done := make(chan struct{})
-	p.do(funcJob(func() { close(done) }))
-	if n := p.spawned.Load(); n != 2 {
-		t.Errorf("%d goroutines started, want 2: the second job should go to the waiting one", n)
-	}
-	<-done
-}
-
-// Jobs handed over while goroutines leave at their idle time all run, and
-// the goroutines all leave once the jobs stop.
-func TestPoolLosesNoJobWhileGoroutinesLeave(t *testing.T) {
-	p := newPool()
-	p.idleFor = time.Microsecond
-	const jobs = 20000
-	var ran atomic.Int64
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Go(func() {
-			for i := range jobs / 4 {
-				p.do(funcJob(func() { ran.Add(1) }))
-				if i%64 == 0 {
-					runtime.Gosched()
-				}
-			}
-		})
-	}
-	wg.Wait()
-	testutil.Eventually(t, 30*time.Second, func() string {
-		if n := ran.Load(); n != jobs {
-			return fmt.Sprintf("%d of %d jobs ran", n, jobs)
-		}
-		if n := p.idle.Load(); n != 0 {
-			return fmt.Sprintf("%d goroutines still counted idle", n)
-		}
-		return ""
-	})
-	if len(p.jobs) != 0 {
-		t.Errorf("%d jobs left in the channel", len(p.jobs))
 	}
 }
