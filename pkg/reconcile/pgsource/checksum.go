@@ -64,6 +64,14 @@ var hashFuncs = map[string]struct{ fn, zero string }{
 // and keeps the widths hashing alike.
 var highHalf = map[string]int{"int2": 15, "int4": 31, "int8": 32}
 
+// foldedByHash are the types whose own hash functions fold an int8 to 32
+// bits as hashint8extended does (time and timetz are microseconds, interval
+// a 128-bit span folded likewise): they are hashed as their text, which is
+// exact. Text that differs for equal values (another IntervalStyle on the
+// other side) only sends the range to be compared row by row. (money has
+// no hash function and is hashed as text anyway.)
+var foldedByHash = map[string]bool{"time": true, "timetz": true, "interval": true}
+
 // rowHash renders the hash of a row: the key's, then each of cols in turn,
 // hashed by value or, where asText says, as its canonical text (see
 // [Source.ChecksumForm]).
@@ -111,8 +119,9 @@ func (s *Source) columnValue(col string, text bool) string {
 // NULL goes without (see rowHash).
 func (s *Source) columnHash(col string, text bool, seed string, i int) string {
 	raw := "t." + pgx.Identifier{col}.Sanitize()
-	q := s.columnValue(col, text)
 	typname := s.types[col]
+	text = text || foldedByHash[typname]
+	q := s.columnValue(col, text)
 	nullable := !s.notNull[col]
 	mark := int64(uint64(i+1) * nullMul)
 	f, direct := hashFuncs[typname]
