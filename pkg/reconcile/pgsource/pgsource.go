@@ -22,8 +22,9 @@
 // decimal literals, so numeric 1.50 and float8 1.5 hash alike); NULL hashes
 // apart from every value. See [Source.ChecksumForm] and docs/reconcile.md.
 // Two ranges with equal sums hold rows the differ's exact rules find equal,
-// but for a chance of about 2^-64 (and for integers that PostgreSQL's
-// integer hash folds alike, such as 0 and 4294967297).
+// but for a chance of about 2^-64 (PostgreSQL's int8 hash folds 64 bits to
+// 32, so integers carry their high half in the seed and times are hashed
+// as float8 or text; see checksum.go).
 //
 // Keys are compared in the key column's own ordering; for text keys that is
 // the column's collation, reported in the key kind so that two sides that
