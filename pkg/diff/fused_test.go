@@ -52,12 +52,7 @@ func checkFused(t *testing.T, d *Differ, a, b []byte) (lock, fused bool) {
 // numbers respelled, escapes or duplicate keys.
 func fusedPair(seed uint64) (a, b []byte) {
 	r := rand.New(rand.NewPCG(seed, 7))
-	var root any
-	if r.IntN(2) == 0 {
-		root = map[string]any{"a": genValue(r, 4), "items": genValue(r, 4), "k3": genValue(r, 3)}
-	} else {
-		root = []any{genValue(r, 4), genValue(r, 4)}
-	}
+	root := genRoot(r)
 	cand := deepCopy(root)
 	kinds := []mutation{mutReplace, mutNudge, mutNudge, mutReplace}
 	if r.IntN(4) == 0 {

@@ -468,12 +468,7 @@ func TestDifferential(t *testing.T) {
 			r := rand.New(rand.NewPCG(uint64(mi), 42))
 			matches := 0
 			for i := 0; i < n; i++ {
-				var root any
-				if r.IntN(2) == 0 {
-					root = map[string]any{"a": genValue(r, 4), "items": genValue(r, 4), "k3": genValue(r, 3)}
-				} else {
-					root = []any{genValue(r, 4), genValue(r, 4)}
-				}
+				root := genRoot(r)
 				cand := deepCopy(root)
 				for k := r.IntN(4); k > 0; k-- {
 					cand = mutateDoc(r, cand, m.mutations)
@@ -533,4 +528,13 @@ func check(t *testing.T, d *Differ, opts cmp.Options, comparePaths bool, a, b st
 			t.Fatalf("invalid UTF-8 in %+v", df)
 		}
 	}
+}
+
+// genRoot returns a random document: an object of three members or an
+// array of two, each a random value.
+func genRoot(r *rand.Rand) any {
+	if r.IntN(2) == 0 {
+		return map[string]any{"a": genValue(r, 4), "items": genValue(r, 4), "k3": genValue(r, 3)}
+	}
+	return []any{genValue(r, 4), genValue(r, 4)}
 }
