@@ -17,6 +17,11 @@ import (
 	"github.com/parityhq/parity/pkg/segment"
 )
 
+// maxApplyTime bounds an Apply, whatever its context allows: the
+// sealed-hour cache (sealedCache) relies on no Apply transaction staying
+// open for an hour.
+const maxApplyTime = 10 * time.Minute
+
 // Apply writes b in one transaction: it registers b's experiments, admits new
 // segments under the segment cap (folding the rest into [OtherSegment]), adds
 // b's counts, signature counts and variant counts to the stored ones, merges
@@ -71,6 +76,8 @@ func (s *Store) Apply(ctx context.Context, b *Batch) error {
 	if p.empty() {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, maxApplyTime)
+	defer cancel()
 	var (
 		admittedExps      []string
 		admittedOps       [][2]string
@@ -176,6 +183,18 @@ type expAgg struct {
 	stageAt          time.Time // LastSeen of the count that set stage
 	sampleStageAt    time.Time // Time of the sample that set stage, if no count did
 	pairs, divergent int64
+	// earliest is the start of the earliest minute or hour the batch
+	// writes a count, latency, variant or signature of the experiment into
+	// (zero: none): Apply moves the experiment's sealed_version when it
+	// lies before the database's current hour.
+	earliest time.Time
+}
+
+// touch records that the batch writes into the minute or hour at.
+func (e *expAgg) touch(at time.Time) {
+	if e.earliest.IsZero() || at.Before(e.earliest) {
+		e.earliest = at
+	}
 }
 
 type segCandidate struct {
@@ -243,6 +262,7 @@ func prepare(b *Batch) (*prepared, error) {
 		}
 		c.FirstSeen = c.FirstSeen.UTC()
 		e := exp(c.Experiment, c.FirstSeen)
+		e.touch(c.Minute)
 		if c.LastSeen.After(e.last) {
 			e.last = c.LastSeen
 		}
@@ -307,6 +327,7 @@ func prepare(b *Batch) (*prepared, error) {
 		}
 		sc.Patterns = cleanPatterns(sc.Patterns)
 		e := exp(sc.Experiment, sc.FirstSeen)
+		e.touch(sc.Minute)
 		if sc.LastSeen.After(e.last) {
 			e.last = sc.LastSeen
 		}
@@ -327,6 +348,7 @@ func prepare(b *Batch) (*prepared, error) {
 		if exps[li.experiment] == nil {
 			exps[li.experiment] = &expAgg{name: li.experiment, first: li.hour, last: li.hour}
 		}
+		exps[li.experiment].touch(li.hour)
 		candidate(li.experiment, li.segment, "{}", li.hour)
 		p.lats = append(p.lats, li)
 	}
@@ -341,6 +363,7 @@ func prepare(b *Batch) (*prepared, error) {
 		if exps[v.Experiment] == nil {
 			exps[v.Experiment] = &expAgg{name: v.Experiment, first: v.Minute, last: v.Minute}
 		}
+		exps[v.Experiment].touch(v.Minute)
 		p.variants = append(p.variants, v)
 	}
 
@@ -437,10 +460,14 @@ SELECT $1, range_agg(int8range(lo, hi, '[]')) FROM unnest($2::int8[], $3::int8[]
 	//
 	// $7 says which rows carry pair times; the others (registered only by
 	// latencies or variants) create an experiment but never move its times.
+	// $8 is the earliest minute or hour the batch writes into per experiment
+	// (NULL: none): one before the database's current hour moves
+	// sealed_version (see migration 012 and sealedCache).
 	sqlUpsertExperiments = `
 WITH t AS (
-	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[], $7::bool[])
-		AS t(name, first_seen, last_seen, last_stage, pairs, divergent, timed))
+	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::text[], $5::int8[], $6::int8[], $7::bool[],
+		$8::timestamptz[])
+		AS t(name, first_seen, last_seen, last_stage, pairs, divergent, timed, earliest))
 INSERT INTO experiments AS e (name, first_seen, last_seen, last_stage, pairs, divergent)
 SELECT name, first_seen, last_seen, last_stage, pairs, divergent FROM t
 ORDER BY 1
@@ -453,7 +480,9 @@ ON CONFLICT (name) DO UPDATE SET
 	                  THEN EXCLUDED.last_stage ELSE e.last_stage END,
 	pairs      = e.pairs + EXCLUDED.pairs,
 	divergent  = e.divergent + EXCLUDED.divergent,
-	version    = nextval('experiment_versions')`
+	version    = nextval('experiment_versions'),
+	sealed_version = CASE WHEN (SELECT earliest FROM t WHERE t.name = EXCLUDED.name) < date_bin('1 hour', now(), ` + rollupOrigin + `)
+	                      THEN nextval('experiment_versions') ELSE e.sealed_version END`
 
 	sqlSelectSegments = `SELECT experiment, segment FROM segments WHERE experiment = ANY($1::text[])`
 
@@ -708,11 +737,15 @@ func (p *prepared) write(ctx context.Context, tx pgx.Tx, opts Options) error {
 		firsts, lasts := make([]time.Time, n), make([]time.Time, n)
 		pairs, divergent := make([]int64, n), make([]int64, n)
 		timed := make([]bool, n)
+		earliest := make([]*time.Time, n)
 		for i, e := range p.exps {
 			names[i], firsts[i], lasts[i], stages[i], pairs[i], divergent[i] = e.name, e.first, e.last, e.stage, e.pairs, e.divergent
 			timed[i] = e.timed
+			if !e.earliest.IsZero() {
+				earliest[i] = &p.exps[i].earliest
+			}
 		}
-		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent, timed)
+		b1.Queue(sqlUpsertExperiments, names, firsts, lasts, stages, pairs, divergent, timed, earliest)
 		b1.Queue(sqlSelectCaps, names).Query(func(rows pgx.Rows) error {
 			var exp string
 			var c int

@@ -66,6 +66,18 @@
 //     ([Store.Versions]) in the same transaction; versions never repeat, so
 //     what is computed from an experiment's counts can be cached under its
 //     version without ever being stale.
+//   - Reads of a window that runs to now ([Store.Segments],
+//     [Store.Signatures], [Store.Latencies], [Store.Series]) keep what they
+//     summed over sealed hours, those that ended more than an hour before
+//     the database's clock, in the store (at most 64 MiB, least recently
+//     used first), and read from PostgreSQL only the hours since, in one
+//     statement that also reads the experiment's sealed_version. Apply
+//     moves that version whenever it writes anything of the experiment into
+//     an hour before the database's current one, and a read uses what it
+//     kept only under the version its statement sees, reading again
+//     otherwise: an answer is exactly the one that statement's snapshot
+//     holds, as without the cache. (This rests on no Apply transaction
+//     staying open for an hour: Apply gives itself at most 10 minutes.)
 //   - With [Options.MinuteRetention] set, [Store.PruneMinutes] deletes the
 //     per-minute counts before the start of the hour that long ago (and the
 //     per-minute variant and signature counts only before rolled_to as

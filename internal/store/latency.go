@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -20,7 +21,9 @@ import (
 // starts at 10:00). Rows are ordered by segment; segments without latencies
 // in those hours are left out. The merge is exact: each histogram is the
 // [report.Histogram.Merge] of every histogram applied for its hours. It
-// returns an error wrapping [ErrNotFound] for an unknown experiment.
+// returns an error wrapping [ErrNotFound] for an unknown experiment. A
+// window to now is answered through the sealed-hour cache, as
+// [Store.Segments] is.
 func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery) ([]LatencyRow, error) {
 	// The rows come to Go and merge there: at a day of 50 segments (1,200
 	// rows) that is several times faster than merging in SQL with an
@@ -41,11 +44,20 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 			until = h.Add(time.Hour)
 		}
 	}
+	if out, ok, err := s.latenciesSealed(ctx, experiment, q.Operation, since, until); ok || (err != nil && !errors.Is(err, errNotSealed)) {
+		return out, err
+	}
+	return s.latenciesRead(ctx, experiment, q.Operation, since, until)
+}
+
+// latenciesRead is [Store.Latencies] over the whole hours [since, until)
+// without the sealed-hour cache.
+func (s *Store) latenciesRead(ctx context.Context, experiment, operation string, since, until time.Time) ([]LatencyRow, error) {
 	var out []LatencyRow
 	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
 		var n int
 		var err error
-		out, n, err = s.latencies(ctx, experiment, q.Operation, since, until, rolled)
+		out, n, err = s.latencies(ctx, s.pool, experiment, operation, since, until, rolled)
 		return n, err
 	})
 	if err != nil {
@@ -57,7 +69,7 @@ func (s *Store) Latencies(ctx context.Context, experiment string, q SegmentQuery
 // latencies is one run of [Store.Latencies] over the whole hours [since,
 // until) for the rolled_to rolled (checked by the statement: [rolledGuard]),
 // returning the rows read besides the answer.
-func (s *Store) latencies(ctx context.Context, experiment, operation string, since, until, rolled time.Time) ([]LatencyRow, int, error) {
+func (s *Store) latencies(ctx context.Context, db querier, experiment, operation string, since, until, rolled time.Time) ([]LatencyRow, int, error) {
 	p := params{experiment}
 	cond := " AND (cardinality(control) > 0 OR cardinality(candidate) > 0)" + rolledGuard(&p, rolled)
 	if operation != "" {
@@ -83,7 +95,7 @@ func (s *Store) latencies(ctx context.Context, experiment, operation string, sin
 	}
 	// No ORDER BY: sorting thousands of wide rows would spill to disk; the
 	// rows are summed per segment in Go, in any order.
-	rows, err := s.pool.Query(ctx, strings.Join(qs, "\nUNION ALL\n"), p...)
+	rows, err := db.Query(ctx, strings.Join(qs, "\nUNION ALL\n"), p...)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -164,8 +164,18 @@ SELECT op FROM ops WHERE op IS NOT NULL`, experiment)
 // The whole days of the window are read from the daily rollup, the whole
 // hours left at its ends from the hourly one and only its ragged ends minute
 // by minute, so 30 days cost about 80 rows per segment and operation rather
-// than 43,200; the sums are the same.
+// than 43,200; the sums are the same. A window to now reads only its last
+// two hours from PostgreSQL when the store has read its older hours before
+// (the sealed-hour cache, see the package doc).
 func (s *Store) Segments(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
+	if out, ok, err := s.segmentsSealed(ctx, experiment, q); ok || (err != nil && !errors.Is(err, errNotSealed)) {
+		return out, err
+	}
+	return s.segmentsRead(ctx, experiment, q)
+}
+
+// segmentsRead is [Store.Segments] without the sealed-hour cache.
+func (s *Store) segmentsRead(ctx context.Context, experiment string, q SegmentQuery) ([]SegmentCount, error) {
 	// One round trip: the statement is planned for the experiment's
 	// rolled_to as last seen, which it checks itself (readRolled).
 	horizon := s.horizon(time.Now())
@@ -322,12 +332,21 @@ const DefaultSignatureLimit = 20
 // distinct segments it was seen in), FirstSeen and LastSeen describe the
 // selection, not all time; Patterns is the signature's pattern set as JSON
 // (a []diff.PatternKind, "[]" if never received). It returns an error
-// wrapping [ErrNotFound] for an unknown experiment.
+// wrapping [ErrNotFound] for an unknown experiment. A window to now is
+// answered through the sealed-hour cache, as [Store.Segments] is.
 func (s *Store) Signatures(ctx context.Context, experiment string, q SignatureQuery) ([]SignatureSummary, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = DefaultSignatureLimit
 	}
+	if out, ok, err := s.signaturesSealed(ctx, experiment, q, limit); ok || (err != nil && !errors.Is(err, errNotSealed)) {
+		return out, err
+	}
+	return s.signaturesRead(ctx, experiment, q, limit)
+}
+
+// signaturesRead is [Store.Signatures] without the sealed-hour cache.
+func (s *Store) signaturesRead(ctx context.Context, experiment string, q SignatureQuery, limit int) ([]SignatureSummary, error) {
 	horizon := s.horizon(time.Now())
 	var out []SignatureSummary
 	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {

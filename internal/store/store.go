@@ -127,6 +127,7 @@ type Store struct {
 	attrs  attrsCache
 	names  knownNames
 	rolled rolledCache
+	sealed sealedCache
 }
 
 //go:embed migrations/*.sql

@@ -360,32 +360,52 @@ func (s *Store) Series(ctx context.Context, experiment string, q SegmentQuery, s
 	if err := checkStep(step); err != nil {
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
+	if out, ok, err := s.seriesSealed(ctx, experiment, q, step); ok || (err != nil && !errors.Is(err, errNotSealed)) {
+		return out, err
+	}
+	return s.seriesRead(ctx, experiment, q, step)
+}
+
+// seriesRead is [Store.Series] without the sealed-hour cache.
+func (s *Store) seriesRead(ctx context.Context, experiment string, q SegmentQuery, step time.Duration) ([]SeriesPoint, error) {
 	horizon := s.horizon(time.Now())
 	var out []SeriesPoint
 	err := s.readRolled(ctx, experiment, func(rolled time.Time) (int, error) {
 		p := params{experiment, step}
 		from := countsFrom(&p, "$1", q.Since, q.Until, q.Operation, coarsestFor(step), horizon, rolled, rolledGuard(&p, rolled))
-		rows, err := s.pool.Query(ctx, `
-SELECT segment, date_bin($2::interval, t, `+seriesOrigin+`) AS at, sum(pairs)::int8, sum(divergent)::int8
-FROM `+from+`
-GROUP BY segment, at
+		rows, err := s.pool.Query(ctx, seriesSQL(from)+`
 ORDER BY segment, at`, p...)
 		if err != nil {
 			return 0, err
 		}
-		out = []SeriesPoint{}
-		var pt SeriesPoint
-		_, err = pgx.ForEachRow(rows, []any{&pt.Segment, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
-			pt.At = pt.At.UTC()
-			out = append(out, pt)
-			return nil
-		})
+		out, err = collectSeries(rows)
 		return len(out), err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: series of %q: %w", experiment, err)
 	}
 	return out, nil
+}
+
+// seriesSQL sums the count rows of from (see [countsFrom]) per segment and
+// bucket of the step $2: columns segment, at, pairs and divergent.
+func seriesSQL(from string) string {
+	return `
+SELECT segment, date_bin($2::interval, t, ` + seriesOrigin + `) AS at, sum(pairs)::int8 AS pairs, sum(divergent)::int8 AS divergent
+FROM ` + from + `
+GROUP BY segment, at`
+}
+
+// collectSeries reads the rows of seriesSQL.
+func collectSeries(rows pgx.Rows) ([]SeriesPoint, error) {
+	out := []SeriesPoint{}
+	var pt SeriesPoint
+	_, err := pgx.ForEachRow(rows, []any{&pt.Segment, &pt.At, &pt.Pairs, &pt.Divergent}, func() error {
+		pt.At = pt.At.UTC()
+		out = append(out, pt)
+		return nil
+	})
+	return out, err
 }
 
 // Overview returns, per experiment, its total counts (all segments and
