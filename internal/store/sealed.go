@@ -208,11 +208,19 @@ func sealedWindow(since, until, horizon time.Time) (from, edge, sealed time.Time
 	return since, edge, sealed, true
 }
 
-// minuteSegment is one segment's counts in one minute, summed over the
-// operations read.
-type minuteSegment struct {
-	minute time.Time
-	SegmentCount
+// minuteTails are, for each segment with counts in one hour, the sums of
+// its minutes from each minute of the hour on: a window that starts in the
+// hour takes one tail per segment, whatever minute it starts at.
+type minuteTails struct {
+	segments []string
+	tails    [][61]minuteTail // [i][m]: segments[i]'s minutes m… of the hour; [60] is empty
+}
+
+// minuteTail is the sum of a segment's minutes from one minute on.
+type minuteTail struct {
+	report.Counters
+	last time.Time
+	seen bool // a minute from there on has a row
 }
 
 // segmentsSealed answers [Store.Segments] from the sealed-hour cache and
@@ -239,14 +247,17 @@ func (s *Store) segmentsSealed(ctx context.Context, experiment string, q Segment
 			}
 		}
 		if edge.After(since) {
-			minutes, v, err := s.sealedSegmentMinutes(ctx, experiment, q.Operation, since.Truncate(time.Hour))
+			h := since.Truncate(time.Hour)
+			minutes, v, err := s.sealedSegmentMinutes(ctx, experiment, q.Operation, h)
 			if err != nil {
 				return nil, false, err
 			}
 			versions = append(versions, v)
-			for i := range minutes {
-				if !minutes[i].minute.Before(since) {
-					sum(&minutes[i].SegmentCount)
+			// The minutes that start at or after since.
+			m := int((since.Sub(h) + time.Minute - 1) / time.Minute)
+			for i, seg := range minutes.segments {
+				if t := &minutes.tails[i][m]; t.seen {
+					sum(&SegmentCount{Segment: seg, Counters: t.Counters, LastSeen: t.last})
 				}
 			}
 		}
@@ -299,35 +310,45 @@ GROUP BY segment`, p...)
 	return out, version, nil
 }
 
-// sealedSegmentMinutes returns experiment's counts per minute and segment
-// in the sealed hour from (of operation op if set), ordered by minute, and
-// the sealed_version they hold for: cached, or read and cached.
-func (s *Store) sealedSegmentMinutes(ctx context.Context, experiment, op string, from time.Time) ([]minuteSegment, int64, error) {
+// sealedSegmentMinutes returns experiment's counts per segment in the
+// sealed hour from (of operation op if set) as sums from each minute on,
+// and the sealed_version they hold for: cached, or read and cached.
+func (s *Store) sealedSegmentMinutes(ctx context.Context, experiment, op string, from time.Time) (*minuteTails, int64, error) {
 	k := sealedKey{read: "segment-minutes", experiment: experiment, operation: op, from: from}
 	if v, version, ok := s.sealed.get(k); ok {
-		return v.([]minuteSegment), version, nil
+		return v.(*minuteTails), version, nil
 	}
-	var out []minuteSegment
+	out := &minuteTails{}
 	version, err := s.readSealed(ctx, experiment, from.Add(time.Hour), func(tx pgx.Tx, _ time.Time) error {
 		p := params{experiment}
 		cond := " AND minute >= " + p.add(from) + " AND minute < " + p.add(from.Add(time.Hour))
 		if op != "" {
 			cond += " AND operation = " + p.add(op)
 		}
-		rows, err := tx.Query(ctx, `SELECT minute, segment, `+sumCounters+`, max(last_seen)
+		rows, err := tx.Query(ctx, `SELECT segment, minute, `+sumCounters+`, max(last_seen)
 FROM pair_counts WHERE experiment = $1`+cond+`
-GROUP BY minute, segment ORDER BY minute`, p...)
+GROUP BY segment, minute ORDER BY segment`, p...)
 		if err != nil {
 			return err
 		}
-		var m minuteSegment
-		scan := []any{&m.minute, &m.Segment}
-		for _, f := range m.Fields() {
+		var seg string
+		var minute time.Time
+		var t minuteTail
+		scan := []any{&seg, &minute}
+		for _, f := range t.Fields() {
 			scan = append(scan, f)
 		}
-		_, err = pgx.ForEachRow(rows, append(scan, &m.LastSeen), func() error {
-			m.minute, m.LastSeen = m.minute.UTC(), m.LastSeen.UTC()
-			out = append(out, m)
+		_, err = pgx.ForEachRow(rows, append(scan, &t.last), func() error {
+			if n := len(out.segments); n == 0 || out.segments[n-1] != seg {
+				out.segments = append(out.segments, seg)
+				out.tails = append(out.tails, [61]minuteTail{})
+			}
+			m := int(minute.Sub(from) / time.Minute)
+			if m < 0 || m >= 60 {
+				return fmt.Errorf("minute %v outside the hour %v", minute, from)
+			}
+			t.last, t.seen = t.last.UTC(), true
+			out.tails[len(out.tails)-1][m] = t
 			return nil
 		})
 		return err
@@ -335,7 +356,18 @@ GROUP BY minute, segment ORDER BY minute`, p...)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: sealed minutes of %q: %w", experiment, err)
 	}
-	s.sealed.put(k, version, out, 64+len(out)*(report.NumCounters*8+88))
+	for i := range out.tails {
+		tails := &out.tails[i]
+		for m := 59; m >= 0; m-- {
+			t, next := &tails[m], &tails[m+1]
+			t.Add(next.Counters)
+			t.seen = t.seen || next.seen
+			if next.last.After(t.last) {
+				t.last = next.last
+			}
+		}
+	}
+	s.sealed.put(k, version, out, 64+len(out.tails)*(61*(report.NumCounters*8+32)+16))
 	return out, version, nil
 }
 

@@ -78,7 +78,8 @@ func TestSealedReadsMatchUncached(t *testing.T) {
 
 	var windows []time.Time
 	for _, d := range []time.Duration{0, 40*time.Hour + 7*time.Minute, 29*time.Hour + 3*time.Minute, 24 * time.Hour,
-		24*time.Hour - 13*time.Minute, 3*time.Hour + time.Minute, 2 * time.Hour, 90 * time.Minute, 10 * time.Minute} {
+		24*time.Hour - 13*time.Minute, 5*time.Hour + 30*time.Second, 3*time.Hour + time.Minute, 2 * time.Hour, 90 * time.Minute,
+		10 * time.Minute} {
 		if d == 0 {
 			windows = append(windows, time.Time{})
 		} else {
