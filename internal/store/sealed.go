@@ -834,8 +834,10 @@ func (s *Store) seriesSealed(ctx context.Context, experiment string, q SegmentQu
 	now := time.Now()
 	horizon := s.horizon(now)
 	// Buckets start at multiples of step from seriesOrigin, Go's zero time.
+	// A window whose start is not a bucket's (a short chart's, which moves
+	// with every request) would be kept once per request: read it whole.
 	b := sealedBefore(now).Truncate(step)
-	if !q.Until.IsZero() || !q.Since.Before(b) || b.Before(horizon) {
+	if !q.Until.IsZero() || !q.Since.Before(b) || b.Before(horizon) || !q.Since.Truncate(step).Equal(q.Since) {
 		return nil, false, nil
 	}
 	k := sealedKey{read: "series", experiment: experiment, operation: q.Operation, from: q.Since, to: b, step: step}
