@@ -56,12 +56,21 @@ func b11Store(owner *testing.B, sh history.Shape, span time.Duration) (*store.St
 	return st, nil
 }
 
+// b11Samples and b11SampleTime bound the requests BenchmarkB11 takes its
+// p99 over, beyond -benchtime's: at least b11Samples where that takes at
+// most b11SampleTime more.
+const (
+	b11Samples    = 400
+	b11SampleTime = 2 * time.Second
+)
+
 // BenchmarkB11 measures every dashboard page and API call a user opens for
 // one experiment with 30 days of history (parity) against the same page
 // with one hour of it (reference), issue 17's B11: p99 ≤ 1.5× the
 // reference's, and ≤ 300 ms for the default windows. p99-ns is each run's
 // 99th-percentile time through the real handlers (newEcho over a real
-// PostgreSQL store, httptest, no network).
+// PostgreSQL store, httptest, no network), over the timed requests and, for
+// a call cheap enough, more taken after them (b11Samples).
 //
 // What is generated (internal/history, COPY, ending at the current minute):
 // one experiment, hist-000, at the issue's full density — 5 operations × 100
@@ -135,10 +144,8 @@ func BenchmarkB11(b *testing.B) {
 				for range 3 { // warm the pool, the templates and the caches
 					h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, c.target, nil))
 				}
-				took := make([]time.Duration, 0, b.N)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
+				took := make([]time.Duration, 0, max(b.N, b11Samples))
+				request := func() {
 					rec := httptest.NewRecorder()
 					start := time.Now()
 					h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, c.target, nil))
@@ -147,7 +154,18 @@ func BenchmarkB11(b *testing.B) {
 						b.Fatalf("%s: %d %s", c.target, rec.Code, rec.Body.String())
 					}
 				}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					request()
+				}
 				b.StopTimer()
+				// A p99 of 40 samples is their maximum: a cheap call is
+				// sampled on, outside the timed loop, to b11Samples or for
+				// b11SampleTime, whichever comes first.
+				for began := time.Now(); len(took) < b11Samples && time.Since(began) < b11SampleTime; {
+					request()
+				}
 				slices.Sort(took)
 				b.ReportMetric(float64(took[len(took)*99/100].Nanoseconds()), "p99-ns")
 			})
