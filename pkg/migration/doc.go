@@ -30,10 +30,15 @@
 // A compared read runs the other path concurrently on a goroutine of its own
 // and returns as soon as the authoritative path does; the other path's
 // latency never adds to the caller's. Those goroutines are pooled: a call
-// hands its other path to one that is idle and starts a new one only when
-// none is, a pooled goroutine that takes the last idle place starts one to
-// wait in its place, and one idle for 100ms exits, so a steady stream of
-// calls starts no goroutine per call. The memory a compared read needs is
+// appends its other path to a queue, which a dispatching goroutine hands,
+// every 250µs while calls come, to pooled goroutines that are idle, starting
+// a new one only when none is; a pooled goroutine that takes the last idle
+// place starts one to wait in its place, one idle for 100ms exits, and the
+// dispatcher exits after 50ms without a call. So a steady stream of calls
+// starts no goroutine and wakes no thread per call (a wake-up costs the
+// caller a futex call, several µs at the tail); the other path starts
+// within about a tick of the call, up to a millisecond where the runtime's
+// timers are that coarse, and its latency is timed from its own start. The memory a compared read needs is
 // allocated by the pooled goroutine of the call before it, so the caller's
 // path allocates nothing either while calls keep coming. The other path is
 // bounded by [Timeout] (1s by default), a deadline kept by one timer shared

@@ -212,10 +212,12 @@ func (rc *readCall[Req, Res]) runOther(parent context.Context, fn Func[Req, Res]
 	if !c.opts.cancelWithCtx {
 		parent = context.WithoutCancel(parent)
 	}
-	// Both sides are timed from the start of the call, like the deadline,
-	// which the shared clock keeps: no timer of its own.
-	start := rc.info.start
-	ctx := newDeadlineCtx(parent, start.Add(c.opts.timeout), func(ctx *deadlineCtx) {
+	// The deadline is the call's start plus the timeout, kept by the shared
+	// clock (no timer of its own); the side is timed from its own start,
+	// which the pool's dispatcher may make up to about a tick later than
+	// the call's, so that its latency compares fairly with the caller's.
+	start := time.Now()
+	ctx := newDeadlineCtx(parent, rc.info.start.Add(c.opts.timeout), func(ctx *deadlineCtx) {
 		if !rc.claimed.CompareAndSwap(false, true) {
 			return
 		}

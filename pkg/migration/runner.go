@@ -16,20 +16,77 @@ type job interface{ run() }
 const workerIdle = 100 * time.Millisecond
 
 // workers runs the work Parity does beside a call — the other side of a
-// read, the building and publishing of a pair — on reused goroutines: a job
-// goes to a goroutine waiting for one if there is one, and only otherwise to
-// a new goroutine. A call therefore starts no goroutine of its own while
-// calls keep coming. Jobs never queue: each starts at once, so a user
-// function that blocks delays nothing else.
+// read, the building and publishing of a pair — on reused goroutines.
+//
+// A call only appends its job to a queue, under a lock held for the
+// append: it wakes no thread. A dispatching goroutine takes the queue every
+// dispatchTick and hands each job to a goroutine waiting for one if there
+// is one, and only otherwise to a new goroutine; once it has found the
+// queue empty for dispatchIdle it exits, and the next call starts it again.
+// So while calls keep coming, a call neither starts a goroutine nor wakes a
+// thread on its own path (waking an idle thread costs the caller a futex
+// call, several µs at the tail), and the other side starts within about a
+// tick of the call (a millisecond at most where the runtime's timers are
+// that coarse). Jobs never wait for one another: each runs on its own
+// goroutine, so a user function that blocks delays nothing else.
 var workers = &pool{jobs: make(chan job)}
+
+// dispatchTick is how often the dispatcher takes the queue while calls
+// come; dispatchIdle is how long it finds the queue empty before it exits.
+const (
+	dispatchTick = 250 * time.Microsecond
+	dispatchIdle = 50 * time.Millisecond
+)
 
 type pool struct {
 	jobs    chan job
 	idle    atomic.Int32  // goroutines waiting for a job
 	spawned atomic.Uint64 // goroutines started, for tests
+
+	mu      sync.Mutex
+	queue   []job
+	running bool // a dispatcher runs
 }
 
+// do queues j to start on a pooled goroutine, starting the dispatcher if
+// none runs.
 func (p *pool) do(j job) {
+	p.mu.Lock()
+	p.queue = append(p.queue, j)
+	start := !p.running
+	p.running = true
+	p.mu.Unlock()
+	if start {
+		go p.dispatch()
+	}
+}
+
+// dispatch starts the queued jobs every dispatchTick until the queue has
+// stayed empty for dispatchIdle.
+func (p *pool) dispatch() {
+	var batch []job
+	empty := 0
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			empty = 0
+		} else if empty++; time.Duration(empty)*dispatchTick >= dispatchIdle {
+			p.running = false
+			p.mu.Unlock()
+			return
+		}
+		batch, p.queue = p.queue, batch[:0]
+		p.mu.Unlock()
+		for i, j := range batch {
+			p.start(j)
+			batch[i] = nil
+		}
+		time.Sleep(dispatchTick)
+	}
+}
+
+// start hands j to a waiting goroutine, or to a new one.
+func (p *pool) start(j job) {
 	select {
 	case p.jobs <- j:
 	default:
